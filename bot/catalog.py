@@ -1,0 +1,165 @@
+"""The service catalog: a YAML file an operator edits, loaded into the database idempotently."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.models import Agency, Service
+from flows.catalog import AgencyInfo, Catalog, ServiceInfo
+
+CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+class CatalogError(Exception):
+    """A catalog file that cannot be loaded; the message says where and why."""
+
+
+class ServiceSpec(BaseModel):
+    code: str
+    name: str = Field(min_length=2, max_length=200)
+    aliases: list[str] = Field(default_factory=list)
+    free_by_law: bool = False
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, v: str) -> str:
+        if not CODE.match(v):
+            raise ValueError("code must be 1-32 letters, digits, '-' or '_'")
+        return v
+
+
+class AgencySpec(BaseModel):
+    slug: str
+    name: str = Field(min_length=2, max_length=200)
+    short_name: str = Field(min_length=1, max_length=80)
+    timezone: str = "Asia/Jakarta"
+    followup_days: int = Field(default=7, ge=1, le=90)
+    quiet_start: str = "21:00"
+    quiet_end: str = "07:00"
+    aliases: list[str] = Field(default_factory=list)
+    services: list[ServiceSpec] = Field(min_length=1)
+
+    @field_validator("slug")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not CODE.match(v):
+            raise ValueError("slug must be 1-32 letters, digits, '-' or '_'")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use Asia/Jakarta, Asia/Makassar or Asia/Jayapura)") from None
+        return v
+
+
+class CatalogSpec(BaseModel):
+    region: str = ""
+    agencies: list[AgencySpec] = Field(min_length=1)
+
+
+def read_catalog(path: Path) -> CatalogSpec:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CatalogError(f"catalog file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        spec = CatalogSpec.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise CatalogError(f"{path}: {where}: {err['msg']}") from None
+    codes = [s.code for a in spec.agencies for s in a.services]
+    dupes = sorted({c for c in codes if codes.count(c) > 1})
+    if dupes:
+        raise CatalogError(f"{path}: service code used twice: {', '.join(dupes)}")
+    return spec
+
+
+def load_catalog(db: Session, path: Path) -> dict[str, int]:
+    """Upsert agencies and services. Returns counts of created/updated rows; twice = no change."""
+    spec = read_catalog(path)
+    stats = {"created": 0, "updated": 0, "unchanged": 0}
+    agencies = {a.slug: a for a in db.scalars(select(Agency))}
+    services = {s.code: s for s in db.scalars(select(Service))}
+
+    def apply(row: object, values: dict[str, object], is_new: bool) -> None:
+        changed = is_new
+        for key, value in values.items():
+            if getattr(row, key) != value:
+                setattr(row, key, value)
+                changed = True
+        stats["created" if is_new else "updated" if changed else "unchanged"] += 1
+
+    for a in spec.agencies:
+        agency = agencies.get(a.slug)
+        is_new = agency is None
+        if agency is None:
+            agency = Agency(slug=a.slug, settings={})
+            db.add(agency)
+        apply(
+            agency,
+            {"name": a.name, "short_name": a.short_name, "timezone": a.timezone,
+             "followup_days": a.followup_days, "quiet_start": a.quiet_start,
+             "quiet_end": a.quiet_end, "active": True,
+             "settings": {**(agency.settings or {}), "aliases": a.aliases}},
+            is_new,
+        )
+        db.flush()
+        for s in a.services:
+            service = services.get(s.code)
+            s_new = service is None
+            if service is None:
+                service = Service(code=s.code)
+                db.add(service)
+            apply(
+                service,
+                {"agency_id": agency.id, "name": s.name, "aliases": {"aliases": s.aliases},
+                 "free_by_law": s.free_by_law, "active": True},
+                s_new,
+            )
+    db.flush()
+    return stats
+
+
+def snapshot(db: Session) -> Catalog:
+    """The engine's read-only view of active agencies and services."""
+    agencies = db.scalars(select(Agency).where(Agency.active).order_by(Agency.id)).all()
+    slug_by_id = {a.id: a.slug for a in agencies}
+    services = db.scalars(select(Service).where(Service.active).order_by(Service.id)).all()
+    return Catalog(
+        agencies=tuple(AgencyInfo(a.slug, a.name, a.short_name, a.timezone,
+                                    tuple((a.settings or {}).get("aliases", [])))
+                         for a in agencies),
+        services=tuple(
+            ServiceInfo(s.code, s.name, slug_by_id[s.agency_id], tuple(s.aliases.get("aliases", [])),
+                        s.free_by_law)
+            for s in services
+            if s.agency_id in slug_by_id
+        ),
+    )
+
+
+def catalog_from_spec(spec: CatalogSpec) -> Catalog:
+    """Build the engine's catalog straight from a file (tests, benchmarks)."""
+    return Catalog(
+        agencies=tuple(AgencyInfo(a.slug, a.name, a.short_name, a.timezone, tuple(a.aliases))
+                         for a in spec.agencies),
+        services=tuple(
+            ServiceInfo(s.code, s.name, a.slug, tuple(s.aliases), s.free_by_law)
+            for a in spec.agencies
+            for s in a.services
+        ),
+    )

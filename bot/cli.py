@@ -1,0 +1,76 @@
+"""Command line: ``python bot.py [command]``. Without a command the bot runs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.catalog import CatalogError, load_catalog
+from bot.config import ConfigError, Settings, load_settings
+from bot.db import make_engine, migrate, session_factory, transaction
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python bot.py", description="Prima citizen-feedback bot.")
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the bot (default): Telegram if configured, else the console chat")
+    sub.add_parser("migrate", help="apply database migrations")
+    cat = sub.add_parser("catalog", help="service catalog")
+    cat_sub = cat.add_subparsers(dest="action", required=True)
+    load = cat_sub.add_parser("load", help="load the catalog YAML into the database (idempotent)")
+    load.add_argument("path", nargs="?", type=Path, help="YAML file (default: CATALOG_PATH)")
+    return p
+
+
+def _logging(settings: Settings, console: bool) -> None:
+    level = getattr(logging, settings.log_level)
+    if console and "LOG_LEVEL" not in {k.upper() for k in __import__("os").environ}:
+        level = logging.WARNING  # keep the chat readable
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        command = args.command or "run"
+        console = command == "run" and not settings.telegram_bot_token
+        _logging(settings, console)
+        if command == "migrate":
+            engine = make_engine(settings.database_url)
+            migrate(engine)
+            print("Database is up to date.")
+            return 0
+        if command == "catalog":
+            engine = make_engine(settings.database_url)
+            migrate(engine)
+            path = args.path or settings.catalog_path
+            with transaction(session_factory(engine)) as db:
+                stats = load_catalog(db, path)
+            print(f"Catalog {path}: {stats['created']} created, {stats['updated']} updated, "
+                  f"{stats['unchanged']} unchanged.")
+            return 0
+        return _run(settings)
+    except (ConfigError, CatalogError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+
+
+def _run(settings: Settings) -> int:
+    from bot.app import build_app
+
+    app = build_app(settings)
+    if settings.telegram_bot_token:
+        try:
+            from bot.channels.telegram import run_telegram
+        except ImportError:  # pragma: no cover - the Telegram channel is not built yet
+            print("Telegram channel is not available in this build.", file=sys.stderr)
+            return 2
+        return run_telegram(app)
+    from bot.channels.console import ConsoleChannel
+
+    return ConsoleChannel(app.runtime, app.texts, settings.default_language).run()

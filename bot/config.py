@@ -1,0 +1,85 @@
+"""One place for every setting, read from the environment and an optional ``.env``.
+
+A bad value must stop start-up with one line that names the setting, so the operator
+knows what to fix without reading a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CATALOG = ROOT / "catalog.yaml"
+
+
+class ConfigError(Exception):
+    """Raised with a one-line, operator-facing explanation."""
+
+
+class Settings(BaseSettings):
+    """All settings. Names are the environment variable names (case-insensitive)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: str = Field(
+        default="sqlite:///data/prima.db",
+        description="SQLAlchemy URL. SQLite by default; postgresql+psycopg://... for several processes.",
+    )
+    catalog_path: Path = Field(default=DEFAULT_CATALOG, description="YAML catalog of agencies and services.")
+    default_language: Literal["id", "en"] = Field(default="id", description="Language for new residents.")
+    session_timeout_minutes: int = Field(
+        default=30, ge=1, le=7 * 24 * 60, description="Idle minutes after which a conversation expires."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+
+    telegram_bot_token: str | None = Field(default=None, description="Bot token from @BotFather.")
+    telegram_api_base: str | None = Field(default=None, description="Another Bot API server (self-hosted or test).")
+    telegram_webhook_url: str | None = Field(default=None, description="Public HTTPS URL; enables webhook mode.")
+    telegram_webhook_secret: str | None = Field(default=None, description="secret_token for the webhook.")
+    http_host: str = Field(default="127.0.0.1", description="Address of the webhook/health HTTP server.")
+    http_port: int = Field(default=8080, ge=1, le=65535, description="Port of the webhook/health HTTP server.")
+
+    whatsapp_token: str | None = Field(default=None, description="WhatsApp Cloud API access token.")
+    whatsapp_phone_number_id: str | None = Field(default=None, description="Sender phone number id.")
+    whatsapp_app_secret: str | None = Field(default=None, description="App secret for webhook signatures.")
+    whatsapp_verify_token: str | None = Field(default=None, description="Webhook verification token.")
+    whatsapp_api_base: str = Field(
+        default="https://graph.facebook.com/v21.0", description="Graph API base URL."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0].lower()
+        if "://" not in value or not scheme.startswith(("sqlite", "postgresql", "postgres")):
+            raise ValueError(
+                "must be sqlite:///path/to/file.db or postgresql+psycopg://user@host/db"
+            )
+        return value
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token_shape(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        head, _, tail = value.partition(":")
+        if not head.isdigit() or len(tail) < 10:
+            raise ValueError("does not look like a bot token (expected 123456:ABC...)")
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings or raise :class:`ConfigError` naming the first bad setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]).upper() if err["loc"] else "configuration"
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"Configuration error: {name}: {msg}") from None

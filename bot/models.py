@@ -1,0 +1,250 @@
+"""SQLAlchemy 2 models. Times are stored as naive UTC and read back as aware UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Store UTC without a zone (portable across SQLite and PostgreSQL), return aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; pass an aware datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}  # noqa: RUF012
+
+
+class Agency(Base):
+    __tablename__ = "agencies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    short_name: Mapped[str] = mapped_column(String(80))
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Jakarta")
+    followup_days: Mapped[int] = mapped_column(Integer, default=7)
+    quiet_start: Mapped[str] = mapped_column(String(5), default="21:00")
+    quiet_end: Mapped[str] = mapped_column(String(5), default="07:00")
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    services: Mapped[list[Service]] = relationship(back_populates="agency", order_by="Service.id")
+
+
+class Service(Base):
+    __tablename__ = "services"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    aliases: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"aliases": [...]}
+    free_by_law: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    agency: Mapped[Agency] = relationship(back_populates="services")
+
+
+class Contact(Base):
+    """A resident (or staff member) on one channel."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_contacts_channel_external"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(8), default="id")
+    consent_at: Mapped[datetime | None] = mapped_column()
+    unreachable_at: Mapped[datetime | None] = mapped_column()
+    last_inbound_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column()
+
+
+class ConversationSession(Base):
+    """The engine's state for one contact; one row, updated in the event's transaction."""
+
+    __tablename__ = "sessions"
+
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column()
+
+
+class InboundEvent(Base):
+    """De-duplication of inbound deliveries (Telegram update_id, WhatsApp message id...)."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (UniqueConstraint("channel", "event_key", name="uq_inbound_events_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    event_key: Mapped[str] = mapped_column(String(128))
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class SurveyResponse(Base):
+    """One SKM questionnaire; kept even when incomplete (answered elements still count)."""
+
+    __tablename__ = "survey_responses"
+    __table_args__ = (Index("ix_survey_responses_agency_started", "agency_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    response_key: Mapped[str] = mapped_column(String(128), unique=True)
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), index=True
+    )
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="partial")  # partial | complete
+    suggestion: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column()
+    completed_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+    answers: Mapped[list[SurveyAnswer]] = relationship(
+        back_populates="response", cascade="all, delete-orphan", order_by="SurveyAnswer.element"
+    )
+
+
+class SurveyAnswer(Base):
+    """Score 1-4 for one of the nine elements; NULL score means "tidak tahu" (skipped)."""
+
+    __tablename__ = "survey_answers"
+    __table_args__ = (
+        UniqueConstraint("response_id", "element", name="uq_survey_answers_element"),
+        Index("ix_survey_answers_agency_element", "agency_id", "answered_at", "element"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("survey_responses.id", ondelete="CASCADE"))
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    element: Mapped[int] = mapped_column(SmallInteger)
+    score: Mapped[int | None] = mapped_column(SmallInteger)
+    answered_at: Mapped[datetime] = mapped_column()
+
+    response: Mapped[SurveyResponse] = relationship(back_populates="answers")
+
+
+class Complaint(Base):
+    __tablename__ = "complaints"
+    __table_args__ = (Index("ix_complaints_agency_created", "agency_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket: Mapped[str] = mapped_column(String(16), unique=True)
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), index=True
+    )
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(32))
+    occurred: Mapped[str | None] = mapped_column(String(200))
+    attachments: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"photos": [...]}
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    location_text: Mapped[str | None] = mapped_column(String(300))
+    confidential: Mapped[bool] = mapped_column(Boolean, default=False)
+    contact_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    reporter_name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    anonymised_at: Mapped[datetime | None] = mapped_column()
+    source_key: Mapped[str] = mapped_column(String(128), unique=True)
+
+    service: Mapped[Service] = relationship()
+    history: Mapped[list[StatusChange]] = relationship(
+        back_populates="complaint", order_by="StatusChange.id"
+    )
+
+
+class StatusChange(Base):
+    """Audit trail: who changed a complaint's status, when, from what, to what, and why."""
+
+    __tablename__ = "status_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column()
+
+    complaint: Mapped[Complaint] = relationship(back_populates="history")
+
+
+class OutboxMessage(Base):
+    """Every outbound message. Immediate replies are sent right after commit; the rest by the dispatcher."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32), default="reply")
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # pending | claimed | sent | failed | cancelled
+    due_at: Mapped[datetime] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column()

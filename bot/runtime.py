@@ -1,0 +1,426 @@
+"""The runtime: one inbound event -> one database transaction -> outbox rows to send.
+
+It de-duplicates the delivery, locks the contact (serialising work per resident, also across
+processes on PostgreSQL), runs the pure engine, applies every effect, and stores the new
+session state, all in one transaction. Nothing is half-saved.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import tickets
+from bot.catalog import snapshot
+from bot.i18n import TEXTS
+from bot.models import (
+    Agency,
+    Complaint,
+    Contact,
+    ConversationSession,
+    InboundEvent,
+    OutboxMessage,
+    Service,
+    StatusChange,
+    SurveyAnswer,
+    SurveyResponse,
+)
+from flows import engine
+from flows.catalog import Catalog
+from flows.types import (
+    Call,
+    Context,
+    Effect,
+    Event,
+    RecordConsent,
+    Reply,
+    SetLanguage,
+    StepResult,
+    Texts,
+    UpsertSurvey,
+)
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+MAX_RESUMES = 8
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """An event from a channel, with who sent it and where to answer."""
+
+    channel: str
+    user_id: str
+    chat_id: str
+    event: Event
+    event_key: str | None = None  # delivery id for de-duplication (update_id, wamid...)
+    display_name: str | None = None
+    language_hint: str | None = None
+
+
+def reply_payload(reply: Reply) -> dict[str, Any]:
+    return {
+        "text": reply.text,
+        "choices": [{"id": c.id, "label": c.label, "nav": c.nav} for c in reply.choices],
+        "q": reply.q,
+    }
+
+
+def local_time(when: datetime | None, tz: str) -> str:
+    if when is None:
+        return "-"
+    local = when.astimezone(ZoneInfo(tz))
+    return f"{local:%d-%m-%Y %H:%M} {local.tzname()}"
+
+
+class Runtime:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        *,
+        clock: Clock = utcnow,
+        texts: Texts = TEXTS,
+        default_language: str = "id",
+        session_timeout: timedelta = timedelta(minutes=30),
+        catalog_ttl: timedelta = timedelta(seconds=60),
+    ) -> None:
+        self.factory = factory
+        self.clock = clock
+        self.texts = texts
+        self.default_language = default_language
+        self.session_timeout = session_timeout
+        self.catalog_ttl = catalog_ttl
+        self._catalog: Catalog | None = None
+        self._catalog_at: datetime | None = None
+        self.postgres = factory.kw["bind"].dialect.name == "postgresql"
+
+    # ------------------------------------------------------------------ catalog
+
+    def catalog(self, db: Session, now: datetime) -> Catalog:
+        if self._catalog is None or self._catalog_at is None or now - self._catalog_at > self.catalog_ttl:
+            self._catalog = snapshot(db)
+            self._catalog_at = now
+        return self._catalog
+
+    def reload_catalog(self) -> None:
+        self._catalog = None
+
+    # ------------------------------------------------------------------ entry point
+
+    def handle(self, inbound: Inbound) -> list[OutboxMessage]:
+        """Process one inbound event. Returns the committed replies to send now (status claimed)."""
+        now = self.clock()
+        with self.factory() as db, db.begin():
+            if inbound.event_key and not self._first_delivery(db, inbound, now):
+                log.info("duplicate delivery %s/%s ignored", inbound.channel, inbound.event_key)
+                return []
+            contact = self._contact(db, inbound, now)
+            work = _Work(self, db, inbound, contact, now)
+            work.run()
+            return work.outbox
+
+    def _first_delivery(self, db: Session, inbound: Inbound, now: datetime) -> bool:
+        insert = pg_insert if self.postgres else sqlite_insert
+        stmt = (
+            insert(InboundEvent)
+            .values(channel=inbound.channel, event_key=inbound.event_key, received_at=now)
+            .on_conflict_do_nothing()
+        )
+        return bool(db.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+    def _contact(self, db: Session, inbound: Inbound, now: datetime) -> Contact:
+        insert = pg_insert if self.postgres else sqlite_insert
+        hint = (inbound.language_hint or "").split("-")[0].lower()
+        language = hint if hint in ("id", "en") else self.default_language
+        db.execute(
+            insert(Contact)
+            .values(
+                channel=inbound.channel,
+                external_id=inbound.user_id,
+                display_name=(inbound.display_name or None),
+                language=language,
+                created_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        contact = db.scalars(
+            select(Contact)
+            .where(Contact.channel == inbound.channel, Contact.external_id == inbound.user_id)
+            .with_for_update()
+        ).one()
+        contact.last_inbound_at = now
+        if inbound.display_name and contact.display_name != inbound.display_name:
+            contact.display_name = inbound.display_name[:200]
+        return contact
+
+
+class _Work:
+    """The state of one transaction: apply effects in order, resume the engine after calls."""
+
+    def __init__(
+        self, rt: Runtime, db: Session, inbound: Inbound, contact: Contact, now: datetime
+    ) -> None:
+        self.rt = rt
+        self.db = db
+        self.inbound = inbound
+        self.contact: Contact | None = contact
+        self.now = now
+        self.outbox: list[OutboxMessage] = []
+        self.catalog = rt.catalog(db, now)
+
+    def context(self) -> Context:
+        c = self.contact
+        return Context(
+            now=self.now,
+            catalog=self.catalog,
+            texts=self.rt.texts,
+            language=c.language if c else self.rt.default_language,
+            consented=bool(c and c.consent_at),
+            timeout=self.rt.session_timeout,
+            channel=self.inbound.channel,
+        )
+
+    def run(self) -> None:
+        assert self.contact is not None
+        session = self.db.get(ConversationSession, self.contact.id)
+        state: dict[str, Any] = dict(session.state) if session else {}
+        result = engine.step(state, self.inbound.event, self.context())
+        for _ in range(MAX_RESUMES):
+            call = self.apply(result)
+            if call is None:
+                break
+            answer = self.call(call)
+            answer["call"] = call.name
+            resume = Event(kind="result", event_id=self.inbound.event.event_id, result=answer)
+            result = engine.step(result.state, resume, self.context())
+        else:  # pragma: no cover - a flow bug; say sorry instead of looping
+            log.error("engine kept calling; giving up on event %s", self.inbound.event_key)
+            self.reply(Reply(self.rt.texts(self.rt.default_language, "error.internal")))
+        if self.contact is None:
+            return  # the resident deleted their data: no session to keep
+        if session is None:
+            session = ConversationSession(contact_id=self.contact.id, state={}, updated_at=self.now)
+            self.db.add(session)
+        session.state = result.state
+        session.updated_at = self.now
+
+    def apply(self, result: StepResult) -> Call | None:
+        call: Call | None = None
+        for effect in result.effects:
+            if isinstance(effect, Call):
+                call = effect
+            else:
+                self.apply_one(effect)
+        return call
+
+    def apply_one(self, effect: Effect) -> None:
+        if isinstance(effect, Reply):
+            self.reply(effect)
+        elif isinstance(effect, SetLanguage) and self.contact is not None:
+            self.contact.language = effect.language
+        elif isinstance(effect, RecordConsent) and self.contact is not None:
+            self.contact.consent_at = self.now
+        elif isinstance(effect, UpsertSurvey):
+            self.upsert_survey(effect)
+
+    def reply(self, reply: Reply) -> None:
+        row = OutboxMessage(
+            contact_id=self.contact.id if self.contact else None,
+            channel=self.inbound.channel,
+            chat_id=self.inbound.chat_id,
+            kind="reply",
+            payload=reply_payload(reply),
+            status="claimed",  # this process sends it right after commit
+            due_at=self.now,
+            claimed_at=self.now,
+            created_at=self.now,
+        )
+        self.db.add(row)
+        self.outbox.append(row)
+
+    # ------------------------------------------------------------------ surveys
+
+    def upsert_survey(self, eff: UpsertSurvey) -> None:
+        assert self.contact is not None
+        service = self.db.scalars(select(Service).where(Service.code == eff.service)).one()
+        key = f"{self.contact.id}:{eff.key}"
+        resp = self.db.scalars(select(SurveyResponse).where(SurveyResponse.response_key == key)).first()
+        if resp is None:
+            resp = SurveyResponse(
+                response_key=key,
+                contact_id=self.contact.id,
+                agency_id=service.agency_id,
+                service_id=service.id,
+                channel=self.inbound.channel,
+                started_at=self.now,
+                updated_at=self.now,
+            )
+            self.db.add(resp)
+        existing = {a.element: a for a in resp.answers}
+        for element, score in eff.answers.items():
+            ans = existing.pop(element, None)
+            if ans is None:
+                resp.answers.append(
+                    SurveyAnswer(
+                        agency_id=service.agency_id,
+                        service_id=service.id,
+                        element=element,
+                        score=score,
+                        answered_at=self.now,
+                    )
+                )
+            elif ans.score != score:
+                ans.score = score
+                ans.answered_at = self.now
+        for stale in existing.values():  # answers undone with "back"
+            resp.answers.remove(stale)
+        resp.status = eff.status
+        resp.updated_at = self.now
+        if eff.status == "complete":
+            resp.completed_at = self.now
+            resp.suggestion = eff.suggestion
+
+    # ------------------------------------------------------------------ calls
+
+    def call(self, call: Call) -> dict[str, Any]:
+        handler = getattr(self, f"call_{call.name}", None)
+        if handler is None:
+            raise ValueError(f"unknown engine call {call.name!r}")
+        result: dict[str, Any] = handler(**call.args)
+        return result
+
+    def call_create_complaint(self, key: str, service: str, **data: Any) -> dict[str, Any]:
+        assert self.contact is not None
+        source_key = f"{self.contact.id}:{key}"
+        existing = self.db.scalars(select(Complaint).where(Complaint.source_key == source_key)).first()
+        if existing is not None:  # the same confirmation pressed twice
+            return {"ticket": existing.ticket}
+        svc = self.db.scalars(select(Service).where(Service.code == service)).one()
+        ticket = tickets.unique_ticket(self.db)
+        location = data.get("location")
+        complaint = Complaint(
+            ticket=ticket,
+            contact_id=self.contact.id,
+            agency_id=svc.agency_id,
+            service_id=svc.id,
+            channel=self.inbound.channel,
+            description=data["description"],
+            category=data["category"],
+            occurred=data.get("occurred"),
+            attachments={"photos": data.get("photos") or []},
+            latitude=location[0] if location else None,
+            longitude=location[1] if location else None,
+            location_text=data.get("location_text"),
+            confidential=bool(data.get("confidential")),
+            contact_consent=bool(data.get("contact_ok")),
+            reporter_name=self.contact.display_name,
+            status="new",
+            created_at=self.now,
+            updated_at=self.now,
+            source_key=source_key,
+        )
+        self.db.add(complaint)
+        self.db.flush()
+        self.db.add(
+            StatusChange(
+                complaint_id=complaint.id, from_status=None, to_status="new",
+                actor="resident", reason="filed", at=self.now,
+            )
+        )
+        return {"ticket": ticket}
+
+    def call_my_tickets(self) -> dict[str, Any]:
+        assert self.contact is not None
+        rows = self.db.scalars(
+            select(Complaint.ticket)
+            .where(Complaint.contact_id == self.contact.id)
+            .order_by(Complaint.created_at.desc(), Complaint.id.desc())
+            .limit(5)
+        ).all()
+        return {"tickets": list(rows)}
+
+    def call_lookup_ticket(self, ticket: str) -> dict[str, Any]:
+        assert self.contact is not None
+        row = self.db.execute(
+            select(Complaint, Service.code, Agency.timezone)
+            .join(Service, Complaint.service_id == Service.id)
+            .join(Agency, Complaint.agency_id == Agency.id)
+            .where(Complaint.ticket == ticket, Complaint.contact_id == self.contact.id)
+        ).first()
+        if row is None:  # unknown and someone else's look the same
+            return {"found": False, "ticket": ticket}
+        complaint, code, tz = row
+        return {
+            "found": True,
+            "ticket": complaint.ticket,
+            "service": code,
+            "status": complaint.status,
+            "created": local_time(complaint.created_at, tz),
+            "updated": local_time(complaint.updated_at, tz),
+        }
+
+    def call_my_data(self) -> dict[str, Any]:
+        assert self.contact is not None
+        c = self.contact
+        surveys = self.db.scalar(
+            select(func.count()).select_from(SurveyResponse).where(SurveyResponse.contact_id == c.id)
+        )
+        tickets_ = self.db.scalars(
+            select(Complaint.ticket).where(Complaint.contact_id == c.id).order_by(Complaint.id)
+        ).all()
+        return {
+            "channel": c.channel,
+            "name": c.display_name,
+            "consent": local_time(c.consent_at, "Asia/Jakarta"),
+            "surveys": surveys or 0,
+            "complaints": len(tickets_),
+            "tickets": list(tickets_)[-10:],
+        }
+
+    def call_delete_my_data(self) -> dict[str, Any]:
+        """UU 27/2022 erasure: complaints stay for the agency, anonymised; the rest goes."""
+        assert self.contact is not None
+        cid = self.contact.id
+        complaints = self.db.scalars(select(Complaint).where(Complaint.contact_id == cid)).all()
+        for complaint in complaints:
+            complaint.contact_id = None
+            complaint.reporter_name = None
+            complaint.contact_consent = False
+            complaint.anonymised_at = self.now
+            self.db.add(
+                StatusChange(
+                    complaint_id=complaint.id, from_status=complaint.status,
+                    to_status=complaint.status, actor="resident",
+                    reason="reporter deleted their personal data", at=self.now,
+                )
+            )
+        self.db.execute(
+            update(SurveyResponse).where(SurveyResponse.contact_id == cid).values(contact_id=None)
+        )
+        for row in self.outbox:  # this turn's replies must still reach the resident
+            row.contact_id = None
+        self.db.flush()
+        self.db.execute(delete(OutboxMessage).where(OutboxMessage.contact_id == cid))
+        self.db.execute(delete(ConversationSession).where(ConversationSession.contact_id == cid))
+        self.db.delete(self.contact)
+        self.db.flush()
+        self.contact = None
+        return {"complaints_kept": len(complaints)}
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,262 @@
+"""The pure engine: ``step(state, event, context) -> StepResult``.
+
+State is a JSON-able dict (it is stored as-is in the sessions table)::
+
+    {"lang": "id", "flow": "survey", "step": "element", "data": {...},
+     "stack": [...], "q": 12, "at": "2026-11-28T03:00:00+00:00"}
+
+Global words (cancel, help, back, menu, language) are handled here once, so every step of
+every flow gets them for free; unexpected input is answered and the question asked again.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import unicodedata
+from datetime import datetime
+from typing import Any
+
+from rapidfuzz import fuzz, utils
+
+from flows.registry import STEPS, Question
+from flows.steps import SvcChoose
+from flows.turn import Turn
+from flows.types import Choice, Context, Event, Reply, StepResult
+
+MAX_STACK = 40
+
+# Words that work everywhere, with or without a leading slash.
+COMMANDS: dict[str, str] = {
+    "start": "start",
+    "mulai": "start",
+    "menu": "menu",
+    "batal": "cancel",
+    "cancel": "cancel",
+    "bantuan": "help",
+    "help": "help",
+    "tolong": "help",
+    "kembali": "back",
+    "back": "back",
+    "bahasa": "lang",
+    "language": "lang",
+    "nilai": "survey",
+    "survei": "survey",
+    "rate": "survey",
+    "lapor": "complaint",
+    "complaint": "complaint",
+    "status": "status",
+    "datasaya": "data",
+    "mydata": "data",
+}
+# Only these are recognised without a slash: short words a resident may type to escape.
+BARE = {"menu", "batal", "cancel", "bantuan", "help", "kembali", "back"}
+
+_CONTROL = re.compile(r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\ufeff]")
+
+
+def clean_text(text: str) -> str:
+    """Drop control and invisible characters and normalise Unicode, keeping newlines."""
+    text = unicodedata.normalize("NFC", text)
+    return _CONTROL.sub("", text).strip()
+
+
+def parse_command(text: str) -> tuple[str, str] | None:
+    """``/batal`` -> ("cancel", ""); ``/start ktp`` -> ("start", "ktp"); bare "batal" too."""
+    if not text:
+        return None
+    if text.startswith("/"):
+        head, _, arg = text[1:].partition(" ")
+        head = head.split("@", 1)[0].lower()  # /start@PrimaBot in groups
+        name = COMMANDS.get(head)
+        return (name, arg.strip()) if name else None
+    word = text.lower().strip(" .!")
+    if word in BARE:
+        return COMMANDS[word], ""
+    return None
+
+
+def step(state: dict[str, Any], event: Event, ctx: Context) -> StepResult:
+    """Advance one conversation by one event. Never does I/O; never reads the clock."""
+    turn = Turn(copy.deepcopy(state), event, ctx)
+    _dispatch(turn)
+    if turn.ask_after:
+        _ask(turn)
+    turn.state["at"] = ctx.now.isoformat()
+    if len(turn.state.get("stack", [])) > MAX_STACK:
+        turn.state["stack"] = turn.state["stack"][-MAX_STACK:]
+    return StepResult(turn.state, turn.effects)
+
+
+def _expired(turn: Turn) -> bool:
+    at = turn.state.get("at")
+    if not at or turn.state.get("flow") in (None, "menu", "start"):
+        return False
+    try:
+        last = datetime.fromisoformat(at)
+    except ValueError:
+        return True
+    return turn.ctx.now - last > turn.ctx.timeout
+
+
+def _dispatch(turn: Turn) -> None:
+    ev = turn.event
+    st = turn.state
+    st.setdefault("lang", turn.ctx.language)
+    if ev.kind == "result":
+        spec = turn.spec
+        if spec is None or turn.state.get("wait") != (ev.result or {}).get("call"):
+            turn.ask_after = False  # a late result for a step we already left: ignore
+            return
+        st.pop("wait", None)
+        spec.result(turn, ev.result or {})
+        return
+
+    if _expired(turn):
+        turn.say("session.expired")
+        turn.home()
+
+    text = clean_text(ev.text) if ev.kind == "text" else ""
+    command = parse_command(text) if ev.kind == "text" else None
+    if command is not None:
+        _global(turn, *command)
+        return
+
+    if not turn.consented:
+        if turn.where != ("start", "consent"):
+            turn.goto("start", "consent", push=False)
+            turn.say("greeting")
+            return
+    elif st.get("flow") is None or turn.spec is None:
+        turn.home()
+        if ev.kind == "text" and text:
+            STEPS[("menu", "main")].text(turn, text)
+        return
+
+    if st.get("wait"):
+        turn.say("still_working")
+        turn.ask_after = False
+        return
+
+    spec = turn.spec
+    assert spec is not None
+    question = spec.ask(turn)
+    if ev.kind == "choice":
+        choice = ev.choice or ""
+        known = {c.id for c in question.choices}
+        if ev.q != st.get("q") or choice not in known:
+            turn.say("stale_button")
+            return
+        _choose(turn, choice)
+    elif ev.kind == "text":
+        if not text:
+            turn.say("not_understood")
+            return
+        picked = match_choice(text, question.choices)
+        if picked is not None:
+            _choose(turn, picked)
+        elif question.free_text:
+            spec.text(turn, text)
+        else:
+            turn.say("not_understood")
+    elif ev.kind == "photo":
+        if "photo" in question.accepts:
+            spec.photo(turn, ev.media or {})
+        else:
+            turn.say("photo_not_expected")
+    elif ev.kind == "location":
+        if "location" in question.accepts and ev.location is not None:
+            spec.location(turn, ev.location)
+        else:
+            turn.say("location_not_expected")
+    else:
+        turn.say("unsupported")
+
+
+def _choose(turn: Turn, choice: str) -> None:
+    if choice == "nav:back":
+        _global(turn, "back", "")
+    elif choice == "nav:cancel":
+        _global(turn, "cancel", "")
+    elif turn.spec is not None:
+        turn.spec.choice(turn, choice)
+
+
+def _global(turn: Turn, name: str, arg: str) -> None:
+    if name == "help":
+        turn.say("help")
+        if turn.state.get("wait"):
+            turn.ask_after = False
+        return
+    if name == "lang":
+        turn.goto("lang", "choose")
+        return
+    if name == "start":
+        turn.state["stack"] = []
+        if not turn.consented:
+            turn.goto("start", "consent", {"deep": arg[:64]}, push=False)
+            turn.say("greeting")
+            return
+        if arg and turn.ctx.catalog.service(arg):
+            turn.home()
+            turn.say("greeting_back")
+            SvcChoose().start(turn, "survey", service=arg)
+            return
+        turn.say("greeting_back")
+        turn.home()
+        return
+    if not turn.consented:
+        turn.goto("start", "consent", push=False)
+        turn.say("consent_needed")
+        return
+    if name == "menu":
+        turn.home()
+    elif name == "cancel":
+        if turn.state.get("flow") not in (None, "menu"):
+            turn.say("cancelled")
+        turn.home()
+    elif name == "back":
+        if not turn.back():
+            turn.home()
+    elif name in ("survey", "complaint", "status", "data"):
+        turn.home()
+        STEPS[("menu", "main")].choice(turn, name)
+
+
+def _ask(turn: Turn) -> None:
+    spec = turn.spec
+    if spec is None or turn.state.get("wait"):
+        return
+    question: Question = spec.ask(turn)
+    choices = list(question.choices)
+    if question.nav:
+        choices += [
+            Choice("nav:back", turn.t("nav.back"), nav=True),
+            Choice("nav:cancel", turn.t("nav.cancel"), nav=True),
+        ]
+    q = int(turn.state.get("q", 0)) + 1
+    turn.state["q"] = q
+    turn.effects.append(Reply(question.text, tuple(choices), q=q if choices else None))
+
+
+def match_choice(text: str, choices: tuple[Choice, ...] | list[Choice]) -> str | None:
+    """A typed number ("2") or label ("sangat mudah") picks a choice, as on a numbered menu."""
+    if not choices:
+        return None
+    stripped = text.strip().rstrip(".)")
+    if stripped.isdigit():
+        n = int(stripped)
+        return choices[n - 1].id if 1 <= n <= len(choices) else None
+    wanted = utils.default_process(text)
+    if not wanted or len(text) > 80:
+        return None
+    best: tuple[float, str] | None = None
+    for c in choices:
+        label = utils.default_process(c.label)
+        if label == wanted:
+            return c.id
+        score = fuzz.ratio(wanted, label)
+        if score >= 90 and (best is None or score > best[0]):
+            best = (score, c.id)
+    return best[1] if best else None
+

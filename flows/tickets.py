@@ -1,0 +1,24 @@
+"""Ticket numbers: eight Crockford base-32 characters shown as ``K7QM-3XHD``.
+
+Easy to read aloud (no I/L/O/U), 32^8 ≈ 1.1e12 values so they cannot be guessed, and
+forgiving when typed back: case, spaces, dashes and look-alike letters are normalised.
+Generation needs randomness, so it lives in the runtime (bot.tickets).
+"""
+
+from __future__ import annotations
+
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+LENGTH = 8
+_LOOKALIKE = str.maketrans({"O": "0", "I": "1", "L": "1"})
+
+
+def format_ticket(raw: str) -> str:
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+def normalise_ticket(text: str) -> str | None:
+    """Return the canonical ``XXXX-XXXX`` form, or None if the text is not a ticket number."""
+    compact = "".join(ch for ch in text.upper() if ch.isalnum()).translate(_LOOKALIKE)
+    if len(compact) != LENGTH or any(ch not in ALPHABET for ch in compact):
+        return None
+    return format_ticket(compact)

@@ -1,0 +1,76 @@
+"""A turn: the mutable working set while the engine handles one event."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from flows.registry import STEPS, StepSpec
+from flows.types import Call, Context, Effect, Event, Reply
+
+
+class Turn:
+    def __init__(self, state: dict[str, Any], event: Event, ctx: Context) -> None:
+        self.state = state
+        self.event = event
+        self.ctx = ctx
+        self.effects: list[Effect] = []
+        self.ask_after = True
+        self.consented = ctx.consented
+
+    @property
+    def lang(self) -> str:
+        return str(self.state.get("lang") or self.ctx.language)
+
+    @property
+    def where(self) -> tuple[str, str] | None:
+        flow, step = self.state.get("flow"), self.state.get("step")
+        return (flow, step) if flow and step else None
+
+    @property
+    def spec(self) -> StepSpec | None:
+        where = self.where
+        return STEPS.get(where) if where else None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.state.setdefault("data", {})
+        return data
+
+    def t(self, key: str, **params: Any) -> str:
+        return self.ctx.texts(self.lang, key, **params)
+
+    def say(self, key: str, **params: Any) -> None:
+        self.effects.append(Reply(self.t(key, **params)))
+
+    def emit(self, effect: Effect) -> None:
+        self.effects.append(effect)
+
+    def goto(self, flow: str, step: str, data: dict[str, Any] | None = None, push: bool = True) -> None:
+        """Move to another question; ``push`` remembers where we were for "back"."""
+        if push and self.where is not None:
+            stack: list[dict[str, Any]] = self.state.setdefault("stack", [])
+            stack.append(
+                {"flow": self.state["flow"], "step": self.state["step"], "data": copy.deepcopy(self.data)}
+            )
+        self.state["flow"] = flow
+        self.state["step"] = step
+        self.state["data"] = data if data is not None else {}
+
+    def back(self) -> bool:
+        stack = self.state.get("stack") or []
+        if not stack:
+            return False
+        prev = stack.pop()
+        self.state.update(flow=prev["flow"], step=prev["step"], data=prev["data"])
+        return True
+
+    def home(self) -> None:
+        self.state.update(flow="menu", step="main", data={}, stack=[])
+        self.state.pop("wait", None)
+
+    def call(self, name: str, **args: Any) -> None:
+        """Ask the runtime for something; the current step's ``result`` gets the answer."""
+        self.state["wait"] = name
+        self.effects.append(Call(name, args))
+

@@ -1,0 +1,102 @@
+"""The small data types that cross the engine's boundary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from flows.catalog import Catalog
+
+EventKind = Literal["text", "choice", "photo", "location", "unsupported", "result"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One inbound thing from a resident, already channel-neutral.
+
+    ``q`` is the question number a button belonged to (stale buttons are refused);
+    ``result`` carries the runtime's answer to a :class:`Call`.
+    """
+
+    kind: EventKind
+    event_id: str
+    text: str = ""
+    choice: str | None = None
+    q: int | None = None
+    media: dict[str, Any] | None = None
+    location: tuple[float, float] | None = None
+    result: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Choice:
+    id: str
+    label: str
+    nav: bool = False  # back / cancel / menu: channels may render these apart
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    choices: tuple[Choice, ...] = ()
+    q: int | None = None  # set when the message is a question whose buttons can be pressed
+
+
+@dataclass(frozen=True)
+class SetLanguage:
+    language: str
+
+
+@dataclass(frozen=True)
+class RecordConsent:
+    pass
+
+
+@dataclass(frozen=True)
+class UpsertSurvey:
+    """The whole survey so far; applied idempotently by ``key``."""
+
+    key: str
+    service: str
+    answers: dict[int, int | None]
+    status: Literal["partial", "complete"]
+    suggestion: str | None = None
+
+
+@dataclass(frozen=True)
+class Call:
+    """Ask the runtime for data or a write whose result the engine needs (resumed as a result event)."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+Effect = Reply | SetLanguage | RecordConsent | UpsertSurvey | Call
+
+
+class Texts(Protocol):
+    def __call__(self, lang: str, key: str, **params: Any) -> str: ...
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything the engine may know about the world for one step."""
+
+    now: datetime
+    catalog: Catalog
+    texts: Texts
+    language: str = "id"
+    consented: bool = False
+    timeout: timedelta = timedelta(minutes=30)
+    channel: str = "console"
+
+
+@dataclass
+class StepResult:
+    state: dict[str, Any]
+    effects: list[Effect]
+
+    @property
+    def replies(self) -> list[Reply]:
+        return [e for e in self.effects if isinstance(e, Reply)]

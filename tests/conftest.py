@@ -1,0 +1,92 @@
+"""Shared fixtures: real SQLite files, real PostgreSQL (one schema per test), an injected clock."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.app import App, build_app
+from bot.config import Settings
+from bot.db import normalise_url
+
+PG_URL = os.environ.get("PRIMA_TEST_POSTGRES_URL", "")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class FakeClock:
+    """An injected clock: tests move time forward instead of sleeping."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 09:00 WIB
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> datetime:
+        self.now += timedelta(**kwargs)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'prima.db'}"
+
+
+def _pg_schema_url() -> Iterator[str]:
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need PRIMA_TEST_POSTGRES_URL (CI sets it)")
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(normalise_url(PG_URL))
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    yield from _pg_schema_url()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Runs the test once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'prima.db'}"
+    else:
+        yield from _pg_schema_url()
+
+
+def make_app(url: str, clock: FakeClock, **overrides: object) -> App:
+    settings = Settings(database_url=url, catalog_path=ROOT / "catalog.yaml", **overrides)  # type: ignore[arg-type]
+    return build_app(settings, clock=clock)
+
+
+@pytest.fixture
+def app(db_url: str, clock: FakeClock) -> Iterator[App]:
+    application = make_app(db_url, clock)
+    yield application
+    application.engine.dispose()
+
+
+@pytest.fixture
+def sqlite_app(sqlite_url: str, clock: FakeClock) -> Iterator[App]:
+    application = make_app(sqlite_url, clock)
+    yield application
+    application.engine.dispose()

@@ -1,0 +1,10 @@
+from sqlalchemy import func, select
+
+from bot.app import App
+from bot.models import Agency, Service
+
+
+def test_app_migrates_and_loads_catalog(app: App) -> None:
+    with app.factory() as db:
+        assert db.scalar(select(func.count()).select_from(Agency)) == 5
+        assert (db.scalar(select(func.count()).select_from(Service)) or 0) >= 15
