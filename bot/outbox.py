@@ -1,9 +1,21 @@
-"""Outbox bookkeeping shared by every sender."""
+"""Outbox bookkeeping shared by every sender.
+
+Payload schema (JSON, one row = one message)::
+
+    {"text": str,                                   # plain text, never markup
+     "choices": [{"id": str, "label": str, "nav": bool}, ...],
+     "q": int | None,                               # question number for button validation
+     "photo": {"path": str, "caption": str},        # optional: send a picture instead
+     "document": {"path": str, "filename": str, "caption": str}}   # optional: a file
+
+Row status: pending -> claimed -> sent | failed | unknown (outcome unknowable; reported,
+never resent) | cancelled.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import update
@@ -73,3 +85,35 @@ class Sender(Protocol):
     async def send(self, chat_id: str, payload: dict[str, Any]) -> str | None:
         """Send and return the platform's message id (if any)."""
         ...
+
+
+BACKOFF_BASE = 2.0
+BACKOFF_CAP = 600.0
+MAX_ATTEMPTS = 8
+
+
+def backoff_seconds(attempts: int, jitter: float) -> float:
+    """Exponential backoff with jitter in [0, 1): 2, 4, 8 ... seconds, capped at 10 minutes."""
+    return min(BACKOFF_CAP, BACKOFF_BASE ** max(1, attempts)) * (0.5 + jitter / 2)
+
+
+def record_failure(
+    factory: sessionmaker[Session], row_id: int, error: SendError, now: datetime, jitter: float = 0.5
+) -> str:
+    """Decide what happens to a row after a failed send; returns the new status."""
+    with factory() as db, db.begin():
+        row = db.get(OutboxMessage, row_id, with_for_update=True)
+        if row is None:
+            return "missing"
+        row.attempts += 1
+        row.last_error = error.reason[:2000]
+        if error.unknown:
+            row.status = "unknown"
+        elif error.permanent or row.attempts >= MAX_ATTEMPTS:
+            row.status = "failed"
+        else:
+            wait = error.retry_after if error.retry_after is not None else backoff_seconds(row.attempts, jitter)
+            row.status = "pending"
+            row.claimed_at = None
+            row.due_at = now + timedelta(seconds=wait)
+        return row.status
