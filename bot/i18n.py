@@ -43,7 +43,7 @@ def message_ids(lang: str) -> set[str]:
 
 
 class Texts:
-    """Callable used by the engine: ``texts("id", "menu.ask")``. Falls back to Indonesian."""
+    """Callable used by the engine, e.g. ``texts(lang, key)``. Falls back to Indonesian."""
 
     def __init__(self, default: str = "id") -> None:
         self.default = default if default in LANGUAGES else "id"
