@@ -1,0 +1,72 @@
+"""Loading the catalog YAML: idempotent, and a broken file gets an error that says where."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import App
+from bot.catalog import CatalogError, load_catalog, read_catalog
+from bot.db import normalise_url, transaction
+from bot.models import Agency, Service
+from tests.conftest import ROOT
+
+
+def rows(app: App) -> list[tuple]:
+    with app.factory() as db:
+        agencies = [(a.slug, a.name, a.timezone) for a in db.scalars(select(Agency).order_by(Agency.id))]
+        services = [(s.code, s.name, s.agency_id, s.aliases) for s in db.scalars(select(Service).order_by(Service.id))]
+    return agencies + services
+
+
+def test_loading_twice_changes_nothing(app: App) -> None:
+    before = rows(app)  # build_app loaded it once into the empty database
+    with transaction(app.factory) as db:
+        stats = load_catalog(db, ROOT / "catalog.yaml")
+    assert stats["created"] == 0 and stats["updated"] == 0 and stats["unchanged"] == len(before)
+    assert rows(app) == before
+
+
+def test_editing_a_service_updates_it_in_place(app: App, tmp_path: Path) -> None:
+    text = (ROOT / "catalog.yaml").read_text(encoding="utf-8")
+    edited = tmp_path / "catalog.yaml"
+    edited.write_text(text.replace("name: KTP Elektronik", "name: KTP-el"), encoding="utf-8")
+    with transaction(app.factory) as db:
+        stats = load_catalog(db, edited)
+    assert stats["updated"] == 1 and stats["created"] == 0
+    with app.factory() as db:
+        assert db.scalars(select(Service.name).where(Service.code == "ktp")).one() == "KTP-el"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("agencies: [", "not valid YAML"),
+        ("agencies: []", "agencies"),
+        ("agencies:\n  - slug: x\n    name: Dinas X\n    short_name: X\n    timezone: Mars/Base\n"
+         "    services: [{code: a, name: Layanan A}]", "unknown time zone"),
+        ("agencies:\n  - slug: x\n    name: Dinas X\n    short_name: X\n"
+         "    services: [{code: 'a b', name: Layanan A}]", "code must be"),
+        ("agencies:\n  - slug: x\n    name: Dinas X\n    short_name: X\n"
+         "    services: [{code: a, name: Layanan A}, {code: a, name: Layanan B}]", "used twice"),
+    ],
+)
+def test_broken_catalog_files_say_what_is_wrong(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(CatalogError, match=message):
+        read_catalog(path)
+
+
+def test_missing_catalog_file() -> None:
+    with pytest.raises(CatalogError, match="not found"):
+        read_catalog(Path("/nonexistent/catalog.yaml"))
+
+
+def test_database_urls_are_normalised(tmp_path: Path) -> None:
+    assert normalise_url("postgresql+asyncpg://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    url = normalise_url(f"sqlite:///{tmp_path}/sub/prima.db")
+    assert url.endswith("/sub/prima.db") and (tmp_path / "sub").is_dir()
