@@ -1,0 +1,596 @@
+"""Telegram channel on aiogram 3: updates in, outbox payloads out, polling or webhook.
+
+The adapter only translates: a Telegram update becomes one :class:`bot.runtime.Inbound`, an
+outbox payload becomes a message with an inline keyboard. Business rules stay in the engine;
+button validation too (``callback_data`` is ``"<q>:<choice id>"`` and the engine refuses a
+choice whose question is no longer current). Text goes out without ``parse_mode``: what the
+resident typed is echoed back literally and can never break the markup.
+
+The runtime is synchronous, so it runs in an executor: one thread on SQLite (one writer),
+a small pool on PostgreSQL, with a per-resident lock so one resident's updates are handled
+and answered in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import aiohttp
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramMigrateToChat,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import (
+    BotCommand,
+    CallbackQuery,
+    ChatMemberUpdated,
+    FSInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from aiogram.utils.backoff import BackoffConfig
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.i18n import LANGUAGES
+from bot.models import Contact, OutboxMessage
+from bot.outbox import SendError, mark_sent, record_failure
+from bot.runtime import Inbound, Runtime
+from flows.types import Event, Texts
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CHANNEL = "telegram"
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_CALLBACK_BYTES = 64  # Telegram's limit for callback_data
+MAX_TEXT = 4096  # Telegram's limit for one message
+CHOSEN_MARK = "✅"
+
+# Commands shown in Telegram's menu: Indonesian names, and English names for English users.
+# Descriptions come from the catalogs (``tgcmd.<indonesian name>``).
+COMMANDS_ID = ("start", "nilai", "lapor", "status", "menu", "batal", "kembali", "bantuan",
+               "bahasa", "datasaya")
+COMMANDS_EN = {"nilai": "rate", "lapor": "complaint", "batal": "cancel", "kembali": "back",
+               "bantuan": "help", "bahasa": "language", "datasaya": "mydata"}
+
+
+# ---------------------------------------------------------------------- bot and API server
+
+
+def api_server(base: str | None) -> TelegramAPIServer:
+    """Telegram's own Bot API, or another server (self-hosted telegram-bot-api, a test server)."""
+    return TelegramAPIServer.from_base(base) if base else PRODUCTION
+
+
+def make_bot(token: str, api_base: str | None = None, timeout: float = 30.0) -> Bot:
+    """A bot without a default parse_mode: every text is sent as plain text."""
+    return Bot(token, session=AiohttpSession(api=api_server(api_base), timeout=timeout))
+
+
+# ---------------------------------------------------------------------- rendering
+
+
+def callback_data(q: int | None, choice_id: str) -> str:
+    data = f"{q or 0}:{choice_id}"
+    if len(data.encode()) > MAX_CALLBACK_BYTES:
+        raise ValueError(f"callback_data over {MAX_CALLBACK_BYTES} bytes: {data!r}")
+    return data
+
+
+def parse_callback(data: str | None) -> tuple[int, str] | None:
+    """``"12:agree"`` -> (12, "agree"); anything malformed -> None (never raises)."""
+    if not data or len(data.encode()) > MAX_CALLBACK_BYTES:
+        return None
+    head, sep, choice = data.partition(":")
+    if not sep or not head.isdigit() or not choice or not choice.isprintable():
+        return None
+    return int(head), choice
+
+
+def keyboard(payload: dict[str, Any]) -> InlineKeyboardMarkup | None:
+    """Answers one per row (labels stay readable); back/cancel together on the last row."""
+    choices = payload.get("choices") or []
+    if not choices:
+        return None
+    q = payload.get("q")
+    rows: list[list[InlineKeyboardButton]] = []
+    nav: list[InlineKeyboardButton] = []
+    for c in choices:
+        button = InlineKeyboardButton(text=str(c["label"])[:120],
+                                      callback_data=callback_data(q, str(c["id"])))
+        if c.get("nav"):
+            nav.append(button)
+        else:
+            rows.append([button])
+    if nav:
+        rows.append(nav)
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Cut an over-long text at line breaks so no part exceeds Telegram's limit."""
+    text = text or "-"
+    parts: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit)
+        cut = cut if cut > 0 else limit
+        parts.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    parts.append(text)
+    return parts
+
+
+def classify(exc: Exception) -> SendError:
+    """Map aiogram's errors onto the outbox's retry rules."""
+    reason = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, TelegramRetryAfter):
+        return SendError(reason, retry_after=float(exc.retry_after))
+    if isinstance(exc, TelegramForbiddenError):
+        return SendError(reason, permanent=True, unreachable=True)
+    if isinstance(exc, TelegramBadRequest | TelegramNotFound | TelegramMigrateToChat
+                  | TelegramEntityTooLarge):
+        return SendError(reason, permanent=True)
+    if isinstance(exc, TelegramNetworkError):
+        cause = exc.__cause__
+        never_sent = isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+        if isinstance(cause, TimeoutError) and not never_sent:
+            return SendError(reason, unknown=True)  # it may have arrived: do not send twice
+        return SendError(reason)
+    if isinstance(exc, ClientDecodeError):
+        return SendError(reason, unknown=True)
+    return SendError(reason)  # 5xx (TelegramServerError) and the rest: retry later
+
+
+class TelegramSender:
+    """:class:`bot.outbox.Sender` for Telegram. Raises :class:`SendError`, classified."""
+
+    channel = CHANNEL
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send(self, chat_id: str, payload: dict[str, Any]) -> str | None:
+        try:
+            return await self._send(chat_id, payload)
+        except (TelegramAPIError, ClientDecodeError) as exc:
+            raise classify(exc) from exc
+        except OSError as exc:  # a file to upload went missing: retrying will not help
+            raise SendError(f"{type(exc).__name__}: {exc}", permanent=True) from exc
+
+    async def _send(self, chat_id: str, payload: dict[str, Any]) -> str | None:
+        markup = keyboard(payload)
+        text = str(payload.get("text") or "")
+        if payload.get("photo"):
+            photo = payload["photo"]
+            msg = await self.bot.send_photo(chat_id, FSInputFile(photo["path"]),
+                                            caption=(photo.get("caption") or text)[:1024] or None,
+                                            reply_markup=markup)
+            return str(msg.message_id)
+        if payload.get("document"):
+            doc = payload["document"]
+            msg = await self.bot.send_document(
+                chat_id, FSInputFile(doc["path"], filename=doc.get("filename")),
+                caption=(doc.get("caption") or text)[:1024] or None, reply_markup=markup)
+            return str(msg.message_id)
+        parts = split_text(text)
+        msg_id = None
+        for n, part in enumerate(parts):
+            last = n == len(parts) - 1
+            msg = await self.bot.send_message(chat_id, part, reply_markup=markup if last else None)
+            msg_id = str(msg.message_id)
+        return msg_id
+
+
+# ---------------------------------------------------------------------- storage helpers
+
+
+def mark_unreachable(factory: sessionmaker[Session], contact_id: int, now: datetime) -> None:
+    """The resident blocked the bot: remember it so nothing more is sent until they write again."""
+    with factory() as db, db.begin():
+        db.execute(update(Contact).where(Contact.id == contact_id).values(unreachable_at=now))
+
+
+def set_reachable(factory: sessionmaker[Session], user_id: str, when: datetime | None) -> None:
+    with factory() as db, db.begin():
+        db.execute(update(Contact)
+                   .where(Contact.channel == CHANNEL, Contact.external_id == user_id)
+                   .values(unreachable_at=when))
+
+
+# ---------------------------------------------------------------------- the channel
+
+
+class TelegramChannel:
+    """Handlers for the dispatcher plus the send-after-commit path for immediate replies.
+
+    ``sleep`` is injectable so tests honour ``retry_after`` without waiting for real.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        bot: Bot,
+        texts: Texts,
+        *,
+        username: str | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        send_retries: int = 3,
+        max_inline_wait: float = 30.0,
+        workers: int | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.factory = runtime.factory
+        self.bot = bot
+        self.texts = texts
+        self.sender = TelegramSender(bot)
+        self.username = username
+        self.sleep = sleep
+        self.send_retries = send_retries
+        self.max_inline_wait = max_inline_wait
+        threads = workers or (4 if runtime.postgres else 1)  # SQLite has one writer
+        self.executor = ThreadPoolExecutor(threads, thread_name_prefix="prima-db")
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._stale = {texts(lang, "stale_button") for lang in LANGUAGES}
+
+    # -------------------------------------------------------------- wiring
+
+    def dispatcher(self) -> Dispatcher:
+        dp = Dispatcher()
+        dp.message.register(self.on_message)
+        dp.callback_query.register(self.on_callback)
+        dp.my_chat_member.register(self.on_member)
+        return dp
+
+    async def setup(self) -> None:
+        """Learn our username (for group commands) and register the command menu."""
+        me = await self.bot.get_me()
+        self.username = me.username
+        await self.bot.set_my_commands(self.commands("id"))
+        for lang in LANGUAGES:
+            await self.bot.set_my_commands(self.commands(lang), language_code=lang)
+
+    def commands(self, lang: str) -> list[BotCommand]:
+        names = COMMANDS_ID if lang == "id" else tuple(COMMANDS_EN.get(c, c) for c in COMMANDS_ID)
+        return [BotCommand(command=name, description=self.texts(lang, f"tgcmd.{base}"))
+                for name, base in zip(names, COMMANDS_ID, strict=True)]
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def _locked(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                await work()
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    # -------------------------------------------------------------- updates -> Inbound
+
+    def addressed_to_us(self, message: Message) -> bool:
+        """Private chats: always. Groups: only ``/command@OurBot``."""
+        if message.chat.type == "private":
+            return True
+        text = message.text or ""
+        if not text.startswith("/") or not self.username:
+            return False
+        head = text.split(maxsplit=1)[0]
+        _, at, name = head.partition("@")
+        return bool(at) and name.lower() == self.username.lower()
+
+    def to_inbound(self, message: Message, update_id: int) -> Inbound | None:
+        user = message.from_user
+        if user is None or user.is_bot or not self.addressed_to_us(message):
+            return None
+        event_id = f"tg:{update_id}"
+        if message.text is not None:
+            event = Event("text", event_id, text=message.text)
+        elif message.photo:
+            size = message.photo[-1]  # the largest rendition
+            media: dict[str, Any] = {"type": "photo", "file_id": size.file_id,
+                                     "file_unique_id": size.file_unique_id,
+                                     "width": size.width, "height": size.height}
+            if message.caption:
+                media["caption"] = message.caption[:1024]
+            event = Event("photo", event_id, media=media)
+        elif message.location is not None:
+            event = Event("location", event_id,
+                          location=(message.location.latitude, message.location.longitude))
+        else:
+            event = Event("unsupported", event_id)
+        return Inbound(CHANNEL, str(user.id), str(message.chat.id), event,
+                       event_key=str(update_id), display_name=user.full_name,
+                       language_hint=user.language_code)
+
+    # -------------------------------------------------------------- handlers
+
+    async def on_message(self, message: Message, event_update: Update) -> None:
+        inbound = self.to_inbound(message, event_update.update_id)
+        if inbound is None:
+            return
+
+        async def work() -> None:
+            rows = await self._db(self.runtime.handle, inbound)
+            await self.deliver(rows)
+
+        await self._locked(inbound.user_id, work)
+
+    async def on_callback(self, query: CallbackQuery, event_update: Update) -> None:
+        """Every callback query is answered, whatever happens; only valid presses edit the question."""
+        user = query.from_user
+        parsed = parse_callback(query.data)
+        lang = (user.language_code or "id")[:2] if user else "id"
+        if parsed is None:
+            log.info("malformed callback_data %r from %s", query.data, user.id if user else "?")
+            await self._answer(query, self.texts(lang, "tg.button_invalid"))
+            return
+        q, choice = parsed
+        chat_id = query.message.chat.id if query.message is not None else user.id
+        inbound = Inbound(CHANNEL, str(user.id), str(chat_id),
+                          Event("choice", f"tg:{event_update.update_id}", choice=choice, q=q),
+                          event_key=str(event_update.update_id), display_name=user.full_name,
+                          language_hint=user.language_code)
+
+        async def work() -> None:
+            answered = False
+            try:
+                rows = await self._db(self.runtime.handle, inbound)
+                stale = any(r.payload.get("text") in self._stale for r in rows)
+                answered = True
+                await self._answer(query, self.texts(lang, "tg.button_invalid") if stale else None)
+                if rows:
+                    await self._show_choice(query, None if stale else query.data)
+                await self.deliver(rows)
+            finally:
+                if not answered:
+                    await self._answer(query, None)
+
+        await self._locked(inbound.user_id, work)
+
+    async def on_member(self, event: ChatMemberUpdated) -> None:
+        """A resident blocked (kicked) or unblocked the bot in a private chat."""
+        if event.chat.type != "private":
+            return
+        status = event.new_chat_member.status
+        when = self.runtime.clock() if status == "kicked" else None
+        await self._db(set_reachable, self.factory, str(event.chat.id), when)
+
+    async def _answer(self, query: CallbackQuery, text: str | None) -> None:
+        try:
+            await self.bot.answer_callback_query(query.id, text=text)
+        except TelegramAPIError as exc:  # too old to answer: nothing the resident can see
+            log.info("answerCallbackQuery failed: %s", exc)
+
+    async def _show_choice(self, query: CallbackQuery, data: str | None) -> None:
+        """Edit the question to show the pressed answer and drop its keyboard (stale: just drop)."""
+        message = query.message
+        if not isinstance(message, Message):
+            return  # inaccessible (too old)
+        label = None
+        if data is not None and message.reply_markup is not None:
+            for row in message.reply_markup.inline_keyboard:
+                for button in row:
+                    if button.callback_data == data:
+                        label = button.text
+        try:
+            if label is not None and message.text is not None:
+                suffix = f"\n\n{CHOSEN_MARK} {label}"
+                text = message.text[: MAX_TEXT - len(suffix)] + suffix
+                await self.bot.edit_message_text(text=text, chat_id=message.chat.id,
+                                                 message_id=message.message_id)
+            elif message.reply_markup is not None:
+                await self.bot.edit_message_reply_markup(chat_id=message.chat.id,
+                                                         message_id=message.message_id)
+        except TelegramAPIError as exc:
+            log.info("could not edit the answered question: %s", exc)
+
+    # -------------------------------------------------------------- sending
+
+    async def deliver(self, rows: list[OutboxMessage]) -> None:
+        """Send committed replies in order and record each outcome.
+
+        After a failure the rest of this turn's replies are not attempted (order matters in a
+        conversation): they get the same verdict and wait, or fail, with the failed one.
+        """
+        sent: list[tuple[int, str | None]] = []
+        failed: list[tuple[int, SendError]] = []
+        blocked: int | None = None
+        stop: SendError | None = None
+        for row in rows:
+            if stop is not None:
+                failed.append((row.id, SendError(f"not sent after an earlier failure: {stop.reason}",
+                                                 retry_after=stop.retry_after,
+                                                 permanent=stop.permanent)))
+                continue
+            try:
+                sent.append((row.id, await self._send_retrying(row.chat_id, row.payload)))
+            except SendError as err:
+                failed.append((row.id, err))
+                if err.unreachable and row.contact_id is not None:
+                    blocked = row.contact_id
+                if not err.unknown:
+                    stop = err
+        if sent or failed or blocked:
+            await self._db(self._record, sent, failed, blocked)
+
+    def _record(self, sent: list[tuple[int, str | None]], failed: list[tuple[int, SendError]],
+                blocked: int | None) -> None:
+        now = self.runtime.clock()
+        mark_sent(self.factory, sent, now)
+        for row_id, err in failed:
+            status = record_failure(self.factory, row_id, err, now)
+            log.warning("outbox %s not sent (%s): %s", row_id, status, err.reason)
+        if blocked is not None:
+            mark_unreachable(self.factory, blocked, now)
+
+    async def _send_retrying(self, chat_id: str, payload: dict[str, Any]) -> str | None:
+        """429: wait ``retry_after`` (if short); 5xx/network: back off 0.5, 1, 2 s; else give up."""
+        attempt = 0
+        while True:
+            try:
+                return await self.sender.send(chat_id, payload)
+            except SendError as err:
+                attempt += 1
+                if err.permanent or err.unknown or attempt > self.send_retries:
+                    raise
+                wait = err.retry_after if err.retry_after is not None else 0.5 * 2 ** (attempt - 1)
+                if wait > self.max_inline_wait:
+                    raise  # the outbox dispatcher sends it when due
+                log.info("send to %s failed (%s); retrying in %.1fs", chat_id, err.reason, wait)
+                await self.sleep(wait)
+
+
+# ---------------------------------------------------------------------- running
+
+
+POLLING_BACKOFF = BackoffConfig(min_delay=1.0, max_delay=30.0, factor=1.5, jitter=0.1)
+
+
+async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
+                dp: Dispatcher | None = None, stop: asyncio.Event | None = None,
+                backoff: BackoffConfig = POLLING_BACKOFF, polling_timeout: int = 30) -> None:
+    """Run the channel until ``stop`` is set (or a signal arrives in polling mode)."""
+    from bot.web import build_web_app, database_check
+
+    own = channel is None
+    channel = channel or TelegramChannel(app.runtime, bot, app.texts)
+    dp = dp or channel.dispatcher()
+    await _setup_until_reachable(channel, backoff)
+    settings = app.settings
+    try:
+        if settings.telegram_webhook_url:
+            secret = settings.telegram_webhook_secret or secrets.token_urlsafe(32)
+            web_app = build_web_app(checks={"database": database_check(app, channel.executor)})
+            add_telegram_webhook(web_app, dp, bot, secret)
+            from aiohttp import web
+
+            runner = web.AppRunner(web_app, handle_signals=False)
+            await runner.setup()
+            await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+            await bot.set_webhook(settings.telegram_webhook_url, secret_token=secret,
+                                  allowed_updates=dp.resolve_used_update_types())
+            log.info("Telegram webhook mode on %s:%s%s", settings.http_host, settings.http_port,
+                     WEBHOOK_PATH)
+            try:
+                await (stop or _forever()).wait()
+            finally:
+                await runner.cleanup()
+        else:
+            await bot.delete_webhook(drop_pending_updates=False)
+            log.info("Telegram long polling")
+            polling = asyncio.create_task(dp.start_polling(
+                bot, polling_timeout=polling_timeout, backoff_config=backoff,
+                handle_signals=stop is None, close_bot_session=False))
+            if stop is None:
+                await polling
+            else:
+                waiter = asyncio.create_task(stop.wait())
+                await asyncio.wait({polling, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                await dp.stop_polling() if not polling.done() else None
+                await polling
+                waiter.cancel()
+    finally:
+        if own:
+            channel.close()
+
+
+def _forever() -> asyncio.Event:
+    return asyncio.Event()  # never set: webhook mode runs until the process is stopped
+
+
+async def _setup_until_reachable(channel: TelegramChannel, backoff: BackoffConfig) -> None:
+    """Start even if the Bot API is briefly unreachable; a refused token stops at once."""
+    delay = backoff.min_delay
+    while True:
+        try:
+            await channel.setup()
+            return
+        except (TelegramNetworkError, TelegramServerError) as exc:
+            log.warning("Bot API not reachable (%s); retrying in %.0fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(backoff.max_delay, delay * backoff.factor)
+
+
+def add_telegram_webhook(web_app: Any, dp: Dispatcher, bot: Bot, secret: str,
+                         path: str = WEBHOOK_PATH) -> None:
+    """Serve Telegram's webhook on ``path``: 401 without the secret, 200 after the commit."""
+    import hmac
+
+    from aiohttp import web
+    from pydantic import ValidationError
+
+    expected = secret.encode()
+
+    async def webhook(request: web.Request) -> web.Response:
+        got = request.headers.get(SECRET_HEADER, "").encode()
+        if not hmac.compare_digest(got, expected):
+            return web.json_response({"ok": False, "error": "unauthorized"}, status=401)
+        try:
+            raw = await request.json()
+            upd = Update.model_validate(raw, context={"bot": bot})
+        except (ValueError, ValidationError):
+            return web.json_response({"ok": False, "error": "not a Telegram update"}, status=400)
+        try:
+            await dp.feed_update(bot, upd)
+        except Exception:  # Telegram redelivers on 5xx; the update_id makes that safe
+            log.exception("update %s failed", upd.update_id)
+            return web.json_response({"ok": False}, status=500)
+        return web.json_response({"ok": True})
+
+    web_app.router.add_post(path, webhook)
+
+
+def run_telegram(app: App) -> int:
+    """Entry point used by ``python bot.py`` when TELEGRAM_BOT_TOKEN is set."""
+    from aiogram.exceptions import TelegramUnauthorizedError
+
+    settings = app.settings
+    assert settings.telegram_bot_token
+
+    async def main() -> int:
+        bot = make_bot(settings.telegram_bot_token or "", settings.telegram_api_base)
+        try:
+            await serve(app, bot)
+        except TelegramUnauthorizedError:
+            log.error("TELEGRAM_BOT_TOKEN was refused by the Bot API (401 Unauthorized)")
+            return 2
+        finally:
+            await bot.session.close()
+        return 0
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        return 0
