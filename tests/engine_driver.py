@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,7 +70,7 @@ class Driver:
             answer = self.answer(call)
             answer["call"] = call.name
             result = engine.step(result.state, Event("result", event.event_id, result=answer), self.ctx())
-        self.state = result.state
+        self.state = json.loads(json.dumps(result.state))  # as the sessions table would
         return out
 
     def answer(self, call: Call) -> dict[str, Any]:

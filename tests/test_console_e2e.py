@@ -159,3 +159,21 @@ def test_bad_setting_stops_with_one_line_naming_it(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "bot.py")], input="", capture_output=True,
                           text=True, env=env, cwd=tmp_path, timeout=60)
     assert proc.returncode == 2 and "SESSION_TIMEOUT_MINUTES" in proc.stderr
+
+
+def test_a_failing_write_is_rolled_back_whole_and_the_resident_is_told(app: App) -> None:
+    from sqlalchemy import text
+
+    chat = Chat(app)
+    chat.say("/start", "1", "1", "ktp", "1")
+    with app.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE survey_answers RENAME TO survey_answers_away"))
+    out = chat.say("2")
+    assert "terjadi gangguan" in out
+    with app.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE survey_answers_away RENAME TO survey_answers"))
+    with app.factory() as db:  # the session did not move on: nothing was half-saved
+        state = db.scalars(select(ConversationSession.state)).one()
+    assert state["data"]["answers"] == {"1": 4}
+    out = chat.say("2")
+    assert "(3/9)" in out

@@ -6,12 +6,15 @@ them). ``#foto <name>`` sends a photo and ``#lokasi <lat>,<lon>`` a location, fo
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any, TextIO
 
 from bot.outbox import mark_sent
 from bot.runtime import Inbound, Runtime, new_event_id
 from flows.types import Event, Texts
+
+log = logging.getLogger(__name__)
 
 
 def render(payload: dict[str, Any]) -> str:
@@ -59,7 +62,12 @@ class ConsoleChannel:
 
     def send(self, line: str) -> None:
         inbound = Inbound("console", self.user_id, self.user_id, parse_line(line))
-        rows = self.runtime.handle(inbound)
+        try:
+            rows = self.runtime.handle(inbound)
+        except Exception:  # nothing was committed; say sorry and keep the chat alive
+            log.exception("could not handle console input")
+            self.say("\nPrima: " + self.texts(self.language, "error.internal"))
+            return
         for row in rows:
             self.say("\nPrima: " + render(row.payload))
         mark_sent(self.runtime.factory, [(r.id, None) for r in rows], self.runtime.clock())
