@@ -55,3 +55,101 @@ async def test_commands_registered_in_both_languages(app: App, clock: FakeClock)
     assert cmds[""] == cmds["id"]  # no language_code: Indonesian
     en = {c["command"]: c["description"] for c in cmds["en"]}
     assert en["cancel"] == "Cancel this step"
+
+
+async def test_complaint_with_photo_and_location(app: App, clock: FakeClock) -> None:
+    async with harness(app, clock) as h, h.polling():
+        await h.say(WARGA, "/start")
+        await h.press(WARGA, "Setuju")
+        await h.press(WARGA, "Buat pengaduan")
+        await h.press(WARGA, "Disdukcapil")
+        await h.press(WARGA, "KTP Elektronik")
+        await h.say(WARGA, "Petugas minta uang Rp50.000 untuk cetak KTP <script>")
+        await h.press(WARGA, "Permintaan imbalan uang/barang (pungli)")
+        await h.press(WARGA, "Hari ini")
+        photo = [{"file_id": "small", "file_unique_id": "s1", "width": 90, "height": 90},
+                 {"file_id": "AgACbig", "file_unique_id": "b1", "width": 1280, "height": 960}]
+        await h.say(WARGA, photo=photo, caption="kuitansi")
+        await h.press(WARGA, "Lanjut")
+        await h.say(WARGA, location={"latitude": -1.4852, "longitude": 102.1154})
+        await h.press(WARGA, "Ya")   # keep my identity confidential
+        await h.press(WARGA, "Ya")   # you may contact me
+        done = await h.press(WARGA, "Kirim")
+        assert any("PRM-" in (m.text or "") or "tiket" in (m.text or "").lower() for m in done)
+
+    with app.factory() as db:
+        complaint = db.scalars(select(Complaint)).one()
+        assert complaint.channel == "telegram" and complaint.category == "pungli"
+        assert complaint.description == "Petugas minta uang Rp50.000 untuk cetak KTP <script>"
+        assert complaint.attachments["photos"] == [{
+            "type": "photo", "file_id": "AgACbig", "file_unique_id": "b1", "width": 1280,
+            "height": 960, "caption": "kuitansi"}]
+        assert (complaint.latitude, complaint.longitude) == (-1.4852, 102.1154)
+        assert complaint.confidential and complaint.contact_consent
+        assert complaint.ticket in (done[-2].text or "") + (done[-1].text or "")
+        # one row per update, however many replies it caused
+        assert db.scalar(select(func.count()).select_from(InboundEvent)) == 14
+
+
+async def test_english_telegram_user_starts_in_english(app: App, clock: FakeClock) -> None:
+    tourist = User(id=5002, first_name="Ann", language_code="en-GB")
+    async with harness(app, clock) as h, h.polling():
+        first = await h.say(tourist, "/start")
+        assert first[-1].labels()[:2] == ["I agree", "I do not agree"]
+    with app.factory() as db:
+        assert db.scalars(select(Contact.language)).one() == "en"
+
+
+async def test_unsupported_messages_get_a_polite_answer(app: App, clock: FakeClock) -> None:
+    async with harness(app, clock) as h, h.polling():
+        await h.say(WARGA, "/start")
+        await h.press(WARGA, "Setuju")
+        sticker = {"file_id": "st", "file_unique_id": "st1", "type": "regular", "width": 512,
+                   "height": 512, "is_animated": False, "is_video": False}
+        replies = await h.say(WARGA, sticker=sticker)
+        assert "hanya bisa membaca teks" in (replies[0].text or "")
+
+
+async def test_groups_only_answer_commands_addressed_to_the_bot(app: App, clock: FakeClock) -> None:
+    group = -100777
+    async with harness(app, clock) as h, h.polling():
+        for text in ("/start", "halo semua", "/start@OtherBot"):
+            upd = h.server.message(WARGA, text, chat_id=group, chat_type="supergroup")
+            await h.processed(upd)
+        assert h.server.chat(group) == []
+        upd = h.server.message(WARGA, "/start@PrimaTestBot", chat_id=group, chat_type="supergroup")
+        await h.processed(upd)
+        assert h.server.chat(group)[-1].labels()[0] == "Setuju"
+    with app.factory() as db:
+        assert db.scalar(select(func.count()).select_from(InboundEvent)) == 1
+
+
+async def test_polling_survives_a_bot_api_restart(app: App, clock: FakeClock) -> None:
+    async with harness(app, clock) as h, h.polling():
+        await h.say(WARGA, "/start")
+        await h.server.stop()  # the Bot API goes away; getUpdates fails and backs off
+        await h.server.start()  # same port, same pending state
+        replies = await h.say(WARGA, "/bantuan")
+        assert replies, "no answer after the Bot API came back"
+
+
+async def test_answers_stored_once_when_an_update_is_redelivered(app: App, clock: FakeClock) -> None:
+    async with harness(app, clock) as h:
+        await h.channel.setup()
+        await h.feed(h.server.message_update(WARGA, "/start"))
+        await h.feed(h.server.press_update(WARGA, h.last_question(WARGA), "Setuju"))
+        await h.feed(h.server.press_update(WARGA, h.last_question(WARGA), "Nilai layanan"))
+        await h.feed(h.server.press_update(WARGA, h.last_question(WARGA), "Disdukcapil"))
+        await h.feed(h.server.press_update(WARGA, h.last_question(WARGA), "KTP Elektronik"))
+        press = h.server.press_update(WARGA, h.last_question(WARGA), "Sangat sesuai")
+        await h.feed(press)
+        sent_before = len(h.server.sent)
+        await h.feed(press)  # Telegram delivers the same update again
+        assert len(h.server.sent) == sent_before
+        assert len(h.server.callback_answers) == 6  # the duplicate is still answered
+    # ... and again after a restart: a new process, the same database
+    async with harness(app, clock) as h2:
+        await h2.feed(press)
+        assert h2.server.sent == []
+    with app.factory() as db:
+        assert db.scalar(select(func.count()).select_from(SurveyAnswer)) == 1
