@@ -16,6 +16,7 @@ a sleep.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import ClientSession, web
+from aiohttp.web_request import FileField
 
 TOKEN = "123456789:TEST-token-for-the-fake-bot-api"
 JSONish = ("reply_markup", "allowed_updates", "commands", "scope", "link_preview_options",
@@ -66,6 +68,12 @@ class Sent:
 
     def labels(self) -> list[str]:
         return [b["text"] for row in self.buttons for b in row]
+
+    @property
+    def thread(self) -> int | None:
+        """The forum topic (``message_thread_id``) the message was sent into, if any."""
+        value = self.params.get("message_thread_id")
+        return int(value) if value not in (None, "") else None
 
     def data_for(self, label: str) -> str:
         for row in self.buttons:
@@ -116,6 +124,8 @@ class FakeTelegram:
         self._by_key: dict[tuple[int, int], Sent] = {}
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
+        self.forums: set[int] = set()  # supergroups with topics enabled
+        self.topics: dict[tuple[int, int], str] = {}  # (chat id, message_thread_id) -> name
         self._callback_seq = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -245,10 +255,8 @@ class FakeTelegram:
         async def notify() -> None:
             async with self._changed:
                 self._changed.notify_all()
-        try:
+        with contextlib.suppress(RuntimeError):  # no loop running: nobody is waiting
             asyncio.get_running_loop().create_task(notify())
-        except RuntimeError:  # no loop running (building updates before start)
-            pass
 
     @staticmethod
     def _error(status: int, description: str, retry_after: int | None = None) -> web.Response:
@@ -264,7 +272,7 @@ class FakeTelegram:
         form = await request.post()
         params: dict[str, Any] = {}
         for key, value in form.items():
-            if hasattr(value, "file"):  # an uploaded file
+            if isinstance(value, FileField):  # an uploaded file
                 params[key] = {"filename": value.filename, "size": len(value.file.read())}
             elif key in JSONish:
                 params[key] = json.loads(str(value))
@@ -335,6 +343,9 @@ class FakeTelegram:
             msg["text"] = sent.text
         if sent.reply_markup:
             msg["reply_markup"] = sent.reply_markup
+        if sent.thread is not None:
+            msg["message_thread_id"] = sent.thread
+            msg["is_topic_message"] = True
         return msg
 
     def _store(self, method: str, params: dict[str, Any], text: str | None) -> dict[str, Any]:
@@ -358,10 +369,8 @@ class FakeTelegram:
         if offset:  # everything below offset is confirmed and forgotten
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
         if not self._updates and timeout > 0:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await self.wait_for(lambda: bool(self._updates), timeout)
-            except TimeoutError:
-                pass
         return self._updates[:limit]
 
     async def _m_sendmessage(self, params: dict[str, Any]) -> Any:
@@ -403,6 +412,18 @@ class FakeTelegram:
             return sent
         sent.reply_markup = params.get("reply_markup")
         return self._message_dict(sent)
+
+    async def _m_createforumtopic(self, params: dict[str, Any]) -> Any:
+        chat_id = int(params.get("chat_id") or 0)
+        if chat_id not in self.forums:
+            return self._error(400, "Bad Request: the chat is not a forum")
+        name = str(params.get("name") or "")
+        if not 1 <= len(name) <= 128:
+            return self._error(400, "Bad Request: TOPIC_NAME_INVALID")
+        thread = self._next_message.get(chat_id, 0) + 1  # topics are messages too
+        self._next_message[chat_id] = thread
+        self.topics[(chat_id, thread)] = name
+        return {"message_thread_id": thread, "name": name, "icon_color": 7322096}
 
     async def _m_answercallbackquery(self, params: dict[str, Any]) -> Any:
         self.callback_answers.append(params)

@@ -132,7 +132,7 @@ async def test_blocking_the_bot_is_noticed_from_my_chat_member(app: App, clock: 
 async def test_sender_classifies_errors(sqlite_app: App, clock: FakeClock) -> None:
     async with harness(sqlite_app, clock) as h:
         sender = TelegramSender(h.bot)
-        cases = [(400, dict(permanent=True)), (403, dict(permanent=True, unreachable=True)),
+        cases: list[tuple[int, dict[str, object]]] = [(400, dict(permanent=True)), (403, dict(permanent=True, unreachable=True)),
                  (500, dict(permanent=False)), (429, dict(retry_after=7.0))]
         for status, expected in cases:
             h.server.fail_next("sendMessage", status, retry_after=7 if status == 429 else None)

@@ -36,7 +36,7 @@ async def test_survey_by_buttons_and_typed_text(app: App, clock: FakeClock) -> N
         resp = db.scalars(select(SurveyResponse)).one()
         assert resp.status == "complete" and resp.channel == "telegram"
         assert resp.suggestion == typed  # stored as typed, not escaped or stripped
-        assert sorted(a.score for a in resp.answers) == [4] * 9
+        assert [a.score for a in resp.answers] == [4] * 9
         contact = db.scalars(select(Contact)).one()
         assert contact.external_id == str(WARGA.id) and contact.display_name == "Siti Aminah"
     # plain text everywhere: no parse_mode, so typed markup can never break a message

@@ -19,7 +19,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import aiohttp
 from aiogram import Bot, Dispatcher
@@ -48,12 +48,12 @@ from aiogram.types import (
     Update,
 )
 from aiogram.utils.backoff import BackoffConfig
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.i18n import LANGUAGES
 from bot.models import Contact, OutboxMessage
-from bot.outbox import SendError, mark_sent, record_failure
+from bot.outbox import SendError, record_failure
 from bot.runtime import Inbound, Runtime
 from flows.types import Event, Texts
 
@@ -214,6 +214,75 @@ def mark_unreachable(factory: sessionmaker[Session], contact_id: int, now: datet
         db.execute(update(Contact).where(Contact.id == contact_id).values(unreachable_at=now))
 
 
+def mark_sent_many(
+    factory: sessionmaker[Session], sent: list[tuple[int, str | None]], now: datetime
+) -> None:
+    """:func:`bot.outbox.mark_sent` as one executemany: many turns' rows in one transaction."""
+    if not sent:
+        return
+    table = cast(Table, OutboxMessage.__table__)
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values(status="sent", sent_at=now, provider_message_id=bindparam("provider_id"),
+                attempts=table.c.attempts + 1)
+    )
+    with factory() as db, db.begin():
+        db.connection().execute(stmt, [{"row_id": r, "provider_id": p} for r, p in sent])
+
+
+class GroupCommit:
+    """Records sent rows for many concurrent turns in one transaction (group commit).
+
+    Each caller waits until its own rows are committed, so a turn is finished only when its
+    bookkeeping is stored; under load one transaction serves every turn that arrived
+    meanwhile, which halves the database work per update.
+    """
+
+    def __init__(self, write: Callable[[list[tuple[int, str | None]]], Awaitable[None]]) -> None:
+        self.write = write
+        self._batch: list[tuple[int, str | None]] = []
+        self._done: asyncio.Future[None] | None = None
+        self._running = False
+
+    async def record(self, rows: list[tuple[int, str | None]]) -> None:
+        if not rows:
+            return
+        if self._done is None:
+            self._done = asyncio.get_running_loop().create_future()
+        done = self._done
+        self._batch.extend(rows)
+        if not self._running:
+            self._running = True
+            asyncio.get_running_loop().create_task(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        try:
+            while self._batch:
+                batch, done = self._batch, self._done
+                self._batch, self._done = [], None
+                assert done is not None
+                try:
+                    await self.write(batch)
+                except Exception as exc:  # each waiting turn sees the failure
+                    done.set_exception(exc)
+                else:
+                    done.set_result(None)
+        finally:
+            self._running = False
+
+
+def release(factory: sessionmaker[Session], ids: list[int]) -> None:
+    """Hand rows this process will not send back to the outbox dispatcher, untouched."""
+    if not ids:
+        return
+    with factory() as db, db.begin():
+        db.execute(update(OutboxMessage)
+                   .where(OutboxMessage.id.in_(ids), OutboxMessage.status == "claimed")
+                   .values(status="pending", claimed_at=None))
+
+
 def set_reachable(factory: sessionmaker[Session], user_id: str, when: datetime | None) -> None:
     with factory() as db, db.begin():
         db.execute(update(Contact)
@@ -255,11 +324,15 @@ class TelegramChannel:
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="prima-db")
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._stale = {texts(lang, "stale_button") for lang in LANGUAGES}
+        self._sent = GroupCommit(self._write_sent)
 
     # -------------------------------------------------------------- wiring
 
     def dispatcher(self) -> Dispatcher:
         dp = Dispatcher()
+        from bot.channels.staff import install  # staff rooms and case buttons first (bot/cases.py)
+
+        install(self, dp)
         dp.message.register(self.on_message)
         dp.callback_query.register(self.on_callback)
         dp.my_chat_member.register(self.on_member)
@@ -421,39 +494,49 @@ class TelegramChannel:
     async def deliver(self, rows: list[OutboxMessage]) -> None:
         """Send committed replies in order and record each outcome.
 
-        After a failure the rest of this turn's replies are not attempted (order matters in a
-        conversation): they get the same verdict and wait, or fail, with the failed one.
+        After a failure the rest of this turn's messages to that chat are not attempted (order
+        matters in a conversation): they get the same verdict and wait, or fail, with the
+        failed one. Rows for another channel (a relay to a resident on WhatsApp) go back to
+        the outbox dispatcher.
         """
         sent: list[tuple[int, str | None]] = []
         failed: list[tuple[int, SendError]] = []
-        blocked: int | None = None
-        stop: SendError | None = None
+        blocked: set[int] = set()
+        stop: dict[str, SendError] = {}
+        other = [row.id for row in rows if row.channel != CHANNEL]
         for row in rows:
-            if stop is not None:
-                failed.append((row.id, SendError(f"not sent after an earlier failure: {stop.reason}",
-                                                 retry_after=stop.retry_after,
-                                                 permanent=stop.permanent)))
+            if row.channel != CHANNEL:
+                continue
+            earlier = stop.get(row.chat_id)
+            if earlier is not None:
+                failed.append((row.id, SendError(f"not sent after an earlier failure: {earlier.reason}",
+                                                 retry_after=earlier.retry_after,
+                                                 permanent=earlier.permanent)))
                 continue
             try:
                 sent.append((row.id, await self._send_retrying(row.chat_id, row.payload)))
             except SendError as err:
                 failed.append((row.id, err))
                 if err.unreachable and row.contact_id is not None:
-                    blocked = row.contact_id
+                    blocked.add(row.contact_id)
                 if not err.unknown:
-                    stop = err
-        if sent or failed or blocked:
-            await self._db(self._record, sent, failed, blocked)
+                    stop[row.chat_id] = err
+        await self._sent.record(sent)
+        if failed or blocked or other:
+            await self._db(self._record_failures, failed, blocked, other)
 
-    def _record(self, sent: list[tuple[int, str | None]], failed: list[tuple[int, SendError]],
-                blocked: int | None) -> None:
+    async def _write_sent(self, batch: list[tuple[int, str | None]]) -> None:
+        await self._db(mark_sent_many, self.factory, batch, self.runtime.clock())
+
+    def _record_failures(self, failed: list[tuple[int, SendError]], blocked: set[int],
+                         other: list[int]) -> None:
         now = self.runtime.clock()
-        mark_sent(self.factory, sent, now)
         for row_id, err in failed:
             status = record_failure(self.factory, row_id, err, now)
             log.warning("outbox %s not sent (%s): %s", row_id, status, err.reason)
-        if blocked is not None:
-            mark_unreachable(self.factory, blocked, now)
+        for contact_id in blocked:
+            mark_unreachable(self.factory, contact_id, now)
+        release(self.factory, other)
 
     async def _send_retrying(self, chat_id: str, payload: dict[str, Any]) -> str | None:
         """429: wait ``retry_after`` (if short); 5xx/network: back off 0.5, 1, 2 s; else give up."""

@@ -1,0 +1,290 @@
+"""Updates per second through the real aiogram dispatcher into the runtime, vs. a bare echo bot.
+
+Simulated residents each go through a full survey: /start, consent button, menu button,
+agency, service, nine answer buttons and a typed suggestion (15 updates each). Every press
+uses the keyboard the bot really sent. Residents run concurrently (``--concurrency``), each
+one in order, as polling with tasks does. Replies go to an in-process Bot API session (no
+network: Telegram's own limits are far below ours), and the same updates are then replayed
+through a bare aiogram echo handler in the same run as the baseline.
+
+    python bench/bench_updates.py                     # SQLite, 3,000 updates
+    python bench/bench_updates.py --updates 20000     # the full size
+    python bench/bench_updates.py --postgres postgresql+psycopg://postgres@127.0.0.1/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import itertools
+import logging
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.base import BaseSession
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    EditMessageReplyMarkup,
+    EditMessageText,
+    GetMe,
+    SendMessage,
+    SetMyCommands,
+    TelegramMethod,
+)
+from aiogram.methods.base import TelegramType
+from aiogram.types import CallbackQuery, Chat, Message, User
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.app import App, build_app  # noqa: E402
+from bot.channels.telegram import TelegramChannel  # noqa: E402
+from bot.config import Settings  # noqa: E402
+
+TOKEN = "123456789:BENCH-token-for-in-process-session"
+UPDATES_PER_RESIDENT = 15
+
+
+class InProcessSession(BaseSession):
+    """Answers Bot API calls in memory and remembers each chat's last keyboard."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids = itertools.count(1)
+        self.keyboards: dict[int, Any] = {}
+        self.calls = 0
+
+    async def make_request(self, bot: Bot, method: TelegramMethod[TelegramType],
+                           timeout: int | None = None) -> TelegramType:
+        self.calls += 1
+        result: Any
+        if isinstance(method, SendMessage):
+            chat = int(method.chat_id)
+            if method.reply_markup is not None:
+                self.keyboards[chat] = method.reply_markup
+            result = Message(message_id=next(self.ids), date=datetime.now(UTC),
+                             chat=Chat(id=chat, type="private"), text=method.text,
+                             reply_markup=method.reply_markup)
+        elif isinstance(method, GetMe):
+            result = User(id=123456789, is_bot=True, first_name="Prima", username="PrimaBench")
+        elif isinstance(method, AnswerCallbackQuery | EditMessageText | EditMessageReplyMarkup
+                        | SetMyCommands):
+            result = True
+        else:
+            raise NotImplementedError(type(method).__name__)
+        return result  # type: ignore[no-any-return]
+
+    async def close(self) -> None:
+        return None
+
+    async def stream_content(self, url: str, headers: dict[str, Any] | None = None,
+                             timeout: int = 30, chunk_size: int = 65536,
+                             raise_for_status: bool = True) -> AsyncGenerator[bytes, None]:
+        raise NotImplementedError
+        yield b""  # pragma: no cover
+
+
+class Updates:
+    """Builds raw updates like Telegram's, numbering them (never reusing an update_id)."""
+
+    counter = itertools.count(1)
+
+    def __init__(self) -> None:
+        self.ids = Updates.counter
+
+    def user(self, uid: int) -> dict[str, Any]:
+        return {"id": uid, "is_bot": False, "first_name": f"Warga {uid}", "language_code": "id"}
+
+    def text(self, uid: int, text: str) -> dict[str, Any]:
+        n = next(self.ids)
+        return {"update_id": n, "message": {
+            "message_id": n, "date": 1, "chat": {"id": uid, "type": "private", "first_name": "W"},
+            "from": self.user(uid), "text": text}}
+
+    def press(self, uid: int, keyboard: Any, row: int) -> dict[str, Any]:
+        n = next(self.ids)
+        button = keyboard.inline_keyboard[row][0]
+        return {"update_id": n, "callback_query": {
+            "id": f"cb{n}", "from": self.user(uid), "chat_instance": "ci", "data": button.callback_data,
+            "message": {"message_id": n, "date": 1, "chat": {"id": uid, "type": "private"},
+                        "text": "?", "reply_markup": keyboard.model_dump(exclude_none=True)}}}
+
+
+CPU: list[float] = []  # process CPU seconds of each run: steadier than wall time on a busy host
+Feed = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+async def resident(uid: int, feed: Feed, session: InProcessSession, make: Updates,
+                   latencies: list[float], record: list[dict[str, Any]]) -> None:
+    """One resident's full survey; each step waits for the bot, as a person would."""
+    # consent, menu "Nilai layanan", first agency, first service, nine answers (best first)
+    script: list[str | int] = ["/start", 0, 0, 0, 0, *([0] * 9),
+                               "Pelayanan cepat, petugas ramah, antrean tertib."]
+    for step in script:
+        update = make.text(uid, step) if isinstance(step, str) else \
+            make.press(uid, session.keyboards[uid], step)
+        record.append(update)
+        t0 = time.perf_counter()
+        await feed(update)
+        latencies.append(time.perf_counter() - t0)
+
+
+async def run_pool(jobs: list[Callable[[], Awaitable[None]]], concurrency: int) -> float:
+    queue = list(reversed(jobs))
+
+    async def worker() -> None:
+        while queue:
+            await queue.pop()()
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    CPU.append(time.process_time() - c0)
+    return time.perf_counter() - t0
+
+
+def figures(name: str, n: int, elapsed: float, lat: list[float]) -> float:
+    lat = sorted(lat)
+    rate = n / elapsed
+    p50 = statistics.median(lat) * 1000
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+    print(f"{name:<22} {n:>6} updates {elapsed:6.2f} s {rate:7.0f} upd/s  "
+          f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  CPU {CPU[-1] / n * 1000:5.2f} ms/update")
+    return rate
+
+
+async def bench_prima(app: App, residents: int, concurrency: int,
+                      ) -> tuple[int, float, list[float], list[list[dict[str, Any]]]]:
+    session = InProcessSession()
+    bot = Bot(TOKEN, session=session)
+    channel = TelegramChannel(app.runtime, bot, app.texts)
+    await channel.setup()
+    dp = channel.dispatcher()
+    make = Updates()
+    latencies: list[float] = []
+    records: list[list[dict[str, Any]]] = [[] for _ in range(residents)]
+
+    async def feed(update: dict[str, Any]) -> Any:
+        return await dp.feed_raw_update(bot, update)
+
+    base = 10_000_000 + uuid.uuid4().int % 1_000_000 * 100  # fresh residents every run
+    jobs = [lambda i=i: resident(base + i, feed, session, make, latencies, records[i])  # type: ignore[misc]
+            for i in range(residents)]
+    elapsed = await run_pool(jobs, concurrency)
+    channel.close()
+    return sum(map(len, records)), elapsed, latencies, records
+
+
+async def bench_echo(records: list[list[dict[str, Any]]], concurrency: int,
+                     ) -> tuple[int, float, list[float]]:
+    """The same updates through a bare aiogram bot that echoes text and acknowledges buttons."""
+    bot = Bot(TOKEN, session=InProcessSession())
+    dp = Dispatcher()
+
+    @dp.message()
+    async def echo(message: Message) -> None:
+        await message.answer(message.text or "?")
+
+    @dp.callback_query()
+    async def ack(query: CallbackQuery) -> None:
+        await query.answer()
+        await bot.send_message(query.from_user.id, query.data or "?")
+
+    latencies: list[float] = []
+
+    async def replay(updates: list[dict[str, Any]]) -> None:
+        for update in updates:
+            t0 = time.perf_counter()
+            await dp.feed_raw_update(bot, update)
+            latencies.append(time.perf_counter() - t0)
+
+    jobs = [lambda r=r: replay(r) for r in records]  # type: ignore[misc]
+    elapsed = await run_pool(jobs, concurrency)
+    return sum(map(len, records)), elapsed, latencies
+
+
+def make_app(url: str) -> App:
+    settings = Settings(database_url=url, log_level="WARNING")
+    return build_app(settings)
+
+
+def postgres_schema_url(url: str) -> tuple[str, Callable[[], None]]:
+    from sqlalchemy import create_engine, text
+
+    from bot.db import normalise_url
+
+    schema = "bench_" + uuid.uuid4().hex[:10]
+    admin = create_engine(normalise_url(url))
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}", drop
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    residents = max(1, args.updates // UPDATES_PER_RESIDENT)
+    print(f"{residents} residents x {UPDATES_PER_RESIDENT} updates, concurrency {args.concurrency}")
+    backends: list[tuple[str, str, Callable[[], None]]] = []
+    tmp = tempfile.TemporaryDirectory()
+    backends.append(("SQLite", f"sqlite:///{tmp.name}/bench.db", lambda: None))
+    if args.postgres:
+        url, drop = postgres_schema_url(args.postgres)
+        backends.append(("PostgreSQL", url, drop))
+    ok = True
+    try:
+        for name, url, _ in backends:
+            app = make_app(url)
+            await bench_prima(app, max(1, residents // 10), args.concurrency)  # warm-up
+            profiler = cProfile.Profile() if args.profile else None
+            if profiler:
+                profiler.enable()
+            n, elapsed, lat, records = await bench_prima(app, residents, args.concurrency)
+            if profiler:
+                profiler.disable()
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
+            rate = figures(f"Prima + {name}", n, elapsed, lat)
+            en, eelapsed, elat = await bench_echo(records, args.concurrency)
+            echo_rate = figures("bare aiogram echo", en, eelapsed, elat)
+            p99 = sorted(lat)[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+            print(f"  ratio to bare echo: {rate / echo_rate:.2f}")
+            if name == "SQLite":
+                met = rate >= 1000 and p99 < 50
+                ok = ok and met
+                print(f"  target (>= 1,000 upd/s, p99 < 50 ms on SQLite): {'met' if met else 'NOT met'}")
+            app.engine.dispose()
+    finally:
+        for _, _, drop in backends:
+            drop()
+        tmp.cleanup()
+    return 0 if ok else 1
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--updates", type=int, default=3000, help="updates per backend (default 3000)")
+    p.add_argument("--concurrency", type=int, default=16, help="residents in flight at once")
+    p.add_argument("--postgres", metavar="URL", help="also measure PostgreSQL (a schema is created)")
+    p.add_argument("--profile", action="store_true", help="print a cProfile of the Prima run")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("aiogram").setLevel(logging.WARNING)
+    return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
