@@ -21,7 +21,7 @@ WIB, WITA, WIT = "Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura"
 
 
 def local(tz: str, *args: int) -> datetime:
-    return datetime(*args, tzinfo=ZoneInfo(tz))  # type: ignore[misc]
+    return datetime(*args, tzinfo=ZoneInfo(tz))  # type: ignore[arg-type, misc]
 
 
 # 2026-11-27 is a Friday, 2026-11-30 a Monday.

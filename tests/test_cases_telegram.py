@@ -1,0 +1,249 @@
+"""Cases in human review, end to end through the fake Bot API with a supergroup with topics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from bot import cases as case_logic
+from bot.app import App
+from bot.models import Complaint, FollowupAnswer
+from tests.case_support import (
+    OTHER_ROOM,
+    ROOM,
+    cases,
+    complaint,
+    consent,
+    dispatcher,
+    events,
+    group_message,
+    last_answer,
+    link_room,
+    press_data,
+    register,
+    say,
+    topic_messages,
+)
+from tests.conftest import FakeClock
+from tests.fake_telegram import User
+from tests.telegram_harness import harness
+
+WARGA = User(id=5001, first_name="Siti", last_name="Aminah")
+PETUGAS = User(id=7001, first_name="Budi", last_name="Santoso")
+KEPALA = User(id=7002, first_name="Kepala", last_name="Dinas")
+LAIN = User(id=7003, first_name="Andi", last_name="Pajak")  # staff of another agency
+PUNGLI = "Permintaan imbalan uang/barang (pungli)"
+
+
+async def test_round_trip_resident_topic_staff_resident(app: App, clock: FakeClock) -> None:
+    async with harness(app, clock) as h:
+        await h.channel.setup()
+        await register(h, PETUGAS)
+        linked = await link_room(h, PETUGAS)
+        assert "ruang petugas" in (linked[-1].text or "")
+        await consent(h, WARGA)
+        text = "Petugas minta <b>uang</b> & bilang 'seikhlasnya' untuk cetak KTP"
+        done = await complaint(h, WARGA, text, PUNGLI, confidential=True, photo=True)
+        assert any("langsung kami teruskan ke petugas" in (m.text or "") for m in done)
+
+        [case] = cases(h)
+        assert case.trigger == "serious" and case.status == "new"
+        # the card: in its own topic, named by the ticket, with the text shown literally
+        topic = case.topic_id
+        assert topic is not None and h.server.topics[(ROOM, topic)].startswith(case.ticket)
+        card, photo = topic_messages(h, topic)
+        assert card.text is not None and case.ticket in card.text and text in card.text
+        assert "Pelapor dirahasiakan" in card.text
+        assert "Batas tanggapan pertama: 24-11-2026 09:00 WIB" in card.text  # Mon 09:00 + 8 h
+        assert card.labels() == ["Ambil kasus", "Selesai", "Naikkan ke kepala", "Catatan internal"]
+        assert photo.method == "sendPhoto" and photo.params["photo"] == "AgACbukti"
+        # confidentiality: the resident's name appears nowhere in the staff room
+        assert all("Siti" not in (m.text or "") and "Aminah" not in (m.text or "")
+                   for m in h.server.chat(ROOM))
+        assert all("parse_mode" not in p for p in h.server.calls("sendMessage"))
+
+        # staff take the case: the card shows it, the resident is told
+        before = len(h.server.chat(WARGA.id))
+        await press_data(h, PETUGAS, card, card.data_for("Ambil kasus"))
+        assert last_answer(h) == "Kasus Anda ambil."
+        assert "Status: Ditangani" in (card.text or "") and "Budi Santoso" in (card.text or "")
+        told = h.server.chat(WARGA.id)[before:]
+        assert any("Petugas sedang menangani" in (m.text or "") for m in told)
+
+        # a staff message in the topic reaches the resident from the bot, without the staff name
+        await group_message(h, PETUGAS, "Mohon kirim foto kuitansinya, Bu.", thread=topic)
+        relayed = h.server.last(WARGA.id)
+        assert relayed.text == f"💬 Petugas Disdukcapil ({case.ticket}):\nMohon kirim foto kuitansinya, Bu."
+        assert "Budi" not in relayed.text
+
+        # the resident's reply goes back into the topic; the bot stays out of the way
+        replies = await say(h, WARGA, "Baik, ini kuitansinya <i>asli</i>")
+        assert [m.text for m in replies] == [
+            f"Pesan Anda sudah diteruskan ke petugas ({case.ticket}). Bot tidak menjawab selama "
+            "petugas menangani; ketik /menu untuk kembali ke menu bot."]
+        back = topic_messages(h, topic)[-1]
+        assert back.text == "💬 Warga (Pelapor dirahasiakan):\nBaik, ini kuitansinya <i>asli</i>"
+        assert await say(h, WARGA, "Terima kasih pak") == []  # no second notice, no menu
+        assert topic_messages(h, topic)[-1].text == "💬 Warga (Pelapor dirahasiakan):\nTerima kasih pak"
+        menu = await say(h, WARGA, "/menu")  # commands still reach the bot
+        assert menu and "Bicara dengan petugas" in menu[-1].labels()
+
+        # resolve: the resident is told (quiet hours apply, sent by the dispatcher) and rates
+        await press_data(h, PETUGAS, card, card.data_for("Selesai"))
+        before = len(h.server.chat(WARGA.id))
+        await dispatcher(h).tick()
+        news = h.server.chat(WARGA.id)[before:]
+        assert "Selesai ditangani" in (news[-2].text or "")
+        rating = news[-1]
+        assert "Seberapa puas Anda dengan penanganan" in (rating.text or "")
+        await press_data(h, WARGA, rating, rating.data_for("5 - Sangat puas"))
+
+    [case] = cases(h)
+    assert case.status == "closed" and case.rating == 5
+    trail = [(e.kind, e.from_status, e.to_status) for e in events(app, case.id)
+             if e.kind == "status"]
+    assert trail == [("status", None, "new"), ("status", "new", "open"),
+                     ("status", "open", "resolved"), ("status", "resolved", "closed")]
+    kinds = [e.kind for e in events(app, case.id)]
+    assert kinds.count("to_resident") == 1 and kinds.count("from_resident") == 2
+    with app.factory() as db:
+        c = db.scalars(select(Complaint)).one()
+        assert c.status == "closed"
+        assert [h.to_status for h in c.history] == ["new", "open", "resolved", "closed"]
+
+
+async def test_refusals_for_other_agencies_residents_and_stale_presses(app: App, clock: FakeClock) -> None:
+    async with harness(app, clock) as h:
+        await h.channel.setup()
+        await register(h, PETUGAS)
+        await register(h, LAIN, "bpprd")
+        refused = await link_room(h, WARGA)  # a resident cannot link a staff room
+        assert "Hanya petugas terdaftar" in (refused[-1].text or "")
+        await link_room(h, PETUGAS)
+        await consent(h, WARGA)
+        await complaint(h, WARGA, "Ada calo di depan kantor minta 100 ribu", "Penundaan berlarut",
+                        confidential=False)
+        [case] = cases(h)
+        assert case.reasons == {"reasons": ["term:calo"]}
+        card = topic_messages(h, case.topic_id or 0)[0]
+        assert "Pelapor: Siti Aminah" in (card.text or "")  # not confidential: name shown
+        take = card.data_for("Ambil kasus")
+        before_resident = len(h.server.chat(WARGA.id))
+
+        await press_data(h, LAIN, card, take)  # staff of another agency, in the same group
+        assert last_answer(h) == case_logic.texts("case.refused.not_staff")
+        await press_data(h, WARGA, card, take)  # the resident
+        assert last_answer(h) == case_logic.texts("case.refused.not_staff")
+        await press_data(h, PETUGAS, card, "cs:take:9999")  # forged: no such case
+        assert last_answer(h) == case_logic.texts("case.refused.unknown")
+        await press_data(h, PETUGAS, card, "cs:explode:1")  # forged action
+        assert last_answer(h) == case_logic.texts("case.refused.unknown")
+        # another agency's staff writing in the topic reaches nobody
+        refused = await group_message(h, LAIN, "Halo bu, saya dari pajak", thread=case.topic_id)
+        assert refused[-1].text == case_logic.texts("case.refused.not_staff")
+        assert len(h.server.chat(WARGA.id)) == before_resident
+        assert cases(h)[0].status == "new"
+
+        await press_data(h, PETUGAS, card, take)
+        await press_data(h, PETUGAS, card, take)  # stale: taken already
+        assert last_answer(h) == "Tidak ada yang diubah: status kasus sekarang “Ditangani”."
+        # a press from another group (forged into a group the case does not belong to)
+        h.server.forums.add(OTHER_ROOM)
+        stray = h.server.sent[-1]
+        stray.chat_id = OTHER_ROOM
+        await press_data(h, PETUGAS, stray, f"cs:resolve:{case.id}")
+        assert last_answer(h) == case_logic.texts("case.refused.wrong_room")
+
+        # /kasus: own agency's queue only
+        own = await say(h, PETUGAS, "/kasus")
+        assert case.ticket in (own[-1].text or "")
+        other = await say(h, LAIN, "/kasus")
+        assert case.ticket not in (other[-1].text or "")
+
+    [case] = cases(h)
+    assert case.status == "open"
+    assert [e.to_status for e in events(app, case.id) if e.kind == "status"] == ["new", "open"]
+
+
+async def test_queue_without_a_room_then_linking_posts_the_cards(app: App, clock: FakeClock) -> None:
+    async with harness(app, clock) as h:
+        await h.channel.setup()
+        await register(h, PETUGAS)
+        await register(h, KEPALA, role="head")
+        await consent(h, WARGA)
+        await complaint(h, WARGA, "Petugas minta sogokan supaya cepat", "Lainnya", confidential=True)
+        [case] = cases(h)
+        assert case.topic_id is None and h.server.chat(ROOM) == []
+        listed = await say(h, KEPALA, "/kasus")  # a head sees the agency's cases
+        assert case.ticket in (listed[-1].text or "") and listed[-1].labels() == [f"Ambil {case.ticket}"]
+        answer = await say(h, PETUGAS, f"/balas {case.ticket} Kami cek ke loket, Bu.")
+        assert answer[-1].text == "Pesan terkirim ke warga lewat bot."
+        assert h.server.last(WARGA.id).text == f"💬 Petugas Disdukcapil ({case.ticket}):\nKami cek ke loket, Bu."
+        linked = await link_room(h, PETUGAS)
+        assert "Kasus yang mengantre: 1" in (linked[0].text or "")
+        [case] = cases(h)
+        assert case.topic_id is not None and topic_messages(h, case.topic_id)[0].text
+
+
+async def test_sla_breach_across_a_weekend(app: App, clock: FakeClock) -> None:
+    clock.now = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)  # Friday 15:00 WIB
+    async with harness(app, clock) as h:
+        await h.channel.setup()
+        await register(h, PETUGAS)
+        await register(h, KEPALA, role="head")
+        await link_room(h, PETUGAS)
+        await consent(h, WARGA)
+        await complaint(h, WARGA, "Diminta uang rokok oleh oknum", "Lainnya", confidential=False)
+        [case] = cases(h)
+        assert case.first_response_due == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)  # Mon 15:00 WIB
+        dispatch = dispatcher(h)
+        for at in (datetime(2026, 11, 28, 8, 0, tzinfo=UTC),  # Saturday: still in time
+                   datetime(2026, 11, 30, 7, 59, tzinfo=UTC)):  # Monday 14:59 WIB
+            clock.now = at
+            with app.factory() as db, db.begin():
+                assert case_logic.sla_tick(db, clock()) == 0
+        clock.now = datetime(2026, 11, 30, 8, 1, tzinfo=UTC)
+        with app.factory() as db, db.begin():
+            assert case_logic.sla_tick(db, clock()) == 1
+        with app.factory() as db, db.begin():
+            assert case_logic.sla_tick(db, clock()) == 0  # flagged once
+            assert case_logic.overdue_count(db, case.agency_id, clock()) == 1
+        await dispatch.tick()
+        flag = topic_messages(h, case.topic_id or 0)[-1]
+        assert flag.text == (f"⏰ Kasus {case.ticket} (Disdukcapil) belum ditanggapi; batas tanggapan "
+                             "pertama 30-11-2026 15:00 WIB terlewati.")
+        assert h.server.last(KEPALA.id).text == flag.text
+        assert all(m.text != flag.text for m in h.server.chat(PETUGAS.id))  # heads only
+    assert [e.kind for e in events(app, case.id)].count("overdue") == 1
+
+
+async def test_reopen_after_followup_no(app: App, clock: FakeClock) -> None:
+    async with harness(app, clock) as h:
+        await h.channel.setup()
+        await register(h, PETUGAS)
+        await link_room(h, PETUGAS)
+        await consent(h, WARGA)
+        await complaint(h, WARGA, "Ada pungutan liar di loket KTP", "Lainnya", confidential=False)
+        [case] = cases(h)
+        card = topic_messages(h, case.topic_id or 0)[0]
+        await press_data(h, PETUGAS, card, card.data_for("Selesai"))
+        # the check-in a week later: "is it resolved?" -> "No"
+        clock.advance(days=7, hours=1)
+        await dispatcher(h).tick()
+        checkin = [m for m in h.server.chat(WARGA.id) if "Tidak, masih bermasalah" in m.labels()][-1]
+        before = len(topic_messages(h, case.topic_id or 0))
+        seen = len(h.server.chat(WARGA.id))
+        await press_data(h, WARGA, checkin, checkin.data_for("Tidak, masih bermasalah"))
+        assert any("buka kembali" in (m.text or "") for m in h.server.chat(WARGA.id)[seen:])
+        new = topic_messages(h, case.topic_id or 0)[before:]
+        assert [m.text for m in new] == [f"🔁 Kasus {case.ticket} dibuka kembali: warga menyatakan "
+                                         "masalahnya belum selesai."]
+        assert new[0].labels()[0] == "Ambil kasus"
+    [case] = cases(h)  # the same case, reopened: not a second one
+    assert case.status == "reopened" and case.first_response_at is None
+    assert [e.to_status for e in events(app, case.id) if e.kind == "status"] == [
+        "new", "resolved", "reopened"]
+    with app.factory() as db:
+        assert db.scalars(select(Complaint.status)).one() == "reopened"
+        assert db.scalars(select(FollowupAnswer.answer)).all() == ["no"]
