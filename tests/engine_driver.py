@@ -92,6 +92,12 @@ class Driver:
         if call.name == "delete_my_data":
             self.consented = False
             return {}
+        if call.name == "request_person":
+            return {"ok": True, "agency": call.args.get("agency", ""), "ticket": "CASE-0001", "due": "x"}
+        if call.name == "register_staff":
+            return {"ok": False, "reason": "invalid"}
+        if call.name == "followup":  # the runtime checks ownership; unknown ids are "gone"
+            return {"ok": False, "reason": "unknown"}
         raise AssertionError(f"unexpected call {call.name}")
 
     def _id(self) -> str:
