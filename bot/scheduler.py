@@ -1,0 +1,89 @@
+"""APScheduler in the bot process: it only ticks.
+
+Jobs hold no state of their own: the dispatcher reads due rows from the outbox, the weekly
+digest claims a unique row per agency and week. A restart (or a second process) therefore
+loses nothing and does nothing twice; the scheduler's memory is only "when to look next".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.app import App
+from bot.dispatcher import DispatchConfig, Dispatcher
+from bot.outbox import Sender
+from bot.ratelimit import ChannelLimits, RateLimiter, telegram_limits, whatsapp_limits
+from bot.runtime import Clock
+
+log = logging.getLogger(__name__)
+DISPATCH_JOB = "outbox-dispatcher"
+
+
+def channel_limits(app: App) -> dict[str, ChannelLimits]:
+    """Per-channel limits from the settings (platform defaults unless configured)."""
+    s = app.settings
+    return {
+        "telegram": telegram_limits(
+            s.telegram_rate_total, s.telegram_rate_chat, s.telegram_chat_burst, s.telegram_group_per_minute
+        ),
+        "whatsapp": whatsapp_limits(s.whatsapp_rate_total),
+    }
+
+
+def build_dispatcher(app: App, senders: Mapping[str, Sender], clock: Clock | None = None) -> Dispatcher:
+    from bot.channels.staff import with_cases  # case rows go into their forum topics
+
+    senders = {name: with_cases(sender, app.factory) for name, sender in senders.items()}
+    s = app.settings
+    config = DispatchConfig(
+        batch=s.outbox_batch,
+        tick_budget=max(0.05, s.outbox_tick_seconds * 0.9),
+        max_attempts=s.outbox_max_attempts,
+        claim_timeout=timedelta(minutes=s.outbox_claim_timeout_minutes),
+        resend_unknown=s.outbox_resend_unknown,
+    )
+    return Dispatcher(
+        app.factory, senders, RateLimiter(channel_limits(app)),
+        clock=clock or app.runtime.clock, config=config,
+    )
+
+
+def build_scheduler(
+    app: App, senders: Mapping[str, Sender], clock: Clock | None = None,
+    dispatcher: Dispatcher | None = None,
+) -> AsyncIOScheduler:
+    """The outbox tick plus the hooks of later features (weekly digest), not yet started."""
+    dispatcher = dispatcher or build_dispatcher(app, senders, clock)
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    scheduler.add_job(
+        dispatcher.tick,
+        IntervalTrigger(seconds=app.settings.outbox_tick_seconds),
+        id=DISPATCH_JOB, name="outbox dispatcher", max_instances=1, coalesce=True,
+        misfire_grace_time=None, replace_existing=True,
+    )
+    try:
+        from bot.digest import register_digest_jobs
+    except ImportError:  # pragma: no cover - a build without digests
+        log.info("weekly digest not available; scheduler runs the outbox only")
+    else:
+        register_digest_jobs(scheduler, app)
+    from bot.cases import register_sla_job
+
+    register_sla_job(scheduler, app.factory, clock or app.runtime.clock)
+    scheduler.dispatcher = dispatcher
+    return scheduler
+
+
+async def start_background(
+    app: App, senders: Mapping[str, Sender], clock: Clock | None = None
+) -> AsyncIOScheduler:
+    """Start ticking inside the running event loop; call ``scheduler.shutdown()`` on exit."""
+    scheduler = build_scheduler(app, senders, clock)
+    scheduler.start()
+    log.info("scheduler started: %s", ", ".join(job.id for job in scheduler.get_jobs()))
+    return scheduler
