@@ -94,7 +94,8 @@ class Harness:
     async def polling(self) -> AsyncIterator[None]:
         stop = asyncio.Event()
         task = asyncio.create_task(serve(self.app, self.bot, channel=self.channel, dp=self.dp,
-                                         stop=stop, backoff=FAST_BACKOFF, polling_timeout=1))
+                                         stop=stop, backoff=FAST_BACKOFF, polling_timeout=1,
+                                         background=False))
         try:
             await self.server.wait_for(lambda: bool(self.server.calls("deleteWebhook")))
             yield

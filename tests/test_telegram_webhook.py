@@ -37,7 +37,8 @@ async def test_webhook_with_and_without_the_secret(app: App, clock: FakeClock) -
     app.settings.telegram_webhook_secret = None  # generated
     async with harness(app, clock) as h:
         stop = asyncio.Event()
-        task = asyncio.create_task(serve(app, h.bot, channel=h.channel, dp=h.dp, stop=stop))
+        task = asyncio.create_task(serve(app, h.bot, channel=h.channel, dp=h.dp, stop=stop,
+                                         background=False))
         await h.server.wait_for(lambda: h.server.webhook is not None)
         hook = h.server.webhook
         assert hook is not None and hook["url"] == app.settings.telegram_webhook_url

@@ -563,8 +563,13 @@ POLLING_BACKOFF = BackoffConfig(min_delay=1.0, max_delay=30.0, factor=1.5, jitte
 
 async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
                 dp: Dispatcher | None = None, stop: asyncio.Event | None = None,
-                backoff: BackoffConfig = POLLING_BACKOFF, polling_timeout: int = 30) -> None:
-    """Run the channel until ``stop`` is set (or a signal arrives in polling mode)."""
+                backoff: BackoffConfig = POLLING_BACKOFF, polling_timeout: int = 30,
+                background: bool = True) -> None:
+    """Run the channel until ``stop`` is set (or a signal arrives in polling mode).
+
+    ``background`` also starts the scheduler (outbox dispatcher for follow-ups and retries,
+    weekly digests) in this event loop.
+    """
     from bot.web import build_web_app, database_check
 
     own = channel is None
@@ -572,6 +577,11 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
     dp = dp or channel.dispatcher()
     await _setup_until_reachable(channel, backoff)
     settings = app.settings
+    scheduler = None
+    if background:
+        from bot.scheduler import start_background
+
+        scheduler = await start_background(app, {CHANNEL: channel.sender})
     try:
         if settings.telegram_webhook_url:
             secret = settings.telegram_webhook_secret or secrets.token_urlsafe(32)
@@ -605,6 +615,8 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
                 await polling
                 waiter.cancel()
     finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
         if own:
             channel.close()
 
