@@ -278,6 +278,9 @@ class FakeTelegram:
                 params[key] = json.loads(str(value))
             else:
                 params[key] = str(value)
+        for key, value in list(params.items()):  # aiogram sends files as "attach://<field>"
+            if isinstance(value, str) and value.startswith("attach://"):
+                params[key] = params.pop(value.removeprefix("attach://"), value)
         return params
 
     async def _handle(self, request: web.Request) -> web.Response:
