@@ -40,3 +40,27 @@ async def test_server_rate_limit_is_honoured(sqlite_app: App, clock: FakeClock) 
         assert len(h.server.chat(88)) == 2
         assert h.sleep.waits == [1.0]  # the second waited for its slot, as told by 429
         assert len(h.server.calls("sendMessage")) == 3
+
+
+def test_timeout_after_sending_is_unknown_but_connect_failures_retry() -> None:
+    """A read timeout may hide a delivered message (never resend); a refused connect did not."""
+    import aiohttp
+    from aiogram.exceptions import TelegramNetworkError
+    from aiogram.methods import SendMessage
+
+    from bot.channels.telegram import classify
+
+    method = SendMessage(chat_id=1, text="halo")
+
+    def network_error(cause: BaseException) -> TelegramNetworkError:
+        try:
+            raise TelegramNetworkError(method=method, message=str(cause)) from cause
+        except TelegramNetworkError as exc:
+            return exc
+
+    read_timeout = classify(network_error(aiohttp.SocketTimeoutError("read")))
+    assert read_timeout.unknown and not read_timeout.permanent
+    connect_timeout = classify(network_error(aiohttp.ConnectionTimeoutError("connect")))
+    assert not connect_timeout.unknown and not connect_timeout.permanent
+    reset = classify(network_error(aiohttp.ServerDisconnectedError()))
+    assert not reset.unknown and not reset.permanent
