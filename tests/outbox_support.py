@@ -83,13 +83,13 @@ class Crash(BaseException):
 
 def add_rows(
     factory: sessionmaker[Session], n: int, due: Callable[[int], datetime], now: datetime,
-    chats: int = 100, channel: str = "telegram", **extra: Any,
+    chats: int = 100, channel: str = "telegram", prefix: str = "m", **extra: Any,
 ) -> None:
-    """Insert ``n`` pending rows, marker ``m<i>``, spread over ``chats`` chats."""
+    """Insert ``n`` pending rows, marker ``<prefix><i>``, spread over ``chats`` chats."""
     rows = [
         {"channel": channel, "chat_id": str(10_000 + i % chats), "kind": "followup_checkin",
-         "payload": {"text": f"pesan {i}", "m": f"m{i}", "choices": []}, "status": "pending",
-         "due_at": due(i), "attempts": 0, "created_at": now, "dedupe_key": f"test:{channel}:{i}",
+         "payload": {"text": f"pesan {i}", "m": f"{prefix}{i}", "choices": []}, "status": "pending",
+         "due_at": due(i), "attempts": 0, "created_at": now, "dedupe_key": f"test:{prefix}{i}",
          "urgent": True, "uncertain": 0, **extra}
         for i in range(n)
     ]

@@ -173,7 +173,7 @@ async def test_rate_limits_pace_sends_per_chat_and_in_total(sqlite_app: App, clo
     assert rel[:4] == pytest.approx([0.0, 1 / 30, 2 / 30, 1.0])  # a short burst (paced at 30/s)
     assert all(b - a == pytest.approx(1.0) for a, b in itertools.pairwise(rel[3:]))
 
-    add_rows(sqlite_app.factory, 60, lambda i: clock.now, clock.now, chats=60, dedupe_key=None)
+    add_rows(sqlite_app.factory, 60, lambda i: clock.now, clock.now, chats=60, prefix="b")
     times.clear()
     await d.drain()
     assert len(times) == 60

@@ -1,0 +1,79 @@
+"""Operator commands: QR codes per service (deep links into the survey) and the outbox report."""
+
+from __future__ import annotations
+
+import csv
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import qrcode
+from PIL import Image, ImageChops
+from sqlalchemy import select, update
+
+from bot.app import App
+from bot.cli import main
+from bot.models import OutboxMessage, Service
+from tests.conftest import ROOT, FakeClock
+from tests.outbox_support import add_rows
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, sqlite_app: App, sqlite_url: str) -> App:
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("CATALOG_PATH", str(ROOT / "catalog.yaml"))
+    monkeypatch.delenv("TELEGRAM_BOT_USERNAME", raising=False)
+    return sqlite_app
+
+
+def test_qr_codes_open_the_survey_of_each_service(
+    env: App, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with env.factory() as db, db.begin():
+        db.execute(update(Service).where(Service.code == "kia").values(active=False))
+        codes = list(db.scalars(select(Service.code).where(Service.active).order_by(Service.id)))
+    out = tmp_path / "qr"
+    assert main(["qr", "--out", str(out), "--bot-username", "@PrimaBungoBot"]) == 0
+    assert f"{len(codes)} QR code(s)" in capsys.readouterr().out
+    assert sorted(p.stem for p in out.glob("*.png")) == sorted(codes)  # inactive ones left out
+    with (out / "links.csv").open(encoding="utf-8") as fh:
+        links = {row["code"]: row for row in csv.DictReader(fh)}
+    assert links["ktp"]["link"] == "https://t.me/PrimaBungoBot?start=ktp"
+    assert links["ktp"]["service"] == "KTP Elektronik" and links["ktp"]["agency"] == "Disdukcapil"
+    # The picture is the QR code of exactly that link.
+    expected = qrcode.make(links["pbb"]["link"], error_correction=qrcode.constants.ERROR_CORRECT_M,
+                           box_size=10, border=4).get_image().convert("L")
+    with Image.open(out / "pbb.png") as png:
+        assert ImageChops.difference(png.convert("L"), expected).getbbox() is None
+
+
+def test_qr_needs_a_username(env: App, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["qr", "--out", str(tmp_path)]) == 2
+    assert "--bot-username" in capsys.readouterr().err
+    assert main(["qr", "--out", str(tmp_path), "--bot-username", "not a name!"]) == 2
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_outbox_report_lists_stuck_rows_and_requeue_resends(
+    env: App, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import UTC, datetime
+
+    long_ago = datetime.now(UTC) - timedelta(hours=2)  # the CLI runs on the real clock
+    add_rows(env.factory, 3, lambda i: long_ago, long_ago)
+    with env.factory() as db, db.begin():
+        ids = list(db.scalars(select(OutboxMessage.id).order_by(OutboxMessage.id)))
+        db.execute(update(OutboxMessage).where(OutboxMessage.id == ids[0])
+                   .values(status="claimed", claimed_at=long_ago))
+        db.execute(update(OutboxMessage).where(OutboxMessage.id == ids[1])
+                   .values(status="unknown", last_error="TelegramNetworkError: Request timeout error"))
+    assert main(["outbox", "report"]) == 0
+    out = capsys.readouterr().out
+    assert "claimed 1" in out and "pending 1" in out and "unknown 1" in out
+    assert f"#{ids[0]} telegram followup_checkin claimed" in out
+    assert f"#{ids[1]}" in out and "Request timeout" in out
+    assert "outbox requeue" in out
+    assert main(["outbox", "requeue", str(ids[0]), str(ids[2])]) == 0  # ids[2] is not stuck
+    assert "1 of 2 message(s) queued again" in capsys.readouterr().out
+    with env.factory() as db:
+        assert db.get(OutboxMessage, ids[0]).status == "pending"  # type: ignore[union-attr]
