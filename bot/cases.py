@@ -18,13 +18,14 @@ Resident text is sent as plain text (no parse mode), so it is shown literally.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot import followups, tickets
 from bot.i18n import TEXTS
@@ -455,6 +456,25 @@ def on_not_resolved(db: Session, complaint: Complaint, contact: Contact, now: da
     return Opened(case, False, rows)
 
 
+def escalate_complaint(db: Session, channel: str, user_id: str, ticket: str,
+                       now: datetime) -> tuple[str, list[OutboxMessage]]:
+    """``/eskalasi <ticket>``: staff take a complaint into human review by hand."""
+    complaint = db.scalars(select(Complaint).where(Complaint.ticket == ticket)).first()
+    member = staff_member(db, channel, user_id, complaint.agency_id) if complaint else None
+    if complaint is None or member is None:  # another agency's ticket looks like an unknown one
+        return texts("case.refused.unknown"), []
+    agency = db.get(Agency, complaint.agency_id)
+    assert agency is not None
+    contact = db.get(Contact, complaint.contact_id) if complaint.contact_id else None
+    opened = open_case(
+        db, agency=agency, source_key=f"complaint:{complaint.id}", trigger="manual",
+        reasons=[], summary=_complaint_summary(complaint), now=now, actor=_actor(member),
+        contact=contact, channel=complaint.channel, complaint=complaint,
+        confidential=complaint.confidential,
+    )
+    return texts("case.escalated_manual" if opened.created else "case.exists", ticket=ticket), opened.rows
+
+
 # ---------------------------------------------------------------- staff side
 
 
@@ -844,6 +864,26 @@ def sla_tick(db: Session, now: datetime) -> int:
                      immediate=False)
             flagged += 1
     return flagged
+
+
+SLA_JOB = "case-sla"
+SLA_EVERY_MINUTES = 5
+
+
+def run_sla_tick(factory: sessionmaker[Session], clock: Callable[[], datetime]) -> int:
+    """One scheduler tick: flag breaches in one transaction (the dispatcher sends the flags)."""
+    with factory() as db, db.begin():
+        return sla_tick(db, clock())
+
+
+def register_sla_job(scheduler: Any, factory: sessionmaker[Session], clock: Callable[[], datetime],
+                     minutes: float = SLA_EVERY_MINUTES) -> None:
+    """Check deadlines every few minutes; flags are stored, so a restart never repeats them."""
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    scheduler.add_job(run_sla_tick, IntervalTrigger(minutes=minutes), args=[factory, clock],
+                      id=SLA_JOB, name="case SLA check", max_instances=1, coalesce=True,
+                      replace_existing=True)
 
 
 def overdue_count(db: Session, agency_id: int, at: datetime) -> int:

@@ -248,3 +248,200 @@ class OutboxMessage(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
     dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column()
+    # 0002_outbox: scheduled messages (follow-ups) know their agency for quiet hours, say
+    # whether they may wait for the morning, name what they are about (to cancel them), and
+    # count sends whose outcome was unknowable (a possible duplicate on the resident's side).
+    agency_id: Mapped[int | None] = mapped_column(Integer)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    uncertain: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # 0004_whatsapp: what the platform reported after accepting the message (WhatsApp
+    # status webhooks): sent -> delivered -> read, or failed with the platform's error code.
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    read_at: Mapped[datetime | None] = mapped_column()
+    error_code: Mapped[str | None] = mapped_column(String(16))
+
+
+class StaffMember(Base):
+    """A head, staff member or admin of one agency, reached on the chat they registered from."""
+
+    __tablename__ = "staff_members"
+    __table_args__ = (UniqueConstraint("agency_id", "contact_id", name="uq_staff_members_agency_contact"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # head | staff | admin
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column()
+
+
+class StaffInvite(Base):
+    """A one-time registration code; only its SHA-256 is stored."""
+
+    __tablename__ = "staff_invites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+    used_by: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+
+
+class StaffInviteAttempt(Base):
+    """A failed /daftar attempt, kept to limit guessing per contact."""
+
+    __tablename__ = "staff_invite_attempts"
+    __table_args__ = (Index("ix_staff_invite_attempts_contact_at", "contact_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column()
+
+
+class Digest(Base):
+    """One weekly digest per agency and ISO week: the unique key makes production happen once."""
+
+    __tablename__ = "digests"
+    __table_args__ = (UniqueConstraint("agency_id", "week", name="uq_digests_agency_week"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    week: Mapped[str] = mapped_column(String(10))  # ISO week, e.g. 2026-W47
+    produced_at: Mapped[datetime] = mapped_column()
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class FollowupAnswer(Base):
+    """A resident's answer to a follow-up ("is it resolved?", a 1-5 rating): kept as asked."""
+
+    __tablename__ = "followup_answers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id"), index=True)
+    question: Mapped[str] = mapped_column(String(16))  # checkin | rating
+    answer: Mapped[str] = mapped_column(String(16))  # yes | notyet | no | 1..5
+    at: Mapped[datetime] = mapped_column()
+
+
+class WhatsAppWebhook(Base):
+    """A signed WhatsApp webhook body, stored before answering 200 and deleted once processed.
+
+    Meta wants a quick 200; processing happens after it. A body whose processing failed stays
+    here (``attempts``, ``last_error``) and is retried, so nothing a resident sent is lost.
+    """
+
+    __tablename__ = "whatsapp_webhooks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    body: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class WhatsAppIdentity(Base):
+    """A business-scoped user id (BSUID) seen together with a ``wa_id``: one resident, not two."""
+
+    __tablename__ = "whatsapp_identities"
+
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    wa_id: Mapped[str] = mapped_column(String(64))
+    seen_at: Mapped[datetime] = mapped_column()
+
+
+class StaffRoom(Base):
+    """An agency's staff room: a Telegram supergroup with topics, one topic per case."""
+
+    __tablename__ = "staff_rooms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(64), unique=True)
+    linked_by: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    linked_at: Mapped[datetime] = mapped_column()
+
+
+class Case(Base):
+    """A conversation in human review. One per source (complaint, survey, request): ``source_key``.
+
+    Status: new -> open (taken) -> pending (waiting for the resident) -> resolved -> closed,
+    and reopened. Deadlines are working time (bot/sla.py), stored in UTC.
+    """
+
+    __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_agency_status", "agency_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_key: Mapped[str] = mapped_column(String(128), unique=True)
+    ticket: Mapped[str] = mapped_column(String(16), index=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id"))
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"), index=True)
+    survey_response_id: Mapped[int | None] = mapped_column(ForeignKey("survey_responses.id"))
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), index=True
+    )
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str | None] = mapped_column(String(64))  # where the resident is answered
+    trigger: Mapped[str] = mapped_column(String(32))  # person | serious | low_survey | not_resolved | manual
+    reasons: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"reasons": [...]}
+    summary: Mapped[str] = mapped_column(Text, default="")
+    confidential: Mapped[bool] = mapped_column(Boolean, default=False)
+    reporter_name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    level: Mapped[str] = mapped_column(String(16), default="staff")  # staff | head
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff_members.id", ondelete="SET NULL"))
+    relay: Mapped[bool] = mapped_column(Boolean, default=False)  # resident's messages go to staff
+    room_chat_id: Mapped[str | None] = mapped_column(String(64))
+    topic_id: Mapped[int | None] = mapped_column(Integer)
+    card_message_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+    first_response_due: Mapped[datetime] = mapped_column()
+    resolution_due: Mapped[datetime] = mapped_column()
+    first_response_at: Mapped[datetime | None] = mapped_column()
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column()
+    first_overdue_at: Mapped[datetime | None] = mapped_column()  # when the breach was flagged
+    resolution_overdue_at: Mapped[datetime | None] = mapped_column()
+    notice_at: Mapped[datetime | None] = mapped_column()  # last "your message went to staff"
+    rating: Mapped[int | None] = mapped_column(SmallInteger)
+
+    events: Mapped[list[CaseEvent]] = relationship(back_populates="case", order_by="CaseEvent.id")
+
+
+class CaseEvent(Base):
+    """Audit trail of a case: who, when, from what, to what, why; also notes and relayed messages."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # status | note | to_resident | from_resident | overdue | rating | refused
+    actor: Mapped[str] = mapped_column(String(100))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column()
+
+    case: Mapped[Case] = relationship(back_populates="events")
+
+
+# Covering indexes for the weekly digest (migration 0003b): its GROUP BY reads only the index.
+Index(
+    "ix_survey_answers_digest",
+    SurveyAnswer.agency_id, SurveyAnswer.answered_at, SurveyAnswer.service_id, SurveyAnswer.element,
+    SurveyAnswer.score,
+)
+Index(
+    "ix_survey_responses_digest", SurveyResponse.agency_id, SurveyResponse.started_at, SurveyResponse.service_id
+)

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import tickets
+from bot import cases, followups, staff, tickets
 from bot.catalog import snapshot
 from bot.i18n import TEXTS
 from bot.models import (
@@ -96,6 +96,7 @@ class Runtime:
         texts: Texts = TEXTS,
         default_language: str = "id",
         session_timeout: timedelta = timedelta(minutes=30),
+        survey_reminder: timedelta | None = timedelta(hours=3),
         catalog_ttl: timedelta = timedelta(seconds=60),
     ) -> None:
         self.factory = factory
@@ -104,6 +105,7 @@ class Runtime:
         self.default_language = default_language
         self.session_timeout = session_timeout
         self.catalog_ttl = catalog_ttl
+        self.survey_reminder = survey_reminder  # None: no reminder for unfinished surveys
         self._catalog: Catalog | None = None
         self._catalog_at: datetime | None = None
         self.postgres = factory.kw["bind"].dialect.name == "postgresql"
@@ -131,7 +133,7 @@ class Runtime:
             contact = self._contact(db, inbound, now)
             work = _Work(self, db, inbound, contact, now)
             work.run()
-            return work.outbox
+            return work.outbox + work.later  # staff-room rows last: their failure never holds a reply
 
     def _first_delivery(self, db: Session, inbound: Inbound, now: datetime) -> bool:
         insert = pg_insert if self.postgres else sqlite_insert
@@ -139,30 +141,36 @@ class Runtime:
             insert(InboundEvent)
             .values(channel=inbound.channel, event_key=inbound.event_key, received_at=now)
             .on_conflict_do_nothing()
+            .returning(InboundEvent.id)
         )
-        return bool(db.execute(stmt).rowcount)  # type: ignore[attr-defined]
+        # RETURNING, not rowcount: psycopg reports rowcount -1 for this ORM insert
+        return db.execute(stmt).scalar() is not None
 
     def _contact(self, db: Session, inbound: Inbound, now: datetime) -> Contact:
-        insert = pg_insert if self.postgres else sqlite_insert
-        hint = (inbound.language_hint or "").split("-")[0].lower()
-        language = hint if hint in ("id", "en") else self.default_language
-        db.execute(
-            insert(Contact)
-            .values(
-                channel=inbound.channel,
-                external_id=inbound.user_id,
-                display_name=(inbound.display_name or None),
-                language=language,
-                created_at=now,
-            )
-            .on_conflict_do_nothing()
-        )
-        contact = db.scalars(
+        find = (
             select(Contact)
             .where(Contact.channel == inbound.channel, Contact.external_id == inbound.user_id)
             .with_for_update()
-        ).one()
+        )
+        contact = db.scalars(find).first()  # the usual case: one statement, no insert attempt
+        if contact is None:
+            insert = pg_insert if self.postgres else sqlite_insert
+            hint = (inbound.language_hint or "").split("-")[0].lower()
+            language = hint if hint in ("id", "en") else self.default_language
+            db.execute(
+                insert(Contact)
+                .values(
+                    channel=inbound.channel,
+                    external_id=inbound.user_id,
+                    display_name=(inbound.display_name or None),
+                    language=language,
+                    created_at=now,
+                )
+                .on_conflict_do_nothing()
+            )
+            contact = db.scalars(find).one()
         contact.last_inbound_at = now
+        contact.unreachable_at = None  # they wrote to us, so they have not blocked the bot
         if inbound.display_name and contact.display_name != inbound.display_name:
             contact.display_name = inbound.display_name[:200]
         return contact
@@ -180,6 +188,7 @@ class _Work:
         self.contact: Contact | None = contact
         self.now = now
         self.outbox: list[OutboxMessage] = []
+        self.later: list[OutboxMessage] = []  # staff-room rows and notes after the replies (bot/cases.py)
         self.catalog = rt.catalog(db, now)
 
     def context(self) -> Context:
@@ -198,6 +207,8 @@ class _Work:
         assert self.contact is not None
         session = self.db.get(ConversationSession, self.contact.id)
         state: dict[str, Any] = dict(session.state) if session else {}
+        if self.relay_to_staff(state):
+            return  # a human handles this resident's case: the engine steps aside
         result = engine.step(state, self.inbound.event, self.context())
         for _ in range(MAX_RESUMES):
             call = self.apply(result)
@@ -217,6 +228,37 @@ class _Work:
             self.db.add(session)
         session.state = result.state
         session.updated_at = self.now
+
+    def relay_to_staff(self, state: dict[str, Any]) -> bool:
+        """While staff handle a case, messages typed at the menu go to them (bot/cases.py).
+
+        Commands and buttons still reach the engine, so /menu and /batal always work.
+        """
+        assert self.contact is not None
+        ev = self.inbound.event
+        text = engine.clean_text(ev.text) if ev.kind == "text" else ""
+        if ev.kind == "text" and (not text or engine.parse_command(text) is not None):
+            return False
+        idle = True
+        if state.get("flow") not in (None, "menu") or state.get("wait"):
+            try:
+                idle = self.now - datetime.fromisoformat(str(state.get("at"))) > self.rt.session_timeout
+            except ValueError:
+                idle = False
+        if not idle:
+            return False
+        relayed = cases.relay_from_resident(self.db, self.contact, ev, text, self.now)
+        if relayed is None:
+            return False
+        if relayed.notice:
+            self.reply(Reply(relayed.notice))
+        self.later.extend(relayed.rows)
+        return True
+
+    def note_after(self, text: str) -> None:
+        """A reply that belongs after this turn's other replies (e.g. after "thank you")."""
+        self.reply(Reply(text))
+        self.later.insert(0, self.outbox.pop())
 
     def apply(self, result: StepResult) -> Call | None:
         call: Call | None = None
@@ -293,6 +335,18 @@ class _Work:
         if eff.status == "complete":
             resp.completed_at = self.now
             resp.suggestion = eff.suggestion
+            self.db.flush()
+            opened = cases.on_survey(self.db, resp, self.contact, self.now,
+                                     chat_id=self.inbound.chat_id, channel=self.inbound.channel)
+            if opened is not None and opened.created:
+                self.note_after(self.rt.texts(self.contact.language, "case.survey_escalated",
+                                              ticket=opened.case.ticket))
+                self.later.extend(opened.rows)
+        if self.rt.survey_reminder is not None:
+            followups.survey_reminder(
+                self.db, resp, self.contact, self.now, self.rt.survey_reminder,
+                chat_id=self.inbound.chat_id, channel=self.inbound.channel,
+            )
 
     # ------------------------------------------------------------------ calls
 
@@ -341,7 +395,43 @@ class _Work:
                 actor="resident", reason="filed", at=self.now,
             )
         )
+        followups.schedule_checkin(
+            self.db, complaint, self.contact, self.now,
+            chat_id=self.inbound.chat_id, channel=self.inbound.channel,
+        )
+        opened = cases.on_complaint(self.db, complaint, self.contact, self.now,
+                                    chat_id=self.inbound.chat_id, channel=self.inbound.channel)
+        if opened is not None:  # serious category or bribery words: straight to staff
+            self.later.extend(opened.rows)
+            return {"ticket": ticket, "escalated": True}
         return {"ticket": ticket}
+
+    def call_followup(self, kind: str, id: int, answer: str) -> dict[str, Any]:
+        """A follow-up button (check-in, rating, survey reminder): bot/followups.py checks ownership."""
+        assert self.contact is not None
+        result = followups.answer(
+            self.db, self.contact, self.now, kind, id, answer,
+            chat_id=self.inbound.chat_id, channel=self.inbound.channel,
+        )
+        if result.get("ok") and kind == "c" and answer == "no":  # not resolved: back to staff
+            complaint = self.db.get(Complaint, id)
+            if complaint is not None:
+                self.later.extend(cases.on_not_resolved(self.db, complaint, self.contact, self.now).rows)
+        return result
+
+    def call_request_person(self, agency: str) -> dict[str, Any]:
+        """The resident asked for a person: open (or find) their case (bot/cases.py)."""
+        assert self.contact is not None
+        return cases.request_person(
+            self.db, self.contact, agency, self.now, self.inbound.event.event_id,
+            chat_id=self.inbound.chat_id, channel=self.inbound.channel,
+        )
+
+    def call_register_staff(self, code: str) -> dict[str, Any]:
+        """/daftar <code>: redeem a staff invite (bot/staff.py); the answer never echoes the code."""
+        assert self.contact is not None
+        outcome = staff.register(self.db, self.contact, self.inbound.chat_id, code, self.now)
+        return {"ok": outcome.ok, "reason": outcome.reason, "agency": outcome.agency, "role": outcome.role}
 
     def call_my_tickets(self) -> dict[str, Any]:
         assert self.contact is not None

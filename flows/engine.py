@@ -19,8 +19,9 @@ from typing import Any
 
 from rapidfuzz import fuzz, utils
 
+from flows import followup
 from flows.registry import STEPS, Question
-from flows.steps import SvcChoose
+from flows.steps import StaffRegister, SvcChoose
 from flows.turn import Turn
 from flows.types import Choice, Context, Event, Reply, StepResult
 
@@ -48,6 +49,10 @@ COMMANDS: dict[str, str] = {
     "status": "status",
     "datasaya": "data",
     "mydata": "data",
+    "petugas": "person",
+    "person": "person",
+    "daftar": "register",
+    "register": "register",
 }
 # Only these are recognised without a slash: short words a resident may type to escape.
 BARE = {"menu", "batal", "cancel", "bantuan", "help", "kembali", "back"}
@@ -112,12 +117,18 @@ def _dispatch(turn: Turn) -> None:
         spec.result(turn, ev.result or {})
         return
 
-    if _expired(turn):
-        turn.say("session.expired")
-        turn.home()
+    if ev.kind == "choice" and (ev.choice or "").startswith(followup.PREFIX) and turn.consented:
+        # A button on a follow-up the bot sent by itself: valid whatever the current question.
+        followup.dispatch(turn, ev.choice or "", _expired(turn))
+        return
 
     text = clean_text(ev.text) if ev.kind == "text" else ""
     command = parse_command(text) if ev.kind == "text" else None
+    if _expired(turn):
+        turn.say("session.expired")
+        turn.home()
+        if command is None:
+            return  # the input answered a question that is gone: show the menu instead
     if command is not None:
         _global(turn, *command)
         return
@@ -144,6 +155,8 @@ def _dispatch(turn: Turn) -> None:
     if ev.kind == "choice":
         choice = ev.choice or ""
         known = {c.id for c in question.choices}
+        if question.nav:
+            known |= {"nav:back", "nav:cancel"}
         if ev.q != st.get("q") or choice not in known:
             turn.say("stale_button")
             return
@@ -191,6 +204,9 @@ def _global(turn: Turn, name: str, arg: str) -> None:
     if name == "lang":
         turn.goto("lang", "choose")
         return
+    if name == "register":  # staff registration does not wait for resident consent (bot/staff.py)
+        StaffRegister().start(turn, arg)
+        return
     if name == "start":
         turn.state["stack"] = []
         if not turn.consented:
@@ -218,7 +234,7 @@ def _global(turn: Turn, name: str, arg: str) -> None:
     elif name == "back":
         if not turn.back():
             turn.home()
-    elif name in ("survey", "complaint", "status", "data"):
+    elif name in ("survey", "complaint", "status", "data", "person"):
         turn.home()
         STEPS[("menu", "main")].choice(turn, name)
 

@@ -11,9 +11,11 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flows.person import PersonAgency
 from flows.registry import Question, StepSpec, register
 from flows.skm import CATEGORIES, ELEMENTS, FEE_ELEMENT
 from flows.tickets import normalise_ticket
+from flows.triggers import asks_for_person
 from flows.turn import Turn
 from flows.types import Choice, RecordConsent, SetLanguage, UpsertSurvey
 
@@ -64,6 +66,8 @@ class Consent(StepSpec):
                 SvcChoose().start(turn, "survey", service=deep)
         elif choice == "decline":
             turn.say("consent.declined")
+            # Leave the consent question: a later "1" must not count as a yes unseen.
+            turn.goto("start", "declined", push=False)
             turn.ask_after = False
         elif choice.startswith("lang:"):
             lang = choice.split(":", 1)[1]
@@ -73,7 +77,7 @@ class Consent(StepSpec):
 
 @register("menu", "main")
 class Menu(StepSpec):
-    ITEMS = ("survey", "complaint", "status", "data", "lang", "help")
+    ITEMS = ("survey", "complaint", "status", "data", "lang", "help", "person")
 
     def ask(self, turn: Turn) -> Question:
         return Question(
@@ -98,9 +102,14 @@ class Menu(StepSpec):
             turn.goto("lang", "choose")
         elif choice == "help":
             turn.say("help")
+        elif choice == "person":  # escalation to human review (flows/person.py, bot/cases.py)
+            PersonAgency().start(turn)
 
     def text(self, turn: Turn, text: str) -> None:
         """Typed words on the menu: a ticket number, a service name, or an intent."""
+        if asks_for_person(text):
+            PersonAgency().start(turn)
+            return
         ticket = normalise_ticket(text)
         if ticket and any(ch.isdigit() for ch in text):
             turn.goto("status", "ask")
@@ -583,6 +592,8 @@ class ComplaintConfirm(StepSpec):
 
     def result(self, turn: Turn, result: dict[str, Any]) -> None:
         turn.say("complaint.done", ticket=result["ticket"])
+        if result.get("escalated"):  # a serious complaint went straight to staff (bot/cases.py)
+            turn.say("case.escalated", ticket=result["ticket"])
         turn.home()
 
 
@@ -698,3 +709,35 @@ class DataConfirm(StepSpec):
         turn.state["lang"] = lang
         turn.consented = False
         turn.ask_after = False
+
+
+# ---------------------------------------------------------------- staff registration
+
+
+@register("staff", "register")
+class StaffRegister(StepSpec):
+    """``/daftar <code>``: become a head or staff member of an agency (bot/staff.py decides)."""
+
+    def start(self, turn: Turn, code: str) -> None:
+        if not code.strip():
+            turn.say("staff.need_code")
+            turn.ask_after = turn.consented
+            return
+        turn.goto("staff", "register", {})
+        turn.call("register_staff", code=code.strip()[:64])
+
+    def ask(self, turn: Turn) -> Question:
+        return Question(turn.t("still_working"), nav=False)  # the call answers in the same turn
+
+    def result(self, turn: Turn, result: dict[str, Any]) -> None:
+        reason = str(result.get("reason", "invalid"))
+        if result.get("ok"):
+            role = turn.t(f"staff.role.{result.get('role', 'staff')}")
+            turn.say(f"staff.{reason}", agency=result.get("agency", ""), role=role)
+            turn.say("staff.privacy")
+        else:
+            turn.say(f"staff.refused.{reason}")
+        if not turn.back():
+            turn.home()
+        # Someone who has not agreed as a resident is not pushed into the resident notice here.
+        turn.ask_after = turn.consented

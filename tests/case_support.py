@@ -62,8 +62,8 @@ async def consent(h: Harness, user: User) -> None:
 
 
 async def complaint(h: Harness, user: User, text: str, category: str, confidential: bool,
-                    photo: bool = False) -> list[Sent]:
-    """File a complaint through the buttons; returns the bot's answer to "Kirim"."""
+                    photo: bool = False, send: bool = True) -> list[Sent]:
+    """File a complaint through the buttons; returns the bot's answer to "Kirim" (if ``send``)."""
     await press(h, user, "Buat pengaduan")
     await press(h, user, "Disdukcapil")
     await press(h, user, "KTP Elektronik")
@@ -77,7 +77,7 @@ async def complaint(h: Harness, user: User, text: str, category: str, confidenti
     await press(h, user, "Lewati")  # no location
     await press(h, user, "Ya" if confidential else "Tidak")
     await press(h, user, "Ya")  # staff may contact me
-    return await press(h, user, "Kirim")
+    return await press(h, user, "Kirim") if send else []
 
 
 async def press_data(h: Harness, user: User, sent: Sent, data: str) -> None:

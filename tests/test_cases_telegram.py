@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from bot import cases as case_logic
+from bot import digest
 from bot.app import App
-from bot.models import Complaint, FollowupAnswer
+from bot.models import Agency, Complaint, FollowupAnswer
+from bot.scheduler import build_scheduler
 from tests.case_support import (
     OTHER_ROOM,
     ROOM,
@@ -216,6 +218,13 @@ async def test_sla_breach_across_a_weekend(app: App, clock: FakeClock) -> None:
         assert h.server.last(KEPALA.id).text == flag.text
         assert all(m.text != flag.text for m in h.server.chat(PETUGAS.id))  # heads only
     assert [e.kind for e in events(app, case.id)].count("overdue") == 1
+    with app.factory() as db:  # the weekly digest counts it
+        agency = db.get(Agency, case.agency_id)
+        assert agency is not None
+        text = digest.render_text(digest.collect(db, agency, "2026-W49"))
+    assert "⏰ Kasus yang ditangani petugas melewati batas waktu kerja: 1." in text
+    scheduler = build_scheduler(app, {})  # the check runs on the scheduler's clock
+    assert case_logic.SLA_JOB in {job.id for job in scheduler.get_jobs()}
 
 
 async def test_reopen_after_followup_no(app: App, clock: FakeClock) -> None:

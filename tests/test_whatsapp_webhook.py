@@ -66,9 +66,9 @@ async def test_signature_required(db_url: str, clock: FakeClock) -> None:
 async def test_every_message_shape(db_url: str, clock: FakeClock) -> None:
     async with harness(db_url, clock) as h:
         await consent(h)
-        # list reply: the menu has six entries, so it is a list message
+        # list reply: the menu has seven entries, so it is a list message
         menu = h.graph.last_question(SITI)
-        assert menu.interactive["type"] == "list" and len(menu.options()) == 6
+        assert menu.interactive["type"] == "list" and len(menu.options()) == 7
         replies = await h.tap(SITI, "Buat pengaduan")
         agencies = replies[-1]
         assert agencies.interactive["type"] == "list"

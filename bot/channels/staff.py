@@ -154,6 +154,14 @@ class StaffSender:
         return msg_id
 
 
+def with_cases(sender: Sender, factory: sessionmaker[Session]) -> Sender:
+    """Make a Telegram sender case-aware (topics, case buttons); other senders pass through."""
+    bot = getattr(sender, "bot", None)
+    if isinstance(sender, StaffSender) or sender.channel != CHANNEL or not isinstance(bot, Bot):
+        return sender
+    return StaffSender(sender, bot, factory)
+
+
 def telegram_sender(bot: Bot, factory: sessionmaker[Session]) -> StaffSender:
     """The Telegram sender to give the outbox dispatcher, so case rows reach their topics."""
     from bot.channels.telegram import TelegramSender
@@ -252,6 +260,9 @@ class StaffDesk:
             raise SkipHandler
         command = parse_command(message.text, self.channel.username)
         chat_id = str(message.chat.id)
+        if command is not None and command[0] == "eskalasi":
+            await self._escalate(message, str(user.id), command[1])
+            return
         if command is not None and command[0] == "ruangstaf":
             ok, notice, rows = await self._tx(cases.link_room, CHANNEL, str(user.id), chat_id,
                                               command[1] or None, self._now())
@@ -319,9 +330,12 @@ class StaffDesk:
     async def on_private(self, message: Message) -> None:
         user = message.from_user
         command = parse_command(message.text, self.channel.username)
-        if user is None or command is None or command[0] not in ("kasus", "balas"):
+        if user is None or command is None or command[0] not in ("kasus", "balas", "eskalasi"):
             raise SkipHandler  # everything else is the resident conversation
         name, arg = command
+        if name == "eskalasi":
+            await self._escalate(message, str(user.id), arg)
+            return
         if name == "kasus":
             text, choices = await self._tx(cases.queue, CHANNEL, str(user.id), self._now())
             for n, part in enumerate(_split(text)):
@@ -341,6 +355,18 @@ class StaffDesk:
         assert outcome is not None  # a ticket lookup always answers
         _ok, notice, rows, _card, _room, _card_id = outcome
         await self.bot.send_message(message.chat.id, notice or cases.texts("case.sent"))
+        await self.channel.deliver(rows)
+
+
+    async def _escalate(self, message: Message, user_id: str, arg: str) -> None:
+        from flows.tickets import normalise_ticket
+
+        ticket = normalise_ticket(arg)
+        if ticket is None:
+            await self._reply(message, cases.texts("case.escalate_how"))
+            return
+        notice, rows = await self._tx(cases.escalate_complaint, CHANNEL, user_id, ticket, self._now())
+        await self._reply(message, notice)
         await self.channel.deliver(rows)
 
 
