@@ -14,6 +14,7 @@ and answered in order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -597,7 +598,7 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
             log.info("Telegram webhook mode on %s:%s%s", settings.http_host, settings.http_port,
                      WEBHOOK_PATH)
             try:
-                await (stop or _forever()).wait()
+                await (stop or _until_signal()).wait()
             finally:
                 await runner.cleanup()
         else:
@@ -621,8 +622,16 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
             channel.close()
 
 
-def _forever() -> asyncio.Event:
-    return asyncio.Event()  # never set: webhook mode runs until the process is stopped
+def _until_signal() -> asyncio.Event:
+    """Set on SIGTERM/SIGINT, so webhook mode shuts down cleanly like polling does."""
+    import signal
+
+    event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):  # not available on Windows
+            loop.add_signal_handler(sig, event.set)
+    return event
 
 
 async def _setup_until_reachable(channel: TelegramChannel, backoff: BackoffConfig) -> None:
