@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sqlite3
 import statistics
 import textwrap
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -29,7 +30,17 @@ from zoneinfo import ZoneInfo
 
 from rapidfuzz import fuzz
 from rapidfuzz import utils as fuzz_utils
-from sqlalchemy import BigInteger, ColumnElement, Integer, case, cast, func, select
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Integer,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -183,6 +194,7 @@ class ComplaintStats:
     resolved: int = 0
     open: int = 0
     overdue: int = 0
+    overdue_cases: int = 0  # cases in human review past a working-time limit (bot/cases.py)
     sla_days: int = DEFAULT_SLA_DAYS
     by_category: list[tuple[str, int]] = field(default_factory=list)
     by_service: list[tuple[str, int]] = field(default_factory=list)
@@ -222,24 +234,75 @@ class DigestData:
 # ---------------------------------------------------------------- SQL aggregation
 
 
-def _epoch(col: Any, dialect: str) -> ColumnElement[int]:
-    if dialect == "postgresql":
-        return cast(func.floor(func.extract("epoch", col)), BigInteger)
-    return cast(func.strftime("%s", col), Integer)
+_SQLITE_EPOCH = sqlite3.sqlite_version_info >= (3, 38, 0)  # unixepoch(): faster than strftime
 
 
-def _bucket(col: Any, dialect: str, bounds: list[datetime]) -> ColumnElement[int]:
-    """Week number (0 = oldest) of a stored UTC time, in the agency's local weeks.
+def _bucket(col: Any, dialect: str, bounds: list[datetime]) -> tuple[ColumnElement[Any], Callable[[Any], int]]:
+    """A SQL expression for the local week of a stored UTC time, and how to read it back as
+    a week number (0 = oldest).
 
-    Indonesian zones have a fixed offset, so plain integer arithmetic on epoch seconds is exact;
-    a zone with daylight saving gets a CASE over the real boundaries instead.
+    Indonesian zones have a fixed offset, so every local week is exactly 7 x 24 h of UTC:
+    PostgreSQL bins with ``date_bin`` and SQLite divides epoch seconds (both cheap per row).
+    A zone with daylight saving gets a CASE over the real boundaries instead.
     """
     origin = bounds[0]
-    fixed = all(b - origin == timedelta(days=7 * i) for i, b in enumerate(bounds))
-    if fixed:
-        return (_epoch(col, dialect) - int(origin.timestamp())) // 604800
-    whens = [(col >= b.replace(tzinfo=None), i) for i, b in reversed(list(enumerate(bounds[:-1])))]
-    return case(*whens, else_=0)
+    week = timedelta(days=7)
+    if any(b - origin != week * i for i, b in enumerate(bounds)):
+        whens = [(col >= b.replace(tzinfo=None), i) for i, b in reversed(list(enumerate(bounds[:-1])))]
+        return case(*whens, else_=0), int
+    naive = origin.replace(tzinfo=None)
+    if dialect == "postgresql":
+        expr = func.date_bin(literal_column("interval '7 days'"), col, literal(naive, DateTime()))
+        return expr, lambda value: (value - naive) // week
+    seconds = func.unixepoch(col) if _SQLITE_EPOCH else cast(func.strftime("%s", col), Integer)
+    return (seconds - int(origin.timestamp())).op("/", precedence=8)(604800), int  # integer division
+
+
+def _answer_groups(
+    db: Session, dialect: str, agency_id: int, bounds: list[datetime]
+) -> list[tuple[int, int, int, int, int, int]]:
+    """(service, element, week, sum of scores, answered, all rows) for the agency's answers.
+
+    SQLite sorts to group, and sorting one integer key is about twice as fast as three
+    columns, so there the three are packed into one key and unpacked here.
+    """
+    a = SurveyAnswer
+    bucket, week_of = _bucket(a.answered_at, dialect, bounds)
+    where = (a.agency_id == agency_id, a.answered_at >= bounds[0], a.answered_at < bounds[-1])
+    aggregates = (func.coalesce(func.sum(a.score), 0), func.count(a.score), func.count())
+    if dialect == "sqlite":
+        key = (bucket * (1 << 24) + a.service_id * 16 + a.element).label("k")
+        return [
+            ((int(k) >> 4) & 0xFFFFF, int(k) & 15, int(k) >> 24, int(t or 0), int(n), int(c))
+            for k, t, n, c in db.execute(select(key, *aggregates).where(*where).group_by(key))
+        ]
+    b = bucket.label("b")
+    return [
+        (sid, el, week_of(w), int(t or 0), int(n), int(c))
+        for sid, el, w, t, n, c in db.execute(
+            select(a.service_id, a.element, b, *aggregates).where(*where).group_by(a.service_id, a.element, b)
+        )
+    ]
+
+
+def _response_groups(
+    db: Session, dialect: str, agency_id: int, bounds: list[datetime]
+) -> list[tuple[int, int, int]]:
+    """(service, week, respondents) for the agency's questionnaires."""
+    r = SurveyResponse
+    bucket, week_of = _bucket(r.started_at, dialect, bounds)
+    where = (r.agency_id == agency_id, r.started_at >= bounds[0], r.started_at < bounds[-1])
+    if dialect == "sqlite":
+        key = (bucket * (1 << 24) + r.service_id).label("k")
+        return [
+            (int(k) & 0xFFFFFF, int(k) >> 24, int(n))
+            for k, n in db.execute(select(key, func.count()).where(*where).group_by(key))
+        ]
+    b = bucket.label("b")
+    return [
+        (sid, week_of(w), int(n))
+        for sid, w, n in db.execute(select(r.service_id, b, func.count()).where(*where).group_by(r.service_id, b))
+    ]
 
 
 def collect(db: Session, agency: Agency, week: str, weighting: ikm.Weighting = "exact") -> DigestData:
@@ -252,28 +315,11 @@ def collect(db: Session, agency: Agency, week: str, weighting: ikm.Weighting = "
     n_weeks = (monday - first).days // 7 + 1
     mondays = [first + timedelta(weeks=i) for i in range(n_weeks + 1)]
     bounds = [local_midnight_utc(d, zone) for d in mondays]
-    lo, hi = bounds[0], bounds[-1]
     this, prev = n_weeks - 1, n_weeks - 2
     ytd_first = (ytd_monday - first).days // 7
 
-    bucket = _bucket(SurveyAnswer.answered_at, dialect, bounds).label("b")
-    rows = db.execute(
-        select(
-            SurveyAnswer.service_id, SurveyAnswer.element, bucket,
-            func.coalesce(func.sum(SurveyAnswer.score), 0), func.count(SurveyAnswer.score),
-            func.count(),
-        )
-        .where(SurveyAnswer.agency_id == agency.id, SurveyAnswer.answered_at >= lo,
-               SurveyAnswer.answered_at < hi)
-        .group_by(SurveyAnswer.service_id, SurveyAnswer.element, bucket)
-    ).all()
-    rbucket = _bucket(SurveyResponse.started_at, dialect, bounds).label("b")
-    resp_rows = db.execute(
-        select(SurveyResponse.service_id, rbucket, func.count())
-        .where(SurveyResponse.agency_id == agency.id, SurveyResponse.started_at >= lo,
-               SurveyResponse.started_at < hi)
-        .group_by(SurveyResponse.service_id, rbucket)
-    ).all()
+    rows = _answer_groups(db, dialect, agency.id, bounds)
+    resp_rows = _response_groups(db, dialect, agency.id, bounds)
 
     # Sum the small grouped result into the views the digest needs.
     Key = tuple[int | None, int]  # (service id or None for the agency, bucket)
@@ -281,7 +327,7 @@ def collect(db: Session, agency: Agency, week: str, weighting: ikm.Weighting = "
     skipped: dict[int, int] = {}
     ytd: dict[int | None, dict[int, ikm.ElementTally]] = {}
     for service_id, element, b, total, answered, count in rows:
-        t = ikm.ElementTally(int(total or 0), int(answered))
+        t = ikm.ElementTally(total, answered)
         for key in ((service_id, b), (None, b)):
             per = tallies.setdefault(key, {})
             per[element] = per.get(element, ikm.ElementTally()) + t
@@ -290,7 +336,7 @@ def collect(db: Session, agency: Agency, week: str, weighting: ikm.Weighting = "
                 per = ytd.setdefault(skey, {})
                 per[element] = per.get(element, ikm.ElementTally()) + t
         if b == this:
-            skipped[element] = skipped.get(element, 0) + int(count) - int(answered)
+            skipped[element] = skipped.get(element, 0) + count - answered
     respondents: Counter[Key] = Counter()
     respondents_ytd: Counter[int | None] = Counter()
     for service_id, b, n in resp_rows:
@@ -373,6 +419,9 @@ def _complaints(db: Session, agency: Agency, start: datetime, end: datetime) -> 
         if resolved is not None
     ]
     stats.resolved = len(durations)
+    from bot.cases import overdue_count
+
+    stats.overdue_cases = overdue_count(db, agency.id, end)
     stats.median_days = statistics.median(durations) if durations else None
     for c, svc_name in db.execute(
         select(Complaint, Service.name).join(Service, Complaint.service_id == Service.id)
@@ -540,6 +589,8 @@ def render_text(data: DigestData, lang: str = "id", texts: Texts = TEXTS) -> str
     c = data.complaints
     lines = [f.t("digest.complaints", new=c.new, resolved=c.resolved, open=c.open,
                  overdue=c.overdue, days=c.sla_days)]
+    if c.overdue_cases:
+        lines.append(f.t("digest.cases_overdue", n=c.overdue_cases))
     if c.median_days is not None:
         lines.append(f.t("digest.median", days=f.num(c.median_days, 1)))
     if c.by_category:
