@@ -46,7 +46,7 @@ Sleep = Callable[[float], Awaitable[Any]]
 @dataclass(frozen=True)
 class DispatchConfig:
     batch: int = 200  # most rows claimed per channel per round
-    tick_budget: float = 0.9  # seconds one tick may spend sending (keep below the tick interval)
+    tick_budget: float = 1.0  # seconds one tick may spend sending (about the tick interval)
     max_attempts: int = MAX_ATTEMPTS
     claim_timeout: timedelta = timedelta(minutes=10)
     resend_unknown: bool = True

@@ -18,7 +18,7 @@ ZONES = ["Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura"]  # WIB +7, WITA +8, W
 
 
 def local(tz: str, *args: int) -> datetime:
-    return datetime(*args, tzinfo=ZoneInfo(tz))  # type: ignore[misc]
+    return datetime(*args, tzinfo=ZoneInfo(tz))  # type: ignore[misc, arg-type]
 
 
 @pytest.mark.parametrize("tz", ZONES)
