@@ -401,27 +401,31 @@ def on_survey(
 def request_person(
     db: Session, contact: Contact, agency_slug: str, now: datetime, event_id: str,
     chat_id: str | None = None, channel: str | None = None,
-) -> dict[str, Any]:
-    """The resident asked for a person: one open request per resident and agency."""
+) -> tuple[dict[str, Any], list[OutboxMessage]]:
+    """The resident asked for a person: one open request per resident and agency.
+
+    Returns the answer for the engine and the staff-room rows (the card of a new case).
+    """
     agency = db.scalars(select(Agency).where(Agency.slug == agency_slug)).first()
     if agency is None:
-        return {"ok": False}
+        return {"ok": False}, []
     active = db.scalars(
         select(Case).where(Case.contact_id == contact.id, Case.agency_id == agency.id,
                            Case.status.in_(ACTIVE)).order_by(Case.id.desc())
     ).first()
     already = active is not None
+    rows: list[OutboxMessage] = []
     if active is None:
         opened = open_case(
             db, agency=agency, source_key=f"person:{contact.id}:{event_id}", trigger="person",
             reasons=[], summary=texts("case.person_summary"), now=now, actor="resident",
             contact=contact, chat_id=chat_id, channel=channel, relay=True,
         )
-        active = opened.case
+        active, rows = opened.case, opened.rows
     else:
         active.relay = True
     return {"ok": True, "already": already, "ticket": active.ticket, "agency": agency.short_name,
-            "due": local_time(active.first_response_due, agency.timezone)}
+            "due": local_time(active.first_response_due, agency.timezone)}, rows
 
 
 def on_not_resolved(db: Session, complaint: Complaint, contact: Contact, now: datetime) -> Opened:
@@ -715,7 +719,11 @@ def relay_from_resident(
         body, photo = text, None
     elif event.kind == "photo":
         media = event.media or {}
-        body, photo = str(media.get("caption") or ""), media.get("file_id")
+        body = str(media.get("caption") or "")
+        # a Telegram file id can be re-sent into the room; other channels' media cannot
+        photo = media.get("file_id") if contact.channel == "telegram" else None
+        if photo is None:
+            body = f"[{texts('case.photo_elsewhere')}] {body}".strip()
     else:
         lat, lon = event.location or (0.0, 0.0)
         body, photo = f"📍 {lat:.5f}, {lon:.5f}", None
@@ -731,6 +739,25 @@ def relay_from_resident(
         case.notice_at = now
         notice = TEXTS(contact.language, "case.resident.relayed", ticket=case.ticket)
     return Relayed(notice, rows)
+
+
+def rate_choice(db: Session, contact: Contact, choice: str, now: datetime) -> str:
+    """A rating button that came through the runtime (channels without their own handler)."""
+    parsed = parse_callback(choice)
+    if parsed is None or parsed[0] != "rate":
+        return TEXTS(contact.language, "stale_button")
+    return rate(db, parsed[1], parsed[2], contact.channel, contact.external_id, now)
+
+
+def forget_contact(db: Session, contact_id: int, now: datetime) -> None:
+    """UU 27/2022 erasure: the agency keeps the case, without the person or a way to reach them."""
+    for case in db.scalars(select(Case).where(Case.contact_id == contact_id).with_for_update()):
+        case.contact_id = None
+        case.chat_id = None
+        case.reporter_name = None
+        case.relay = False
+        _event(db, case, "status", "resident", now, from_status=case.status, to_status=case.status,
+               reason="reporter deleted their personal data")
 
 
 def rate(db: Session, case_id: int, score: str, channel: str, user_id: str, now: datetime) -> str:

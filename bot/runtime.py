@@ -236,6 +236,9 @@ class _Work:
         """
         assert self.contact is not None
         ev = self.inbound.event
+        if ev.kind == "choice" and (ev.choice or "").startswith(cases.PREFIX):  # a case rating
+            self.reply(Reply(cases.rate_choice(self.db, self.contact, ev.choice or "", self.now)))
+            return True
         text = engine.clean_text(ev.text) if ev.kind == "text" else ""
         if ev.kind == "text" and (not text or engine.parse_command(text) is not None):
             return False
@@ -422,10 +425,12 @@ class _Work:
     def call_request_person(self, agency: str) -> dict[str, Any]:
         """The resident asked for a person: open (or find) their case (bot/cases.py)."""
         assert self.contact is not None
-        return cases.request_person(
+        result, rows = cases.request_person(
             self.db, self.contact, agency, self.now, self.inbound.event.event_id,
             chat_id=self.inbound.chat_id, channel=self.inbound.channel,
         )
+        self.later.extend(rows)
+        return result
 
     def call_register_staff(self, code: str) -> dict[str, Any]:
         """/daftar <code>: redeem a staff invite (bot/staff.py); the answer never echoes the code."""
@@ -485,6 +490,7 @@ class _Work:
         """UU 27/2022 erasure: complaints stay for the agency, anonymised; the rest goes."""
         assert self.contact is not None
         cid = self.contact.id
+        cases.forget_contact(self.db, cid, self.now)  # cases stay for the agency, without the person
         complaints = self.db.scalars(select(Complaint).where(Complaint.contact_id == cid)).all()
         for complaint in complaints:
             complaint.contact_id = None

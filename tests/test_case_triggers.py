@@ -75,6 +75,9 @@ async def test_each_trigger_opens_exactly_one_case(app: App, clock: FakeClock) -
         await press(h, c, "Bicara dengan petugas")
         await press(h, c, "Disdukcapil")
         assert triggers(h) == {"person": 3}
+        for case in cases(h):  # each has its card in its own topic
+            card = topic_messages(h, case.topic_id or 0)
+            assert len(card) == 1 and "Warga meminta bicara langsung dengan petugas." in (card[0].text or "")
 
         # a very low survey opens one case; a good one none
         d = resident(4)

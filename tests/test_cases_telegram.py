@@ -22,6 +22,7 @@ from tests.case_support import (
     group_message,
     last_answer,
     link_room,
+    press,
     press_data,
     register,
     say,
@@ -256,3 +257,23 @@ async def test_reopen_after_followup_no(app: App, clock: FakeClock) -> None:
     with app.factory() as db:
         assert db.scalars(select(Complaint.status)).one() == "reopened"
         assert db.scalars(select(FollowupAnswer.answer)).all() == ["no"]
+
+
+async def test_erasure_keeps_the_case_without_the_person(app: App, clock: FakeClock) -> None:
+    async with harness(app, clock) as h:
+        await h.channel.setup()
+        await register(h, PETUGAS)
+        await link_room(h, PETUGAS)
+        await consent(h, WARGA)
+        await say(h, WARGA, "/petugas")
+        await press(h, WARGA, "Disdukcapil")
+        [case] = cases(h)
+        assert case.reporter_name == "Siti Aminah" and case.relay
+        await say(h, WARGA, "/datasaya")
+        await press(h, WARGA, "Hapus data saya")
+        await press(h, WARGA, "Ya, hapus")
+        refused = await group_message(h, PETUGAS, "Halo Bu Siti", thread=case.topic_id)
+        assert refused[-1].text == "Pesan tidak dikirim: data pelapor sudah dihapus atas permintaannya."
+    [case] = cases(h)
+    assert case.contact_id is None and case.reporter_name is None and case.chat_id is None
+    assert events(app, case.id)[-1].reason == "reporter deleted their personal data"
