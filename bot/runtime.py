@@ -133,7 +133,11 @@ class Runtime:
             contact = self._contact(db, inbound, now)
             work = _Work(self, db, inbound, contact, now)
             work.run()
-            return work.outbox + work.later  # staff-room rows last: their failure never holds a reply
+            for row in work.later:  # a staff room on another channel: its dispatcher sends it
+                if row.channel != inbound.channel:
+                    row.status, row.claimed_at = "pending", None
+            # staff-room rows last: their failure never holds a reply
+            return work.outbox + [r for r in work.later if r.channel == inbound.channel]
 
     def _first_delivery(self, db: Session, inbound: Inbound, now: datetime) -> bool:
         insert = pg_insert if self.postgres else sqlite_insert

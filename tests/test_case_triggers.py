@@ -7,7 +7,7 @@ from collections import Counter
 from sqlalchemy import select
 
 from bot.app import App
-from bot.models import Case, Complaint
+from bot.models import Agency, Case, Complaint
 from tests.case_support import (
     ROOM,
     cases,
@@ -88,8 +88,8 @@ async def test_each_trigger_opens_exactly_one_case(app: App, clock: FakeClock) -
         await survey(h, d, 0)
         assert triggers(h)["low_survey"] == 1
         low = next(x for x in cases(h) if x.trigger == "low_survey")
-        card = topic_messages(h, low.topic_id or 0)[0].text or ""
-        assert "nilai 1 pada Persyaratan" in card and "IKM responden 25.00 (D)" in card
+        low_card = topic_messages(h, low.topic_id or 0)[0].text or ""
+        assert "nilai 1 pada Persyaratan" in low_card and "IKM responden 25.00 (D)" in low_card
 
         # a serious complaint, its confirmation delivered twice -> one case, one card
         e = resident(5)
@@ -146,3 +146,27 @@ async def test_each_trigger_opens_exactly_one_case(app: App, clock: FakeClock) -
     with app.factory() as db:  # one case per source, whatever the trigger
         keys = db.scalars(select(Case.source_key)).all()
         assert len(keys) == len(set(keys)) == 7
+
+
+def test_console_resident_never_sees_the_staff_card(sqlite_app: App, clock: FakeClock) -> None:
+    """The card of a case opened from another channel waits for the Telegram dispatcher."""
+    from bot.models import OutboxMessage, StaffRoom
+    from bot.runtime import Inbound
+    from flows.types import Event
+
+    with sqlite_app.factory() as db, db.begin():
+        agency = db.scalars(select(Agency).where(Agency.slug == "disdukcapil")).one()
+        db.add(StaffRoom(agency_id=agency.id, channel="telegram", chat_id=str(ROOM), linked_at=clock()))
+    seen: list[str] = []
+    for n, line in enumerate(["/start", "1", "/lapor", "ktp", "Petugas minta uang pelicin 200 ribu",
+                              "4", "1", "1", "1", "1", "1", "1"]):
+        rows = sqlite_app.runtime.handle(Inbound("console", "u1", "u1", Event("text", f"e{n}", text=line)))
+        assert all(r.channel == "console" for r in rows)
+        seen += [r.payload["text"] for r in rows]
+    assert any("langsung kami teruskan ke petugas" in t for t in seen)
+    assert not any("📋 Kasus" in t for t in seen)
+    with sqlite_app.factory() as db:
+        [case] = db.scalars(select(Case)).all()
+        card = db.scalars(select(OutboxMessage).where(OutboxMessage.channel == "telegram")).one()
+        assert card.status == "pending" and card.chat_id == str(ROOM)
+        assert card.payload["case"]["id"] == case.id and "Pelapor dirahasiakan" in card.payload["text"]
