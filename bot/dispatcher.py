@@ -139,6 +139,11 @@ class Dispatcher:
                 log.debug("outbox tick: %s", stats)
             return stats
 
+    async def idle(self) -> None:
+        """Wait until no tick is running (for a graceful stop)."""
+        async with self._lock:
+            return
+
     async def drain(self, max_ticks: int = 1_000_000) -> TickStats:
         """Tick until a tick finds nothing due (tests, CLI, benchmarks)."""
         total = TickStats()

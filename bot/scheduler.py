@@ -7,6 +7,7 @@ loses nothing and does nothing twice; the scheduler's memory is only "when to lo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
@@ -89,3 +90,20 @@ async def start_background(
     scheduler.start()
     log.info("scheduler started: %s", ", ".join(job.id for job in scheduler.get_jobs()))
     return scheduler
+
+
+async def stop_background(scheduler: AsyncIOScheduler, timeout: float = 30.0) -> None:
+    """Stop ticking, let a tick in progress record what it sent, then shut down.
+
+    Cancelling a tick mid-way would leave sent rows ``claimed`` (reported, never resent):
+    safe, but a graceful stop should not need the operator.
+    """
+    scheduler.pause()
+    dispatcher: Dispatcher | None = getattr(scheduler, "dispatcher", None)
+    if dispatcher is not None:
+        try:
+            await asyncio.wait_for(dispatcher.idle(), timeout)
+        except TimeoutError:
+            log.warning("outbox tick still running after %.0f s; stopping anyway", timeout)
+    scheduler.shutdown(wait=False)
+

@@ -1,0 +1,177 @@
+"""Outbox benchmarks: sustained send rate under a server-enforced limit, and a tick over 100k rows.
+
+1. Rate: the local fake Bot API enforces 30 messages/s (answering 429 above it); the bot
+   process runs its real scheduler (APScheduler ticks), dispatcher and aiogram Bot. Reported:
+   achieved rate / allowed rate (target >= 0.95) and the 429s the server had to send
+   (target 0). Baseline in the same run: the same messages with no limit on either side,
+   which shows how far below its capacity the bot runs when paced.
+2. Scale: 100,000 pending follow-ups (not yet due) plus a batch that is due. Reported: the
+   time of one dispatcher tick and the process's memory, against a baseline tick over an
+   outbox holding only the due batch.
+
+    python bench/bench_outbox.py                       # a few minutes at most
+    python bench/bench_outbox.py --messages 1800 --pending 100000 --database postgresql+psycopg://...
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, insert, select, text  # noqa: E402
+
+from bot.app import App, build_app  # noqa: E402
+from bot.channels.telegram import TelegramSender, make_bot  # noqa: E402
+from bot.config import Settings  # noqa: E402
+from bot.dispatcher import DispatchConfig, Dispatcher  # noqa: E402
+from bot.models import OutboxMessage  # noqa: E402
+from bot.ratelimit import RateLimiter  # noqa: E402
+from bot.scheduler import build_scheduler, stop_background  # noqa: E402
+from tests.fake_telegram import TOKEN, FakeTelegram  # noqa: E402
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now (Linux /proc), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def make(database: str | None, tmp: Path, name: str, **settings: Any) -> App:
+    url = database or f"sqlite:///{tmp / (name + '.db')}"
+    app = build_app(Settings(database_url=url, catalog_path=ROOT / "catalog.yaml", **settings))
+    with app.factory() as db, db.begin():
+        db.execute(text("DELETE FROM outbox"))
+    return app
+
+
+def add_rows(app: App, n: int, due: datetime, chats: int, start: int = 0, kind: str = "reply") -> None:
+    now = datetime.now(UTC)
+    for lo in range(start, start + n, 5000):
+        rows = [{"channel": "telegram", "chat_id": str(100_000 + i % chats), "kind": kind,
+                 "payload": {"text": f"Halo {i}", "choices": []}, "status": "pending", "due_at": due,
+                 "attempts": 0, "created_at": now, "dedupe_key": f"bench:{i}", "urgent": True,
+                 "uncertain": 0} for i in range(lo, min(start + n, lo + 5000))]
+        with app.factory() as db, db.begin():
+            db.execute(insert(OutboxMessage), rows)
+
+
+class TimedSender:
+    """Wraps the real sender to note when each message went out."""
+
+    def __init__(self, inner: TelegramSender) -> None:
+        self.inner = inner
+        self.channel = inner.channel
+        self.times: list[float] = []
+
+    async def send(self, chat_id: str, payload: dict[str, Any]) -> str | None:
+        result = await self.inner.send(chat_id, payload)
+        self.times.append(time.monotonic())
+        return result
+
+
+async def rate_run(app: App, n: int, limited: bool, server_limit: float) -> dict[str, float]:
+    """Send ``n`` due messages through the real scheduler; returns rate and 429 figures."""
+    server = FakeTelegram()
+    server.rate_limit = server_limit if limited else None
+    await server.start()
+    bot = make_bot(TOKEN, server.base_url)
+    sender = TimedSender(TelegramSender(bot))
+    add_rows(app, n, datetime.now(UTC) - timedelta(seconds=1), chats=max(n, 1))
+    scheduler = build_scheduler(app, {"telegram": sender}, clock=lambda: datetime.now(UTC))
+    start = time.monotonic()
+    scheduler.start()
+    try:
+        await server.wait_for(lambda: len(server.sent) >= n, timeout=n / 10 + 60)
+    finally:
+        await stop_background(scheduler)
+        await bot.session.close()
+        await server.stop()
+    elapsed = sender.times[-1] - sender.times[0] if len(sender.times) > 1 else float("nan")
+    requests = len(server.calls("sendMessage"))
+    return {"sent": len(server.sent), "rate": (len(sender.times) - 1) / elapsed,
+            "http_429": requests - len(server.sent), "wall": time.monotonic() - start}
+
+
+class NullSender:
+    channel = "telegram"
+
+    async def send(self, chat_id: str, payload: dict[str, Any]) -> str | None:
+        return "1"
+
+
+async def tick_run(app: App, pending: int, due: int, start: int) -> dict[str, float]:
+    """One dispatcher tick after adding ``pending`` future rows and ``due`` due ones."""
+    now = datetime.now(UTC)
+    add_rows(app, pending, now + timedelta(days=7), chats=20_000, start=start, kind="followup_checkin")
+    add_rows(app, due, now - timedelta(minutes=1), chats=due, start=start + pending, kind="followup_checkin")
+    with app.factory() as db:
+        total = db.scalar(select(func.count()).select_from(OutboxMessage)) or 0
+        waiting = db.scalar(select(func.count()).select_from(OutboxMessage)
+                            .where(OutboxMessage.status == "pending")) or 0
+    d = Dispatcher(app.factory, {"telegram": NullSender()}, RateLimiter({}), clock=lambda: datetime.now(UTC),
+                   config=DispatchConfig(batch=due, tick_budget=60))
+    gc.collect()
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    stats = await d.tick()
+    seconds = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {"rows": total, "pending": waiting, "sent": stats.sent, "tick_s": seconds,
+            "peak_alloc_mb": peak / 2**20, "rss_mb": rss_mb()}
+
+
+async def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--messages", type=int, default=450, help="messages for the rate run (default 450: 15 s)")
+    p.add_argument("--limit", type=float, default=30.0, help="server and bot limit, messages/s")
+    p.add_argument("--pending", type=int, default=100_000, help="future follow-ups for the tick run")
+    p.add_argument("--due", type=int, default=200, help="due rows in the tick run")
+    p.add_argument("--database", default=None, help="SQLAlchemy URL (default: a temporary SQLite file)")
+    args = p.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        print(f"# outbox benchmark ({'PostgreSQL' if args.database else 'SQLite'})")
+        fast = make(args.database, tmp, "fast", telegram_rate_total=0, telegram_rate_chat=0)
+        base = await rate_run(fast, args.messages, limited=False, server_limit=args.limit)
+        fast.engine.dispose()
+        print(f"baseline, no limits:           {base['rate']:8.1f} msg/s  ({base['sent']:.0f} sent)")
+        paced = make(args.database, tmp, "paced", telegram_rate_total=args.limit)
+        res = await rate_run(paced, args.messages, limited=True, server_limit=args.limit)
+        paced.engine.dispose()
+        ratio = res["rate"] / args.limit
+        print(f"server limit {args.limit:g}/s, bot limit {args.limit:g}/s: {res['rate']:8.2f} msg/s  "
+              f"achieved/allowed {ratio:.3f} (target >= 0.95), 429s from the server: "
+              f"{res['http_429']:.0f} (target 0), {res['sent']:.0f} sent in {res['wall']:.1f} s")
+
+        app = make(args.database, tmp, "scale")
+        await tick_run(app, 0, args.due, 0)  # warm-up: imports, connections, statement caches
+        b = await tick_run(app, 0, args.due, 1_000_000)
+        r = await tick_run(app, args.pending, args.due, 2_000_000)
+        app.engine.dispose()
+        for label, x in (("baseline", b), (f"{args.pending:,} pending", r)):
+            print(f"tick, {label:>16}: {x['tick_s'] * 1000:7.1f} ms for {x['sent']:.0f} due of "
+                  f"{x['pending']:,.0f} pending ({x['rows']:,.0f} rows), peak alloc during the tick "
+                  f"{x['peak_alloc_mb']:.1f} MB, process RSS {x['rss_mb']:.0f} MB")
+        print(f"tick time with {args.pending:,} pending / baseline: x{r['tick_s'] / b['tick_s']:.2f}")
+        ok = ratio >= 0.95 and res["http_429"] == 0
+        print("PASS" if ok else "FAIL")
+        return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
