@@ -84,6 +84,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("source_key", name=op.f("uq_cases_source_key")),
     )
     op.create_index("ix_cases_agency_status", "cases", ["agency_id", "status"])
+    op.create_index("ix_cases_first_response_due", "cases", ["first_response_due"])
+    op.create_index("ix_cases_resolution_due", "cases", ["resolution_due"])
     op.create_index(op.f("ix_cases_ticket"), "cases", ["ticket"])
     op.create_index(op.f("ix_cases_complaint_id"), "cases", ["complaint_id"])
     op.create_index(op.f("ix_cases_contact_id"), "cases", ["contact_id"])
@@ -109,6 +111,8 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_cases_contact_id"), table_name="cases")
     op.drop_index(op.f("ix_cases_complaint_id"), table_name="cases")
     op.drop_index(op.f("ix_cases_ticket"), table_name="cases")
+    op.drop_index("ix_cases_resolution_due", table_name="cases")
+    op.drop_index("ix_cases_first_response_due", table_name="cases")
     op.drop_index("ix_cases_agency_status", table_name="cases")
     op.drop_table("cases")
     op.drop_table("staff_rooms")

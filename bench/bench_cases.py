@@ -1,0 +1,134 @@
+"""SLA checks over many open cases, and working-time arithmetic, each against a baseline.
+
+The scheduler runs :func:`bot.cases.sla_tick` every few minutes over every open case, so the
+tick with nothing to flag must cost about what counting the open cases costs. Measured in
+the same run, on the same database:
+
+- baseline: ``SELECT count(*)`` of the open cases;
+- the idle tick (every breach already flagged), and the tick that flags a batch of breaches;
+- one deadline (:func:`bot.sla.add_working_hours`, across a weekend) against a plain
+  ``datetime + timedelta``.
+
+    python bench/bench_cases.py                         # SQLite, 20,000 open cases
+    python bench/bench_cases.py --cases 200000          # the full size
+    python bench/bench_cases.py --postgres postgresql+psycopg://postgres@127.0.0.1/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, insert, select, text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot import cases as case_logic  # noqa: E402
+from bot.app import App, build_app  # noqa: E402
+from bot.config import Settings  # noqa: E402
+from bot.db import normalise_url  # noqa: E402
+from bot.models import Agency, Case  # noqa: E402
+from bot.sla import OfficeHours, add_working_hours  # noqa: E402
+
+NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)  # Monday 10:00 WIB
+
+
+def timed(fn: Callable[[], object], repeat: int) -> float:
+    """Median seconds of ``repeat`` runs."""
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def fill(app: App, n: int, late: int) -> None:
+    """``n`` open cases; ``late`` of them past their first-response limit and not yet flagged."""
+    with app.factory() as db, db.begin():
+        agencies = list(db.scalars(select(Agency.id)))
+    rows = []
+    for i in range(n):
+        due = NOW - timedelta(hours=1) if i < late else NOW + timedelta(days=3)
+        rows.append({
+            "source_key": f"bench:{i}", "ticket": f"B{i:07d}"[:9], "agency_id": agencies[i % len(agencies)],
+            "channel": "telegram", "trigger": "serious", "reasons": {"reasons": []}, "summary": "x",
+            "confidential": False, "status": "new", "level": "staff", "relay": False,
+            "created_at": NOW - timedelta(days=1), "updated_at": NOW - timedelta(days=1),
+            "first_response_due": due, "resolution_due": NOW + timedelta(days=9),
+        })
+    with app.engine.begin() as conn:
+        for start in range(0, n, 5000):
+            conn.execute(insert(Case), rows[start:start + 5000])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cases", type=int, default=20_000, help="open cases in the table")
+    p.add_argument("--late", type=int, default=200, help="of which past their limit (flagged by one tick)")
+    p.add_argument("--postgres", help="a PostgreSQL URL (a scratch schema is created and dropped)")
+    p.add_argument("--repeat", type=int, default=7)
+    args = p.parse_args()
+
+    schema = None
+    if args.postgres:
+        schema = "bench_" + uuid.uuid4().hex[:8]
+        admin = create_engine(normalise_url(args.postgres))
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        sep = "&" if "?" in args.postgres else "?"
+        url = f"{args.postgres}{sep}options=-csearch_path%3D{schema}"
+    else:
+        url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+    try:
+        app = build_app(Settings(database_url=url, catalog_path=ROOT / "catalog.yaml"), clock=lambda: NOW)
+        fill(app, args.cases, args.late)
+
+        def count() -> int:
+            with app.factory() as db:
+                return db.scalar(select(func.count()).select_from(Case)
+                                 .where(Case.status.in_(case_logic.ACTIVE))) or 0
+
+        def tick() -> int:
+            with app.factory() as db, db.begin():
+                return case_logic.sla_tick(db, NOW)
+
+        assert count() == args.cases
+        start = time.perf_counter()
+        flagged = tick()
+        flag_s = time.perf_counter() - start
+        assert flagged == args.late, flagged
+        baseline = timed(count, args.repeat)
+        idle = timed(tick, args.repeat)
+        office = OfficeHours()
+        friday = datetime(2026, 11, 27, 8, 30, tzinfo=UTC)
+        n = 20_000
+        plain = timed(lambda: [friday + timedelta(hours=8) for _ in range(n)], 3) / n
+        working = timed(lambda: [add_working_hours(friday, 8, office) for _ in range(n)], 3) / n
+        db_name = "PostgreSQL" if args.postgres else "SQLite"
+        print(f"{db_name}, {args.cases:,} open cases, {args.late} past their limit")
+        print(f"  baseline count of open cases : {baseline * 1000:8.2f} ms")
+        print(f"  idle SLA tick (nothing new)  : {idle * 1000:8.2f} ms  ({idle / baseline:.1f}x baseline)")
+        print(f"  tick flagging {args.late:>5} breaches : {flag_s * 1000:8.2f} ms  "
+              f"({flag_s / args.late * 1000:.2f} ms per breach, topic + head rows)")
+        print(f"  deadline across a weekend    : {working * 1e6:8.2f} us  "
+              f"(datetime + timedelta: {plain * 1e6:.2f} us)")
+        app.engine.dispose()
+    finally:
+        if schema:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            admin.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
