@@ -32,6 +32,7 @@ from rapidfuzz import fuzz
 from rapidfuzz import utils as fuzz_utils
 from sqlalchemy import (
     ColumnElement,
+    Date,
     DateTime,
     Integer,
     case,
@@ -251,9 +252,9 @@ def _bucket(col: Any, dialect: str, bounds: list[datetime]) -> tuple[ColumnEleme
         whens = [(col >= b.replace(tzinfo=None), i) for i, b in reversed(list(enumerate(bounds[:-1])))]
         return case(*whens, else_=0), int
     naive = origin.replace(tzinfo=None)
-    if dialect == "postgresql":
-        expr = func.date_bin(literal_column("interval '7 days'"), col, literal(naive, DateTime()))
-        return expr, lambda value: (value - naive) // week
+    if dialect == "postgresql":  # date - date is whole days: the week number comes back an int
+        binned = cast(func.date_bin(literal_column("interval '7 days'"), col, literal(naive, DateTime())), Date)
+        return (binned - literal(naive.date(), Date())).op("/", precedence=8)(7), int
     seconds = func.unixepoch(col) if _SQLITE_EPOCH else cast(func.strftime("%s", col), Integer)
     return (seconds - int(origin.timestamp())).op("/", precedence=8)(604800), int  # integer division
 
@@ -285,26 +286,6 @@ def _answer_groups(
     ]
 
 
-def _response_groups(
-    db: Session, dialect: str, agency_id: int, bounds: list[datetime]
-) -> list[tuple[int, int, int]]:
-    """(service, week, respondents) for the agency's questionnaires."""
-    r = SurveyResponse
-    bucket, week_of = _bucket(r.started_at, dialect, bounds)
-    where = (r.agency_id == agency_id, r.started_at >= bounds[0], r.started_at < bounds[-1])
-    if dialect == "sqlite":
-        key = (bucket * (1 << 24) + r.service_id).label("k")
-        return [
-            (int(k) & 0xFFFFFF, int(k) >> 24, int(n))
-            for k, n in db.execute(select(key, func.count()).where(*where).group_by(key))
-        ]
-    b = bucket.label("b")
-    return [
-        (sid, week_of(w), int(n))
-        for sid, w, n in db.execute(select(r.service_id, b, func.count()).where(*where).group_by(r.service_id, b))
-    ]
-
-
 def collect(db: Session, agency: Agency, week: str, weighting: ikm.Weighting = "exact") -> DigestData:
     """Everything the digest says, from a handful of grouped queries."""
     dialect = db.get_bind().dialect.name
@@ -319,13 +300,16 @@ def collect(db: Session, agency: Agency, week: str, weighting: ikm.Weighting = "
     ytd_first = (ytd_monday - first).days // 7
 
     rows = _answer_groups(db, dialect, agency.id, bounds)
-    resp_rows = _response_groups(db, dialect, agency.id, bounds)
 
     # Sum the small grouped result into the views the digest needs.
     Key = tuple[int | None, int]  # (service id or None for the agency, bucket)
     tallies: dict[Key, dict[int, ikm.ElementTally]] = {}
     skipped: dict[int, int] = {}
     ytd: dict[int | None, dict[int, ikm.ElementTally]] = {}
+    # The questionnaire always starts at element 1 (answered or "tidak tahu"), so its rows
+    # count the respondents, incomplete surveys included, without another scan.
+    respondents: Counter[Key] = Counter()
+    respondents_ytd: Counter[int | None] = Counter()
     for service_id, element, b, total, answered, count in rows:
         t = ikm.ElementTally(total, answered)
         for key in ((service_id, b), (None, b)):
@@ -337,14 +321,12 @@ def collect(db: Session, agency: Agency, week: str, weighting: ikm.Weighting = "
                 per[element] = per.get(element, ikm.ElementTally()) + t
         if b == this:
             skipped[element] = skipped.get(element, 0) + count - answered
-    respondents: Counter[Key] = Counter()
-    respondents_ytd: Counter[int | None] = Counter()
-    for service_id, b, n in resp_rows:
-        respondents[(service_id, b)] += n
-        respondents[(None, b)] += n
-        if b >= ytd_first:
-            respondents_ytd[service_id] += n
-            respondents_ytd[None] += n
+        if element == 1:
+            respondents[(service_id, b)] += count
+            respondents[(None, b)] += count
+            if b >= ytd_first:
+                respondents_ytd[service_id] += count
+                respondents_ytd[None] += count
 
     def ikm_of(key: Key) -> ikm.Ikm:
         return ikm.compute(tallies.get(key, {}), weighting)

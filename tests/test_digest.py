@@ -93,7 +93,8 @@ def test_week_membership_follows_the_agency_zone(app: App, tz: str, utc_hour: in
     assert collect(app, "rsud", "2026-W48").week_ikm.value == Decimal("25.00")
 
 
-def test_empty_week_says_so_and_the_head_still_gets_it(app: App, clock: FakeClock, tmp_path: Path) -> None:
+def test_empty_week_says_so_and_the_head_still_gets_it(sqlite_app: App, clock: FakeClock, tmp_path: Path) -> None:
+    app = sqlite_app
     add_head(app, "samsat", "9001", clock())
     app.settings.digest_dir = tmp_path
     data = collect(app, "samsat")
@@ -110,7 +111,8 @@ def test_empty_week_says_so_and_the_head_still_gets_it(app: App, clock: FakeCloc
     assert rows[-1].payload["document"]["filename"] == "prima-samsat-2026-W47-id.xlsx"
 
 
-def test_missing_element_is_named_instead_of_divided_by_zero(app: App) -> None:
+def test_missing_element_is_named_instead_of_divided_by_zero(sqlite_app: App) -> None:
+    app = sqlite_app
     add_response(app, "ktp", MON_W47, [4, 4, 4, None, 4, 4, 4, 4, 4])
     data = collect(app)
     assert data.week_ikm.value is None and data.week_ikm.missing == (4,)
@@ -144,7 +146,8 @@ def test_complaints_section_and_bribery_first(app: App) -> None:
     assert "Median waktu penyelesaian: 3,0 hari." in text
 
 
-def test_focus_themes_group_similar_suggestions(app: App) -> None:
+def test_focus_themes_group_similar_suggestions(sqlite_app: App) -> None:
+    app = sqlite_app
     for i, s in enumerate(["antrian terlalu lama di loket", "antrian lama sekali di loket ini",
                            "Antrian di loket lama!", "toilet kotor", None]):
         add_response(app, "ktp", MON_W47 + timedelta(hours=i), [4, 4, 1, 4, 4, 4, 4, 4, 4], s)
@@ -179,7 +182,8 @@ def test_split_text_respects_telegram_limits() -> None:
     assert [len(c) for c in digest.split_text(long_line)] == [4096, 4096, 808]
 
 
-def test_chart_and_spreadsheet_are_valid_files(app: App, tmp_path: Path) -> None:
+def test_chart_and_spreadsheet_are_valid_files(sqlite_app: App, tmp_path: Path) -> None:
+    app = sqlite_app
     for week in range(12):
         at = MON_W47 - timedelta(weeks=week)
         add_response(app, "ktp", at, [3, 3, 2, 4, 3, 3, 4, 2, 3], "Hubungi 081298765432, NIK 3509876543210002")
@@ -237,8 +241,9 @@ def test_cli_digest_prints_or_writes_files(
 
 
 async def test_head_receives_photo_text_and_spreadsheet_over_telegram(
-    app: App, clock: FakeClock, tmp_path: Path
+    sqlite_app: App, clock: FakeClock, tmp_path: Path
 ) -> None:
+    app = sqlite_app
     from bot.channels.telegram import TelegramSender
     from bot.scheduler import build_dispatcher
     from tests.fake_telegram import User

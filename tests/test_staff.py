@@ -58,7 +58,8 @@ def test_daftar_registers_a_head_once_and_shows_the_privacy_notice(app: App, clo
         assert not any(code in s for s in states)
 
 
-def test_unconsented_staff_is_not_pushed_into_the_resident_flow(app: App, clock: FakeClock) -> None:
+def test_unconsented_staff_is_not_pushed_into_the_resident_flow(sqlite_app: App, clock: FakeClock) -> None:
+    app = sqlite_app
     code = invite(app, clock, role="staff")
     replies = say(app, "petugas-1", f"/daftar {code.lower().replace('-', ' ')}")  # typed loosely
     assert "terdaftar sebagai petugas" in replies[0]
@@ -68,7 +69,8 @@ def test_unconsented_staff_is_not_pushed_into_the_resident_flow(app: App, clock:
     assert any("Apakah Anda setuju?" in r for r in later)
 
 
-def test_register_in_english_and_back_to_the_question(app: App, clock: FakeClock) -> None:
+def test_register_in_english_and_back_to_the_question(sqlite_app: App, clock: FakeClock) -> None:
+    app = sqlite_app
     say(app, "warga-1", "/start")
     say(app, "warga-1", "1")  # agree
     say(app, "warga-1", "/bahasa")
@@ -97,7 +99,8 @@ def test_wrong_codes_are_refused_and_limited_per_hour(app: App, clock: FakeClock
         assert db.scalar(select(func.count()).select_from(StaffInviteAttempt)) == staff.MAX_FAILED_PER_HOUR
 
 
-def test_expired_code_is_refused(app: App, clock: FakeClock) -> None:
+def test_expired_code_is_refused(sqlite_app: App, clock: FakeClock) -> None:
+    app = sqlite_app
     code = invite(app, clock, days=2)
     clock.advance(days=2, seconds=1)
     assert say(app, "kepala-2", f"/daftar {code}") == [
@@ -106,7 +109,8 @@ def test_expired_code_is_refused(app: App, clock: FakeClock) -> None:
     assert members(app) == []
 
 
-def test_new_code_for_a_member_updates_the_role(app: App, clock: FakeClock) -> None:
+def test_new_code_for_a_member_updates_the_role(sqlite_app: App, clock: FakeClock) -> None:
+    app = sqlite_app
     say(app, "p-1", f"/daftar {invite(app, clock, role='staff')}")
     say(app, "p-1", f"/daftar {invite(app, clock, role='head')}")
     assert members(app) == [("head", "disdukcapil", "p-1")]

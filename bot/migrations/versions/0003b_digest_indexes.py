@@ -17,10 +17,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_index("ix_survey_answers_digest", "survey_answers",
                     ["agency_id", "answered_at", "service_id", "element", "score"])
-    op.create_index("ix_survey_responses_digest", "survey_responses",
-                    ["agency_id", "started_at", "service_id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_survey_responses_digest", table_name="survey_responses")
     op.drop_index("ix_survey_answers_digest", table_name="survey_answers")
