@@ -860,8 +860,12 @@ def whatsapp_requested(settings: Settings) -> bool:
     return any(getattr(settings, name) for name in REQUIRED)
 
 
-async def serve(app: App, stop: asyncio.Event | None = None, retry_every: float = 60.0) -> None:
-    """WhatsApp (and Telegram when configured) in one process, one aiohttp server, one scheduler."""
+async def serve(app: App, stop: asyncio.Event | None = None, retry_every: float = 60.0,
+                started: asyncio.Event | None = None) -> None:
+    """WhatsApp (and Telegram when configured) in one process, one aiohttp server, one scheduler.
+
+    ``started`` is set once the server listens; ``stop`` ends it (default: run until killed).
+    """
     from bot.scheduler import start_background
     from bot.web import build_web_app, database_check
 
@@ -872,24 +876,31 @@ async def serve(app: App, stop: asyncio.Event | None = None, retry_every: float 
     senders: dict[str, Any] = {CHANNEL: channel.sender}
     background: list[asyncio.Task[Any]] = []
     cleanup: list[Callable[[], Awaitable[Any]]] = []
-    if settings.telegram_bot_token:
-        background.append(await _start_telegram(app, web_app, senders, cleanup))
     runner = web.AppRunner(web_app, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, settings.http_host, settings.http_port).start()
-    log.info("WhatsApp webhook on %s:%s%s", settings.http_host, settings.http_port, WEBHOOK_PATH)
-    scheduler = await start_background(app, senders)
+    scheduler = None
 
     async def retry_loop() -> None:
         while True:
-            await channel.retry_stored()
+            try:
+                await channel.retry_stored()
+            except Exception:  # the database may be briefly away: try again next round
+                log.exception("retrying stored WhatsApp webhooks failed")
             await asyncio.sleep(retry_every)
 
-    background.append(asyncio.create_task(retry_loop()))
     try:
+        if settings.telegram_bot_token:
+            background.append(await _start_telegram(app, web_app, senders, cleanup))
+        await runner.setup()
+        await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+        log.info("WhatsApp webhook on %s:%s%s", settings.http_host, settings.http_port, WEBHOOK_PATH)
+        scheduler = await start_background(app, senders)
+        background.append(asyncio.create_task(retry_loop()))
+        if started is not None:
+            started.set()
         await (stop or asyncio.Event()).wait()
     finally:
-        scheduler.shutdown(wait=False)
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
@@ -910,7 +921,7 @@ async def _start_telegram(app: App, web_app: web.Application, senders: dict[str,
     bot = tg.make_bot(s.telegram_bot_token or "", s.telegram_api_base)
     channel = tg.TelegramChannel(app.runtime, bot, app.texts)
     dp = channel.dispatcher()
-    await channel.setup()
+    await tg._setup_until_reachable(channel, tg.POLLING_BACKOFF)  # a refused token stops here
     senders[tg.CHANNEL] = channel.sender
 
     async def close() -> None:
@@ -925,7 +936,8 @@ async def _start_telegram(app: App, web_app: web.Application, senders: dict[str,
                               allowed_updates=dp.resolve_used_update_types())
         return asyncio.create_task(asyncio.Event().wait())
     await bot.delete_webhook(drop_pending_updates=False)
-    return asyncio.create_task(dp.start_polling(bot, handle_signals=False, close_bot_session=False))
+    return asyncio.create_task(dp.start_polling(bot, handle_signals=False, close_bot_session=False,
+                                                backoff_config=tg.POLLING_BACKOFF))
 
 
 def run_whatsapp(app: App) -> int:
@@ -934,8 +946,13 @@ def run_whatsapp(app: App) -> int:
     if missing:
         raise ConfigError(f"Configuration error: {missing[0]}: required for WhatsApp "
                           f"(missing: {', '.join(missing)})")
+    from aiogram.exceptions import TelegramUnauthorizedError
+
     try:
         asyncio.run(serve(app))
     except KeyboardInterrupt:
         return 0
+    except TelegramUnauthorizedError:
+        log.error("TELEGRAM_BOT_TOKEN was refused by the Bot API (401 Unauthorized)")
+        return 2
     return 0
