@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -35,6 +37,32 @@ class ServiceSpec(BaseModel):
         return v
 
 
+class SlaSpec(BaseModel):
+    """Time limits of human review in working time (bot/sla.py); omitted keys keep the defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    office_hours: str = "08:00-16:00"
+    first_response_hours: float = Field(default=8, gt=0, le=24 * 30)
+    resolution_days: float = Field(default=10, gt=0, le=365)
+    holidays: list[date] = Field(default_factory=list)
+    escalate_survey: Literal["any_one", "grade_d", "both", "off"] = "both"
+
+    def settings(self) -> dict[str, Any]:
+        """The keys stored in ``agencies.settings`` (read by bot.cases)."""
+        return {"office_hours": self.office_hours, "sla_first_response_hours": self.first_response_hours,
+                "sla_resolution_days": self.resolution_days,
+                "holidays": [d.isoformat() for d in self.holidays],
+                "escalate_survey": self.escalate_survey}
+
+    @model_validator(mode="after")
+    def _valid_hours(self) -> SlaSpec:
+        from bot.sla import policy_from_settings
+
+        policy_from_settings("Asia/Jakarta", self.settings())  # raises a ValueError naming the key
+        return self
+
+
 class AgencySpec(BaseModel):
     slug: str
     name: str = Field(min_length=2, max_length=200)
@@ -44,6 +72,7 @@ class AgencySpec(BaseModel):
     quiet_start: str = "21:00"
     quiet_end: str = "07:00"
     aliases: list[str] = Field(default_factory=list)
+    sla: SlaSpec = Field(default_factory=SlaSpec)
     services: list[ServiceSpec] = Field(min_length=1)
 
     @field_validator("slug")
@@ -114,7 +143,7 @@ def load_catalog(db: Session, path: Path) -> dict[str, int]:
             {"name": a.name, "short_name": a.short_name, "timezone": a.timezone,
              "followup_days": a.followup_days, "quiet_start": a.quiet_start,
              "quiet_end": a.quiet_end, "active": True,
-             "settings": {**(agency.settings or {}), "aliases": a.aliases}},
+             "settings": {**(agency.settings or {}), "aliases": a.aliases, **a.sla.settings()}},
             is_new,
         )
         db.flush()

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
+from bot import cases
+from bot.app import App
+from bot.catalog import CatalogError, load_catalog, read_catalog
+from bot.models import Agency
 from bot.sla import (
     OfficeHours,
     SlaConfigError,
@@ -108,3 +114,41 @@ def test_policy_from_agency_settings() -> None:
 def test_bad_settings_name_the_problem(settings: dict[str, object], message: str) -> None:
     with pytest.raises(SlaConfigError, match=message):
         policy_from_settings(WIB, settings)
+
+
+CATALOG = """
+agencies:
+  - slug: rsud
+    name: RSUD Kabupaten Jayawijaya
+    short_name: RSUD
+    timezone: Asia/Jayapura
+    sla: {sla}
+    services:
+      - code: rawat-jalan
+        name: Rawat Jalan
+"""
+
+
+def test_catalog_sets_an_agencys_limits(sqlite_app: App, tmp_path: Path) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(CATALOG.format(sla='{office_hours: "07:30-15:30", first_response_hours: 4, '
+                                       'resolution_days: 5, holidays: [2026-12-25], escalate_survey: grade_d}'))
+    with sqlite_app.factory() as db, db.begin():
+        load_catalog(db, path)
+        agency = db.scalars(select(Agency).where(Agency.slug == "rsud")).one()
+        p = cases.policy(agency)
+        assert cases.survey_rule(agency) == "grade_d"
+    assert p.hours.tz == WIT and p.hours.open == time(7, 30) and date(2026, 12, 25) in p.hours.holidays
+    assert p.first_response_due(local(WIT, 2026, 11, 27, 15, 0)) == local(WIT, 2026, 11, 30, 11, 0)
+
+
+@pytest.mark.parametrize(
+    ("sla", "message"),
+    [('{office_hours: "16:00-08:00"}', "open before"), ("{first_response_hours: 0}", "first_response_hours"),
+     ("{escalate_survey: never}", "escalate_survey"), ("{weekends: true}", "weekends")],
+)
+def test_catalog_refuses_bad_limits(tmp_path: Path, sla: str, message: str) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(CATALOG.format(sla=sla))
+    with pytest.raises(CatalogError, match=message):
+        read_catalog(path)
