@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot import cli_digest, cli_outbox
 from bot.catalog import CatalogError, load_catalog
 from bot.config import ConfigError, Settings, load_settings
 from bot.db import make_engine, migrate, session_factory, transaction
@@ -16,12 +17,15 @@ from bot.db import make_engine, migrate, session_factory, transaction
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python bot.py", description="Prima citizen-feedback bot.")
     sub = p.add_subparsers(dest="command")
-    sub.add_parser("run", help="run the bot (default): Telegram if configured, else the console chat")
+    sub.add_parser("run", help="run the bot (default): Telegram and/or WhatsApp if configured, "
+                   "else the console chat")
     sub.add_parser("migrate", help="apply database migrations")
     cat = sub.add_parser("catalog", help="service catalog")
     cat_sub = cat.add_subparsers(dest="action", required=True)
     load = cat_sub.add_parser("load", help="load the catalog YAML into the database (idempotent)")
     load.add_argument("path", nargs="?", type=Path, help="YAML file (default: CATALOG_PATH)")
+    cli_digest.add_parsers(sub)
+    cli_outbox.add_parsers(sub)
     return p
 
 
@@ -38,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         command = args.command or "run"
-        console = command == "run" and not settings.telegram_bot_token
+        console = command == "run" and not settings.telegram_bot_token and not settings.whatsapp_enabled
         _logging(settings, console)
         if command == "migrate":
             engine = make_engine(settings.database_url)
@@ -54,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"Catalog {path}: {stats['created']} created, {stats['updated']} updated, "
                   f"{stats['unchanged']} unchanged.")
             return 0
+        if command in ("staff", "digest"):
+            return cli_digest.run(settings, args)
+        if command in ("outbox", "qr"):
+            return cli_outbox.run(settings, args)
         return _run(settings)
     except (ConfigError, CatalogError) as exc:
         print(str(exc), file=sys.stderr)
@@ -64,6 +72,10 @@ def _run(settings: Settings) -> int:
     from bot.app import build_app
 
     app = build_app(settings)
+    from bot.channels.whatsapp import run_whatsapp, whatsapp_requested
+
+    if whatsapp_requested(settings):  # WhatsApp, plus Telegram in the same process when configured
+        return run_whatsapp(app)
     if settings.telegram_bot_token:
         try:
             from bot.channels.telegram import run_telegram

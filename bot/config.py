@@ -37,6 +37,11 @@ class Settings(BaseSettings):
         default=30, ge=1, le=7 * 24 * 60, description="Idle minutes after which a conversation expires."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    digest_time: str = Field(
+        default="07:30", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$",
+        description="Local time of the Monday digest (an agency's settings.digest_time overrides it).",
+    )
+    digest_dir: Path = Field(default=Path("data/digests"), description="Where digest charts and spreadsheets go.")
 
     telegram_bot_token: str | None = Field(default=None, description="Bot token from @BotFather.")
     telegram_api_base: str | None = Field(default=None, description="Another Bot API server (self-hosted or test).")
@@ -45,6 +50,36 @@ class Settings(BaseSettings):
     http_host: str = Field(default="127.0.0.1", description="Address of the webhook/health HTTP server.")
     http_port: int = Field(default=8080, ge=1, le=65535, description="Port of the webhook/health HTTP server.")
 
+    telegram_bot_username: str | None = Field(
+        default=None, description="Bot username for deep links and QR codes (t.me/<username>?start=<code>)."
+    )
+
+    outbox_tick_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often the dispatcher looks for due outbox rows."
+    )
+    outbox_batch: int = Field(
+        default=200, ge=1, le=10_000, description="Most rows one dispatcher tick claims (also capped by the rate)."
+    )
+    outbox_max_attempts: int = Field(
+        default=8, ge=1, le=50, description="Sends tried (5xx, network) before a row is marked failed."
+    )
+    outbox_claim_timeout_minutes: float = Field(
+        default=10, gt=0, description="A row claimed longer than this without a result is reported as stuck."
+    )
+    outbox_resend_unknown: bool = Field(
+        default=True,
+        description="Resend after a timeout whose outcome is unknowable (may duplicate; counted). "
+        "False: mark it 'unknown' and only report it.",
+    )
+    survey_reminder_hours: float = Field(
+        default=3, ge=0, le=24 * 14, description="Delay of the one reminder for an unfinished survey (0: none)."
+    )
+    telegram_rate_total: float = Field(default=30, ge=0, description="Telegram messages per second, all chats (0: no limit).")
+    telegram_rate_chat: float = Field(default=1, ge=0, description="Telegram messages per second to one private chat.")
+    telegram_chat_burst: int = Field(default=3, ge=1, le=30, description="Short burst allowed per private chat.")
+    telegram_group_per_minute: float = Field(default=20, ge=0, description="Telegram messages per minute to one group.")
+    whatsapp_rate_total: float = Field(default=80, ge=0, description="WhatsApp messages per second (0: no limit).")
+
     whatsapp_token: str | None = Field(default=None, description="WhatsApp Cloud API access token.")
     whatsapp_phone_number_id: str | None = Field(default=None, description="Sender phone number id.")
     whatsapp_app_secret: str | None = Field(default=None, description="App secret for webhook signatures.")
@@ -52,6 +87,27 @@ class Settings(BaseSettings):
     whatsapp_api_base: str = Field(
         default="https://graph.facebook.com/v21.0", description="Graph API base URL."
     )
+    whatsapp_template_followup: str | None = Field(
+        default=None,
+        description="Approved template (one body variable {{1}}) for follow-ups due after the "
+        "24-hour window; unset: they wait until the resident writes again.",
+    )
+    whatsapp_template_language: str = Field(
+        default="id", description="Language code of that template for Indonesian-speaking residents."
+    )
+    whatsapp_template_language_en: str = Field(
+        default="en", description="Language code of that template for English-speaking residents."
+    )
+    whatsapp_template_buttons: int = Field(
+        default=0, ge=0, le=10,
+        description="Quick-reply buttons the approved template has; filled with the follow-up's answers.",
+    )
+
+    @property
+    def whatsapp_enabled(self) -> bool:
+        """All four WhatsApp settings present: the channel runs."""
+        return all((self.whatsapp_token, self.whatsapp_phone_number_id, self.whatsapp_app_secret,
+                    self.whatsapp_verify_token))
 
     @field_validator("database_url")
     @classmethod
