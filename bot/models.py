@@ -378,7 +378,12 @@ class Case(Base):
     """
 
     __tablename__ = "cases"
-    __table_args__ = (Index("ix_cases_agency_status", "agency_id", "status"),)
+    __table_args__ = (
+        Index("ix_cases_agency_status", "agency_id", "status"),
+        # the SLA tick looks for deadlines already past: a range scan, not the whole table
+        Index("ix_cases_first_response_due", "first_response_due"),
+        Index("ix_cases_resolution_due", "resolution_due"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source_key: Mapped[str] = mapped_column(String(128), unique=True)
@@ -436,12 +441,9 @@ class CaseEvent(Base):
     case: Mapped[Case] = relationship(back_populates="events")
 
 
-# Covering indexes for the weekly digest (migration 0003b): its GROUP BY reads only the index.
+# Covering index for the weekly digest (migration 0003b): its GROUP BY reads only the index.
 Index(
     "ix_survey_answers_digest",
     SurveyAnswer.agency_id, SurveyAnswer.answered_at, SurveyAnswer.service_id, SurveyAnswer.element,
     SurveyAnswer.score,
-)
-Index(
-    "ix_survey_responses_digest", SurveyResponse.agency_id, SurveyResponse.started_at, SurveyResponse.service_id
 )

@@ -74,9 +74,9 @@ CHOSEN_MARK = "✅"
 # Commands shown in Telegram's menu: Indonesian names, and English names for English users.
 # Descriptions come from the catalogs (``tgcmd.<indonesian name>``).
 COMMANDS_ID = ("start", "nilai", "lapor", "status", "menu", "batal", "kembali", "bantuan",
-               "bahasa", "datasaya")
+               "bahasa", "datasaya", "petugas")
 COMMANDS_EN = {"nilai": "rate", "lapor": "complaint", "batal": "cancel", "kembali": "back",
-               "bantuan": "help", "bahasa": "language", "datasaya": "mydata"}
+               "bantuan": "help", "bahasa": "language", "datasaya": "mydata", "petugas": "person"}
 
 
 # ---------------------------------------------------------------------- bot and API server
