@@ -80,6 +80,9 @@ async def test_round_trip_resident_topic_staff_resident(app: App, clock: FakeClo
         assert relayed.text == f"💬 Petugas Disdukcapil ({case.ticket}):\nMohon kirim foto kuitansinya, Bu."
         assert "Budi" not in relayed.text
 
+        # waiting for the resident; their answer puts the case back in progress
+        await press_data(h, PETUGAS, card, card.data_for("Menunggu warga"))
+        assert "Status: Menunggu warga" in (card.text or "")
         # the resident's reply goes back into the topic; the bot stays out of the way
         replies = await say(h, WARGA, "Baik, ini kuitansinya <i>asli</i>")
         assert [m.text for m in replies] == [
@@ -106,14 +109,15 @@ async def test_round_trip_resident_topic_staff_resident(app: App, clock: FakeClo
     assert case.status == "closed" and case.rating == 5
     trail = [(e.kind, e.from_status, e.to_status) for e in events(app, case.id)
              if e.kind == "status"]
-    assert trail == [("status", None, "new"), ("status", "new", "open"),
-                     ("status", "open", "resolved"), ("status", "resolved", "closed")]
+    assert trail == [("status", None, "new"), ("status", "new", "open"), ("status", "open", "pending"),
+                     ("status", "pending", "open"), ("status", "open", "resolved"),
+                     ("status", "resolved", "closed")]
     kinds = [e.kind for e in events(app, case.id)]
     assert kinds.count("to_resident") == 1 and kinds.count("from_resident") == 2
     with app.factory() as db:
         c = db.scalars(select(Complaint)).one()
         assert c.status == "closed"
-        assert [h.to_status for h in c.history] == ["new", "open", "resolved", "closed"]
+        assert [h.to_status for h in c.history] == ["new", "open", "pending", "open", "resolved", "closed"]
 
 
 async def test_refusals_for_other_agencies_residents_and_stale_presses(app: App, clock: FakeClock) -> None:
