@@ -818,7 +818,19 @@ def link_room(db: Session, channel: str, user_id: str, chat_id: str, slug: str |
         case.topic_id = None
         case.card_message_id = None
         rows += post_card(db, case, now)
+        name = texts("case.card.confidential") if case.confidential else (case.reporter_name or "-")
+        for ev in _resident_messages(db, case.id):  # what the resident wrote while it queued
+            row = to_room(db, case, texts("case.room.from_resident", name=name, text=ev.reason or "-"), now)
+            rows += [row] if row else []
     return True, texts("case.room.linked", agency=agency.name, queued=len(queued)), rows
+
+
+def _resident_messages(db: Session, case_id: int, limit: int = 20) -> list[CaseEvent]:
+    """The resident's latest messages on a case, oldest first."""
+    rows = db.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id,
+                                              CaseEvent.kind == "from_resident")
+                      .order_by(CaseEvent.id.desc()).limit(limit)).all()
+    return list(reversed(rows))
 
 
 def queue(db: Session, channel: str, user_id: str, now: datetime) -> tuple[str, list[dict[str, Any]]]:
@@ -844,6 +856,9 @@ def queue(db: Session, channel: str, user_id: str, now: datetime) -> tuple[str, 
                                else case.resolution_due, agency.timezone),
                 late=" ⏰" if late else "",
             ))
+            latest = _resident_messages(db, case.id, 1)
+            if latest:
+                lines.append(texts("case.queue.latest", text=(latest[0].reason or "")[:200]))
             if case.status in ("new", "reopened") and len(choices) < 10:
                 choices.append({"id": callback("take", case.id),
                                 "label": texts("case.queue.take", ticket=case.ticket), "nav": False})

@@ -187,10 +187,16 @@ async def test_queue_without_a_room_then_linking_posts_the_cards(app: App, clock
         answer = await say(h, PETUGAS, f"/balas {case.ticket} Kami cek ke loket, Bu.")
         assert answer[-1].text == "Pesan terkirim ke warga lewat bot."
         assert h.server.last(WARGA.id).text == f"💬 Petugas Disdukcapil ({case.ticket}):\nKami cek ke loket, Bu."
+        await say(h, WARGA, "Terima kasih, saya tunggu")  # stored while no room exists
+        listed = await say(h, PETUGAS, "/kasus")
+        assert "↳ pesan terakhir warga: Terima kasih, saya tunggu" in (listed[-1].text or "")
         linked = await link_room(h, PETUGAS)
         assert "Kasus yang mengantre: 1" in (linked[0].text or "")
         [case] = cases(h)
-        assert case.topic_id is not None and topic_messages(h, case.topic_id)[0].text
+        assert case.topic_id is not None
+        card, reply = topic_messages(h, case.topic_id)
+        assert case.ticket in (card.text or "")
+        assert reply.text == "💬 Warga (Pelapor dirahasiakan):\nTerima kasih, saya tunggu"
 
 
 async def test_sla_breach_across_a_weekend(app: App, clock: FakeClock) -> None:
