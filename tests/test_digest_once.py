@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot import digest
 from bot.app import App
-from bot.models import Digest, OutboxMessage
+from bot.models import Contact, Digest, OutboxMessage
 from tests.conftest import FakeClock, make_app
 from tests.digest_data import add_head, add_response
 
@@ -52,6 +52,8 @@ def seeded(app: App, tmp_path: Path) -> App:
 
 
 def test_two_processes_produce_it_once(seeded: App, db_url: str, tmp_path: Path) -> None:
+    with seeded.factory() as db, db.begin():  # one language: each process renders one set of files
+        db.execute(update(Contact).where(Contact.external_id == "502").values(language="id"))
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(2)
     results = ctx.Queue()

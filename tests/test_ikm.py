@@ -6,7 +6,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot import ikm
@@ -116,6 +116,7 @@ def test_wrong_number_of_elements_is_an_error() -> None:
         ikm.compute([ElementTally(4, 1)] * 8)
 
 
+@settings(max_examples=60, deadline=None)
 @given(st.lists(st.lists(st.one_of(st.none(), st.integers(1, 4)), min_size=9, max_size=9), min_size=1, max_size=30))
 def test_matches_a_plain_float_computation(rows: list[list[int | None]]) -> None:
     result = ikm.from_scores(rows)
