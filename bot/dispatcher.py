@@ -233,7 +233,7 @@ class Dispatcher:
             async with gate:
                 for i, row in enumerate(chat_rows):
                     wait = self.limiter.peek(row.channel, row.chat_id)
-                    if self.monotonic() + wait > deadline:
+                    if wait > 0 and self.monotonic() + wait > deadline:  # what can go now, goes
                         release.extend((r.id, wait) for r in chat_rows[i:])
                         return
                     wait = self.limiter.reserve(row.channel, row.chat_id)

@@ -106,4 +106,5 @@ async def stop_background(scheduler: AsyncIOScheduler, timeout: float = 30.0) ->
         except TimeoutError:
             log.warning("outbox tick still running after %.0f s; stopping anyway", timeout)
     scheduler.shutdown(wait=False)
+    await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop's next turn
 
