@@ -50,5 +50,8 @@ def build_app(settings: Settings, clock: Clock = utcnow, load_default_catalog: b
         texts=texts,
         default_language=settings.default_language,
         session_timeout=timedelta(minutes=settings.session_timeout_minutes),
+        survey_reminder=(
+            timedelta(hours=settings.survey_reminder_hours) if settings.survey_reminder_hours else None
+        ),
     )
     return App(settings, engine, factory, runtime, texts)
