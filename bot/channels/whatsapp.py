@@ -676,6 +676,8 @@ class WhatsAppChannel:
         self.phone_number_id = phone_number_id
         threads = workers or (4 if runtime.postgres else 1)  # SQLite has one writer
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="prima-wa")
+        # Storing a body gets its own thread: the 200 never queues behind message processing.
+        self.intake = ThreadPoolExecutor(1, thread_name_prefix="prima-wa-in")
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[int] = set()
@@ -704,6 +706,7 @@ class WhatsAppChannel:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.sender.client.close()
         self.executor.shutdown(wait=True)
+        self.intake.shutdown(wait=True)
 
     async def idle(self) -> None:
         """Wait until every accepted webhook has been processed (tests, shutdown)."""
@@ -748,7 +751,8 @@ class WhatsAppChannel:
             return web.json_response({"error": "not JSON"}, status=400)
         if not isinstance(body, dict) or body.get("object") != "whatsapp_business_account":
             return web.json_response({"ok": True, "ignored": True})
-        row_id = await self._db(store_webhook, self.factory, body, self.runtime.clock())
+        row_id = await asyncio.get_running_loop().run_in_executor(
+            self.intake, store_webhook, self.factory, body, self.runtime.clock())
         self._spawn(row_id)
         return web.json_response({"ok": True})
 
