@@ -127,6 +127,7 @@ class FakeTelegram:
         self.forums: set[int] = set()  # supergroups with topics enabled
         self.topics: dict[tuple[int, int], str] = {}  # (chat id, message_thread_id) -> name
         self._callback_seq = 0
+        self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -149,8 +150,12 @@ class FakeTelegram:
 
     async def stop(self) -> None:
         if self._runner is not None:
+            self._closing = True  # end waiting long polls now, not at their timeout
+            async with self._changed:
+                self._changed.notify_all()
             await self._runner.cleanup()
             self._runner = None
+            self._closing = False
 
     # ------------------------------------------------------------------ test API: updates
 
@@ -373,7 +378,7 @@ class FakeTelegram:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
         if not self._updates and timeout > 0:
             with contextlib.suppress(TimeoutError):
-                await self.wait_for(lambda: bool(self._updates), timeout)
+                await self.wait_for(lambda: bool(self._updates) or self._closing, timeout)
         return self._updates[:limit]
 
     async def _m_sendmessage(self, params: dict[str, Any]) -> Any:
