@@ -194,3 +194,34 @@ async def test_other_phone_numbers_and_objects_ignored(db_url: str, clock: FakeC
         assert await h.post(page) == 200
         assert await h.post(b"not json") == 400
         assert h.graph.sent == [] and count(h, Contact) == 0
+
+
+async def test_failure_status_before_the_id_is_recorded(db_url: str, clock: FakeClock) -> None:
+    async with harness(db_url, clock) as h:
+        await h.say(SITI, "halo")
+        early = fg.webhook(statuses=[fg.status("wamid.LATE", "failed", SITI, error_code=131026)])
+        assert await h.post(early) == 200
+        with h.app.factory() as db:
+            kept = db.scalars(select(WhatsAppWebhook)).one()
+            assert kept.attempts == 1 and "wamid.LATE" in (kept.last_error or "")
+            # the send's bookkeeping lands after the status (a slow commit)
+            row = db.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
+            assert row is not None
+            row.provider_message_id = "wamid.LATE"
+            db.commit()
+        clock.advance(minutes=2)
+        assert await h.channel.retry_stored() == 1
+        with h.app.factory() as db:
+            row = db.scalars(select(OutboxMessage).where(OutboxMessage.provider_message_id == "wamid.LATE")).one()
+        assert row.status == "failed" and row.error_code == "131026"
+        assert count(h, WhatsAppWebhook) == 0
+
+
+async def test_failure_status_for_a_message_never_ours_is_dropped(sqlite_url: str, clock: FakeClock) -> None:
+    async with harness(sqlite_url, clock) as h:
+        assert await h.post(fg.webhook(statuses=[fg.status("wamid.OTHER", "failed", SITI,
+                                                           error_code=131026)])) == 200
+        for _ in range(3):
+            clock.advance(minutes=2)
+            await h.channel.retry_stored()
+        assert count(h, WhatsAppWebhook) == 0  # looked for twice more, then logged and dropped

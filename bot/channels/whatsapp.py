@@ -69,6 +69,7 @@ MAX_BUTTON_ID = 256
 MAX_ROW_ID = 200
 MAX_TEMPLATE_PARAM = 1000
 MAX_WEBHOOK_ATTEMPTS = 10
+STATUS_RETRIES = 2  # a failure status for a message id we do not know yet: look again twice
 
 # Graph API error codes (https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes)
 THROUGHPUT = 130429  # too many messages per second from this number
@@ -552,10 +553,11 @@ def store_webhook(factory: sessionmaker[Session], body: dict[str, Any], now: dat
         return row.id
 
 
-def load_webhook(factory: sessionmaker[Session], row_id: int) -> dict[str, Any] | None:
+def load_webhook(factory: sessionmaker[Session], row_id: int) -> tuple[dict[str, Any], int] | None:
+    """(body, attempts so far) of a stored webhook, or None when it was already processed."""
     with factory() as db:
         row = db.get(WhatsAppWebhook, row_id)
-        return dict(row.body) if row is not None else None
+        return (dict(row.body), row.attempts) if row is not None else None
 
 
 def finish_webhook(factory: sessionmaker[Session], row_id: int, error: str | None) -> None:
@@ -783,17 +785,22 @@ class WhatsAppChannel:
     async def process(self, row_id: int) -> None:
         """Messages in order (one resident at a time), then statuses; keep the body on failure."""
         try:
-            body = await self._db(load_webhook, self.factory, row_id)
-            if body is None:
+            stored = await self._db(load_webhook, self.factory, row_id)
+            if stored is None:
                 return
+            body, attempts = stored
             parsed = parse_webhook(body, self.phone_number_id)
             for incoming in parsed.messages:
                 await self.handle(incoming)
             if parsed.statuses:
                 missing = await self._db(record_statuses, self.factory, parsed.statuses,
                                          self.runtime.clock(), bool(self.sender.templates.name))
-                if missing:
-                    raise LookupError(f"status for unknown message(s) {[s.message_id for s in missing]}")
+                ids = [s.message_id for s in missing]
+                if missing and attempts < STATUS_RETRIES:  # it may arrive before we recorded the id
+                    raise LookupError(f"failure status for unknown message(s) {ids}")
+                if missing:  # not ours (another tool on the same number?) or long gone
+                    log.warning("failure status for unknown WhatsApp message(s) %s: %s", ids,
+                                "; ".join(f"{s.error_code} {s.error}" for s in missing))
         except Exception as exc:
             log.exception("WhatsApp webhook %s not processed; kept for a retry", row_id)
             await self._db(finish_webhook, self.factory, row_id, f"{type(exc).__name__}: {exc}")
