@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     whatsapp_template_language_en: str = Field(
         default="en", description="Language code of that template for English-speaking residents."
     )
+    whatsapp_media_dir: Path | None = Field(
+        default=Path("data/media/whatsapp"),
+        description="Where photos residents send on WhatsApp are kept (Meta deletes media after a "
+        "while); empty: keep only Meta's media id.",
+    )
     whatsapp_template_buttons: int = Field(
         default=0, ge=0, le=10,
         description="Quick-reply buttons the approved template has; filled with the follow-up's answers.",
@@ -118,6 +123,11 @@ class Settings(BaseSettings):
                 "must be sqlite:///path/to/file.db or postgresql+psycopg://user@host/db"
             )
         return value
+
+    @field_validator("whatsapp_media_dir", mode="before")
+    @classmethod
+    def _empty_media_dir(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("telegram_bot_token")
     @classmethod

@@ -106,6 +106,9 @@ class FakeGraph:
     uploads: list[dict[str, Any]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     requests: int = 0
+    media: dict[str, bytes] = field(default_factory=dict)  # residents' media, by id
+    gone: set[str] = field(default_factory=set)  # media ids Meta no longer has
+    downloads: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -119,6 +122,8 @@ class FakeGraph:
         app = web.Application(client_max_size=20 * 1024 * 1024)
         app.router.add_post("/{version}/{phone}/messages", self._messages)
         app.router.add_post("/{version}/{phone}/media", self._media)
+        app.router.add_get("/download/{media_id}", self._media_download)  # before the catch-all
+        app.router.add_get("/{version}/{media_id}", self._media_info)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -201,6 +206,28 @@ class FakeGraph:
                                       "messages": [{"id": wamid}]})
         finally:
             self._changed.set()
+
+    def _media_bytes(self, media_id: str) -> bytes:
+        return self.media.get(media_id, b"\xff\xd8\xff\xe0JPEG " + media_id.encode())
+
+    async def _media_info(self, request: web.Request) -> web.Response:
+        media_id = request.match_info["media_id"]
+        if not self._authorised(request):
+            return self._error(190)
+        if media_id in self.gone:
+            return self._error(100, 400, "Unsupported get request: media does not exist")
+        data = self._media_bytes(media_id)
+        return web.json_response({
+            "messaging_product": "whatsapp", "id": media_id, "mime_type": "image/jpeg",
+            "sha256": hashlib.sha256(data).hexdigest(), "file_size": len(data),
+            "url": f"http://127.0.0.1:{self.port}/download/{media_id}"})
+
+    async def _media_download(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):  # Meta wants the token on the download too
+            return web.Response(status=401)
+        media_id = request.match_info["media_id"]
+        self.downloads.append(media_id)
+        return web.Response(body=self._media_bytes(media_id), content_type="image/jpeg")
 
     async def _media(self, request: web.Request) -> web.Response:
         if not self._authorised(request):

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import select
 
-from bot.models import Complaint, Contact, FollowupAnswer, OutboxMessage, SurveyResponse
+from bot.models import (
+    Complaint,
+    Contact,
+    ConversationSession,
+    FollowupAnswer,
+    OutboxMessage,
+    SurveyResponse,
+)
 from tests import fake_graph as fg
 from tests.conftest import FakeClock
 from tests.whatsapp_harness import WA, harness
@@ -75,8 +84,13 @@ async def test_full_survey(db_url: str, clock: FakeClock) -> None:
 async def test_complaint(db_url: str, clock: FakeClock) -> None:
     async with harness(db_url, clock) as h:
         ticket = await file_complaint(h)
-    with h.app.factory() as db:
-        c = db.scalars(select(Complaint)).one()
+        with h.app.factory() as db:
+            c = db.scalars(select(Complaint)).one()
+        # the photo was saved before Meta deletes it
+        saved = Path(c.attachments["photos"][0]["path"])
+        media_id = c.attachments["photos"][0]["media_id"]
+        assert saved.read_bytes() == h.graph._media_bytes(media_id) and saved.suffix == ".jpg"
+        assert h.graph.downloads == [media_id]
     assert c.ticket == ticket and c.channel == "whatsapp" and c.category == "pungli"
     assert c.description == "Petugas loket meminta uang 50 ribu supaya KTP cepat jadi"
     assert c.latitude == -1.4852 and c.longitude == 102.119
@@ -202,3 +216,22 @@ async def test_two_residents_do_not_mix(sqlite_url: str, clock: FakeClock) -> No
         with h.app.factory() as db:
             people = {(r[0], r[1]) for r in db.execute(select(Contact.external_id, Contact.display_name))}
         assert people == {(SITI, "Siti"), (BUDI, "Budi")}
+
+
+async def test_photo_kept_by_id_when_meta_lost_it(sqlite_url: str, clock: FakeClock) -> None:
+    async with harness(sqlite_url, clock) as h:
+        await start(h)
+        await h.tap(SITI, "Buat pengaduan")
+        await h.tap(SITI, "Disdukcapil")
+        await h.tap(SITI, "KTP Elektronik")
+        await h.say(SITI, "Petugas loket meminta uang 50 ribu supaya KTP cepat jadi")
+        await h.say(SITI, "4")
+        await h.tap(SITI, "Hari ini")
+        photo = fg.image_message(SITI)
+        h.graph.gone.add(photo["image"]["id"])
+        replies = await h.send(SITI, photo)
+        assert replies[-1].titles()[0] == "Lanjut"  # the resident goes on as usual
+        with h.app.factory() as db:
+            state = db.scalars(select(ConversationSession.state)).one()
+        [kept] = state["data"]["photos"]
+        assert kept["media_id"] == photo["image"]["id"] and "path" not in kept

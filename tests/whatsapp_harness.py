@@ -6,9 +6,11 @@ processes in the background, and ``post`` waits for that processing before retur
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
@@ -98,6 +100,8 @@ class WA:
 async def harness(url: str, clock: FakeClock, **settings: Any) -> AsyncIterator[WA]:
     graph = fg.FakeGraph()
     await graph.start()
+    media = tempfile.TemporaryDirectory()
+    settings.setdefault("whatsapp_media_dir", Path(media.name) / "whatsapp")
     app = make_app(url, clock, **wa_settings(graph, **settings))
     channel = WhatsAppChannel.from_app(app)
     web_app = build_web_app()
@@ -115,3 +119,4 @@ async def harness(url: str, clock: FakeClock, **settings: Any) -> AsyncIterator[
         await channel.close()
         await graph.stop()
         app.engine.dispose()
+        media.cleanup()

@@ -30,7 +30,7 @@ import mimetypes
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -431,6 +431,23 @@ class GraphClient:
         except (KeyError, IndexError, TypeError):
             raise GraphError(200, None, "no message id in the answer") from None
 
+    async def download(self, media_id: str, limit: int = 16 * 1024 * 1024) -> tuple[bytes, str | None]:
+        """A resident's media: look up its short-lived URL, then fetch it (with the token)."""
+        url = f"{self.api_base}/{media_id}"
+        async with self.session.get(url) as resp:
+            info = await resp.json(content_type=None)
+            if resp.status >= 400 or not isinstance(info, dict) or not info.get("url"):
+                raise GraphError(resp.status, None, f"media {media_id} not available")
+        if int(info.get("file_size") or 0) > limit:
+            raise GraphError(413, None, f"media {media_id} too large ({info.get('file_size')} bytes)")
+        async with self.session.get(str(info["url"])) as resp:
+            if resp.status >= 400:
+                raise GraphError(resp.status, None, f"media {media_id}: HTTP {resp.status}")
+            data = await resp.content.read(limit + 1)
+        if len(data) > limit:
+            raise GraphError(413, None, f"media {media_id} too large")
+        return data, info.get("mime_type")
+
     async def upload(self, path: str) -> str:
         mime = mimetypes.guess_type(path)[0] or "application/octet-stream"
         form = aiohttp.FormData()
@@ -597,6 +614,13 @@ def resolve_identity(factory: sessionmaker[Session], wa_id: str | None, user_id:
         return known.wa_id if known is not None else user_id
 
 
+def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
 def release_waiting(factory: sessionmaker[Session], chat_id: str, now: datetime) -> int:
     """The resident wrote: messages parked outside the 24-hour window are due now."""
     with factory() as db, db.begin():
@@ -668,6 +692,7 @@ class WhatsAppChannel:
         app_secret: str,
         verify_token: str,
         phone_number_id: str | None = None,
+        media_dir: Path | None = None,
         workers: int | None = None,
     ) -> None:
         self.runtime = runtime
@@ -676,6 +701,7 @@ class WhatsAppChannel:
         self.app_secret = app_secret
         self.verify_token = verify_token
         self.phone_number_id = phone_number_id
+        self.media_dir = media_dir
         threads = workers or (4 if runtime.postgres else 1)  # SQLite has one writer
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="prima-wa")
         # Storing a body gets its own thread: the 200 never queues behind message processing.
@@ -695,7 +721,8 @@ class WhatsAppChannel:
         sender = WhatsAppSender(client, app.factory, app.runtime.clock, app.texts,
                                 Templates.from_settings(s), s.default_language)
         return cls(app.runtime, sender, app_secret=s.whatsapp_app_secret or "",
-                   verify_token=s.whatsapp_verify_token or "", phone_number_id=s.whatsapp_phone_number_id)
+                   verify_token=s.whatsapp_verify_token or "", phone_number_id=s.whatsapp_phone_number_id,
+                   media_dir=s.whatsapp_media_dir)
 
     def add_routes(self, web_app: web.Application, path: str = WEBHOOK_PATH) -> None:
         """Serve the webhook on ``path`` of the shared aiohttp app (next to /healthz)."""
@@ -822,10 +849,30 @@ class WhatsAppChannel:
         key = incoming.wa_id or incoming.user_id or ""
 
         async def work() -> None:
-            rows = await self._db(self._handle_sync, incoming)
+            rows = await self._db(self._handle_sync, await self.keep_media(incoming))
             await self.deliver(rows)
 
         await self._locked(key, work)
+
+    async def keep_media(self, incoming: Incoming) -> Incoming:
+        """Save a photo before Meta deletes it; on failure keep the media id and go on."""
+        event = incoming.event
+        media = event.media if event is not None else None
+        if event is None or self.media_dir is None or not media or not media.get("media_id"):
+            return incoming
+        media_id = str(media["media_id"])
+        try:
+            data, mime = await self.sender.client.download(media_id)
+            name = re.sub(r"[^A-Za-z0-9_.-]", "_", media_id)[:100]
+            ext = mimetypes.guess_extension(mime or media.get("mime_type") or "") or ".bin"
+            path = self.media_dir / f"{name}{ext}"
+            await self._db(_write_file, path, data)
+        except (GraphError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("WhatsApp media %s not saved (%s); keeping its id only", media_id, exc)
+            return incoming
+        saved = {**media, "path": str(path), "size": len(data),
+                 "sha256_local": hashlib.sha256(data).hexdigest()}
+        return replace(incoming, event=replace(event, media=saved))
 
     async def deliver(self, rows: list[OutboxMessage]) -> None:
         """Send committed replies in order; after a failure the rest wait with the same verdict."""
