@@ -12,7 +12,16 @@ from typing import Any
 from bot.catalog import catalog_from_spec, read_catalog
 from bot.i18n import Texts
 from flows import engine
-from flows.types import Call, Context, Effect, Event, RecordConsent, Reply, SetLanguage, UpsertSurvey
+from flows.types import (
+    Call,
+    Context,
+    Effect,
+    Event,
+    RecordConsent,
+    Reply,
+    SetLanguage,
+    UpsertSurvey,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = catalog_from_spec(read_catalog(ROOT / "catalog.yaml"))

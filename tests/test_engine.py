@@ -7,7 +7,6 @@ import json
 from flows.engine import clean_text, match_choice, parse_command
 from flows.skm import ELEMENTS
 from flows.types import Choice, Event, UpsertSurvey
-
 from tests.engine_driver import Driver
 
 
