@@ -266,7 +266,7 @@ def test_status_check_own_ticket_unknown_and_bad_format() -> None:
     d.press("send")
     (ticket,) = d.complaints
     replies = d.press("status")
-    assert [c.id for c in replies[-1].choices][0] == f"t:{ticket}"
+    assert replies[-1].choices[0].id == f"t:{ticket}"
     replies = d.press(f"t:{ticket}")
     assert ticket in replies[0].text and "Diterima" in replies[0].text
     d.press("status")
