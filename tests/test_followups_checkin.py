@@ -94,7 +94,8 @@ async def test_checkin_yes_closes_and_asks_for_a_rating(app: App, clock: FakeClo
             assert len(db.scalars(select(FollowupAnswer)).all()) == 2
 
 
-async def test_checkin_not_yet_then_no_reopens_for_review(app: App, clock: FakeClock) -> None:
+async def test_checkin_not_yet_then_no_reopens_for_review(sqlite_app: App, clock: FakeClock) -> None:
+    app = sqlite_app
     async with harness(app, clock) as h:
         await file_complaint(h)
         d = dispatcher(h)
@@ -121,7 +122,8 @@ async def test_checkin_not_yet_then_no_reopens_for_review(app: App, clock: FakeC
         assert [r.status for r in rows(app, KIND_CHECKIN)] == ["sent", "sent"]
 
 
-async def test_someone_elses_checkin_button_changes_nothing(app: App, clock: FakeClock) -> None:
+async def test_someone_elses_checkin_button_changes_nothing(sqlite_app: App, clock: FakeClock) -> None:
+    app = sqlite_app
     async with harness(app, clock) as h:
         await file_complaint(h)
         await consent(h, LAIN)
@@ -134,7 +136,8 @@ async def test_someone_elses_checkin_button_changes_nothing(app: App, clock: Fak
         assert h.server.chat(LAIN.id)[-1].text
 
 
-async def test_abandoned_survey_gets_one_reminder_and_resumes(app: App, clock: FakeClock) -> None:
+async def test_abandoned_survey_gets_one_reminder_and_resumes(sqlite_app: App, clock: FakeClock) -> None:
+    app = sqlite_app
     async with harness(app, clock) as h:
         await consent(h, WARGA)
         await press(h, WARGA, "Nilai layanan")
@@ -166,7 +169,8 @@ async def test_abandoned_survey_gets_one_reminder_and_resumes(app: App, clock: F
             assert resp.status == "partial" and len(resp.answers) == 4
 
 
-async def test_completed_survey_cancels_its_reminder(app: App, clock: FakeClock) -> None:
+async def test_completed_survey_cancels_its_reminder(sqlite_app: App, clock: FakeClock) -> None:
+    app = sqlite_app
     async with harness(app, clock) as h:
         await consent(h, WARGA)
         await say(h, WARGA, "/start ktp")  # the deep link opens the survey directly

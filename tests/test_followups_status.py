@@ -61,7 +61,8 @@ async def test_status_change_is_audited_and_told_after_quiet_hours(app: App, clo
     assert chat == "5151" and "Sedang ditangani" in message
 
 
-def test_status_change_in_english_and_closing_cancels_the_checkin(app: App, clock: FakeClock) -> None:
+def test_status_change_in_english_and_closing_cancels_the_checkin(sqlite_app: App, clock: FakeClock) -> None:
+    app = sqlite_app
     complaint = file_complaint(app, "6262")
     with app.factory() as db, db.begin():
         contact = db.scalars(select(Contact).where(Contact.external_id == "6262")).one()
@@ -77,7 +78,8 @@ def test_status_change_in_english_and_closing_cancels_the_checkin(app: App, cloc
         f"Update on complaint {complaint.ticket}: its status is now \u201cClosed\u201d.")
 
 
-def test_no_message_when_the_resident_cannot_be_told(app: App, clock: FakeClock) -> None:
+def test_no_message_when_the_resident_cannot_be_told(sqlite_app: App, clock: FakeClock) -> None:
+    app = sqlite_app
     complaint = file_complaint(app, "7373")
     with app.factory() as db, db.begin():
         c = db.get(Complaint, complaint.id)

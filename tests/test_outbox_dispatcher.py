@@ -25,7 +25,9 @@ from tests.outbox_support import (
 )
 
 
-async def test_ten_thousand_followups_sent_once_none_early(app: App, clock: FakeClock) -> None:
+async def test_ten_thousand_followups_sent_once_none_early(sqlite_app: App, clock: FakeClock) -> None:
+    """SQLite; the PostgreSQL claim path is exercised by the two-process test and the tests below."""
+    app = sqlite_app
     start = clock.now
     n = 10_000
     # Due times spread over ten days, some already due.

@@ -144,13 +144,13 @@ class FaultyProxy:
 
 
 async def run_with_faults(app: App, clock: FakeClock, resend_unknown: bool,
-                          n: int = 400) -> tuple[FakeTelegram, FaultyProxy, dict[str, OutboxMessage]]:
+                          n: int = 300) -> tuple[FakeTelegram, FaultyProxy, dict[str, OutboxMessage]]:
     add_rows(app.factory, n, lambda i: clock.now, clock.now, chats=150)
     server = FakeTelegram()
     await server.start()
     proxy = FaultyProxy(server.base_url)
     await proxy.start()
-    bot = make_bot(TOKEN, proxy.base_url, timeout=1.0)
+    bot = make_bot(TOKEN, proxy.base_url, timeout=0.5)
     vt = VirtualTime()
     d = Dispatcher(app.factory, {"telegram": TelegramSender(bot)}, RateLimiter({}, monotonic=vt.monotonic),
                    clock=clock, sleep=vt.sleep,
@@ -174,10 +174,10 @@ async def run_with_faults(app: App, clock: FakeClock, resend_unknown: bool,
 
 
 async def test_faults_lose_nothing_and_count_every_possible_duplicate(
-    app: App, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    sqlite_app: App, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="bot.outbox"):
-        server, proxy, rows = await run_with_faults(app, clock, resend_unknown=True)
+        server, proxy, rows = await run_with_faults(sqlite_app, clock, resend_unknown=True)
     assert all(proxy.counts[k] > 0 for k in ("429", "502", "timeout_delivered", "timeout_lost"))
     assert {r.status for r in rows.values()} == {"sent"}  # nothing lost
     counts = delivered(server)

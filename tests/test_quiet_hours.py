@@ -60,7 +60,10 @@ def test_custom_and_daytime_windows() -> None:
 
 
 @pytest.mark.parametrize("tz", ZONES)
-async def test_dispatcher_holds_non_urgent_rows_until_morning(app: App, clock: FakeClock, tz: str) -> None:
+async def test_dispatcher_holds_non_urgent_rows_until_morning(
+    sqlite_app: App, clock: FakeClock, tz: str
+) -> None:
+    app = sqlite_app
     """Rows due at 22:00 local (e.g. the bot was down): non-urgent ones wait, urgent ones go."""
     with app.factory() as db, db.begin():
         agency = db.scalars(select(Agency).order_by(Agency.id)).first()
