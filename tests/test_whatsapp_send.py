@@ -19,6 +19,7 @@ from bot.channels.whatsapp import (
 )
 from bot.i18n import Texts
 from bot.models import OutboxMessage
+from bot.outbox import SendError
 from tests import fake_graph as fg
 from tests.conftest import FakeClock
 from tests.whatsapp_harness import harness
@@ -189,3 +190,19 @@ async def test_photo_payload_uploaded_then_sent(sqlite_url: str, clock: FakeCloc
         sent = h.graph.last_to(SITI)
         assert sent.wamid == msg_id and sent.type == "image" and sent.body["image"]["caption"] == "IKM"
         assert h.graph.uploads[0]["type"] == "image/png" and h.graph.uploads[0]["size"] == 108
+
+
+async def test_file_outside_window_waits_even_with_a_template(sqlite_url: str, clock: FakeClock,
+                                                             tmp_path: Any) -> None:
+    async with harness(sqlite_url, clock, whatsapp_template_followup="prima_tindak_lanjut") as h:
+        await h.say(SITI, "halo")
+        clock.advance(hours=25)
+        chart = tmp_path / "ikm.png"
+        chart.write_bytes(b"\x89PNG\r\n\x1a\n")
+        with pytest.raises(SendError) as err:
+            await h.channel.sender.send(SITI, {"text": "IKM", "choices": [], "q": None,
+                                               "photo": {"path": str(chart), "caption": "IKM"}})
+        assert err.value.wait_for_contact and h.graph.uploads == []
+        # plain text outside the window goes as the template
+        await h.channel.sender.send(SITI, {"text": "Halo\nada kabar", "choices": [], "q": None})
+        assert h.graph.last_to(SITI).type == "template"

@@ -537,6 +537,9 @@ class WhatsAppSender:
         if not t.name:
             raise SendError("outside the 24-hour window and no template configured: "
                             "waits for the resident's next message", wait_for_contact=True)
+        if payload.get("photo") or payload.get("document"):  # a template cannot carry the file
+            raise SendError("outside the 24-hour window with a file: waits for the "
+                            "recipient's next message", wait_for_contact=True)
         return await self.client.send(chat_id, template_message(t.name, t.language(lang), payload, t.buttons))
 
     async def _send(self, chat_id: str, payload: dict[str, Any], lang: str) -> str | None:
