@@ -184,3 +184,22 @@ async def test_completed_survey_cancels_its_reminder(sqlite_app: App, clock: Fak
         before = len(h.server.chat(WARGA.id))
         await dispatcher(h).drain()
         assert len(h.server.chat(WARGA.id)) == before
+
+
+async def test_checkin_answered_mid_survey_returns_to_the_survey(sqlite_app: App, clock: FakeClock) -> None:
+    app = sqlite_app
+    async with harness(app, clock) as h:
+        await file_complaint(h)
+        await press(h, WARGA, "Nilai layanan")
+        await press(h, WARGA, "Disdukcapil")
+        await press(h, WARGA, "KTP Elektronik")
+        await say(h, WARGA, "1")
+        question = h.server.last(WARGA.id)
+        assert "(2/9)" in (question.text or "")
+        c = the_complaint(app)
+        await press_data(h, WARGA, question, f"0:fu:c:{c.id}:notyet")  # the check-in's button
+        after = h.server.chat(WARGA.id)[-2:]
+        assert "dalam 7 hari" in (after[0].text or "")
+        assert "(2/9)" in (after[1].text or "")  # the survey goes on where it was
+        await say(h, WARGA, "1")
+        assert "(3/9)" in (h.server.last(WARGA.id).text or "")
