@@ -102,8 +102,8 @@ async def test_complaint(db_url: str, clock: FakeClock) -> None:
     assert h.graph.refused == []
 
 
-async def test_stale_button_refused(db_url: str, clock: FakeClock) -> None:
-    async with harness(db_url, clock) as h:
+async def test_stale_button_refused(sqlite_url: str, clock: FakeClock) -> None:
+    async with harness(sqlite_url, clock) as h:
         await start(h)
         menu = h.graph.last_question(SITI)
         await h.tap(SITI, "Nilai layanan")
@@ -171,8 +171,8 @@ async def test_within_window_the_followup_is_interactive(sqlite_url: str, clock:
         assert h.graph.last_to(SITI).type == "interactive"
 
 
-async def test_131047_from_the_api_parks_the_message(db_url: str, clock: FakeClock) -> None:
-    async with harness(db_url, clock) as h:
+async def test_131047_from_the_api_parks_the_message(sqlite_url: str, clock: FakeClock) -> None:
+    async with harness(sqlite_url, clock) as h:
         await start(h)
         h.graph.fail_next(131047)  # Meta counts the window differently from us
         await h.say(SITI, "menu")

@@ -30,8 +30,8 @@ async def consent(h: WA, wa_id: str = SITI) -> None:
     await h.tap(wa_id, "Setuju")
 
 
-async def test_verification_handshake(db_url: str, clock: FakeClock) -> None:
-    async with harness(db_url, clock) as h:
+async def test_verification_handshake(sqlite_url: str, clock: FakeClock) -> None:
+    async with harness(sqlite_url, clock) as h:
         ok = await h.http.get(WEBHOOK_PATH, params={
             "hub.mode": "subscribe", "hub.verify_token": fg.VERIFY_TOKEN, "hub.challenge": "1158201444"})
         assert ok.status == 200 and await ok.text() == "1158201444"
@@ -63,8 +63,8 @@ async def test_signature_required(db_url: str, clock: FakeClock) -> None:
         assert count(h, WhatsAppWebhook) == 0  # processed: the stored body is gone
 
 
-async def test_every_message_shape(db_url: str, clock: FakeClock) -> None:
-    async with harness(db_url, clock) as h:
+async def test_every_message_shape(sqlite_url: str, clock: FakeClock) -> None:
+    async with harness(sqlite_url, clock) as h:
         await consent(h)
         # list reply: the menu has seven entries, so it is a list message
         menu = h.graph.last_question(SITI)
@@ -142,8 +142,8 @@ async def test_statuses_recorded_on_the_outbox_row(db_url: str, clock: FakeClock
         assert row.error_code == "131026" and "Message undeliverable" in (row.last_error or "")
 
 
-async def test_failed_processing_is_kept_and_retried(db_url: str, clock: FakeClock) -> None:
-    async with harness(db_url, clock) as h:
+async def test_failed_processing_is_kept_and_retried(sqlite_url: str, clock: FakeClock) -> None:
+    async with harness(sqlite_url, clock) as h:
         real = h.app.runtime.handle
         calls = {"n": 0}
 
@@ -185,8 +185,8 @@ async def test_resident_keyed_by_wa_id_and_business_scoped_id(db_url: str, clock
         assert len(h.graph.to(SITI)) == 4  # both answers went to her phone number
 
 
-async def test_other_phone_numbers_and_objects_ignored(db_url: str, clock: FakeClock) -> None:
-    async with harness(db_url, clock) as h:
+async def test_other_phone_numbers_and_objects_ignored(sqlite_url: str, clock: FakeClock) -> None:
+    async with harness(sqlite_url, clock) as h:
         other = fg.webhook(messages=[fg.text_message(SITI, "halo")], contacts=[fg.contact(SITI)],
                            phone_number_id="999")
         assert await h.post(other) == 200
