@@ -22,12 +22,14 @@ by our own aiohttp app next to Telegram's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import mimetypes
 import re
+import signal
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -1009,8 +1011,16 @@ def run_whatsapp(app: App) -> int:
                           f"(missing: {', '.join(missing)})")
     from aiogram.exceptions import TelegramUnauthorizedError
 
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # finish accepted webhooks, then stop
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        await serve(app, stop=stop)
+
     try:
-        asyncio.run(serve(app))
+        asyncio.run(main())
     except KeyboardInterrupt:
         return 0
     except TelegramUnauthorizedError:
