@@ -235,3 +235,27 @@ async def test_photo_kept_by_id_when_meta_lost_it(sqlite_url: str, clock: FakeCl
             state = db.scalars(select(ConversationSession.state)).one()
         [kept] = state["data"]["photos"]
         assert kept["media_id"] == photo["image"]["id"] and "path" not in kept
+
+
+async def test_template_without_buttons_is_a_notice_then_the_question(sqlite_url: str,
+                                                                      clock: FakeClock) -> None:
+    async with harness(sqlite_url, clock, whatsapp_template_followup="prima_tindak_lanjut") as h:
+        ticket = await file_complaint(h)
+        clock.advance(days=7, hours=1)
+        await h.drain()
+        notice = h.graph.last_to(SITI)
+        assert notice.type == "template" and ticket in notice.text
+        assert len(notice.body["template"]["components"]) == 1  # no buttons to fill
+        with h.app.factory() as db:
+            row = db.scalars(select(OutboxMessage).where(OutboxMessage.kind == "followup_checkin")).one()
+        assert row.status == "waiting"
+        clock.advance(days=1)
+        await h.drain()
+        assert h.graph.last_to(SITI) is notice  # sent once, not again on every tick
+        await h.say(SITI, "sudah dibaca")
+        await h.drain()
+        question = h.graph.last_question(SITI)
+        assert ticket in question.text
+        await h.tap(SITI, "Belum", on=question)
+        with h.app.factory() as db:
+            assert db.scalars(select(FollowupAnswer.answer)).one() == "notyet"

@@ -542,7 +542,14 @@ class WhatsAppSender:
         if payload.get("photo") or payload.get("document"):  # a template cannot carry the file
             raise SendError("outside the 24-hour window with a file: waits for the "
                             "recipient's next message", wait_for_contact=True)
-        return await self.client.send(chat_id, template_message(t.name, t.language(lang), payload, t.buttons))
+        msg_id = await self.client.send(chat_id, template_message(t.name, t.language(lang), payload, t.buttons))
+        answers = [c for c in payload.get("choices") or [] if not c.get("nav")]
+        if len(answers) > t.buttons:
+            # The template told them; its buttons cannot answer this question, so the question
+            # itself waits and goes out, answerable, as soon as they reply.
+            raise SendError(f"template {msg_id} sent as a notice; the question waits for the "
+                            "resident's reply", wait_for_contact=True)
+        return msg_id
 
     async def _send(self, chat_id: str, payload: dict[str, Any], lang: str) -> str | None:
         msg_id: str | None = None
