@@ -13,9 +13,9 @@ retry finds the row and does nothing, and a failure before commit leaves nothing
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
-import sqlite3
 import statistics
 import textwrap
 from collections import Counter
@@ -34,7 +34,6 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     DateTime,
-    Integer,
     case,
     cast,
     func,
@@ -235,16 +234,12 @@ class DigestData:
 # ---------------------------------------------------------------- SQL aggregation
 
 
-_SQLITE_EPOCH = sqlite3.sqlite_version_info >= (3, 38, 0)  # unixepoch(): faster than strftime
-
-
 def _bucket(col: Any, dialect: str, bounds: list[datetime]) -> tuple[ColumnElement[Any], Callable[[Any], int]]:
-    """A SQL expression for the local week of a stored UTC time, and how to read it back as
-    a week number (0 = oldest).
+    """A PostgreSQL expression for the local week of a stored UTC time (0 = oldest week).
 
-    Indonesian zones have a fixed offset, so every local week is exactly 7 x 24 h of UTC:
-    PostgreSQL bins with ``date_bin`` and SQLite divides epoch seconds (both cheap per row).
-    A zone with daylight saving gets a CASE over the real boundaries instead.
+    Indonesian zones have a fixed offset, so every local week is exactly 7 x 24 h of UTC and
+    ``date_bin`` finds it cheaply; a zone with daylight saving gets a CASE over the real
+    boundaries instead.
     """
     origin = bounds[0]
     week = timedelta(days=7)
@@ -252,11 +247,9 @@ def _bucket(col: Any, dialect: str, bounds: list[datetime]) -> tuple[ColumnEleme
         whens = [(col >= b.replace(tzinfo=None), i) for i, b in reversed(list(enumerate(bounds[:-1])))]
         return case(*whens, else_=0), int
     naive = origin.replace(tzinfo=None)
-    if dialect == "postgresql":  # date - date is whole days: the week number comes back an int
-        binned = cast(func.date_bin(literal_column("interval '7 days'"), col, literal(naive, DateTime())), Date)
-        return (binned - literal(naive.date(), Date())).op("/", precedence=8)(7), int
-    seconds = func.unixepoch(col) if _SQLITE_EPOCH else cast(func.strftime("%s", col), Integer)
-    return (seconds - int(origin.timestamp())).op("/", precedence=8)(604800), int  # integer division
+    # date - date is whole days, so the week number comes back as an integer
+    binned = cast(func.date_bin(literal_column("interval '7 days'"), col, literal(naive, DateTime())), Date)
+    return (binned - literal(naive.date(), Date())).op("/", precedence=8)(7), int
 
 
 def _answer_groups(
@@ -264,19 +257,26 @@ def _answer_groups(
 ) -> list[tuple[int, int, int, int, int, int]]:
     """(service, element, week, sum of scores, answered, all rows) for the agency's answers.
 
-    SQLite sorts to group, and sorting one integer key is about twice as fast as three
-    columns, so there the three are packed into one key and unpacked here.
+    PostgreSQL hash-aggregates the whole range in one statement. SQLite groups by sorting, and
+    one sort of millions of rows spills to disk, so there each week is one statement over its
+    exact [Monday, Monday) range with (service, element) packed into one integer key: every
+    sort stays small and in memory, and no per-row date arithmetic is needed at all.
     """
     a = SurveyAnswer
-    bucket, week_of = _bucket(a.answered_at, dialect, bounds)
-    where = (a.agency_id == agency_id, a.answered_at >= bounds[0], a.answered_at < bounds[-1])
     aggregates = (func.coalesce(func.sum(a.score), 0), func.count(a.score), func.count())
     if dialect == "sqlite":
-        key = (bucket * (1 << 24) + a.service_id * 16 + a.element).label("k")
-        return [
-            ((int(k) >> 4) & 0xFFFFF, int(k) & 15, int(k) >> 24, int(t or 0), int(n), int(c))
-            for k, t, n, c in db.execute(select(key, *aggregates).where(*where).group_by(key))
-        ]
+        key = (a.service_id * 16 + a.element).label("k")
+        out = []
+        for week, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+            stmt = (
+                select(key, *aggregates)
+                .where(a.agency_id == agency_id, a.answered_at >= lo, a.answered_at < hi)
+                .group_by(key)
+            )
+            out += [(int(k) >> 4, int(k) & 15, week, int(t or 0), int(n), int(c)) for k, t, n, c in db.execute(stmt)]
+        return out
+    bucket, week_of = _bucket(a.answered_at, dialect, bounds)
+    where = (a.agency_id == agency_id, a.answered_at >= bounds[0], a.answered_at < bounds[-1])
     b = bucket.label("b")
     return [
         (sid, el, week_of(w), int(t or 0), int(n), int(c))
