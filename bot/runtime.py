@@ -15,12 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import cases, followups, staff, tickets
+from bot import cases, followups, hotsql, staff, tickets
 from bot.catalog import snapshot
 from bot.i18n import TEXTS
 from bot.models import (
@@ -28,11 +28,9 @@ from bot.models import (
     Complaint,
     Contact,
     ConversationSession,
-    InboundEvent,
     OutboxMessage,
     Service,
     StatusChange,
-    SurveyAnswer,
     SurveyResponse,
 )
 from flows import engine
@@ -108,7 +106,10 @@ class Runtime:
         self.survey_reminder = survey_reminder  # None: no reminder for unfinished surveys
         self._catalog: Catalog | None = None
         self._catalog_at: datetime | None = None
+        self._service_ids: dict[str, tuple[int, int]] | None = None
+        self._quiet: dict[int, Callable[[datetime], datetime]] = {}
         self.postgres = factory.kw["bind"].dialect.name == "postgresql"
+        self.sql = hotsql.for_dialect(factory.kw["bind"].dialect.name)
 
     # ------------------------------------------------------------------ catalog
 
@@ -120,6 +121,24 @@ class Runtime:
 
     def reload_catalog(self) -> None:
         self._catalog = None
+
+    def service_ids(self, db: Session, now: datetime) -> dict[str, tuple[int, int]]:
+        """Service code -> (service id, agency id), refreshed with the catalog."""
+        if self._service_ids is None or self._catalog_at is None or now - self._catalog_at > self.catalog_ttl:
+            self._service_ids = {
+                code: (sid, aid)
+                for code, sid, aid in db.execute(select(Service.code, Service.id, Service.agency_id))
+            }
+        return self._service_ids
+
+    def agency_quiet(self, db: Session, agency_id: int) -> Callable[[datetime], datetime]:
+        """Quiet-hours adjustment for an agency's scheduled messages (cached per agency)."""
+        if agency_id not in self._quiet:
+            agency = db.get(Agency, agency_id)
+            assert agency is not None
+            tz, start, end = agency.timezone, agency.quiet_start, agency.quiet_end
+            self._quiet[agency_id] = lambda when: followups.quiet_adjust(when, tz, start, end)
+        return self._quiet[agency_id]
 
     # ------------------------------------------------------------------ entry point
 
@@ -133,6 +152,7 @@ class Runtime:
             contact = self._contact(db, inbound, now)
             work = _Work(self, db, inbound, contact, now)
             work.run()
+            work.persist_replies()
             for row in work.later:  # a staff room on another channel: its dispatcher sends it
                 if row.channel != inbound.channel:
                     row.status, row.claimed_at = "pending", None
@@ -140,15 +160,12 @@ class Runtime:
             return work.outbox + [r for r in work.later if r.channel == inbound.channel]
 
     def _first_delivery(self, db: Session, inbound: Inbound, now: datetime) -> bool:
-        insert = pg_insert if self.postgres else sqlite_insert
-        stmt = (
-            insert(InboundEvent)
-            .values(channel=inbound.channel, event_key=inbound.event_key, received_at=now)
-            .on_conflict_do_nothing()
-            .returning(InboundEvent.id)
+        # RETURNING, not rowcount: psycopg reports rowcount -1 for this insert.
+        row = db.connection().execute(
+            self.sql.first_delivery,
+            {"channel": inbound.channel, "event_key": inbound.event_key, "received_at": now},
         )
-        # RETURNING, not rowcount: psycopg reports rowcount -1 for this ORM insert
-        return db.execute(stmt).scalar() is not None
+        return row.scalar() is not None
 
     def _contact(self, db: Session, inbound: Inbound, now: datetime) -> Contact:
         find = (
@@ -209,8 +226,9 @@ class _Work:
 
     def run(self) -> None:
         assert self.contact is not None
-        session = self.db.get(ConversationSession, self.contact.id)
-        state: dict[str, Any] = dict(session.state) if session else {}
+        conn = self.db.connection()
+        stored = conn.execute(self.rt.sql.session_state, {"cid": self.contact.id}).scalar()
+        state: dict[str, Any] = dict(stored) if stored is not None else {}
         if self.relay_to_staff(state):
             return  # a human handles this resident's case: the engine steps aside
         result = engine.step(state, self.inbound.event, self.context())
@@ -227,11 +245,12 @@ class _Work:
             self.reply(Reply(self.rt.texts(self.rt.default_language, "error.internal")))
         if self.contact is None:
             return  # the resident deleted their data: no session to keep
-        if session is None:
-            session = ConversationSession(contact_id=self.contact.id, state={}, updated_at=self.now)
-            self.db.add(session)
-        session.state = result.state
-        session.updated_at = self.now
+        self.db.flush()  # the contact row first (a new resident's session refers to it)
+        params = {"cid": self.contact.id, "state": result.state, "at": self.now}
+        if stored is None:  # the contact row is locked, so nobody else inserts it meanwhile
+            conn.execute(self.rt.sql.session_insert,
+                         {"contact_id": self.contact.id, "state": {}, "updated_at": self.now})
+        conn.execute(self.rt.sql.session_update, params)
 
     def relay_to_staff(self, state: dict[str, Any]) -> bool:
         """While staff handle a case, messages typed at the menu go to them (bot/cases.py).
@@ -287,6 +306,7 @@ class _Work:
             self.upsert_survey(effect)
 
     def reply(self, reply: Reply) -> None:
+        """Queue a reply; :meth:`persist_replies` writes all of them in one statement."""
         row = OutboxMessage(
             contact_id=self.contact.id if self.contact else None,
             channel=self.inbound.channel,
@@ -295,54 +315,77 @@ class _Work:
             payload=reply_payload(reply),
             status="claimed",  # this process sends it right after commit
             due_at=self.now,
+            attempts=0,
             claimed_at=self.now,
             created_at=self.now,
+            urgent=True,
+            uncertain=0,
         )
-        self.db.add(row)
         self.outbox.append(row)
+
+    def persist_replies(self) -> None:
+        """Insert this turn's replies (not yet in the session) in order, with one INSERT.
+
+        A unit-of-work flush per reply cost more than the rest of the turn together.
+        """
+        rows = [r for r in (*self.outbox, *self.later) if inspect(r).transient]
+        if not rows:
+            return
+        columns = ("contact_id", "channel", "chat_id", "kind", "payload", "status", "due_at",
+                   "attempts", "claimed_at", "created_at", "urgent", "uncertain")
+        ids = self.db.connection().execute(
+            insert(hotsql.OUTBOX).returning(hotsql.OUTBOX.c.id, sort_by_parameter_order=True),
+            [{c: getattr(r, c) for c in columns} for r in rows],
+        ).scalars().all()
+        for row, row_id in zip(rows, ids, strict=True):
+            row.id = row_id
 
     # ------------------------------------------------------------------ surveys
 
     def upsert_survey(self, eff: UpsertSurvey) -> None:
+        """Store the survey so far: the hottest write of all (one per answer), so it is Core SQL.
+
+        The engine sends every answer given so far; elements undone with "back" disappear.
+        """
         assert self.contact is not None
-        service = self.db.scalars(select(Service).where(Service.code == eff.service)).one()
+        service_id, agency_id = self.rt.service_ids(self.db, self.now)[eff.service]
+        sql = self.rt.sql
+        conn = self.db.connection()
         key = f"{self.contact.id}:{eff.key}"
-        resp = self.db.scalars(select(SurveyResponse).where(SurveyResponse.response_key == key)).first()
-        if resp is None:
-            resp = SurveyResponse(
-                response_key=key,
-                contact_id=self.contact.id,
-                agency_id=service.agency_id,
-                service_id=service.id,
-                channel=self.inbound.channel,
-                started_at=self.now,
-                updated_at=self.now,
+        response_id = conn.execute(sql.response_find, {"key": key}).scalar()
+        created = response_id is None
+        if response_id is None:
+            response_id = conn.execute(
+                sql.response_insert,
+                {"response_key": key, "contact_id": self.contact.id, "agency_id": agency_id,
+                 "service_id": service_id, "channel": self.inbound.channel, "status": "partial",
+                 "started_at": self.now, "updated_at": self.now},
+            ).scalar_one()
+        if eff.answers:
+            conn.execute(
+                sql.answers_upsert,
+                [{"response_id": response_id, "agency_id": agency_id, "service_id": service_id,
+                  "element": element, "score": score, "answered_at": self.now}
+                 for element, score in eff.answers.items()],
             )
-            self.db.add(resp)
-        existing = {a.element: a for a in resp.answers}
-        for element, score in eff.answers.items():
-            ans = existing.pop(element, None)
-            if ans is None:
-                resp.answers.append(
-                    SurveyAnswer(
-                        agency_id=service.agency_id,
-                        service_id=service.id,
-                        element=element,
-                        score=score,
-                        answered_at=self.now,
-                    )
-                )
-            elif ans.score != score:
-                ans.score = score
-                ans.answered_at = self.now
-        for stale in existing.values():  # answers undone with "back"
-            resp.answers.remove(stale)
-        resp.status = eff.status
-        resp.updated_at = self.now
+        conn.execute(sql.answers_prune, {"rid": response_id, "n": len(eff.answers)})
         if eff.status == "complete":
-            resp.completed_at = self.now
-            resp.suggestion = eff.suggestion
-            self.db.flush()
+            conn.execute(sql.response_complete,
+                         {"rid": response_id, "at": self.now, "suggestion": eff.suggestion})
+        else:
+            conn.execute(sql.response_update, {"rid": response_id, "status": eff.status, "at": self.now})
+        if eff.status == "complete" or created:
+            resp = self.db.get(SurveyResponse, response_id, populate_existing=True)
+            assert resp is not None
+            self.survey_milestone(resp, created)
+        elif self.rt.survey_reminder is not None:
+            due = self.rt.agency_quiet(self.db, agency_id)(self.now + self.rt.survey_reminder)
+            conn.execute(sql.reminder_push, {"key": f"survey_reminder:{response_id}", "due": due})
+
+    def survey_milestone(self, resp: SurveyResponse, created: bool) -> None:
+        """First answer (schedule the reminder) or completion (cases, cancel the reminder)."""
+        assert self.contact is not None
+        if resp.status == "complete":
             opened = cases.on_survey(self.db, resp, self.contact, self.now,
                                      chat_id=self.inbound.chat_id, channel=self.inbound.channel)
             if opened is not None and opened.created:
