@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import Executable
 
 from bot.models import (
+    Contact,
     ConversationSession,
     InboundEvent,
     OutboxMessage,
@@ -28,6 +29,7 @@ SESSIONS = cast(Table, ConversationSession.__table__)
 RESPONSES = cast(Table, SurveyResponse.__table__)
 ANSWERS = cast(Table, SurveyAnswer.__table__)
 OUTBOX = cast(Table, OutboxMessage.__table__)
+CONTACTS = cast(Table, Contact.__table__)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class HotSQL:
     answers_upsert: Executable
     answers_prune: Executable
     reminder_push: Executable
+    contact_seen: Executable
 
 
 def _build(insert: Any) -> HotSQL:
@@ -75,6 +78,9 @@ def _build(insert: Any) -> HotSQL:
         reminder_push=update(OUTBOX)
         .where(OUTBOX.c.dedupe_key == bindparam("key"), OUTBOX.c.status == "pending")
         .values(due_at=bindparam("due")),
+        contact_seen=update(CONTACTS)
+        .where(CONTACTS.c.id == bindparam("cid"))
+        .values(last_inbound_at=bindparam("now"), unreachable_at=None),
     )
 
 

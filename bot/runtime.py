@@ -15,10 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, inspect, select, update
+from sqlalchemy import bindparam, delete, func, insert, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot import cases, followups, hotsql, staff, tickets
 from bot.catalog import snapshot
@@ -168,11 +169,8 @@ class Runtime:
         return row.scalar() is not None
 
     def _contact(self, db: Session, inbound: Inbound, now: datetime) -> Contact:
-        find = (
-            select(Contact)
-            .where(Contact.channel == inbound.channel, Contact.external_id == inbound.user_id)
-            .with_for_update()
-        )
+        params = {"channel": inbound.channel, "external_id": inbound.user_id}
+        find = FIND_CONTACT.params(**params)
         contact = db.scalars(find).first()  # the usual case: one statement, no insert attempt
         if contact is None:
             insert = pg_insert if self.postgres else sqlite_insert
@@ -190,11 +188,21 @@ class Runtime:
                 .on_conflict_do_nothing()
             )
             contact = db.scalars(find).one()
-        contact.last_inbound_at = now
-        contact.unreachable_at = None  # they wrote to us, so they have not blocked the bot
+        # They wrote to us, so they have not blocked the bot. A direct UPDATE: marking the
+        # object dirty would make every later flush of this turn write the contact again.
+        db.connection().execute(self.sql.contact_seen, {"cid": contact.id, "now": now})
+        set_committed_value(contact, "last_inbound_at", now)
+        set_committed_value(contact, "unreachable_at", None)
         if inbound.display_name and contact.display_name != inbound.display_name:
             contact.display_name = inbound.display_name[:200]
         return contact
+
+
+FIND_CONTACT = (
+    select(Contact)
+    .where(Contact.channel == bindparam("channel"), Contact.external_id == bindparam("external_id"))
+    .with_for_update()
+)
 
 
 class _Work:
