@@ -617,7 +617,9 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
                 waiter.cancel()
     finally:
         if scheduler is not None:
-            scheduler.shutdown(wait=False)
+            from bot.scheduler import stop_background
+
+            await stop_background(scheduler)  # a tick in progress records what it sent
         if own:
             channel.close()
 

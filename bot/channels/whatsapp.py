@@ -970,7 +970,9 @@ async def serve(app: App, stop: asyncio.Event | None = None, retry_every: float 
         await (stop or asyncio.Event()).wait()
     finally:
         if scheduler is not None:
-            scheduler.shutdown(wait=False)
+            from bot.scheduler import stop_background
+
+            await stop_background(scheduler)  # a tick in progress records what it sent
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
