@@ -251,10 +251,10 @@ async def test_reopen_after_followup_no(app: App, clock: FakeClock) -> None:
         # the check-in a week later: "is it resolved?" -> "No"
         clock.advance(days=7, hours=1)
         await dispatcher(h).tick()
-        checkin = [m for m in h.server.chat(WARGA.id) if "Tidak, masih bermasalah" in m.labels()][-1]
+        checkin = [m for m in h.server.chat(WARGA.id) if "Tidak, ada masalah" in m.labels()][-1]
         before = len(topic_messages(h, case.topic_id or 0))
         seen = len(h.server.chat(WARGA.id))
-        await press_data(h, WARGA, checkin, checkin.data_for("Tidak, masih bermasalah"))
+        await press_data(h, WARGA, checkin, checkin.data_for("Tidak, ada masalah"))
         assert any("buka kembali" in (m.text or "") for m in h.server.chat(WARGA.id)[seen:])
         new = topic_messages(h, case.topic_id or 0)[before:]
         assert [m.text for m in new] == [f"🔁 Kasus {case.ticket} dibuka kembali: warga menyatakan "

@@ -66,7 +66,7 @@ async def test_checkin_yes_closes_and_asks_for_a_rating(app: App, clock: FakeClo
         checkin = h.server.last(WARGA.id)
         ticket = the_complaint(app).ticket
         assert ticket in (checkin.text or "") and "sudah selesai?" in (checkin.text or "")
-        assert checkin.labels() == ["Ya, sudah selesai", "Belum", "Tidak, masih bermasalah"]
+        assert checkin.labels() == ["Ya, sudah selesai", "Belum", "Tidak, ada masalah"]
         await d.drain()
         assert h.server.chat(WARGA.id)[-1] is checkin  # sent once
         yes_data = checkin.data_for("Ya, sudah selesai")
@@ -111,7 +111,7 @@ async def test_checkin_not_yet_then_no_reopens_for_review(sqlite_app: App, clock
         clock.advance(days=7)
         await d.drain()
         assert "sudah selesai?" in (h.server.last(WARGA.id).text or "")
-        reply = await press(h, WARGA, "Tidak, masih bermasalah")
+        reply = await press(h, WARGA, "Tidak, ada masalah")
         assert "kami buka kembali" in (reply[0].text or "")
         c = the_complaint(app)
         assert c.status == "reopened"
