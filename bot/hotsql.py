@@ -45,6 +45,7 @@ class HotSQL:
     answers_upsert: Executable
     answers_prune: Executable
     reminder_push: Executable
+    reminder_cancel: Executable
     contact_seen: Executable
 
 
@@ -78,6 +79,9 @@ def _build(insert: Any) -> HotSQL:
         reminder_push=update(OUTBOX)
         .where(OUTBOX.c.dedupe_key == bindparam("key"), OUTBOX.c.status == "pending")
         .values(due_at=bindparam("due")),
+        reminder_cancel=update(OUTBOX)
+        .where(OUTBOX.c.dedupe_key == bindparam("key"), OUTBOX.c.status == "pending")
+        .values(status="cancelled"),
         contact_seen=update(CONTACTS)
         .where(CONTACTS.c.id == bindparam("cid"))
         .values(last_inbound_at=bindparam("now"), unreachable_at=None),

@@ -45,6 +45,7 @@ from flows.types import (
     Reply,
     SetLanguage,
     StepResult,
+    SurveyCancelled,
     Texts,
     UpsertSurvey,
 )
@@ -312,6 +313,12 @@ class _Work:
             self.contact.consent_at = self.now
         elif isinstance(effect, UpsertSurvey):
             self.upsert_survey(effect)
+        elif isinstance(effect, SurveyCancelled) and self.contact is not None:
+            conn = self.db.connection()
+            key = f"{self.contact.id}:{effect.key}"
+            response_id = conn.execute(self.rt.sql.response_find, {"key": key}).scalar()
+            if response_id is not None:
+                conn.execute(self.rt.sql.reminder_cancel, {"key": f"survey_reminder:{response_id}"})
 
     def reply(self, reply: Reply) -> None:
         """Queue a reply; :meth:`persist_replies` writes all of them in one statement."""

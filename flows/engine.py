@@ -11,7 +11,6 @@ every flow gets them for free; unexpected input is answered and the question ask
 
 from __future__ import annotations
 
-import copy
 import re
 import unicodedata
 from datetime import datetime
@@ -22,8 +21,8 @@ from rapidfuzz import fuzz, utils
 from flows import followup
 from flows.registry import STEPS, Question
 from flows.steps import StaffRegister, SvcChoose
-from flows.turn import Turn
-from flows.types import Choice, Context, Event, Reply, StepResult
+from flows.turn import Turn, copy_state
+from flows.types import Choice, Context, Event, Reply, StepResult, SurveyCancelled
 
 MAX_STACK = 40
 
@@ -83,7 +82,7 @@ def parse_command(text: str) -> tuple[str, str] | None:
 
 def step(state: dict[str, Any], event: Event, ctx: Context) -> StepResult:
     """Advance one conversation by one event. Never does I/O; never reads the clock."""
-    turn = Turn(copy.deepcopy(state), event, ctx)
+    turn = Turn(copy_state(state), event, ctx)
     _dispatch(turn)
     if turn.ask_after:
         _ask(turn)
@@ -228,6 +227,8 @@ def _global(turn: Turn, name: str, arg: str) -> None:
     if name == "menu":
         turn.home()
     elif name == "cancel":
+        if turn.state.get("flow") == "survey" and turn.data.get("key"):
+            turn.emit(SurveyCancelled(str(turn.data["key"])))
         if turn.state.get("flow") not in (None, "menu"):
             turn.say("cancelled")
         turn.home()

@@ -65,6 +65,13 @@ class UpsertSurvey:
 
 
 @dataclass(frozen=True)
+class SurveyCancelled:
+    """The resident cancelled a survey on purpose: no reminder should follow it."""
+
+    key: str
+
+
+@dataclass(frozen=True)
 class Call:
     """Ask the runtime for data or a write whose result the engine needs (resumed as a result event)."""
 
@@ -72,7 +79,7 @@ class Call:
     args: dict[str, Any] = field(default_factory=dict)
 
 
-Effect = Reply | SetLanguage | RecordConsent | UpsertSurvey | Call
+Effect = Reply | SetLanguage | RecordConsent | UpsertSurvey | SurveyCancelled | Call
 
 
 class Texts(Protocol):

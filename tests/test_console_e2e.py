@@ -177,3 +177,16 @@ def test_a_failing_write_is_rolled_back_whole_and_the_resident_is_told(app: App)
     assert state["data"]["answers"] == {"1": 4}
     out = chat.say("2")
     assert "(3/9)" in out
+
+
+def test_cancelling_a_survey_on_purpose_cancels_its_reminder(app: App) -> None:
+    def reminders() -> list[str]:
+        with app.factory() as db:
+            return list(db.scalars(select(OutboxMessage.status)
+                                   .where(OutboxMessage.dedupe_key.like("survey_reminder:%"))
+                                   .order_by(OutboxMessage.id)))
+
+    left, cancelled = Chat(app, "left"), Chat(app, "cancelled")
+    left.say("/start", "1", "1", "ktp", "1")  # walks away mid-survey
+    cancelled.say("/start", "1", "1", "kk", "1", "/batal")
+    assert reminders() == ["pending", "cancelled"]
