@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from flows.registry import STEPS, StepSpec
 from flows.types import Call, Context, Effect, Event, Reply
+
+
+_CONTAINERS = (dict, list, tuple)
+
+
+def copy_state(value: Any) -> Any:
+    """Deep copy of JSON-like data (dicts, lists, tuples, scalars).
+
+    ``copy.deepcopy`` spent more time on its memo bookkeeping than on copying: the state
+    carries the whole "back" stack, so it is copied on every step.
+    """
+    if isinstance(value, dict):
+        return {k: copy_state(v) if isinstance(v, _CONTAINERS) else v for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_state(v) if isinstance(v, _CONTAINERS) else v for v in value]
+    if isinstance(value, tuple):
+        return tuple(copy_state(v) for v in value)
+    return value
 
 
 class Turn:
@@ -51,7 +68,7 @@ class Turn:
         if push and self.where is not None:
             stack: list[dict[str, Any]] = self.state.setdefault("stack", [])
             stack.append(
-                {"flow": self.state["flow"], "step": self.state["step"], "data": copy.deepcopy(self.data)}
+                {"flow": self.state["flow"], "step": self.state["step"], "data": copy_state(self.data)}
             )
         self.state["flow"] = flow
         self.state["step"] = step
