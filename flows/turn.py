@@ -7,7 +7,6 @@ from typing import Any
 from flows.registry import STEPS, StepSpec
 from flows.types import Call, Context, Effect, Event, Reply
 
-
 _CONTAINERS = (dict, list, tuple)
 
 
