@@ -94,3 +94,127 @@ POSTGRES = _build(postgresql.insert)
 
 def for_dialect(name: str) -> HotSQL:
     return POSTGRES if name == "postgresql" else SQLITE
+
+
+# ---------------------------------------------------------------------- straight to the driver
+
+EXECUTED = [0]  # statements run by Prepared (they bypass SQLAlchemy's events): for benchmarks
+
+
+class Prepared:
+    """A hot statement compiled once for one dialect and run on the driver's own cursor.
+
+    Even with a cached compilation, SQLAlchemy's execute (execution context, events,
+    result wrapping) cost about 60 us per statement, more than SQLite took to run it; a turn
+    runs ten of them. This keeps SQLAlchemy's SQL and type conversions (its bind and result
+    processors) and drops the rest. Run it only inside the Session's transaction, on the
+    cursor of ``db.connection()``, so it commits or rolls back with everything else.
+    """
+
+    def __init__(self, stmt: Any, dialect: Any) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        self.sql: str = compiled.string
+        self.positional: bool = bool(compiled.positional)
+        names = list(compiled.positiontup or ()) if self.positional else \
+            list(dict.fromkeys(compiled.bind_names.values()))
+        self.names = names
+        binds = [compiled.binds[name] for name in names]
+        self.params_spec: list[tuple[str, bool, Any, Any]] = [
+            (b.key, bool(b.required), None if b.required else b.effective_value,
+             b.type.dialect_impl(dialect).bind_processor(dialect))
+            for b in binds
+        ]
+        columns = list(getattr(stmt, "selected_columns", ()) or ())
+        returning = getattr(stmt, "_returning", ())
+        if returning:
+            columns = list(returning)
+        self.results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+
+    def params(self, values: dict[str, Any]) -> Any:
+        out = []
+        for key, required, const, proc in self.params_spec:
+            value = values[key] if required else values.get(key, const)
+            out.append(proc(value) if proc is not None else value)
+        return tuple(out) if self.positional else dict(zip(self.names, out, strict=True))
+
+    def run(self, cur: Any, values: dict[str, Any]) -> Any:
+        EXECUTED[0] += 1
+        cur.execute(self.sql, self.params(values))
+        return cur
+
+    def many(self, cur: Any, rows: list[dict[str, Any]]) -> None:
+        EXECUTED[0] += 1
+        cur.executemany(self.sql, [self.params(r) for r in rows])
+
+    def one(self, cur: Any, values: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row, converted (None without one); the cursor is left drained."""
+        row = self.run(cur, values).fetchone()
+        if row is not None and cur.fetchone() is not None:
+            raise ValueError(f"more than one row from {self.sql!r}")
+        if row is None:
+            return None
+        return tuple(p(v) if p is not None else v for p, v in zip(self.results, row, strict=True))
+
+    def scalar(self, cur: Any, values: dict[str, Any]) -> Any:
+        row = self.one(cur, values)
+        return None if row is None else row[0]
+
+
+def _values(table: Table, *names: str) -> dict[str, Any]:
+    return {name: bindparam(name) for name in names}
+
+
+class RawSQL:
+    """The per-message statements as :class:`Prepared`, for one engine's dialect."""
+
+    def __init__(self, dialect: Any) -> None:
+        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+        hot = POSTGRES if dialect.name == "postgresql" else SQLITE
+
+        def prep(stmt: Any) -> Prepared:
+            return Prepared(stmt, dialect)
+
+        self.first_delivery = prep(
+            insert(EVENTS).values(_values(EVENTS, "channel", "event_key", "received_at"))
+            .on_conflict_do_nothing().returning(EVENTS.c.id))
+        # The contact, locked (serialising one resident's turns, also across processes on
+        # PostgreSQL), with its session state in the same round trip.
+        self.contact_state = prep(
+            select(CONTACTS.c.id, CONTACTS.c.language, CONTACTS.c.consent_at,
+                   CONTACTS.c.display_name, SESSIONS.c.contact_id, SESSIONS.c.state)
+            .select_from(CONTACTS.outerjoin(SESSIONS, SESSIONS.c.contact_id == CONTACTS.c.id))
+            .where(CONTACTS.c.channel == bindparam("channel"),
+                   CONTACTS.c.external_id == bindparam("external_id"))
+            .with_for_update(of=CONTACTS))
+        self.contact_seen = prep(hot.contact_seen)
+        self.session_insert = prep(
+            insert(SESSIONS).values(_values(SESSIONS, "contact_id", "state", "updated_at"))
+            .on_conflict_do_nothing())
+        self.session_update = prep(hot.session_update)
+        self.response_find = prep(hot.response_find)
+        self.response_insert = prep(
+            insert(RESPONSES).values(_values(
+                RESPONSES, "response_key", "contact_id", "agency_id", "service_id", "channel",
+                "status", "started_at", "updated_at")).returning(RESPONSES.c.id))
+        self.response_update = prep(hot.response_update)
+        self.response_complete = prep(hot.response_complete)
+        self.answers_upsert = prep(
+            _answers_upsert(insert))
+        self.answers_prune = prep(hot.answers_prune)
+        self.reminder_push = prep(hot.reminder_push)
+        self.reply_insert = prep(
+            insert(OUTBOX).values(_values(OUTBOX, *REPLY_COLUMNS)).returning(OUTBOX.c.id))
+
+
+REPLY_COLUMNS = ("contact_id", "channel", "chat_id", "kind", "payload", "status", "due_at",
+                 "attempts", "claimed_at", "created_at", "urgent", "uncertain")
+
+
+def _answers_upsert(insert: Any) -> Any:
+    upsert = insert(ANSWERS).values(_values(
+        ANSWERS, "response_id", "agency_id", "service_id", "element", "score", "answered_at"))
+    return upsert.on_conflict_do_update(
+        index_elements=[ANSWERS.c.response_id, ANSWERS.c.element],
+        set_={"score": upsert.excluded.score, "answered_at": upsert.excluded.answered_at},
+        where=ANSWERS.c.score.is_distinct_from(upsert.excluded.score),
+    )

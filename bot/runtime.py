@@ -15,11 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, delete, func, insert, inspect, select, update
+from sqlalchemy import delete, func, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.orm.attributes import set_committed_value
 
 from bot import cases, followups, hotsql, staff, tickets
 from bot.catalog import snapshot
@@ -53,6 +52,7 @@ from flows.types import (
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 MAX_RESUMES = 8
+RELAYED_KINDS = ("text", "photo", "location")  # what cases.relay_from_resident passes to staff
 
 
 def utcnow() -> datetime:
@@ -112,6 +112,14 @@ class Runtime:
         self._quiet: dict[int, Callable[[datetime], datetime]] = {}
         self.postgres = factory.kw["bind"].dialect.name == "postgresql"
         self.sql = hotsql.for_dialect(factory.kw["bind"].dialect.name)
+        self._raw: hotsql.RawSQL | None = None
+
+    @property
+    def raw(self) -> hotsql.RawSQL:
+        """The hot statements compiled for this engine (once it has connected and knows its server)."""
+        if self._raw is None:
+            self._raw = hotsql.RawSQL(self.factory.kw["bind"].dialect)
+        return self._raw
 
     # ------------------------------------------------------------------ catalog
 
@@ -148,11 +156,12 @@ class Runtime:
         """Process one inbound event. Returns the committed replies to send now (status claimed)."""
         now = self.clock()
         with self.factory() as db, db.begin():
-            if inbound.event_key and not self._first_delivery(db, inbound, now):
+            cur = db.connection().connection.cursor()  # for hotsql.Prepared, in this transaction
+            if inbound.event_key and not self._first_delivery(cur, inbound, now):
                 log.info("duplicate delivery %s/%s ignored", inbound.channel, inbound.event_key)
                 return []
-            contact = self._contact(db, inbound, now)
-            work = _Work(self, db, inbound, contact, now)
+            contact = self._contact(db, cur, inbound, now)
+            work = _Work(self, db, inbound, contact, now, cur)
             work.run()
             work.persist_replies()
             for row in work.later:  # a staff room on another channel: its dispatcher sends it
@@ -161,18 +170,17 @@ class Runtime:
             # staff-room rows last: their failure never holds a reply
             return work.outbox + [r for r in work.later if r.channel == inbound.channel]
 
-    def _first_delivery(self, db: Session, inbound: Inbound, now: datetime) -> bool:
+    def _first_delivery(self, cur: Any, inbound: Inbound, now: datetime) -> bool:
         # RETURNING, not rowcount: psycopg reports rowcount -1 for this insert.
-        row = db.connection().execute(
-            self.sql.first_delivery,
-            {"channel": inbound.channel, "event_key": inbound.event_key, "received_at": now},
-        )
-        return row.scalar() is not None
+        row = self.raw.first_delivery.one(
+            cur, {"channel": inbound.channel, "event_key": inbound.event_key, "received_at": now})
+        return row is not None
 
-    def _contact(self, db: Session, inbound: Inbound, now: datetime) -> Contact:
+    def _contact(self, db: Session, cur: Any, inbound: Inbound, now: datetime) -> tuple[Any, ...]:
+        """The resident's row (locked) and session state: see ``hotsql.RawSQL.contact_state``."""
         params = {"channel": inbound.channel, "external_id": inbound.user_id}
-        find = FIND_CONTACT.params(**params)
-        contact = db.scalars(find).first()  # the usual case: one statement, no insert attempt
+        find = self.raw.contact_state
+        contact = find.one(cur, params)  # the usual case: one statement, no insert attempt
         if contact is None:
             insert = pg_insert if self.postgres else sqlite_insert
             hint = (inbound.language_hint or "").split("-")[0].lower()
@@ -188,55 +196,75 @@ class Runtime:
                 )
                 .on_conflict_do_nothing()
             )
-            contact = db.scalars(find).one()
-        # They wrote to us, so they have not blocked the bot. A direct UPDATE: marking the
-        # object dirty would make every later flush of this turn write the contact again.
-        db.connection().execute(self.sql.contact_seen, {"cid": contact.id, "now": now})
-        set_committed_value(contact, "last_inbound_at", now)
-        set_committed_value(contact, "unreachable_at", None)
-        if inbound.display_name and contact.display_name != inbound.display_name:
-            contact.display_name = inbound.display_name[:200]
+            contact = find.one(cur, params)
+            assert contact is not None
+        # They wrote to us, so they have not blocked the bot. A direct UPDATE, before the ORM
+        # ever loads the contact (only turns that need it do): it then sees these values.
+        self.raw.contact_seen.run(cur, {"cid": contact[0], "now": now})
         return contact
-
-
-FIND_CONTACT = (
-    select(Contact)
-    .where(Contact.channel == bindparam("channel"), Contact.external_id == bindparam("external_id"))
-    .with_for_update()
-)
 
 
 class _Work:
     """The state of one transaction: apply effects in order, resume the engine after calls."""
 
     def __init__(
-        self, rt: Runtime, db: Session, inbound: Inbound, contact: Contact, now: datetime
+        self, rt: Runtime, db: Session, inbound: Inbound, row: tuple[Any, ...], now: datetime,
+        cur: Any,
     ) -> None:
         self.rt = rt
         self.db = db
         self.inbound = inbound
-        self.contact: Contact | None = contact
+        self.cur = cur
+        # The contact row as read by Runtime._contact; the ORM object is loaded only by the
+        # turns that need it (calls, cases, milestones): most turns never do.
+        self.cid: int | None = row[0]
+        self.language: str = row[1]
+        self.consented = row[2] is not None
+        self.has_session = row[4] is not None
+        self.stored_state: dict[str, Any] | None = row[5]
+        self._contact: Contact | None = None
         self.now = now
+        if inbound.display_name and row[3] != inbound.display_name:
+            assert self.contact is not None
+            self.contact.display_name = inbound.display_name[:200]
         self.outbox: list[OutboxMessage] = []
         self.later: list[OutboxMessage] = []  # staff-room rows and notes after the replies (bot/cases.py)
         self.catalog = rt.catalog(db, now)
 
+    @property
+    def contact(self) -> Contact | None:
+        """The resident as an ORM object, loaded on first use; None once they deleted their data."""
+        if self._contact is None and self.cid is not None:
+            self._contact = self.db.get(Contact, self.cid)
+        return self._contact
+
+    @contact.setter
+    def contact(self, value: Contact | None) -> None:
+        self._contact = value
+        if value is None:
+            self.cid = None
+
     def context(self) -> Context:
-        c = self.contact
+        c = self._contact
+        if c is not None:
+            language, consented = c.language, c.consent_at is not None
+        elif self.cid is not None:
+            language, consented = self.language, self.consented
+        else:
+            language, consented = self.rt.default_language, False
         return Context(
             now=self.now,
             catalog=self.catalog,
             texts=self.rt.texts,
-            language=c.language if c else self.rt.default_language,
-            consented=bool(c and c.consent_at),
+            language=language,
+            consented=consented,
             timeout=self.rt.session_timeout,
             channel=self.inbound.channel,
         )
 
     def run(self) -> None:
-        assert self.contact is not None
-        conn = self.db.connection()
-        stored = conn.execute(self.rt.sql.session_state, {"cid": self.contact.id}).scalar()
+        assert self.cid is not None
+        stored = self.stored_state
         state: dict[str, Any] = dict(stored) if stored is not None else {}
         if self.relay_to_staff(state):
             return  # a human handles this resident's case: the engine steps aside
@@ -252,23 +280,25 @@ class _Work:
         else:  # pragma: no cover - a flow bug; say sorry instead of looping
             log.error("engine kept calling; giving up on event %s", self.inbound.event_key)
             self.reply(Reply(self.rt.texts(self.rt.default_language, "error.internal")))
-        if self.contact is None:
+        if self.cid is None:
             return  # the resident deleted their data: no session to keep
-        self.db.flush()  # the contact row first (a new resident's session refers to it)
-        params = {"cid": self.contact.id, "state": result.state, "at": self.now}
-        if stored is None:  # the contact row is locked, so nobody else inserts it meanwhile
-            conn.execute(self.rt.sql.session_insert,
-                         {"contact_id": self.contact.id, "state": {}, "updated_at": self.now})
-        conn.execute(self.rt.sql.session_update, params)
+        self.db.flush()  # ORM changes of this turn first, in the order they were made
+        raw = self.rt.raw
+        params = {"cid": self.cid, "state": result.state, "at": self.now}
+        if not self.has_session:  # the contact row is locked, so nobody else inserts it meanwhile
+            raw.session_insert.run(self.cur,
+                                   {"contact_id": self.cid, "state": {}, "updated_at": self.now})
+        raw.session_update.run(self.cur, params)
 
     def relay_to_staff(self, state: dict[str, Any]) -> bool:
         """While staff handle a case, messages typed at the menu go to them (bot/cases.py).
 
         Commands and buttons still reach the engine, so /menu and /batal always work.
         """
-        assert self.contact is not None
+        assert self.cid is not None
         ev = self.inbound.event
         if ev.kind == "choice" and (ev.choice or "").startswith(cases.PREFIX):  # a case rating
+            assert self.contact is not None
             self.reply(Reply(cases.rate_choice(self.db, self.contact, ev.choice or "", self.now)))
             return True
         text = engine.clean_text(ev.text) if ev.kind == "text" else ""
@@ -280,8 +310,9 @@ class _Work:
                 idle = self.now - datetime.fromisoformat(str(state.get("at"))) > self.rt.session_timeout
             except ValueError:
                 idle = False
-        if not idle:
+        if not idle or ev.kind not in RELAYED_KINDS:
             return False
+        assert self.contact is not None
         relayed = cases.relay_from_resident(self.db, self.contact, ev, text, self.now)
         if relayed is None:
             return False
@@ -323,7 +354,7 @@ class _Work:
     def reply(self, reply: Reply) -> None:
         """Queue a reply; :meth:`persist_replies` writes all of them in one statement."""
         row = OutboxMessage(
-            contact_id=self.contact.id if self.contact else None,
+            contact_id=self.cid,
             channel=self.inbound.channel,
             chat_id=self.inbound.chat_id,
             kind="reply",
@@ -339,21 +370,14 @@ class _Work:
         self.outbox.append(row)
 
     def persist_replies(self) -> None:
-        """Insert this turn's replies (not yet in the session) in order, with one INSERT.
+        """Insert this turn's replies (not yet in the session) in order.
 
         A unit-of-work flush per reply cost more than the rest of the turn together.
         """
-        rows = [r for r in (*self.outbox, *self.later) if inspect(r).transient]
-        if not rows:
-            return
-        columns = ("contact_id", "channel", "chat_id", "kind", "payload", "status", "due_at",
-                   "attempts", "claimed_at", "created_at", "urgent", "uncertain")
-        ids = self.db.connection().execute(
-            insert(hotsql.OUTBOX).returning(hotsql.OUTBOX.c.id, sort_by_parameter_order=True),
-            [{c: getattr(r, c) for c in columns} for r in rows],
-        ).scalars().all()
-        for row, row_id in zip(rows, ids, strict=True):
-            row.id = row_id
+        insert_reply = self.rt.raw.reply_insert
+        for row in (*self.outbox, *self.later):
+            if inspect(row).transient:  # one statement each, straight to the driver: cheaper
+                row.id = insert_reply.scalar(self.cur, {c: getattr(row, c) for c in hotsql.REPLY_COLUMNS})
 
     # ------------------------------------------------------------------ surveys
 
@@ -362,40 +386,39 @@ class _Work:
 
         The engine sends every answer given so far; elements undone with "back" disappear.
         """
-        assert self.contact is not None
+        assert self.cid is not None
         service_id, agency_id = self.rt.service_ids(self.db, self.now)[eff.service]
-        sql = self.rt.sql
-        conn = self.db.connection()
-        key = f"{self.contact.id}:{eff.key}"
-        response_id = conn.execute(sql.response_find, {"key": key}).scalar()
+        raw, cur = self.rt.raw, self.cur
+        key = f"{self.cid}:{eff.key}"
+        response_id = raw.response_find.scalar(cur, {"key": key})
         created = response_id is None
         if response_id is None:
-            response_id = conn.execute(
-                sql.response_insert,
-                {"response_key": key, "contact_id": self.contact.id, "agency_id": agency_id,
+            response_id = raw.response_insert.scalar(
+                cur,
+                {"response_key": key, "contact_id": self.cid, "agency_id": agency_id,
                  "service_id": service_id, "channel": self.inbound.channel, "status": "partial",
                  "started_at": self.now, "updated_at": self.now},
-            ).scalar_one()
+            )
         if eff.answers:
-            conn.execute(
-                sql.answers_upsert,
+            raw.answers_upsert.many(
+                cur,
                 [{"response_id": response_id, "agency_id": agency_id, "service_id": service_id,
                   "element": element, "score": score, "answered_at": self.now}
                  for element, score in eff.answers.items()],
             )
-        conn.execute(sql.answers_prune, {"rid": response_id, "n": len(eff.answers)})
+        raw.answers_prune.run(cur, {"rid": response_id, "n": len(eff.answers)})
         if eff.status == "complete":
-            conn.execute(sql.response_complete,
-                         {"rid": response_id, "at": self.now, "suggestion": eff.suggestion})
+            raw.response_complete.run(
+                cur, {"rid": response_id, "at": self.now, "suggestion": eff.suggestion})
         else:
-            conn.execute(sql.response_update, {"rid": response_id, "status": eff.status, "at": self.now})
+            raw.response_update.run(cur, {"rid": response_id, "status": eff.status, "at": self.now})
         if eff.status == "complete" or created:
             resp = self.db.get(SurveyResponse, response_id, populate_existing=True)
             assert resp is not None
             self.survey_milestone(resp, created)
         elif self.rt.survey_reminder is not None:
             due = self.rt.agency_quiet(self.db, agency_id)(self.now + self.rt.survey_reminder)
-            conn.execute(sql.reminder_push, {"key": f"survey_reminder:{response_id}", "due": due})
+            raw.reminder_push.run(cur, {"key": f"survey_reminder:{response_id}", "due": due})
 
     def survey_milestone(self, resp: SurveyResponse, created: bool) -> None:
         """First answer (schedule the reminder) or completion (cases, cancel the reminder)."""
