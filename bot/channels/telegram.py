@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -118,12 +119,21 @@ def keyboard(payload: dict[str, Any]) -> InlineKeyboardMarkup | None:
     if not choices:
         return None
     q = payload.get("q")
+    return _keyboard(q, tuple((str(c["id"]), str(c["label"]), bool(c.get("nav"))) for c in choices))
+
+
+@functools.lru_cache(maxsize=1024)
+def _keyboard(q: Any, choices: tuple[tuple[str, str, bool], ...]) -> InlineKeyboardMarkup:
+    """Built once per distinct keyboard: residents at the same question share it.
+
+    Building the pydantic models cost more per message than sending it; aiogram only reads
+    the markup, so one instance can serve every send.
+    """
     rows: list[list[InlineKeyboardButton]] = []
     nav: list[InlineKeyboardButton] = []
-    for c in choices:
-        button = InlineKeyboardButton(text=str(c["label"])[:120],
-                                      callback_data=callback_data(q, str(c["id"])))
-        if c.get("nav"):
+    for choice_id, label, is_nav in choices:
+        button = InlineKeyboardButton(text=label[:120], callback_data=callback_data(q, choice_id))
+        if is_nav:
             nav.append(button)
         else:
             rows.append([button])
