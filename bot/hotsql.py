@@ -9,6 +9,7 @@ statement on every message cost more than running it. Each dialect gets its own 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, select, update
@@ -121,7 +122,7 @@ class Prepared:
         binds = [compiled.binds[name] for name in names]
         self.params_spec: list[tuple[str, bool, Any, Any]] = [
             (b.key, bool(b.required), None if b.required else b.effective_value,
-             b.type.dialect_impl(dialect).bind_processor(dialect))
+             _last_value(b.type.dialect_impl(dialect).bind_processor(dialect)))
             for b in binds
         ]
         columns = list(getattr(stmt, "selected_columns", ()) or ())
@@ -160,6 +161,28 @@ class Prepared:
         return None if row is None else row[0]
 
 
+def _last_value(proc: Any) -> Any:
+    """Remember a processor's last input: a turn binds the same ``now`` a dozen times.
+
+    The pair is replaced in one assignment, so threads sharing the statement never mix up
+    an input with another's output; holding the input keeps its ``id`` from being reused.
+    """
+    if proc is None:
+        return None
+    last: list[tuple[Any, Any]] = [(object(), None)]
+
+    def process(value: Any) -> Any:
+        seen, out = last[0]
+        if seen is value:
+            return out
+        out = proc(value)
+        if isinstance(value, datetime):  # immutable: safe to reuse the converted value
+            last[0] = (value, out)
+        return out
+
+    return process
+
+
 def _values(table: Table, *names: str) -> dict[str, Any]:
     return {name: bindparam(name) for name in names}
 
@@ -187,6 +210,12 @@ class RawSQL:
                    CONTACTS.c.external_id == bindparam("external_id"))
             .with_for_update(of=CONTACTS))
         self.contact_seen = prep(hot.contact_seen)
+        self.contact_language = prep(
+            update(CONTACTS).where(CONTACTS.c.id == bindparam("cid"))
+            .values(language=bindparam("language")))
+        self.contact_consent = prep(
+            update(CONTACTS).where(CONTACTS.c.id == bindparam("cid"))
+            .values(consent_at=bindparam("now")))
         self.session_insert = prep(
             insert(SESSIONS).values(_values(SESSIONS, "contact_id", "state", "updated_at"))
             .on_conflict_do_nothing())
@@ -202,6 +231,7 @@ class RawSQL:
             _answers_upsert(insert))
         self.answers_prune = prep(hot.answers_prune)
         self.reminder_push = prep(hot.reminder_push)
+        self.reminder_cancel = prep(hot.reminder_cancel)
         self.reply_insert = prep(
             insert(OUTBOX).values(_values(OUTBOX, *REPLY_COLUMNS)).returning(OUTBOX.c.id))
 

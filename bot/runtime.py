@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.instrumentation import manager_of_class
 
 from bot import cases, followups, hotsql, staff, tickets
 from bot.catalog import snapshot
@@ -338,10 +339,18 @@ class _Work:
     def apply_one(self, effect: Effect) -> None:
         if isinstance(effect, Reply):
             self.reply(effect)
-        elif isinstance(effect, SetLanguage) and self.contact is not None:
-            self.contact.language = effect.language
-        elif isinstance(effect, RecordConsent) and self.contact is not None:
-            self.contact.consent_at = self.now
+        elif isinstance(effect, SetLanguage) and self.cid is not None:
+            self.language = effect.language
+            if self._contact is not None:
+                self._contact.language = effect.language
+            else:  # no ORM object this turn: a direct UPDATE, which a later load sees
+                self.rt.raw.contact_language.run(self.cur, {"cid": self.cid, "language": effect.language})
+        elif isinstance(effect, RecordConsent) and self.cid is not None:
+            self.consented = True
+            if self._contact is not None:
+                self._contact.consent_at = self.now
+            else:
+                self.rt.raw.contact_consent.run(self.cur, {"cid": self.cid, "now": self.now})
         elif isinstance(effect, UpsertSurvey):
             self.upsert_survey(effect)
         elif isinstance(effect, SurveyCancelled) and self.contact is not None:
@@ -352,8 +361,8 @@ class _Work:
                 conn.execute(self.rt.sql.reminder_cancel, {"key": f"survey_reminder:{response_id}"})
 
     def reply(self, reply: Reply) -> None:
-        """Queue a reply; :meth:`persist_replies` writes all of them in one statement."""
-        row = OutboxMessage(
+        """Queue a reply; :meth:`persist_replies` writes them."""
+        row = _quiet_row(
             contact_id=self.cid,
             channel=self.inbound.channel,
             chat_id=self.inbound.chat_id,
@@ -430,7 +439,11 @@ class _Work:
                 self.note_after(self.rt.texts(self.contact.language, "case.survey_escalated",
                                               ticket=opened.case.ticket))
                 self.later.extend(opened.rows)
-        if self.rt.survey_reminder is not None:
+        if self.rt.survey_reminder is not None and resp.status == "complete":
+            # What followups.survey_reminder does for a finished survey, as one statement.
+            self.db.flush()
+            self.rt.raw.reminder_cancel.run(self.cur, {"key": f"survey_reminder:{resp.id}"})
+        elif self.rt.survey_reminder is not None:
             followups.survey_reminder(
                 self.db, resp, self.contact, self.now, self.rt.survey_reminder,
                 chat_id=self.inbound.chat_id, channel=self.inbound.channel,
@@ -601,6 +614,20 @@ class _Work:
         self.db.flush()
         self.contact = None
         return {"complaints_kept": len(complaints)}
+
+
+_OUTBOX_CLASS = manager_of_class(OutboxMessage)
+
+
+def _quiet_row(**values: Any) -> OutboxMessage:
+    """A transient outbox row whose values are set without the ORM's attribute events.
+
+    Nothing tracks a reply's changes (it is inserted by ``persist_replies``), and the dozen
+    event-firing assignments of the constructor cost more than building its payload.
+    """
+    row: OutboxMessage = _OUTBOX_CLASS.new_instance()
+    row.__dict__.update(values)
+    return row
 
 
 def new_event_id() -> str:
