@@ -132,7 +132,7 @@ async def test_followup_waits_outside_24h_window_without_template(db_url: str, c
         await h.drain()
         checkin = h.graph.last_to(SITI)
         assert ticket in checkin.text and checkin.interactive["type"] == "button"
-        assert checkin.titles() == ["Ya, sudah selesai", "Belum", "Tidak, masih bermas…"]
+        assert checkin.titles() == ["Ya, sudah selesai", "Belum", "Tidak, ada masalah"]
         await h.tap(SITI, "Ya, sudah selesai", on=checkin)
         with h.app.factory() as db:
             answer = db.scalars(select(FollowupAnswer)).one()
