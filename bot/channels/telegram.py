@@ -284,6 +284,67 @@ class GroupCommit:
             self._running = False
 
 
+class TurnBatcher:
+    """Runs the turns that arrived meanwhile in one executor job, each in its own transaction.
+
+    A hop to the database thread and back (futures, a thread wake-up, the loop's self-pipe)
+    cost about as much as a short turn; under load one hop now serves every waiting turn.
+    Each resident still has one turn in flight at a time (the channel's per-resident lock),
+    and a turn's failure reaches only its own caller. Up to ``threads`` jobs run at once, so
+    PostgreSQL keeps its parallel connections.
+    """
+
+    def __init__(self, channel: TelegramChannel, threads: int) -> None:
+        self.channel = channel
+        self.threads = threads
+        self._queue: list[tuple[Inbound, asyncio.Future[list[OutboxMessage]]]] = []
+        self._jobs = 0
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def run(self, inbound: Inbound) -> list[OutboxMessage]:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[list[OutboxMessage]] = loop.create_future()
+        self._queue.append((inbound, done))
+        if self._jobs < self.threads:
+            self._jobs += 1
+            job = loop.create_task(self._drain())
+            self._running.add(job)
+            job.add_done_callback(self._running.discard)
+        return await done
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    outcomes = await self.channel._db(self._handle_all, [i for i, _ in batch])
+                except Exception as exc:  # the hop itself failed (shut down): tell each caller
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                for (_, done), (rows, error) in zip(batch, outcomes, strict=True):
+                    if done.done():  # the caller was cancelled meanwhile
+                        continue
+                    if error is not None:
+                        done.set_exception(error)
+                    else:
+                        done.set_result(rows)
+        finally:
+            self._jobs -= 1
+
+    def _handle_all(self, inbounds: list[Inbound],
+                    ) -> list[tuple[list[OutboxMessage], Exception | None]]:
+        handle = self.channel.runtime.handle
+        outcomes: list[tuple[list[OutboxMessage], Exception | None]] = []
+        for inbound in inbounds:
+            try:
+                outcomes.append((handle(inbound), None))
+            except Exception as exc:  # this turn rolled back; the others stand
+                outcomes.append(([], exc))
+        return outcomes
+
+
 def release(factory: sessionmaker[Session], ids: list[int]) -> None:
     """Hand rows this process will not send back to the outbox dispatcher, untouched."""
     if not ids:
@@ -336,6 +397,7 @@ class TelegramChannel:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._stale = {texts(lang, "stale_button") for lang in LANGUAGES}
         self._sent = GroupCommit(self._write_sent)
+        self._turns = TurnBatcher(self, threads)
 
     # -------------------------------------------------------------- wiring
 
@@ -426,7 +488,7 @@ class TelegramChannel:
             return
 
         async def work() -> None:
-            rows = await self._db(self.runtime.handle, inbound)
+            rows = await self._turns.run(inbound)
             await self.deliver(rows)
 
         await self._locked(inbound.user_id, work)
@@ -450,7 +512,7 @@ class TelegramChannel:
         async def work() -> None:
             answered = False
             try:
-                rows = await self._db(self.runtime.handle, inbound)
+                rows = await self._turns.run(inbound)
                 stale = any(r.payload.get("text") in self._stale for r in rows)
                 answered = True
                 await self._answer(query, self.texts(lang, "tg.button_invalid") if stale else None)
