@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, inspect, select, update
+from sqlalchemy import Connection, Engine, delete, func, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -111,6 +111,7 @@ class Runtime:
         self._catalog_at: datetime | None = None
         self._service_ids: dict[str, tuple[int, int]] | None = None
         self._quiet: dict[int, Callable[[datetime], datetime]] = {}
+        self.engine: Engine = factory.kw["bind"]
         self.postgres = factory.kw["bind"].dialect.name == "postgresql"
         self.sql = hotsql.for_dialect(factory.kw["bind"].dialect.name)
         self._raw: hotsql.RawSQL | None = None
@@ -124,28 +125,33 @@ class Runtime:
 
     # ------------------------------------------------------------------ catalog
 
-    def catalog(self, db: Session, now: datetime) -> Catalog:
+    def catalog(self, db: Session | Callable[[], Session], now: datetime) -> Catalog:
+        """The catalog, reloaded after ``catalog_ttl``. ``db`` may be a function giving a
+        session, called only for a reload (most turns never need the ORM)."""
         if self._catalog is None or self._catalog_at is None or now - self._catalog_at > self.catalog_ttl:
-            self._catalog = snapshot(db)
+            self._catalog = snapshot(db() if callable(db) else db)
             self._catalog_at = now
         return self._catalog
 
     def reload_catalog(self) -> None:
         self._catalog = None
 
-    def service_ids(self, db: Session, now: datetime) -> dict[str, tuple[int, int]]:
+    def service_ids(self, db: Session | Callable[[], Session], now: datetime,
+                    ) -> dict[str, tuple[int, int]]:
         """Service code -> (service id, agency id), refreshed with the catalog."""
         if self._service_ids is None or self._catalog_at is None or now - self._catalog_at > self.catalog_ttl:
+            db = db() if callable(db) else db
             self._service_ids = {
                 code: (sid, aid)
                 for code, sid, aid in db.execute(select(Service.code, Service.id, Service.agency_id))
             }
         return self._service_ids
 
-    def agency_quiet(self, db: Session, agency_id: int) -> Callable[[datetime], datetime]:
+    def agency_quiet(self, db: Session | Callable[[], Session], agency_id: int,
+                     ) -> Callable[[datetime], datetime]:
         """Quiet-hours adjustment for an agency's scheduled messages (cached per agency)."""
         if agency_id not in self._quiet:
-            agency = db.get(Agency, agency_id)
+            agency = (db() if callable(db) else db).get(Agency, agency_id)
             assert agency is not None
             tz, start, end = agency.timezone, agency.quiet_start, agency.quiet_end
             self._quiet[agency_id] = lambda when: followups.quiet_adjust(when, tz, start, end)
@@ -156,20 +162,29 @@ class Runtime:
     def handle(self, inbound: Inbound) -> list[OutboxMessage]:
         """Process one inbound event. Returns the committed replies to send now (status claimed)."""
         now = self.clock()
-        with self.factory() as db, db.begin():
-            cur = db.connection().connection.cursor()  # for hotsql.Prepared, in this transaction
-            if inbound.event_key and not self._first_delivery(cur, inbound, now):
-                log.info("duplicate delivery %s/%s ignored", inbound.channel, inbound.event_key)
-                return []
-            contact = self._contact(db, cur, inbound, now)
-            work = _Work(self, db, inbound, contact, now, cur)
-            work.run()
-            work.persist_replies()
-            for row in work.later:  # a staff room on another channel: its dispatcher sends it
-                if row.channel != inbound.channel:
-                    row.status, row.claimed_at = "pending", None
-            # staff-room rows last: their failure never holds a reply
-            return work.outbox + [r for r in work.later if r.channel == inbound.channel]
+        # A Core transaction; an ORM session joins it only in turns that need one: the
+        # session's own transaction bookkeeping cost as much as the rest of a short turn.
+        work: _Work | None = None
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                cur = conn.connection.cursor()  # for hotsql.Prepared, in this transaction
+                if inbound.event_key and not self._first_delivery(cur, inbound, now):
+                    log.info("duplicate delivery %s/%s ignored", inbound.channel, inbound.event_key)
+                    return []
+                contact = self._contact(conn, cur, inbound, now)
+                work = _Work(self, conn, inbound, contact, now, cur)
+                work.run()
+                work.persist_replies()
+                for row in work.later:  # a staff room on another channel: its dispatcher sends it
+                    if row.channel != inbound.channel:
+                        row.status, row.claimed_at = "pending", None
+                if work.orm is not None:
+                    work.orm.flush()  # what the session holds is written before the commit
+                # staff-room rows last: their failure never holds a reply
+                return work.outbox + [r for r in work.later if r.channel == inbound.channel]
+        finally:
+            if work is not None and work.orm is not None:
+                work.orm.close()
 
     def _first_delivery(self, cur: Any, inbound: Inbound, now: datetime) -> bool:
         # RETURNING, not rowcount: psycopg reports rowcount -1 for this insert.
@@ -177,7 +192,8 @@ class Runtime:
             cur, {"channel": inbound.channel, "event_key": inbound.event_key, "received_at": now})
         return row is not None
 
-    def _contact(self, db: Session, cur: Any, inbound: Inbound, now: datetime) -> tuple[Any, ...]:
+    def _contact(self, conn: Connection, cur: Any, inbound: Inbound, now: datetime,
+                 ) -> tuple[Any, ...]:
         """The resident's row (locked) and session state: see ``hotsql.RawSQL.contact_state``."""
         params = {"channel": inbound.channel, "external_id": inbound.user_id}
         find = self.raw.contact_state
@@ -186,7 +202,7 @@ class Runtime:
             insert = pg_insert if self.postgres else sqlite_insert
             hint = (inbound.language_hint or "").split("-")[0].lower()
             language = hint if hint in ("id", "en") else self.default_language
-            db.execute(
+            conn.execute(
                 insert(Contact)
                 .values(
                     channel=inbound.channel,
@@ -209,11 +225,12 @@ class _Work:
     """The state of one transaction: apply effects in order, resume the engine after calls."""
 
     def __init__(
-        self, rt: Runtime, db: Session, inbound: Inbound, row: tuple[Any, ...], now: datetime,
+        self, rt: Runtime, conn: Connection, inbound: Inbound, row: tuple[Any, ...], now: datetime,
         cur: Any,
     ) -> None:
         self.rt = rt
-        self.db = db
+        self.conn = conn
+        self.orm: Session | None = None
         self.inbound = inbound
         self.cur = cur
         # The contact row as read by Runtime._contact; the ORM object is loaded only by the
@@ -230,7 +247,15 @@ class _Work:
             self.contact.display_name = inbound.display_name[:200]
         self.outbox: list[OutboxMessage] = []
         self.later: list[OutboxMessage] = []  # staff-room rows and notes after the replies (bot/cases.py)
-        self.catalog = rt.catalog(db, now)
+        self.catalog = rt.catalog(lambda: self.db, now)
+
+    @property
+    def db(self) -> Session:
+        """An ORM session in this turn's transaction, made on first use."""
+        if self.orm is None:
+            self.orm = Session(bind=self.conn, expire_on_commit=False,
+                               join_transaction_mode="rollback_only")
+        return self.orm
 
     @property
     def contact(self) -> Contact | None:
@@ -283,7 +308,8 @@ class _Work:
             self.reply(Reply(self.rt.texts(self.rt.default_language, "error.internal")))
         if self.cid is None:
             return  # the resident deleted their data: no session to keep
-        self.db.flush()  # ORM changes of this turn first, in the order they were made
+        if self.orm is not None:
+            self.orm.flush()  # ORM changes of this turn first, in the order they were made
         raw = self.rt.raw
         params = {"cid": self.cid, "state": result.state, "at": self.now}
         if not self.has_session:  # the contact row is locked, so nobody else inserts it meanwhile
@@ -396,7 +422,7 @@ class _Work:
         The engine sends every answer given so far; elements undone with "back" disappear.
         """
         assert self.cid is not None
-        service_id, agency_id = self.rt.service_ids(self.db, self.now)[eff.service]
+        service_id, agency_id = self.rt.service_ids(lambda: self.db, self.now)[eff.service]
         raw, cur = self.rt.raw, self.cur
         key = f"{self.cid}:{eff.key}"
         response_id = raw.response_find.scalar(cur, {"key": key})
@@ -426,7 +452,7 @@ class _Work:
             assert resp is not None
             self.survey_milestone(resp, created)
         elif self.rt.survey_reminder is not None:
-            due = self.rt.agency_quiet(self.db, agency_id)(self.now + self.rt.survey_reminder)
+            due = self.rt.agency_quiet(lambda: self.db, agency_id)(self.now + self.rt.survey_reminder)
             raw.reminder_push.run(cur, {"key": f"survey_reminder:{response_id}", "due": due})
 
     def survey_milestone(self, resp: SurveyResponse, created: bool) -> None:
