@@ -294,7 +294,7 @@ class _Work:
         state: dict[str, Any] = dict(stored) if stored is not None else {}
         if self.relay_to_staff(state):
             return  # a human handles this resident's case: the engine steps aside
-        result = engine.step(state, self.inbound.event, self.context())
+        result = engine.step(state, self.inbound.event, self.context(), owned=True)
         for _ in range(MAX_RESUMES):
             call = self.apply(result)
             if call is None:
@@ -302,7 +302,7 @@ class _Work:
             answer = self.call(call)
             answer["call"] = call.name
             resume = Event(kind="result", event_id=self.inbound.event.event_id, result=answer)
-            result = engine.step(result.state, resume, self.context())
+            result = engine.step(result.state, resume, self.context(), owned=True)
         else:  # pragma: no cover - a flow bug; say sorry instead of looping
             log.error("engine kept calling; giving up on event %s", self.inbound.event_key)
             self.reply(Reply(self.rt.texts(self.rt.default_language, "error.internal")))

@@ -80,9 +80,13 @@ def parse_command(text: str) -> tuple[str, str] | None:
     return None
 
 
-def step(state: dict[str, Any], event: Event, ctx: Context) -> StepResult:
-    """Advance one conversation by one event. Never does I/O; never reads the clock."""
-    turn = Turn(copy_state(state), event, ctx)
+def step(state: dict[str, Any], event: Event, ctx: Context, *, owned: bool = False) -> StepResult:
+    """Advance one conversation by one event. Never does I/O; never reads the clock.
+
+    The given state is left untouched, unless ``owned``: a caller that just decoded it and
+    keeps no reference hands it over, saving a copy of the whole "back" stack per event.
+    """
+    turn = Turn(state if owned else copy_state(state), event, ctx)
     _dispatch(turn)
     if turn.ask_after:
         _ask(turn)
