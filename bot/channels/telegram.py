@@ -402,7 +402,9 @@ class TelegramChannel:
     # -------------------------------------------------------------- wiring
 
     def dispatcher(self) -> Dispatcher:
-        dp = Dispatcher()
+        # No aiogram FSM: the conversation state lives in the database (bot/runtime.py), and
+        # the FSM middleware resolved a storage context for every update.
+        dp = Dispatcher(disable_fsm=True)
         from bot.channels.staff import install  # staff rooms and case buttons first (bot/cases.py)
 
         install(self, dp)
