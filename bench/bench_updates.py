@@ -248,6 +248,7 @@ def count_statements(app: App) -> Callable[[], int]:
         counter[0] += 1
 
     event.listen(app.engine, "before_cursor_execute", count)
+    event.listen(app.engine, "begin", count)  # BEGIN IMMEDIATE goes to the driver directly
     event.listen(app.engine, "commit", count)
     return lambda: counter[0] + hotsql.EXECUTED[0] - prepared
 
