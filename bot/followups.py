@@ -242,19 +242,23 @@ def survey_reminder(
         if row.status == "pending":
             row.due_at = due
         return
-    lang = contact.language
-    payload = {
-        "text": TEXTS(lang, "followup.survey_reminder", service=service.name),
-        "choices": [
-            {"id": f"fu:s:{response.id}:resume", "label": TEXTS(lang, "followup.survey_resume"), "nav": False},
-            {"id": f"fu:s:{response.id}:stop", "label": TEXTS(lang, "followup.survey_stop"), "nav": False},
-        ],
-        "q": None,
-    }
+    payload = survey_reminder_payload(contact.language, service.name, response.id)
     schedule(
         db, contact=contact, agency=agency, kind=KIND_SURVEY, payload=payload, due=due,
         dedupe_key=key, ref=ref, now=now, chat_id=chat_id, channel=channel,
     )
+
+
+def survey_reminder_payload(lang: str, service_name: str, response_id: int) -> dict[str, Any]:
+    """The reminder's message; also used by the runtime's one-statement path for a new survey."""
+    return {
+        "text": TEXTS(lang, "followup.survey_reminder", service=service_name),
+        "choices": [
+            {"id": f"fu:s:{response_id}:resume", "label": TEXTS(lang, "followup.survey_resume"), "nav": False},
+            {"id": f"fu:s:{response_id}:stop", "label": TEXTS(lang, "followup.survey_stop"), "nav": False},
+        ],
+        "q": None,
+    }
 
 
 # ---------------------------------------------------------------- answers (runtime call)

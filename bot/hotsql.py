@@ -232,10 +232,15 @@ class RawSQL:
         self.answers_prune = prep(hot.answers_prune)
         self.reminder_push = prep(hot.reminder_push)
         self.reminder_cancel = prep(hot.reminder_cancel)
+        self.reminder_insert = prep(
+            insert(OUTBOX).values(_values(OUTBOX, *REMINDER_COLUMNS))
+            .on_conflict_do_nothing(index_elements=[OUTBOX.c.dedupe_key]).returning(OUTBOX.c.id))
         self.reply_insert = prep(
             insert(OUTBOX).values(_values(OUTBOX, *REPLY_COLUMNS)).returning(OUTBOX.c.id))
 
 
+REMINDER_COLUMNS = ("contact_id", "channel", "chat_id", "kind", "payload", "status", "due_at",
+                    "attempts", "created_at", "dedupe_key", "agency_id", "urgent", "ref", "uncertain")
 REPLY_COLUMNS = ("contact_id", "channel", "chat_id", "kind", "payload", "status", "due_at",
                  "attempts", "claimed_at", "created_at", "urgent", "uncertain")
 

@@ -447,13 +447,36 @@ class _Work:
                 cur, {"rid": response_id, "at": self.now, "suggestion": eff.suggestion})
         else:
             raw.response_update.run(cur, {"rid": response_id, "status": eff.status, "at": self.now})
-        if eff.status == "complete" or created:
+        if eff.status == "complete":
             resp = self.db.get(SurveyResponse, response_id, populate_existing=True)
             assert resp is not None
             self.survey_milestone(resp, created)
+        elif created and self.rt.survey_reminder is not None:
+            self.first_answer(response_id, agency_id, eff.service)
         elif self.rt.survey_reminder is not None:
             due = self.rt.agency_quiet(lambda: self.db, agency_id)(self.now + self.rt.survey_reminder)
             raw.reminder_push.run(cur, {"key": f"survey_reminder:{response_id}", "due": due})
+
+    def first_answer(self, response_id: int, agency_id: int, service: str) -> None:
+        """followups.survey_reminder for a survey just started, as one INSERT.
+
+        Nothing needs looking up (the catalog has the service's name, the runtime the agency's
+        quiet hours), so the ORM round trips of the general path are skipped.
+        """
+        assert self.rt.survey_reminder is not None and self.cid is not None
+        due = self.rt.agency_quiet(lambda: self.db, agency_id)(self.now + self.rt.survey_reminder)
+        svc = self.catalog.service(service)
+        lang = self._contact.language if self._contact is not None else self.language
+        key = f"survey_reminder:{response_id}"
+        created = self.rt.raw.reminder_insert.one(self.cur, {
+            "contact_id": self.cid, "channel": self.inbound.channel, "chat_id": self.inbound.chat_id,
+            "kind": followups.KIND_SURVEY, "status": "pending", "due_at": due, "attempts": 0,
+            "payload": followups.survey_reminder_payload(lang, svc.name if svc else service, response_id),
+            "created_at": self.now, "dedupe_key": key, "agency_id": agency_id, "urgent": False,
+            "ref": f"survey:{response_id}", "uncertain": 0,
+        })
+        if created is None:  # the key exists already: push it back, as the general path would
+            self.rt.raw.reminder_push.run(self.cur, {"key": key, "due": due})
 
     def survey_milestone(self, resp: SurveyResponse, created: bool) -> None:
         """First answer (schedule the reminder) or completion (cases, cancel the reminder)."""

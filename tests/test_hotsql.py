@@ -51,6 +51,15 @@ def test_values_written_on_the_driver_read_back_through_the_orm(app: App, clock:
         assert [(a.element, a.score) for a in answers] == [(1, 2), (2, 3)]
         stored = {r.id: r for r in db.scalars(select(OutboxMessage).where(
             OutboxMessage.id.in_([r.id for r in rows])))}
+        reminder = db.scalars(select(OutboxMessage).where(
+            OutboxMessage.dedupe_key == f"survey_reminder:{resp.id}")).one()
+        assert app.runtime.survey_reminder is not None
+        assert reminder.status == "pending" and reminder.urgent is False
+        assert reminder.due_at == later + app.runtime.survey_reminder  # pushed back by the answer
+        assert reminder.agency_id == resp.agency_id and reminder.ref == f"survey:{resp.id}"
+        assert "KTP Elektronik" in reminder.payload["text"]
+        assert [c["id"] for c in reminder.payload["choices"]] == [
+            f"fu:s:{resp.id}:resume", f"fu:s:{resp.id}:stop"]
         for row in rows:  # what the channel sends is what was committed
             assert stored[row.id].payload == row.payload and stored[row.id].due_at == later
             assert stored[row.id].contact_id == contact.id and stored[row.id].chat_id == "w1"
