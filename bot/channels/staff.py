@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aiogram import Bot, Dispatcher, F
+from aiogram import Bot, Dispatcher
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError, TelegramBadRequest
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -183,9 +183,11 @@ class StaffDesk:
         if not isinstance(self.channel.sender, StaffSender):
             self.channel.sender = StaffSender(  # type: ignore[assignment]
                 self.channel.sender, self.bot, self.factory)
-        dp.callback_query.register(self.on_button, F.data.startswith(cases.PREFIX))
-        dp.message.register(self.on_group, F.chat.type.in_({"group", "supergroup"}))
-        dp.message.register(self.on_private, F.chat.type == "private", F.text.startswith("/"))
+        # Coroutine filters: aiogram runs a plain (or magic F) filter in a worker thread, a
+        # thread hop per filter on every update.
+        dp.callback_query.register(self.on_button, _case_button)
+        dp.message.register(self.on_group, _in_group)
+        dp.message.register(self.on_private, _private_command)
 
     async def _tx(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         def run() -> T:
@@ -368,6 +370,18 @@ class StaffDesk:
         notice, rows = await self._tx(cases.escalate_complaint, CHANNEL, user_id, ticket, self._now())
         await self._reply(message, notice)
         await self.channel.deliver(rows)
+
+
+async def _case_button(query: CallbackQuery) -> bool:
+    return (query.data or "").startswith(cases.PREFIX)
+
+
+async def _in_group(message: Message) -> bool:
+    return message.chat.type in ("group", "supergroup")
+
+
+async def _private_command(message: Message) -> bool:
+    return message.chat.type == "private" and (message.text or "").startswith("/")
 
 
 def install(channel: TelegramChannel, dp: Dispatcher) -> StaffDesk:
