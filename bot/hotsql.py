@@ -235,6 +235,10 @@ class RawSQL:
         self.reminder_insert = prep(
             insert(OUTBOX).values(_values(OUTBOX, *REMINDER_COLUMNS))
             .on_conflict_do_nothing(index_elements=[OUTBOX.c.dedupe_key]).returning(OUTBOX.c.id))
+        self.mark_sent = prep(
+            update(OUTBOX).where(OUTBOX.c.id == bindparam("row_id"))
+            .values(status="sent", sent_at=bindparam("now"),
+                    provider_message_id=bindparam("provider_id"), attempts=OUTBOX.c.attempts + 1))
         self.reply_insert = prep(
             insert(OUTBOX).values(_values(OUTBOX, *REPLY_COLUMNS)).returning(OUTBOX.c.id))
 

@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 from aiogram import Bot, Dispatcher
@@ -50,7 +50,7 @@ from aiogram.types import (
     Update,
 )
 from aiogram.utils.backoff import BackoffConfig
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.i18n import LANGUAGES
@@ -225,21 +225,14 @@ def mark_unreachable(factory: sessionmaker[Session], contact_id: int, now: datet
         db.execute(update(Contact).where(Contact.id == contact_id).values(unreachable_at=now))
 
 
-def mark_sent_many(
-    factory: sessionmaker[Session], sent: list[tuple[int, str | None]], now: datetime
-) -> None:
-    """:func:`bot.outbox.mark_sent` as one executemany: many turns' rows in one transaction."""
+def mark_sent_many(runtime: Runtime, sent: list[tuple[int, str | None]], now: datetime) -> None:
+    """:func:`bot.outbox.mark_sent` as one executemany on the driver: many turns' rows in one
+    Core transaction (see bot/hotsql.py for why not through SQLAlchemy's execute)."""
     if not sent:
         return
-    table = cast(Table, OutboxMessage.__table__)
-    stmt = (
-        update(table)
-        .where(table.c.id == bindparam("row_id"))
-        .values(status="sent", sent_at=now, provider_message_id=bindparam("provider_id"),
-                attempts=table.c.attempts + 1)
-    )
-    with factory() as db, db.begin():
-        db.connection().execute(stmt, [{"row_id": r, "provider_id": p} for r, p in sent])
+    with runtime.engine.begin() as conn:
+        runtime.raw.mark_sent.many(conn.connection.cursor(),
+                                   [{"row_id": r, "provider_id": p, "now": now} for r, p in sent])
 
 
 class GroupCommit:
@@ -601,7 +594,7 @@ class TelegramChannel:
             await self._db(self._record_failures, failed, blocked, other)
 
     async def _write_sent(self, batch: list[tuple[int, str | None]]) -> None:
-        await self._db(mark_sent_many, self.factory, batch, self.runtime.clock())
+        await self._db(mark_sent_many, self.runtime, batch, self.runtime.clock())
 
     def _record_failures(self, failed: list[tuple[int, SendError]], blocked: set[int],
                          other: list[int]) -> None:
