@@ -34,7 +34,7 @@ from bot.models import (
     StatusChange,
     SurveyResponse,
 )
-from flows import engine
+from flows import engine, triggers
 from flows.catalog import Catalog
 from flows.types import (
     Call,
@@ -111,6 +111,8 @@ class Runtime:
         self._catalog_at: datetime | None = None
         self._service_ids: dict[str, tuple[int, int]] | None = None
         self._quiet: dict[int, Callable[[datetime], datetime]] = {}
+        self._rules: dict[int, str] = {}
+        self._rules_at: datetime | None = None
         self.engine: Engine = factory.kw["bind"]
         self.postgres = factory.kw["bind"].dialect.name == "postgresql"
         self.sql = hotsql.for_dialect(factory.kw["bind"].dialect.name)
@@ -146,6 +148,16 @@ class Runtime:
                 for code, sid, aid in db.execute(select(Service.code, Service.id, Service.agency_id))
             }
         return self._service_ids
+
+    def survey_rule(self, db: Session | Callable[[], Session], agency_id: int) -> str:
+        """The agency's survey escalation rule (cases.survey_rule), refreshed with the catalog."""
+        if self._rules_at != self._catalog_at:
+            self._rules, self._rules_at = {}, self._catalog_at
+        if agency_id not in self._rules:
+            agency = (db() if callable(db) else db).get(Agency, agency_id)
+            assert agency is not None
+            self._rules[agency_id] = cases.survey_rule(agency)
+        return self._rules[agency_id]
 
     def agency_quiet(self, db: Session | Callable[[], Session], agency_id: int,
                      ) -> Callable[[datetime], datetime]:
@@ -447,7 +459,11 @@ class _Work:
                 cur, {"rid": response_id, "at": self.now, "suggestion": eff.suggestion})
         else:
             raw.response_update.run(cur, {"rid": response_id, "status": eff.status, "at": self.now})
-        if eff.status == "complete":
+        if eff.status == "complete" and not self.may_escalate(eff.answers, agency_id):
+            # No case to open, so no ORM objects to load: just cancel the reminder.
+            if self.rt.survey_reminder is not None:
+                raw.reminder_cancel.run(cur, {"key": f"survey_reminder:{response_id}"})
+        elif eff.status == "complete":
             resp = self.db.get(SurveyResponse, response_id, populate_existing=True)
             assert resp is not None
             self.survey_milestone(resp, created)
@@ -456,6 +472,12 @@ class _Work:
         elif self.rt.survey_reminder is not None:
             due = self.rt.agency_quiet(lambda: self.db, agency_id)(self.now + self.rt.survey_reminder)
             raw.reminder_push.run(cur, {"key": f"survey_reminder:{response_id}", "due": due})
+
+    def may_escalate(self, answers: dict[int, int | None], agency_id: int) -> bool:
+        """Whether cases.on_survey could open a case for this finished survey: the same test
+        it makes (triggers.low_survey under the agency's rule), with the rule cached."""
+        rule = self.rt.survey_rule(lambda: self.db, agency_id)
+        return bool(triggers.low_survey(answers, rule))
 
     def first_answer(self, response_id: int, agency_id: int, service: str) -> None:
         """followups.survey_reminder for a survey just started, as one INSERT.
