@@ -112,7 +112,7 @@ class Prepared:
     cursor of ``db.connection()``, so it commits or rolls back with everything else.
     """
 
-    def __init__(self, stmt: Any, dialect: Any) -> None:
+    def __init__(self, stmt: Any, dialect: Any, shared: dict[Any, Any] | None = None) -> None:
         compiled = stmt.compile(dialect=dialect)
         self.sql: str = compiled.string
         self.positional: bool = bool(compiled.positional)
@@ -122,7 +122,7 @@ class Prepared:
         binds = [compiled.binds[name] for name in names]
         self.params_spec: list[tuple[str, bool, Any, Any]] = [
             (b.key, bool(b.required), None if b.required else b.effective_value,
-             _last_value(b.type.dialect_impl(dialect).bind_processor(dialect)))
+             _processor(b.type, dialect, {} if shared is None else shared))
             for b in binds
         ]
         columns = list(getattr(stmt, "selected_columns", ()) or ())
@@ -161,6 +161,15 @@ class Prepared:
         return None if row is None else row[0]
 
 
+def _processor(type_: Any, dialect: Any, shared: dict[Any, Any]) -> Any:
+    """One processor per column type, shared by every statement, so ``now`` is converted
+    once per turn rather than once per statement."""
+    key = (type(type_), repr(type_))
+    if key not in shared:
+        shared[key] = _last_value(type_.dialect_impl(dialect).bind_processor(dialect))
+    return shared[key]
+
+
 def _last_value(proc: Any) -> Any:
     """Remember a processor's last input: a turn binds the same ``now`` a dozen times.
 
@@ -194,8 +203,10 @@ class RawSQL:
         insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
         hot = POSTGRES if dialect.name == "postgresql" else SQLITE
 
+        shared: dict[Any, Any] = {}
+
         def prep(stmt: Any) -> Prepared:
-            return Prepared(stmt, dialect)
+            return Prepared(stmt, dialect, shared)
 
         self.first_delivery = prep(
             insert(EVENTS).values(_values(EVENTS, "channel", "event_key", "received_at"))
