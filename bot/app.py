@@ -15,6 +15,7 @@ from bot.config import ConfigError, Settings
 from bot.db import make_engine, migrate, session_factory, transaction
 from bot.i18n import Texts
 from bot.models import Agency
+from bot.ratelimit import RateLimiter
 from bot.runtime import Clock, Runtime, utcnow
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ class App:
     factory: sessionmaker[Session]
     runtime: Runtime
     texts: Texts
+    limiter: RateLimiter | None = None  # shared send pacing (bot.scheduler.shared_limiter)
 
 
 def build_app(settings: Settings, clock: Clock = utcnow, load_default_catalog: bool = True) -> App:

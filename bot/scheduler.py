@@ -49,9 +49,17 @@ def build_dispatcher(app: App, senders: Mapping[str, Sender], clock: Clock | Non
         resend_unknown=s.outbox_resend_unknown,
     )
     return Dispatcher(
-        app.factory, senders, RateLimiter(channel_limits(app)),
+        app.factory, senders, shared_limiter(app),
         clock=clock or app.runtime.clock, config=config,
     )
+
+
+def shared_limiter(app: App) -> RateLimiter:
+    """The process's one rate limiter: the dispatcher and the channels' immediate replies share
+    it, so together they stay within each platform's limits."""
+    if app.limiter is None:
+        app.limiter = RateLimiter(channel_limits(app))
+    return app.limiter
 
 
 def build_scheduler(

@@ -53,9 +53,11 @@ from aiogram.utils.backoff import BackoffConfig
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channels.common import KeyedLocks, Pacer
 from bot.i18n import LANGUAGES
 from bot.models import Contact, OutboxMessage
 from bot.outbox import SendError, record_failure
+from bot.ratelimit import RateLimiter
 from bot.runtime import Inbound, Runtime
 from flows.types import Event, Texts
 
@@ -375,6 +377,7 @@ class TelegramChannel:
         send_retries: int = 3,
         max_inline_wait: float = 30.0,
         workers: int | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.runtime = runtime
         self.factory = runtime.factory
@@ -387,7 +390,8 @@ class TelegramChannel:
         self.max_inline_wait = max_inline_wait
         threads = workers or (4 if runtime.postgres else 1)  # SQLite has one writer
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="prima-db")
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._locks = KeyedLocks()
+        self.pacer = Pacer(CHANNEL, limiter, sleep)
         self._stale = {texts(lang, "stale_button") for lang in LANGUAGES}
         self._sent = GroupCommit(self._write_sent)
         self._turns = TurnBatcher(self, threads)
@@ -424,19 +428,6 @@ class TelegramChannel:
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-
-    async def _locked(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
-        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                await work()
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
 
     # -------------------------------------------------------------- updates -> Inbound
 
@@ -486,7 +477,7 @@ class TelegramChannel:
             rows = await self._turns.run(inbound)
             await self.deliver(rows)
 
-        await self._locked(inbound.user_id, work)
+        await self._locks.run(inbound.user_id, work)
 
     async def on_callback(self, query: CallbackQuery, event_update: Update) -> None:
         """Every callback query is answered, whatever happens; only valid presses edit the question."""
@@ -518,7 +509,7 @@ class TelegramChannel:
                 if not answered:
                     await self._answer(query, None)
 
-        await self._locked(inbound.user_id, work)
+        await self._locks.run(inbound.user_id, work)
 
     async def on_member(self, event: ChatMemberUpdated) -> None:
         """A resident blocked (kicked) or unblocked the bot in a private chat."""
@@ -610,10 +601,13 @@ class TelegramChannel:
         """429: wait ``retry_after`` (if short); 5xx/network: back off 0.5, 1, 2 s; else give up."""
         attempt = 0
         while True:
+            await self.pacer.wait(chat_id)
             try:
                 return await self.sender.send(chat_id, payload)
             except SendError as err:
                 attempt += 1
+                if err.retry_after is not None:
+                    self.pacer.penalise(chat_id, err.retry_after)
                 if err.permanent or err.unknown or attempt > self.send_retries:
                     raise
                 wait = err.retry_after if err.retry_after is not None else 0.5 * 2 ** (attempt - 1)
@@ -641,7 +635,9 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
     from bot.web import build_web_app, database_check
 
     own = channel is None
-    channel = channel or TelegramChannel(app.runtime, bot, app.texts)
+    from bot.scheduler import shared_limiter
+
+    channel = channel or TelegramChannel(app.runtime, bot, app.texts, limiter=shared_limiter(app))
     dp = dp or channel.dispatcher()
     await _setup_until_reachable(channel, backoff)
     settings = app.settings

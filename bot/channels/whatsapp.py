@@ -42,9 +42,11 @@ from aiohttp import web
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channels.common import KeyedLocks, Pacer
 from bot.config import ConfigError, Settings
 from bot.models import Contact, OutboxMessage, WhatsAppIdentity, WhatsAppWebhook
 from bot.outbox import SendError, apply_failure, mark_sent, record_failure
+from bot.ratelimit import RateLimiter
 from bot.runtime import Clock, Inbound, Runtime
 from flows.types import Event, Texts
 
@@ -706,6 +708,7 @@ class WhatsAppChannel:
         phone_number_id: str | None = None,
         media_dir: Path | None = None,
         workers: int | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.runtime = runtime
         self.factory = runtime.factory
@@ -718,12 +721,13 @@ class WhatsAppChannel:
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="prima-wa")
         # Storing a body gets its own thread: the 200 never queues behind message processing.
         self.intake = ThreadPoolExecutor(1, thread_name_prefix="prima-wa-in")
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._locks = KeyedLocks()
+        self.pacer = Pacer(CHANNEL, limiter)
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[int] = set()
 
     @classmethod
-    def from_app(cls, app: App) -> WhatsAppChannel:
+    def from_app(cls, app: App, limiter: RateLimiter | None = None) -> WhatsAppChannel:
         s = app.settings
         missing = whatsapp_missing(s)
         if missing:
@@ -734,7 +738,7 @@ class WhatsAppChannel:
                                 Templates.from_settings(s), s.default_language)
         return cls(app.runtime, sender, app_secret=s.whatsapp_app_secret or "",
                    verify_token=s.whatsapp_verify_token or "", phone_number_id=s.whatsapp_phone_number_id,
-                   media_dir=s.whatsapp_media_dir)
+                   media_dir=s.whatsapp_media_dir, limiter=limiter)
 
     def add_routes(self, web_app: web.Application, path: str = WEBHOOK_PATH) -> None:
         """Serve the webhook on ``path`` of the shared aiohttp app (next to /healthz)."""
@@ -756,19 +760,6 @@ class WhatsAppChannel:
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-
-    async def _locked(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
-        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                await work()
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
 
     # -------------------------------------------------------------- HTTP
 
@@ -864,7 +855,7 @@ class WhatsAppChannel:
             rows = await self._db(self._handle_sync, await self.keep_media(incoming))
             await self.deliver(rows)
 
-        await self._locked(key, work)
+        await self._locks.run(key, work)
 
     async def keep_media(self, incoming: Incoming) -> Incoming:
         """Save a photo before Meta deletes it; on failure keep the media id and go on."""
@@ -897,10 +888,13 @@ class WhatsAppChannel:
                                                  retry_after=stop.retry_after, permanent=stop.permanent,
                                                  wait_for_contact=stop.wait_for_contact)))
                 continue
+            await self.pacer.wait(row.chat_id)
             try:
                 sent.append((row.id, await self.sender.send(row.chat_id, row.payload)))
             except SendError as err:
                 failed.append((row.id, err))
+                if err.retry_after is not None:
+                    self.pacer.penalise(row.chat_id, err.retry_after)
                 if not err.unknown:
                     stop = err
         if sent or failed:
@@ -940,7 +934,9 @@ async def serve(app: App, stop: asyncio.Event | None = None, retry_every: float 
     from bot.web import build_web_app, database_check
 
     settings = app.settings
-    channel = WhatsAppChannel.from_app(app)
+    from bot.scheduler import shared_limiter
+
+    channel = WhatsAppChannel.from_app(app, limiter=shared_limiter(app))
     web_app = build_web_app(checks={"database": database_check(app, channel.executor)})
     channel.add_routes(web_app)
     senders: dict[str, Any] = {CHANNEL: channel.sender}
@@ -991,7 +987,9 @@ async def _start_telegram(app: App, web_app: web.Application, senders: dict[str,
 
     s = app.settings
     bot = tg.make_bot(s.telegram_bot_token or "", s.telegram_api_base)
-    channel = tg.TelegramChannel(app.runtime, bot, app.texts)
+    from bot.scheduler import shared_limiter
+
+    channel = tg.TelegramChannel(app.runtime, bot, app.texts, limiter=shared_limiter(app))
     dp = channel.dispatcher()
     await tg._setup_until_reachable(channel, tg.POLLING_BACKOFF)  # a refused token stops here
     senders[tg.CHANNEL] = channel.sender
