@@ -70,3 +70,17 @@ def test_database_urls_are_normalised(tmp_path: Path) -> None:
     assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     url = normalise_url(f"sqlite:///{tmp_path}/sub/prima.db")
     assert url.endswith("/sub/prima.db") and (tmp_path / "sub").is_dir()
+
+
+def test_migrations_have_one_head_and_match_the_models(app: App) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from bot.db import alembic_config
+    from bot.models import Base
+
+    assert len(ScriptDirectory.from_config(alembic_config(app.engine)).get_heads()) == 1
+    with app.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == [], diff
