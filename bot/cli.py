@@ -35,6 +35,8 @@ def _logging(settings: Settings, console: bool) -> None:
         level = logging.WARNING  # keep the chat readable
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    if level > logging.DEBUG:  # "Context impl SQLiteImpl" on every command helps nobody
+        logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
