@@ -30,6 +30,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import cases
+from bot.channels.telegram import MAX_TEXT, split_text
 from bot.models import Case, OutboxMessage
 from bot.outbox import Sender
 
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CHANNEL = "telegram"
-MAX_TEXT = 4096
 _COMMAND = re.compile(r"^/(?P<name>[a-z]+)(?:@(?P<bot>\w+))?(?:\s+(?P<arg>.*))?$", re.DOTALL | re.IGNORECASE)
 
 
@@ -61,18 +61,6 @@ def case_keyboard(choices: list[dict[str, Any]]) -> InlineKeyboardMarkup | None:
     buttons = [InlineKeyboardButton(text=str(c["label"])[:64], callback_data=str(c["id"])[:64])
                for c in choices]
     return InlineKeyboardMarkup(inline_keyboard=[buttons[i:i + 2] for i in range(0, len(buttons), 2)])
-
-
-def _split(text: str) -> list[str]:
-    text = text or "-"
-    parts = []
-    while len(text) > MAX_TEXT:
-        cut = text.rfind("\n", 0, MAX_TEXT)
-        cut = cut if cut > 0 else MAX_TEXT
-        parts.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    parts.append(text)
-    return parts
 
 
 def _topic_of(factory: sessionmaker[Session], case_id: int) -> tuple[str | None, int | None]:
@@ -142,7 +130,7 @@ class StaffSender:
             msg = await self.bot.send_photo(chat_id, str(payload["tg_photo"]), caption=text[:1024] or None,
                                             message_thread_id=thread, reply_markup=markup)
             return str(msg.message_id)
-        parts = _split(text)
+        parts = split_text(text)
         msg_id = None
         for n, part in enumerate(parts):
             last = n == len(parts) - 1
@@ -340,8 +328,9 @@ class StaffDesk:
             return
         if name == "kasus":
             text, choices = await self._tx(cases.queue, CHANNEL, str(user.id), self._now())
-            for n, part in enumerate(_split(text)):
-                last = n == len(_split(text)) - 1
+            parts = split_text(text)
+            for n, part in enumerate(parts):
+                last = n == len(parts) - 1
                 await self.bot.send_message(message.chat.id, part,
                                             reply_markup=case_keyboard(choices) if last else None)
             return
