@@ -21,12 +21,11 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import func, insert, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -34,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from bot import cases as case_logic  # noqa: E402
 from bot.app import App, build_app  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.db import normalise_url  # noqa: E402
+from bot.db import scratch_schema  # noqa: E402
 from bot.models import Agency, Case  # noqa: E402
 from bot.sla import OfficeHours, add_working_hours  # noqa: E402
 
@@ -78,16 +77,10 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=7)
     args = p.parse_args()
 
-    schema = None
     if args.postgres:
-        schema = "bench_" + uuid.uuid4().hex[:8]
-        admin = create_engine(normalise_url(args.postgres))
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-        sep = "&" if "?" in args.postgres else "?"
-        url = f"{args.postgres}{sep}options=-csearch_path%3D{schema}"
+        url, drop = scratch_schema(args.postgres, prefix="bench_")
     else:
-        url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+        url, drop = f"sqlite:///{tempfile.mkdtemp()}/bench.db", _nothing
     try:
         app = build_app(Settings(database_url=url, catalog_path=ROOT / "catalog.yaml"), clock=lambda: NOW)
         fill(app, args.cases, args.late)
@@ -123,11 +116,12 @@ def main() -> int:
               f"(datetime + timedelta: {plain * 1e6:.2f} us)")
         app.engine.dispose()
     finally:
-        if schema:
-            with admin.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-            admin.dispose()
+        drop()
     return 0
+
+
+def _nothing() -> None:
+    """No schema to drop on SQLite."""
 
 
 if __name__ == "__main__":

@@ -25,13 +25,12 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, create_engine, func, select, text
+from sqlalchemy import Table, func, select, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from bot import digest  # noqa: E402
 from bot.app import App, build_app  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.db import normalise_url  # noqa: E402
+from bot.db import scratch_schema  # noqa: E402
 from bot.models import Agency, Service, SurveyAnswer, SurveyResponse  # noqa: E402
 
 AGENCY = "disdukcapil"
@@ -211,18 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_sqlite:
             results["sqlite"] = run(f"sqlite:///{out / 'bench.db'}", "sqlite", args.responses, args.repeat, out)
         if args.postgres:
-            schema = "bench_" + uuid.uuid4().hex[:10]
-            admin = create_engine(normalise_url(args.postgres))
-            with admin.begin() as conn:
-                conn.execute(text(f"CREATE SCHEMA {schema}"))
-            sep = "&" if "?" in args.postgres else "?"
+            url, drop = scratch_schema(args.postgres, prefix="bench_")
             try:
-                results["postgres"] = run(f"{args.postgres}{sep}options=-csearch_path%3D{schema}",
-                                          "postgres", args.responses, args.repeat, out)
+                results["postgres"] = run(url, "postgres", args.responses, args.repeat, out)
             finally:
-                with admin.begin() as conn:
-                    conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-                admin.dispose()
+                drop()
         for name, r in results.items():
             ok = r["aggregate"] <= 3 * r["bare"]
             failed |= not ok

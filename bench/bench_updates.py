@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 from bot.app import App, build_app  # noqa: E402
 from bot.channels.telegram import TelegramChannel  # noqa: E402
 from bot.config import Settings  # noqa: E402
+from bot.db import scratch_schema  # noqa: E402
 
 TOKEN = "123456789:BENCH-token-for-in-process-session"
 UPDATES_PER_RESIDENT = 15
@@ -258,25 +259,6 @@ def make_app(url: str) -> App:
     return build_app(settings)
 
 
-def postgres_schema_url(url: str) -> tuple[str, Callable[[], None]]:
-    from sqlalchemy import create_engine, text
-
-    from bot.db import normalise_url
-
-    schema = "bench_" + uuid.uuid4().hex[:10]
-    admin = create_engine(normalise_url(url))
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options=-csearch_path%3D{schema}", drop
-
-
 async def main_async(args: argparse.Namespace) -> int:
     residents = max(1, args.updates // UPDATES_PER_RESIDENT)
     print(f"{residents} residents x {UPDATES_PER_RESIDENT} updates, concurrency {args.concurrency}")
@@ -284,7 +266,7 @@ async def main_async(args: argparse.Namespace) -> int:
     tmp = tempfile.TemporaryDirectory()
     backends.append(("SQLite", f"sqlite:///{tmp.name}/bench.db", lambda: None))
     if args.postgres:
-        url, drop = postgres_schema_url(args.postgres)
+        url, drop = scratch_schema(args.postgres, prefix="bench_")
         backends.append(("PostgreSQL", url, drop))
     ok = True
     try:

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from bot.app import App, build_app  # noqa: E402
 from bot.channels.whatsapp import WEBHOOK_PATH, WhatsAppChannel  # noqa: E402
 from bot.config import Settings  # noqa: E402
+from bot.db import scratch_schema  # noqa: E402
 from bot.runtime import Inbound  # noqa: E402
 from bot.web import build_web_app  # noqa: E402
 from flows.types import Event  # noqa: E402
@@ -135,26 +136,6 @@ def runtime_run(url: str, residents: int) -> float:
     return elapsed
 
 
-def pg_schema(url: str) -> tuple[str, Any]:
-    """A throw-away schema so the benchmark never touches existing tables."""
-    from sqlalchemy import create_engine, text
-
-    from bot.db import normalise_url
-
-    schema = "bench_" + uuid.uuid4().hex[:10]
-    admin = create_engine(normalise_url(url))
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options=-csearch_path%3D{schema}", drop
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--residents", type=int, default=40)
@@ -166,7 +147,7 @@ def main() -> None:
         if args.postgres:
             urls = []
             for _ in range(2):
-                url, drop = pg_schema(args.postgres)
+                url, drop = scratch_schema(args.postgres, prefix="bench_")
                 urls.append(url)
                 drops.append(drop)
         else:

@@ -7,14 +7,15 @@ Any ``postgresql`` URL is driven by psycopg 3 so the synchronous core stays one 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -90,3 +91,22 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
     with factory() as db, db.begin():
         yield db
+
+
+def scratch_schema(url: str, prefix: str = "scratch_") -> tuple[str, Callable[[], None]]:
+    """A throw-away PostgreSQL schema for tests and benchmarks, so they never touch real tables.
+
+    Returns a URL whose connections use only that schema, and a function that drops it.
+    """
+    schema = prefix + uuid.uuid4().hex[:12]
+    admin = create_engine(normalise_url(url))
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}", drop

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from bot.app import App, build_app
 from bot.config import Settings
-from bot.db import normalise_url
+from bot.db import scratch_schema
 
 PG_URL = os.environ.get("PRIMA_TEST_POSTGRES_URL", "")
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,17 +44,11 @@ def sqlite_url(tmp_path: Path) -> str:
 def _pg_schema_url() -> Iterator[str]:
     if not PG_URL:
         pytest.skip("PostgreSQL tests need PRIMA_TEST_POSTGRES_URL (CI sets it)")
-    schema = "t_" + uuid.uuid4().hex[:12]
-    admin = create_engine(normalise_url(PG_URL))
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in PG_URL else "?"
+    url, drop = scratch_schema(PG_URL, prefix="t_")
     try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+        yield url
     finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+        drop()
 
 
 @pytest.fixture
