@@ -8,6 +8,35 @@ from collections.abc import Awaitable, Callable
 from bot.ratelimit import RateLimiter
 
 
+def encode_choice(q: int | None, choice_id: str) -> str:
+    """A button's id: ``"<question number>:<choice id>"`` (the engine refuses stale questions).
+
+    Each channel checks the result against its own size limit.
+    """
+    return f"{q or 0}:{choice_id}"
+
+
+def decode_choice(data: str) -> tuple[int, str] | None:
+    """``"12:agree"`` -> (12, "agree"); anything malformed -> None (never raises)."""
+    head, sep, choice = data.partition(":")
+    if not sep or not head.isdigit() or not choice or not choice.isprintable():
+        return None
+    return int(head), choice
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Cut an over-long text at line breaks so no part exceeds ``limit`` (no part is empty)."""
+    text = text or "-"
+    parts: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit)
+        cut = cut if cut > 0 else limit
+        parts.append(text[:cut])
+        text = text[cut:].lstrip("\n") or "-"
+    parts.append(text)
+    return parts
+
+
 class KeyedLocks:
     """One asyncio lock per key (a resident), kept only while someone holds or awaits it.
 

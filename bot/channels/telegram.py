@@ -53,7 +53,8 @@ from aiogram.utils.backoff import BackoffConfig
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.channels.common import KeyedLocks, Pacer
+from bot.channels import common
+from bot.channels.common import KeyedLocks, Pacer, decode_choice, encode_choice
 from bot.i18n import LANGUAGES
 from bot.models import Contact, OutboxMessage
 from bot.outbox import SendError, record_failure
@@ -99,7 +100,7 @@ def make_bot(token: str, api_base: str | None = None, timeout: float = 30.0) -> 
 
 
 def callback_data(q: int | None, choice_id: str) -> str:
-    data = f"{q or 0}:{choice_id}"
+    data = encode_choice(q, choice_id)
     if len(data.encode()) > MAX_CALLBACK_BYTES:
         raise ValueError(f"callback_data over {MAX_CALLBACK_BYTES} bytes: {data!r}")
     return data
@@ -109,10 +110,7 @@ def parse_callback(data: str | None) -> tuple[int, str] | None:
     """``"12:agree"`` -> (12, "agree"); anything malformed -> None (never raises)."""
     if not data or len(data.encode()) > MAX_CALLBACK_BYTES:
         return None
-    head, sep, choice = data.partition(":")
-    if not sep or not head.isdigit() or not choice or not choice.isprintable():
-        return None
-    return int(head), choice
+    return decode_choice(data)
 
 
 def keyboard(payload: dict[str, Any]) -> InlineKeyboardMarkup | None:
@@ -146,15 +144,7 @@ def _keyboard(q: Any, choices: tuple[tuple[str, str, bool], ...]) -> InlineKeybo
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     """Cut an over-long text at line breaks so no part exceeds Telegram's limit."""
-    text = text or "-"
-    parts: list[str] = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit)
-        cut = cut if cut > 0 else limit
-        parts.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    parts.append(text)
-    return parts
+    return common.split_text(text, limit)
 
 
 def classify(exc: Exception) -> SendError:

@@ -42,7 +42,8 @@ from aiohttp import web
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.channels.common import KeyedLocks, Pacer
+from bot.channels import common
+from bot.channels.common import KeyedLocks, Pacer, decode_choice, encode_choice
 from bot.config import ConfigError, Settings
 from bot.models import Contact, OutboxMessage, WhatsAppIdentity, WhatsAppWebhook
 from bot.outbox import SendError, apply_failure, mark_sent, record_failure
@@ -131,7 +132,7 @@ class Parsed:
 
 def reply_id(q: int | None, choice_id: str, limit: int = MAX_BUTTON_ID) -> str:
     """``"<question number>:<choice id>"``: the engine refuses a choice whose question is gone."""
-    data = f"{q or 0}:{choice_id}"
+    data = encode_choice(q, choice_id)
     if len(data) > limit:
         raise ValueError(f"reply id over {limit} characters: {data!r}")
     return data
@@ -141,10 +142,7 @@ def parse_reply_id(data: str | None) -> tuple[int, str] | None:
     """``"12:agree"`` -> (12, "agree"); anything malformed -> None (never raises)."""
     if not data or len(data) > MAX_BUTTON_ID:
         return None
-    head, sep, choice = data.partition(":")
-    if not sep or not head.isdigit() or not choice or not choice.isprintable():
-        return None
-    return int(head), choice
+    return decode_choice(data)
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -251,15 +249,7 @@ def _int(value: Any) -> int | None:
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     """Cut an over-long text at line breaks so no part exceeds ``limit``."""
-    text = text or "-"
-    parts: list[str] = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit)
-        cut = cut if cut > 0 else limit
-        parts.append(text[:cut])
-        text = text[cut:].lstrip("\n") or "-"
-    parts.append(text)
-    return parts
+    return common.split_text(text, limit)
 
 
 def cut(text: str, limit: int) -> str:
