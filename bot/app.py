@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
@@ -31,6 +32,11 @@ class App:
     limiter: RateLimiter | None = None  # shared send pacing (bot.scheduler.shared_limiter)
 
 
+def _data_dirs(settings: Settings) -> tuple[Path, ...]:
+    """Where stored files may name a resident (digests), scrubbed on erasure."""
+    return (Path(settings.digest_dir),)
+
+
 def build_app(settings: Settings, clock: Clock = utcnow, load_default_catalog: bool = True) -> App:
     """Connect, migrate, load the bundled catalog on an empty database, build the runtime."""
     engine = make_engine(settings.database_url)
@@ -52,6 +58,7 @@ def build_app(settings: Settings, clock: Clock = utcnow, load_default_catalog: b
         texts=texts,
         default_language=settings.default_language,
         session_timeout=timedelta(minutes=settings.session_timeout_minutes),
+        data_dirs=_data_dirs(settings),
         survey_reminder=(
             timedelta(hours=settings.survey_reminder_hours) if settings.survey_reminder_hours else None
         ),

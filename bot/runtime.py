@@ -9,26 +9,26 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, delete, func, inspect, select, update
+from sqlalchemy import Connection, Engine, func, inspect, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.instrumentation import manager_of_class
 
-from bot import cases, followups, hotsql, staff, tickets
+from bot import cases, followups, hotsql, privacy, staff, tickets
 from bot.catalog import snapshot
 from bot.i18n import TEXTS
 from bot.models import (
     Agency,
     Complaint,
     Contact,
-    ConversationSession,
     OutboxMessage,
     Service,
     StatusChange,
@@ -70,6 +70,7 @@ class Inbound:
     event: Event
     event_key: str | None = None  # delivery id for de-duplication (update_id, wamid...)
     display_name: str | None = None
+    username: str | None = None  # Telegram @username: never stored, scrubbed on erasure
     language_hint: str | None = None
 
 
@@ -99,6 +100,7 @@ class Runtime:
         session_timeout: timedelta = timedelta(minutes=30),
         survey_reminder: timedelta | None = timedelta(hours=3),
         catalog_ttl: timedelta = timedelta(seconds=60),
+        data_dirs: tuple[Path, ...] = (),
     ) -> None:
         self.factory = factory
         self.clock = clock
@@ -107,6 +109,8 @@ class Runtime:
         self.session_timeout = session_timeout
         self.catalog_ttl = catalog_ttl
         self.survey_reminder = survey_reminder  # None: no reminder for unfinished surveys
+        self.data_dirs = data_dirs  # stored files scrubbed on erasure (digests)
+        self.erasures: set[int] = set()  # erasure confirmations not yet sent (bot/privacy.py)
         self._catalog: Catalog | None = None
         self._catalog_at: datetime | None = None
         self._service_ids: dict[str, tuple[int, int]] | None = None
@@ -192,11 +196,25 @@ class Runtime:
                         row.status, row.claimed_at = "pending", None
                 if work.orm is not None:
                     work.orm.flush()  # what the session holds is written before the commit
+                if work.erased:
+                    self.erasures.update(row.id for row in work.outbox)
                 # staff-room rows last: their failure never holds a reply
                 return work.outbox + [r for r in work.later if r.channel == inbound.channel]
         finally:
             if work is not None and work.orm is not None:
                 work.orm.close()
+
+    def settle_erasures(self, sent_ids: Iterable[int]) -> None:
+        """After a send: an erasure confirmation that went out is deleted (bot/privacy.py).
+
+        Costs nothing for other rows; rows sent by another path are purged by the scheduler.
+        """
+        done = self.erasures.intersection(sent_ids)
+        if not done:
+            return
+        self.erasures -= done
+        with self.factory() as db, db.begin():
+            privacy.purge_sent(db)
 
     def _first_delivery(self, cur: Any, inbound: Inbound, now: datetime) -> bool:
         # RETURNING, not rowcount: psycopg reports rowcount -1 for this insert.
@@ -219,7 +237,7 @@ class Runtime:
                 .values(
                     channel=inbound.channel,
                     external_id=inbound.user_id,
-                    display_name=(inbound.display_name or None),
+                    display_name=None,  # stored with the consent (RecordConsent)
                     language=language,
                     created_at=now,
                 )
@@ -254,9 +272,11 @@ class _Work:
         self.stored_state: dict[str, Any] | None = row[5]
         self._contact: Contact | None = None
         self.now = now
-        if inbound.display_name and row[3] != inbound.display_name:
+        # The name is personal data: stored only once the resident agreed (see RecordConsent).
+        if inbound.display_name and self.consented and row[3] != inbound.display_name:
             assert self.contact is not None
             self.contact.display_name = inbound.display_name[:200]
+        self.erased = False  # the resident's data was erased in this turn (bot/privacy.py)
         self.outbox: list[OutboxMessage] = []
         self.later: list[OutboxMessage] = []  # staff-room rows and notes after the replies (bot/cases.py)
         self.catalog = rt.catalog(lambda: self.db, now)
@@ -385,10 +405,11 @@ class _Work:
                 self.rt.raw.contact_language.run(self.cur, {"cid": self.cid, "language": effect.language})
         elif isinstance(effect, RecordConsent) and self.cid is not None:
             self.consented = True
-            if self._contact is not None:
-                self._contact.consent_at = self.now
-            else:
-                self.rt.raw.contact_consent.run(self.cur, {"cid": self.cid, "now": self.now})
+            contact = self.contact  # once per resident: the ORM is fine here
+            assert contact is not None
+            contact.consent_at = self.now
+            if self.inbound.display_name:
+                contact.display_name = self.inbound.display_name[:200]
         elif isinstance(effect, UpsertSurvey):
             self.upsert_survey(effect)
         elif isinstance(effect, SurveyCancelled) and self.contact is not None:
@@ -414,6 +435,8 @@ class _Work:
             urgent=True,
             uncertain=0,
         )
+        if self.erased:
+            self._erasure_row(row)
         self.outbox.append(row)
 
     def persist_replies(self) -> None:
@@ -605,6 +628,8 @@ class _Work:
         """/daftar <code>: redeem a staff invite (bot/staff.py); the answer never echoes the code."""
         assert self.contact is not None
         outcome = staff.register(self.db, self.contact, self.inbound.chat_id, code, self.now)
+        if outcome.ok and self.inbound.display_name:  # colleagues see who took a case
+            self.contact.display_name = self.inbound.display_name[:200]
         return {"ok": outcome.ok, "reason": outcome.reason, "agency": outcome.agency, "role": outcome.role}
 
     def call_my_tickets(self) -> dict[str, Any]:
@@ -656,35 +681,41 @@ class _Work:
         }
 
     def call_delete_my_data(self) -> dict[str, Any]:
-        """UU 27/2022 erasure: complaints stay for the agency, anonymised; the rest goes."""
+        """UU 27/2022 erasure (bot/privacy.py): complaints, cases and survey scores stay for the
+        agency, anonymised and scrubbed; everything else about the person goes."""
         assert self.contact is not None
-        cid = self.contact.id
-        cases.forget_contact(self.db, cid, self.now)  # cases stay for the agency, without the person
-        complaints = self.db.scalars(select(Complaint).where(Complaint.contact_id == cid)).all()
-        for complaint in complaints:
-            complaint.contact_id = None
-            complaint.reporter_name = None
-            complaint.contact_consent = False
-            complaint.anonymised_at = self.now
-            self.db.add(
-                StatusChange(
-                    complaint_id=complaint.id, from_status=complaint.status,
-                    to_status=complaint.status, actor="resident",
-                    reason="reporter deleted their personal data", at=self.now,
-                )
-            )
-        self.db.execute(
-            update(SurveyResponse).where(SurveyResponse.contact_id == cid).values(contact_id=None)
+        erased = privacy.erase_contact(
+            self.db, self.contact, self.now, names=self.channel_names(),
+            files=self.rt.data_dirs,
         )
-        for row in self.outbox:  # this turn's replies must still reach the resident
-            row.contact_id = None
-        self.db.flush()
-        self.db.execute(delete(OutboxMessage).where(OutboxMessage.contact_id == cid))
-        self.db.execute(delete(ConversationSession).where(ConversationSession.contact_id == cid))
-        self.db.delete(self.contact)
+        self.forgotten()
+        return {"complaints_kept": erased.complaints}
+
+    def call_decline_consent(self) -> dict[str, Any]:
+        """The resident said no before giving anything: nothing of them is kept, not even the
+        contact row. Their next message starts over with the consent question."""
+        assert self.contact is not None
+        privacy.forget_unconsented(self.db, self.contact)
+        self.forgotten()
+        return {}
+
+    def channel_names(self) -> list[str]:
+        """What the channel calls the resident (profile name, username): scrubbed as names."""
+        return [n for n in (self.inbound.display_name, self.inbound.username) if n]
+
+    def forgotten(self) -> None:
+        """After erasure: this turn's replies still go out, as rows deleted once sent."""
+        self.erased = True
+        for row in self.outbox:
+            self._erasure_row(row)
         self.db.flush()
         self.contact = None
-        return {"complaints_kept": len(complaints)}
+
+    def _erasure_row(self, row: OutboxMessage) -> None:
+        row.contact_id = None
+        row.kind = privacy.ERASURE_KIND
+        row.ref = privacy.ERASURE_REF
+        row.payload = {**row.payload, "erasure": True}
 
 
 _OUTBOX_CLASS = manager_of_class(OutboxMessage)

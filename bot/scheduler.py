@@ -86,6 +86,9 @@ def build_scheduler(
     from bot.cases import register_sla_job
 
     register_sla_job(scheduler, app.factory, clock or app.runtime.clock)
+    from bot.privacy import register_purge_job
+
+    register_purge_job(scheduler, app.factory)
     scheduler.dispatcher = dispatcher
     return scheduler
 

@@ -65,14 +65,17 @@ class Consent(StepSpec):
             if deep and turn.ctx.catalog.service(deep):
                 SvcChoose().start(turn, "survey", service=deep)
         elif choice == "decline":
-            turn.say("consent.declined")
-            # Leave the consent question: a later "1" must not count as a yes unseen.
-            turn.goto("start", "declined", push=False)
-            turn.ask_after = False
+            turn.call("decline_consent")  # the runtime forgets the contact (bot/privacy.py)
         elif choice.startswith("lang:"):
             lang = choice.split(":", 1)[1]
             turn.state["lang"] = lang
             turn.emit(SetLanguage(lang))
+
+    def result(self, turn: Turn, result: dict[str, Any]) -> None:
+        turn.say("consent.declined")
+        # Leave the consent question: a later "1" must not count as a yes unseen.
+        turn.goto("start", "declined", push=False)
+        turn.ask_after = False
 
 
 @register("menu", "main")

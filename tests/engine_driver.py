@@ -98,6 +98,8 @@ class Driver:
         if call.name == "my_data":
             return {"channel": "console", "surveys": len(self.surveys), "complaints": len(self.complaints),
                     "tickets": list(self.complaints)}
+        if call.name == "decline_consent":
+            return {}
         if call.name == "delete_my_data":
             self.consented = False
             return {}

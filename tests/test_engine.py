@@ -30,7 +30,7 @@ def test_declining_consent_stores_nothing_and_start_asks_again() -> None:
     d = Driver()
     d.text("/start")
     replies = d.press("decline")
-    assert "tidak ada data yang kami simpan" in replies[0].text
+    assert "Kami tidak menyimpan data Anda" in replies[0].text
     assert not d.consented
     assert len(replies) == 1  # no menu behind a refusal
     replies = d.text("1")  # typing anything shows the consent question again

@@ -213,6 +213,12 @@ async def test_two_residents_do_not_mix(sqlite_url: str, clock: FakeClock) -> No
                           contacts=[fg.contact(SITI, "Siti"), fg.contact(BUDI, "Budi")])
         assert await h.post(both) == 200
         assert len(h.graph.to(SITI)) == 2 and len(h.graph.to(BUDI)) == 2
+        with h.app.factory() as db:  # no name is stored before consent
+            assert set(db.scalars(select(Contact.display_name))) == {None}
+        agree = fg.webhook(messages=[fg.button_reply(SITI, h.graph.last_question(SITI).option("Setuju")),
+                                     fg.button_reply(BUDI, h.graph.last_question(BUDI).option("Setuju"))],
+                           contacts=[fg.contact(SITI, "Siti"), fg.contact(BUDI, "Budi")])
+        assert await h.post(agree) == 200
         with h.app.factory() as db:
             people = {(r[0], r[1]) for r in db.execute(select(Contact.external_id, Contact.display_name))}
         assert people == {(SITI, "Siti"), (BUDI, "Budi")}

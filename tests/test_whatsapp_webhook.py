@@ -168,8 +168,9 @@ async def test_failed_processing_is_kept_and_retried(sqlite_url: str, clock: Fak
 async def test_resident_keyed_by_wa_id_and_business_scoped_id(db_url: str, clock: FakeClock) -> None:
     async with harness(db_url, clock) as h:
         await h.send(SITI, fg.text_message(SITI, "halo"), name="Siti", user_id="ID.1234567890abcdef")
-        # the same person later, with another display name and only the business-scoped id
-        only_bsuid = fg.text_message(SITI, "halo lagi")
+        # the same person agrees, with another display name and only the business-scoped id
+        # (the name is stored with the consent, not before)
+        only_bsuid = fg.button_reply(SITI, h.graph.last_question(SITI).option("Setuju"))
         del only_bsuid["from"]
         only_bsuid["from_user_id"] = "ID.1234567890abcdef"
         contact = {"profile": {"name": "Bu Siti"}, "user_id": "ID.1234567890abcdef"}

@@ -225,6 +225,7 @@ def mark_sent_many(runtime: Runtime, sent: list[tuple[int, str | None]], now: da
     with runtime.engine.begin() as conn:
         runtime.raw.mark_sent.many(conn.connection.cursor(),
                                    [{"row_id": r, "provider_id": p, "now": now} for r, p in sent])
+    runtime.settle_erasures(r for r, _ in sent)  # erasure confirmations: deleted once sent
 
 
 class GroupCommit:
@@ -454,7 +455,7 @@ class TelegramChannel:
             event = Event("unsupported", event_id)
         return Inbound(CHANNEL, str(user.id), str(message.chat.id), event,
                        event_key=str(update_id), display_name=user.full_name,
-                       language_hint=user.language_code)
+                       username=user.username, language_hint=user.language_code)
 
     # -------------------------------------------------------------- handlers
 
@@ -483,7 +484,7 @@ class TelegramChannel:
         inbound = Inbound(CHANNEL, str(user.id), str(chat_id),
                           Event("choice", f"tg:{event_update.update_id}", choice=choice, q=q),
                           event_key=str(event_update.update_id), display_name=user.full_name,
-                          language_hint=user.language_code)
+                          username=user.username, language_hint=user.language_code)
 
         async def work() -> None:
             answered = False

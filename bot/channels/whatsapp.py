@@ -45,7 +45,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.channels import common
 from bot.channels.common import KeyedLocks, Pacer, decode_choice, encode_choice
 from bot.config import ConfigError, Settings
-from bot.models import Contact, OutboxMessage, WhatsAppIdentity, WhatsAppWebhook
+from bot.models import (
+    Contact,
+    ConversationSession,
+    OutboxMessage,
+    WhatsAppIdentity,
+    WhatsAppWebhook,
+)
 from bot.outbox import SendError, apply_failure, mark_sent, record_failure
 from bot.ratelimit import RateLimiter
 from bot.runtime import Clock, Inbound, Runtime
@@ -60,6 +66,7 @@ T = TypeVar("T")
 CHANNEL = "whatsapp"
 WEBHOOK_PATH = "/whatsapp/webhook"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
+PHOTO_STEPS = {("complaint", "photos_done")}  # the questions that ask for a photo (flows/steps.py)
 WINDOW = timedelta(hours=24)  # customer-service window after the resident's last message
 
 MAX_TEXT = 4096  # one text message
@@ -505,7 +512,12 @@ class WhatsAppSender:
         self.default_language = default_language
 
     async def send(self, chat_id: str, payload: dict[str, Any]) -> str | None:
-        lang, last = await asyncio.to_thread(contact_info, self.factory, chat_id)
+        if payload.get("erasure"):
+            # The answer to the message that erased the resident (bot/privacy.py): their row
+            # is gone, but they wrote a moment ago, so the window is open.
+            lang, last = self.default_language, self.clock()
+        else:
+            lang, last = await asyncio.to_thread(contact_info, self.factory, chat_id)
         lang = lang or self.default_language
         in_window = last is not None and self.clock() - last < WINDOW and not payload.get("wa_template")
         try:
@@ -616,6 +628,30 @@ def resolve_identity(factory: sessionmaker[Session], wa_id: str | None, user_id:
         assert user_id
         known = db.get(WhatsAppIdentity, user_id)
         return known.wa_id if known is not None else user_id
+
+
+def photo_wanted(factory: sessionmaker[Session], wa_id: str | None, user_id: str | None,
+                 now: datetime, timeout: timedelta) -> bool:
+    """Whether the resident's conversation is at a question that takes a photo (a complaint's
+    evidence). Anything else (a photo at the menu, before consent) is never downloaded."""
+    with factory() as db:
+        key = wa_id
+        if not key and user_id:
+            known = db.get(WhatsAppIdentity, user_id)
+            key = known.wa_id if known is not None else user_id
+        row = db.execute(
+            select(Contact.consent_at, ConversationSession.state)
+            .join(ConversationSession, ConversationSession.contact_id == Contact.id)
+            .where(Contact.channel == CHANNEL, Contact.external_id == key)
+        ).first()
+    if row is None or row[0] is None:
+        return False
+    state = row[1] or {}
+    try:
+        fresh = now - datetime.fromisoformat(str(state.get("at"))) <= timeout
+    except ValueError:
+        fresh = False
+    return fresh and (state.get("flow"), state.get("step")) in PHOTO_STEPS
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -854,6 +890,9 @@ class WhatsAppChannel:
         if event is None or self.media_dir is None or not media or not media.get("media_id"):
             return incoming
         media_id = str(media["media_id"])
+        if not await self._db(photo_wanted, self.factory, incoming.wa_id, incoming.user_id,
+                              self.runtime.clock(), self.runtime.session_timeout):
+            return incoming  # nobody asked for it: not downloaded, not stored
         try:
             data, mime = await self.sender.client.download(media_id)
             name = re.sub(r"[^A-Za-z0-9_.-]", "_", media_id)[:100]
@@ -893,6 +932,7 @@ class WhatsAppChannel:
     def _record(self, sent: list[tuple[int, str | None]], failed: list[tuple[int, SendError]]) -> None:
         now = self.runtime.clock()
         mark_sent(self.factory, sent, now)
+        self.runtime.settle_erasures(r for r, _ in sent)  # erasure confirmations: deleted once sent
         for row_id, err in failed:
             status = record_failure(self.factory, row_id, err, now)
             log.warning("outbox %s not sent (%s): %s", row_id, status, err.reason)

@@ -1,0 +1,425 @@
+"""What erasure (UU 27/2022) leaves behind: nothing that identifies the person.
+
+Complaints and survey scores stay with the agency, anonymised: the link to the person goes,
+and the free text they (or staff, about them) wrote is scrubbed of NIK, phone numbers, e-mail
+addresses and the person's own name. Copies of that text that Prima stores elsewhere (case
+cards and relays in the outbox, case events, audit reasons, stored webhook bodies, digest
+files) are scrubbed too: :func:`erase_contact` runs over every text and JSON column of every
+table in the metadata, so a table added later is covered without a hand-kept list.
+
+Scrubbing is a replacement, not a mask: ``[NIK]``, ``[telepon]``, ``[email]``, ``[nama]``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, String, Table, Text, cast, delete, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.models import (
+    Base,
+    Case,
+    CaseEvent,
+    Complaint,
+    Contact,
+    ConversationSession,
+    OutboxMessage,
+    StatusChange,
+    SurveyResponse,
+    WhatsAppIdentity,
+    WhatsAppWebhook,
+)
+
+log = logging.getLogger(__name__)
+
+NIK_MARK = "[NIK]"
+PHONE_MARK = "[telepon]"
+EMAIL_MARK = "[email]"
+NAME_MARK = "[nama]"
+ERASURE_KIND = "erasure"  # the reply confirming an erasure: deleted once sent (see purge_sent)
+ERASURE_REF = "erasure"  # ``ref`` is indexed: the purge finds these rows without a scan
+# Tables the sweep leaves alone: the catalog (no personal data), and the contacts table, whose
+# rows are other people's identities (the erased person's own row is gone by then).
+NOT_SWEPT = frozenset({"agencies", "services", "contacts"})
+
+_SEP = r"[ \t.\-]"
+EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+# NIK: 16 digits, in any grouping with spaces, dots or dashes (3201 0101 0101 0001, 3201.01...).
+NIK = re.compile(rf"(?<![\w+])\d(?:{_SEP}?\d){{15}}(?![\w])")
+# Mobile numbers: 08.., +62 8.., 62 8.., (+62) 8..: 9 to 13 digits after the prefix 0.
+MOBILE = re.compile(
+    rf"(?<![\w+])(?:\(?\+62\)?{_SEP}?|62{_SEP}?|0)8\d(?:{_SEP}?\d){{6,10}}(?![\w])")
+# Landlines with an area code: 021-5551234, (0274) 512345, +62 21 5551234.
+LANDLINE = re.compile(
+    rf"(?<![\w+])(?:\(?\+62\)?{_SEP}?|62{_SEP}?|\(0|0)[1-79]\d{{1,3}}\)?{_SEP}?\d{{3,4}}{_SEP}?\d{{3,4}}(?![\w])")
+# "nama saya Siti Aminah", "my name is ...", "saya bernama ...": the words after it, up to three.
+NAME_INTRO = re.compile(
+    r"(?i:\bnama\s+saya|\bsaya\s+bernama|\bnama\s*:|\bmy\s+name\s+is)\s*(?i:adalah|ialah|:)?\s*"
+    r"((?:[^\W\d_][\w'.\-]*)(?:[ \t]+[^\W\d_][\w'.\-]*){0,2})")
+# Words that end a typed name ("nama saya Siti dan saya ...").
+_NOT_NAME = {
+    "dan", "yang", "dari", "di", "ke", "ingin", "mau", "mohon", "nik", "no", "nomor", "hp", "wa",
+    "warga", "tinggal", "alamat", "email", "umur", "usia", "sudah", "tidak", "belum", "pak", "bu",
+    "and", "from", "my", "i", "the", "want", "live", "phone", "saya", "telp", "telepon", "ktp",
+}
+MIN_NAME_PART = 3  # shorter parts of a name ("Al", "Wu") are too common to scrub on their own
+
+
+def typed_names(text: str) -> list[str]:
+    """Names a person typed about themselves ("nama saya Siti Aminah")."""
+    found: list[str] = []
+    for m in NAME_INTRO.finditer(text or ""):
+        words: list[str] = []
+        for word in m.group(1).split():
+            w = word.strip(".,;:'-")
+            if not w or w.lower() in _NOT_NAME:
+                break
+            words.append(w)
+        if words:
+            found.append(" ".join(words))
+    return found
+
+
+def digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+@dataclass
+class Scrubber:
+    """Removes NIK, phone numbers, e-mail addresses and the given names from free text.
+
+    ``numbers``: identifiers of the person as digits (their WhatsApp number, Telegram id),
+    removed in any grouping; ``names``: how they called themselves, removed whole and by
+    each part of three letters or more, case-insensitively.
+    """
+
+    names: Iterable[str] = ()
+    numbers: Iterable[str] = ()
+    _names: re.Pattern[str] | None = field(init=False, default=None)
+    _numbers: re.Pattern[str] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.names = tuple(self.names)
+        parts: set[str] = set()
+        for name in self.names:
+            name = " ".join((name or "").split())
+            if not name:
+                continue
+            parts.add(name)
+            parts.update(p for p in re.split(r"[\s,.;:()\"'@_-]+", name) if len(p) >= MIN_NAME_PART)
+        if parts:
+            alts = "|".join(re.escape(p) for p in sorted(parts, key=len, reverse=True))
+            self._names = re.compile(rf"(?<![\w])@?(?:{alts})(?![\w])", re.IGNORECASE)
+        nums = {d for d in (digits(n) for n in self.numbers) if len(d) >= 5}
+        forms: set[str] = set()
+        for d in nums:
+            forms.add(d)
+            if d.startswith("62"):
+                forms.add("0" + d[2:])  # 6281... is also written 081...
+        if forms:
+            alts = "|".join(f"{_SEP}?".join(d) for d in sorted(forms, key=len, reverse=True))
+            self._numbers = re.compile(rf"(?<![\w])\+?(?:{alts})(?![\w])")
+
+    def scrub(self, text: str) -> str:
+        """The text without the personal data this scrubber knows about."""
+        if not text:
+            return text
+        out = EMAIL.sub(EMAIL_MARK, text)
+        if self._numbers is not None:
+            out = self._numbers.sub(PHONE_MARK, out)
+        out = NIK.sub(NIK_MARK, out)
+        out = MOBILE.sub(PHONE_MARK, out)
+        out = LANDLINE.sub(PHONE_MARK, out)
+        names = self._names
+        typed = typed_names(out)
+        if typed:  # names typed in this very text count too
+            names = Scrubber(names=[*typed, *self.names])._names
+        if names is not None:
+            out = names.sub(NAME_MARK, out)
+        return out
+
+    def scrub_value(self, value: Any) -> Any:
+        """Strings inside JSON-like data, keys included."""
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {self.scrub(k) if isinstance(k, str) else k: self.scrub_value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.scrub_value(v) for v in value]
+        return value
+
+
+def scrub(text: str, names: Iterable[str] = ()) -> str:
+    """NIK, phone numbers, e-mail addresses, typed names and ``names`` removed from ``text``."""
+    return Scrubber(names=list(names)).scrub(text)
+
+
+# ---------------------------------------------------------------- erasure
+
+
+@dataclass
+class Erased:
+    complaints: int
+    surveys: int
+    cases: int
+    rows_scrubbed: int
+    files_scrubbed: int
+
+
+def _text_columns(table: Table) -> Iterator[Any]:
+    for col in table.columns:
+        if isinstance(col.type, String | Text | JSON) or getattr(col.type, "impl", None).__class__ is JSON:
+            yield col
+
+
+def _found_terms(texts: Iterable[str]) -> set[str]:
+    """NIK, phone numbers and e-mail addresses as written in the person's texts."""
+    out: set[str] = set()
+    for text in texts:
+        for pattern in (EMAIL, NIK, MOBILE, LANDLINE):
+            out.update(m.group(0) for m in pattern.finditer(text or ""))
+    return out
+
+
+def _search_terms(terms: Iterable[str]) -> set[str]:
+    """Forms to look for with LIKE: as written, as digits, and JSON-escaped (SQLite's JSON)."""
+    out: set[str] = set()
+    for term in terms:
+        term = term.strip()
+        if len(term) < MIN_NAME_PART:
+            continue
+        out.add(term)
+        d = digits(term)
+        if len(d) >= 8:
+            out.add(d)
+        escaped = json.dumps(term)[1:-1]
+        if escaped != term:
+            out.add(escaped)
+    return out
+
+
+def erase_contact(
+    db: Session, contact: Contact, now: datetime, *, names: Iterable[str] = (),
+    keep_outbox: Iterable[int] = (), files: Iterable[Path] = (),
+) -> Erased:
+    """Remove a resident: the contact, session, identities and messages go; what the agency keeps
+    (complaints, cases, survey scores) loses the link and the personal data in its text.
+
+    ``names``: other names the channel knows them by (Telegram username, WhatsApp profile
+    name); ``files``: directories whose files are scrubbed too (digests); ``keep_outbox``: rows
+    of this turn (the confirmation) that must still be sent.
+    """
+    from bot import cases as case_logic  # bot.cases imports much; only erasure needs it here
+
+    cid = contact.id
+    complaints = list(db.scalars(select(Complaint).where(Complaint.contact_id == cid).with_for_update()))
+    complaint_ids = [c.id for c in complaints]
+    case_cond = Case.contact_id == cid
+    if complaint_ids:
+        case_cond = or_(case_cond, Case.complaint_id.in_(complaint_ids))
+    my_cases = list(db.scalars(select(Case).where(case_cond)))
+    case_ids = [c.id for c in my_cases]
+    responses = list(db.scalars(select(SurveyResponse).where(SurveyResponse.contact_id == cid)))
+    events = list(db.scalars(select(CaseEvent).where(CaseEvent.case_id.in_(case_ids)))) if case_ids else []
+    changes = list(db.scalars(select(StatusChange).where(StatusChange.complaint_id.in_(complaint_ids)))) \
+        if complaint_ids else []
+
+    # Everything the person wrote, to learn the names, numbers and addresses they gave.
+    theirs = [c.description for c in complaints] + [c.occurred or "" for c in complaints] \
+        + [r.suggestion or "" for r in responses] + [c.summary for c in my_cases] \
+        + [e.reason or "" for e in events if e.kind == "from_resident"]
+    all_names = {n for n in (contact.display_name, *names) if n}
+    all_names |= {c.reporter_name for c in complaints if c.reporter_name}
+    all_names |= {c.reporter_name for c in my_cases if c.reporter_name}
+    for text in theirs:
+        all_names.update(typed_names(text))
+    numbers = [contact.external_id] if digits(contact.external_id) == contact.external_id else []
+    scrubber = Scrubber(names=sorted(all_names), numbers=numbers)
+
+    # The agency keeps these, anonymised.
+    case_logic.forget_contact(db, cid, now)
+    for complaint in complaints:
+        complaint.contact_id = None
+        complaint.reporter_name = None
+        complaint.contact_consent = False
+        complaint.anonymised_at = now
+        complaint.description = scrubber.scrub(complaint.description)
+        complaint.occurred = scrubber.scrub(complaint.occurred) if complaint.occurred else None
+        complaint.location_text = scrubber.scrub(complaint.location_text) if complaint.location_text else None
+        complaint.attachments = scrubber.scrub_value(complaint.attachments)
+        db.add(StatusChange(complaint_id=complaint.id, from_status=complaint.status,
+                            to_status=complaint.status, actor="resident",
+                            reason="reporter deleted their personal data", at=now))
+    for change in changes:
+        change.reason = scrubber.scrub(change.reason) if change.reason else change.reason
+    for case in my_cases:
+        case.summary = scrubber.scrub(case.summary)
+        case.reasons = scrubber.scrub_value(case.reasons)
+        case.reporter_name = None
+    for event in events:
+        event.reason = scrubber.scrub(event.reason) if event.reason else event.reason
+    for response in responses:
+        response.contact_id = None
+        response.suggestion = scrubber.scrub(response.suggestion) if response.suggestion else None
+
+    # What only existed for the person goes.
+    keep = list(keep_outbox)
+    gone = delete(OutboxMessage).where(OutboxMessage.contact_id == cid)
+    db.execute(gone.execution_options(synchronize_session=False))
+    mine = delete(OutboxMessage).where(OutboxMessage.channel == contact.channel,
+                                       OutboxMessage.chat_id == contact.external_id)
+    if keep:
+        mine = mine.where(OutboxMessage.id.not_in(keep))
+    db.execute(mine.execution_options(synchronize_session=False))
+    db.execute(delete(ConversationSession).where(ConversationSession.contact_id == cid))
+    if contact.channel == "whatsapp":
+        _forget_whatsapp(db, contact.external_id)
+    db.flush()
+    external = contact.external_id
+    db.delete(contact)
+    db.flush()
+
+    # Copies elsewhere (staff-room rows, queue lists, tables added later): every text and JSON
+    # column of every table is searched for the person's identifiers and scrubbed.
+    terms = _search_terms([*all_names, *_found_terms(theirs), external])
+    scrubbed = sweep(db, scrubber, terms, skip_outbox=keep, case_ids=case_ids)
+    files_done = sum(scrub_files(d, scrubber, terms) for d in files)
+    return Erased(len(complaints), len(responses), len(my_cases), scrubbed, files_done)
+
+
+def sweep(db: Session, scrubber: Scrubber, terms: Iterable[str], *, skip_outbox: Iterable[int] = (),
+          case_ids: Iterable[int] = ()) -> int:
+    """Scrub every text/JSON value, in every table, that contains one of ``terms``."""
+    terms = sorted(set(terms))
+    skip = set(skip_outbox)
+    case_refs = [f"case:{i}" for i in case_ids]
+    count = 0
+    for table in Base.metadata.sorted_tables:
+        if table.name in NOT_SWEPT:
+            continue
+        cols = list(_text_columns(table))
+        pk = list(table.primary_key.columns)
+        if not cols or not terms or not pk:
+            continue
+        cond = or_(*(cast(c, Text).icontains(t, autoescape=True) for c in cols for t in terms))
+        if table.name == OutboxMessage.__tablename__ and case_refs:
+            cond = or_(cond, table.c.ref.in_(case_refs))  # staff-room rows about their cases
+        for row in db.execute(select(*pk, *cols).where(cond)).mappings().all():
+            key = {c.name: row[c.name] for c in pk}
+            if table.name == OutboxMessage.__tablename__ and key.get("id") in skip:
+                continue
+            changes = {}
+            for c in cols:
+                value = row[c.name]
+                new = scrubber.scrub_value(value)
+                if new != value:
+                    changes[c.name] = new
+            if changes:
+                where = [c == key[c.name] for c in pk]
+                db.execute(update(table).where(*where).values(**changes))
+                count += 1
+    return count
+
+
+def scrub_files(directory: Path, scrubber: Scrubber, terms: Iterable[str]) -> int:
+    """Rewrite stored text and spreadsheet files (digests) that name the person."""
+    if not directory.is_dir():
+        return 0
+    needles = [t.lower() for t in terms]
+    changed = 0
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        try:
+            if path.suffix in (".txt", ".csv", ".json"):
+                text = path.read_text(encoding="utf-8")
+                if any(n in text.lower() for n in needles):
+                    new = scrubber.scrub(text)
+                    if new != text:
+                        path.write_text(new, encoding="utf-8")
+                        changed += 1
+            elif path.suffix == ".xlsx":
+                changed += _scrub_xlsx(path, scrubber, needles)
+        except (OSError, ValueError) as exc:  # keep going: one bad file must not stop erasure
+            log.warning("could not scrub %s: %s", path, exc)
+    return changed
+
+
+def _scrub_xlsx(path: Path, scrubber: Scrubber, needles: list[str]) -> int:
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path)
+    changed = False
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, str) and any(n in cell.value.lower() for n in needles):
+                    new = scrubber.scrub(cell.value)
+                    if new != cell.value:
+                        cell.value = new
+                        changed = True
+    if changed:
+        tmp = path.with_suffix(".xlsx.part")
+        wb.save(tmp)
+        tmp.replace(path)
+    return int(changed)
+
+
+def purge_sent(db: Session) -> int:
+    """Erasure confirmations are deleted once their send is settled (sent, failed, cancelled):
+    until then the row holds the only trace of the person, their chat id, to reach them."""
+    res = db.execute(
+        delete(OutboxMessage)
+        .where(OutboxMessage.ref == ERASURE_REF,
+               OutboxMessage.status.in_(("sent", "failed", "cancelled", "unknown")))
+        .execution_options(synchronize_session=False)
+    )
+    return int(res.rowcount)  # type: ignore[attr-defined]
+
+
+def forget_unconsented(db: Session, contact: Contact) -> None:
+    """Declined consent: the contact, its session and messages go, and on WhatsApp the
+    identity link and stored bodies. Nothing was collected yet, so nothing is swept."""
+    cid = contact.id
+    db.execute(delete(OutboxMessage).where(OutboxMessage.contact_id == cid)
+               .execution_options(synchronize_session=False))
+    db.execute(delete(OutboxMessage).where(OutboxMessage.channel == contact.channel,
+                                           OutboxMessage.chat_id == contact.external_id)
+               .execution_options(synchronize_session=False))
+    db.execute(delete(ConversationSession).where(ConversationSession.contact_id == cid))
+    if contact.channel == "whatsapp":
+        _forget_whatsapp(db, contact.external_id)
+    db.flush()
+    db.delete(contact)
+    db.flush()
+
+
+def _forget_whatsapp(db: Session, wa_id: str) -> None:
+    db.execute(delete(WhatsAppIdentity).where(or_(WhatsAppIdentity.wa_id == wa_id,
+                                                  WhatsAppIdentity.user_id == wa_id)))
+    # stored bodies of their messages (processed ones are deleted already; these wait for a retry)
+    db.execute(delete(WhatsAppWebhook).where(cast(WhatsAppWebhook.body, Text).contains(wa_id))
+               .execution_options(synchronize_session=False))
+
+
+PURGE_JOB = "privacy_purge"
+
+
+def run_purge(factory: sessionmaker[Session]) -> int:
+    """The scheduler's safety net for confirmations sent by the dispatcher or another process."""
+    with factory() as db, db.begin():
+        return purge_sent(db)
+
+
+def register_purge_job(scheduler: Any, factory: sessionmaker[Session], every_seconds: float = 60.0) -> None:
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    scheduler.add_job(run_purge, IntervalTrigger(seconds=every_seconds), args=[factory], id=PURGE_JOB,
+                      name="erasure confirmations purge", max_instances=1, coalesce=True,
+                      replace_existing=True)
