@@ -257,7 +257,7 @@ class RawSQL:
 REMINDER_COLUMNS = ("contact_id", "channel", "chat_id", "kind", "payload", "status", "due_at",
                     "attempts", "created_at", "dedupe_key", "agency_id", "urgent", "ref", "uncertain")
 REPLY_COLUMNS = ("contact_id", "channel", "chat_id", "kind", "payload", "status", "due_at",
-                 "attempts", "claimed_at", "created_at", "urgent", "uncertain")
+                 "attempts", "claimed_at", "created_at", "urgent", "uncertain", "ref")
 
 
 def _answers_upsert(insert: Any) -> Any:

@@ -434,6 +434,7 @@ class _Work:
             created_at=self.now,
             urgent=True,
             uncertain=0,
+            ref=None,
         )
         if self.erased:
             self._erasure_row(row)
