@@ -512,6 +512,8 @@ class WhatsAppSender:
         self.default_language = default_language
 
     async def send(self, chat_id: str, payload: dict[str, Any]) -> str | None:
+        lang: str | None
+        last: datetime | None
         if payload.get("erasure"):
             # The answer to the message that erased the resident (bot/privacy.py): their row
             # is gone, but they wrote a moment ago, so the window is open.
@@ -628,6 +630,14 @@ def resolve_identity(factory: sessionmaker[Session], wa_id: str | None, user_id:
         assert user_id
         known = db.get(WhatsAppIdentity, user_id)
         return known.wa_id if known is not None else user_id
+
+
+def event_key(message_id: str | None) -> str | None:
+    """The de-duplication key of a delivery: a hash, because a ``wamid`` is the sender's phone
+    number in base64 and the key outlives an erasure."""
+    if not message_id:
+        return None
+    return "h:" + hashlib.sha256(message_id.encode()).hexdigest()
 
 
 def photo_wanted(factory: sessionmaker[Session], wa_id: str | None, user_id: str | None,
@@ -868,7 +878,8 @@ class WhatsAppChannel:
         now = self.runtime.clock()
         key = resolve_identity(self.factory, incoming.wa_id, incoming.user_id, now)
         rows = self.runtime.handle(Inbound(CHANNEL, key, key, incoming.event,
-                                           event_key=incoming.message_id, display_name=incoming.name))
+                                           event_key=event_key(incoming.message_id),
+                                           display_name=incoming.name))
         release_waiting(self.factory, key, self.runtime.clock())
         return rows
 
