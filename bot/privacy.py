@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from sqlalchemy import JSON, String, Table, Text, cast, delete, or_, select, upd
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.models import (
+    Agency,
     Base,
     Case,
     CaseEvent,
@@ -32,6 +34,7 @@ from bot.models import (
     Contact,
     ConversationSession,
     OutboxMessage,
+    Service,
     StatusChange,
     SurveyResponse,
     WhatsAppIdentity,
@@ -49,6 +52,7 @@ ERASURE_REF = "erasure"  # ``ref`` is indexed: the purge finds these rows withou
 # Tables the sweep leaves alone: the catalog (no personal data), and the contacts table, whose
 # rows are other people's identities (the erased person's own row is gone by then).
 NOT_SWEPT = frozenset({"agencies", "services", "contacts"})
+IDENTITY_COLUMNS = frozenset({"reporter_name", "display_name"})
 
 _SEP = r"[ \t.\-]"
 EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
@@ -103,6 +107,7 @@ class Scrubber:
 
     names: Iterable[str] = ()
     numbers: Iterable[str] = ()
+    keep_words: frozenset[str] = frozenset()  # words of the bot and catalog: not a name alone
     _names: re.Pattern[str] | None = field(init=False, default=None)
     _numbers: re.Pattern[str] | None = field(init=False, default=None)
 
@@ -114,7 +119,8 @@ class Scrubber:
             if not name:
                 continue
             parts.add(name)
-            parts.update(p for p in re.split(r"[\s,.;:()\"'@_-]+", name) if len(p) >= MIN_NAME_PART)
+            parts.update(p for p in re.split(r"[\s,.;:()\"'@_-]+", name)
+                         if len(p) >= MIN_NAME_PART and p.lower() not in self.keep_words)
         if parts:
             alts = "|".join(re.escape(p) for p in sorted(parts, key=len, reverse=True))
             self._names = re.compile(rf"(?<![\w])@?(?:{alts})(?![\w])", re.IGNORECASE)
@@ -141,7 +147,7 @@ class Scrubber:
         names = self._names
         typed = typed_names(out)
         if typed:  # names typed in this very text count too
-            names = Scrubber(names=[*typed, *self.names])._names
+            names = Scrubber(names=[*typed, *self.names], keep_words=self.keep_words)._names
         if names is not None:
             out = names.sub(NAME_MARK, out)
         return out
@@ -163,6 +169,28 @@ def scrub(text: str, names: Iterable[str] = ()) -> str:
 
 
 # ---------------------------------------------------------------- erasure
+
+
+@cache
+def bot_words() -> frozenset[str]:
+    """Every word of the bot's own messages, in both languages ("Warga", "Bapak", "Petugas"):
+    a resident named like one is still scrubbed by their full name, never by that word alone."""
+    from bot.i18n import LANGUAGES, message_ids, translations
+
+    words: set[str] = set()
+    for lang in LANGUAGES:
+        t = translations(lang)
+        for key in message_ids(lang):
+            words.update(w.lower() for w in re.findall(r"[^\W\d_]+", t.gettext(key)))
+    return frozenset(words)
+
+
+def catalog_words(db: Session) -> frozenset[str]:
+    """Words of agency and service names and aliases ("Pajak", "Samsat")."""
+    texts = [*db.scalars(select(Agency.name)), *db.scalars(select(Agency.short_name)),
+             *db.scalars(select(Service.name)),
+             *(json.dumps(a, ensure_ascii=False) for a in db.scalars(select(Service.aliases)))]
+    return frozenset(w.lower() for text in texts for w in re.findall(r"[^\W\d_]+", text))
 
 
 @dataclass
@@ -242,7 +270,8 @@ def erase_contact(
     for text in theirs:
         all_names.update(typed_names(text))
     numbers = [contact.external_id] if digits(contact.external_id) == contact.external_id else []
-    scrubber = Scrubber(names=sorted(all_names), numbers=numbers)
+    vocab = bot_words() | catalog_words(db)
+    scrubber = Scrubber(names=sorted(all_names), numbers=numbers, keep_words=vocab)
 
     # The agency keeps these, anonymised.
     case_logic.forget_contact(db, cid, now)
@@ -289,7 +318,10 @@ def erase_contact(
 
     # Copies elsewhere (staff-room rows, queue lists, tables added later): every text and JSON
     # column of every table is searched for the person's identifiers and scrubbed.
-    terms = _search_terms([*all_names, *_found_terms(theirs), external])
+    # A name that is one of the bot's own words ("Warga") would match everyone's messages:
+    # it is scrubbed in the person's own rows above, not searched for elsewhere.
+    names_sought = [n for n in all_names if n.strip().lower() not in vocab]
+    terms = _search_terms([*names_sought, *_found_terms(theirs), external])
     scrubbed = sweep(db, scrubber, terms, skip_outbox=keep, case_ids=case_ids)
     files_done = sum(scrub_files(d, scrubber, terms) for d in files)
     return Erased(len(complaints), len(responses), len(my_cases), scrubbed, files_done)
@@ -299,6 +331,7 @@ def sweep(db: Session, scrubber: Scrubber, terms: Iterable[str], *, skip_outbox:
           case_ids: Iterable[int] = ()) -> int:
     """Scrub every text/JSON value, in every table, that contains one of ``terms``."""
     terms = sorted(set(terms))
+    needles = [t.lower() for t in terms]
     skip = set(skip_outbox)
     case_refs = [f"case:{i}" for i in case_ids]
     count = 0
@@ -312,13 +345,20 @@ def sweep(db: Session, scrubber: Scrubber, terms: Iterable[str], *, skip_outbox:
         cond = or_(*(cast(c, Text).icontains(t, autoescape=True) for c in cols for t in terms))
         if table.name == OutboxMessage.__tablename__ and case_refs:
             cond = or_(cond, table.c.ref.in_(case_refs))  # staff-room rows about their cases
-        for row in db.execute(select(*pk, *cols).where(cond)).mappings().all():
+        owner = [table.c.contact_id] if "contact_id" in table.c and table.c.contact_id not in pk else []
+        refs = [table.c.ref] if table.name == OutboxMessage.__tablename__ else []
+        for row in db.execute(select(*pk, *owner, *refs, *cols).where(cond)).mappings().all():
             key = {c.name: row[c.name] for c in pk}
             if table.name == OutboxMessage.__tablename__ and key.get("id") in skip:
                 continue
+            about_them = bool(refs) and row["ref"] in case_refs  # a copy of their case: all of it
             changes = {}
             for c in cols:
+                if c.name in IDENTITY_COLUMNS and row.get("contact_id") is not None:
+                    continue  # someone else's own name (a namesake), not a copy of the person's
                 value = row[c.name]
+                if value is None or not (about_them or _mentions(value, needles)):
+                    continue  # only the values that name them: a namesake's other columns stay
                 new = scrubber.scrub_value(value)
                 if new != value:
                     changes[c.name] = new
@@ -327,6 +367,17 @@ def sweep(db: Session, scrubber: Scrubber, terms: Iterable[str], *, skip_outbox:
                 db.execute(update(table).where(*where).values(**changes))
                 count += 1
     return count
+
+
+def _mentions(value: Any, needles: list[str]) -> bool:
+    text = value if isinstance(value, str) else json.dumps(value)
+    text_low = text.lower()
+    if any(n in text_low for n in needles):
+        return True
+    if not isinstance(value, str):  # also as stored without escapes (PostgreSQL's JSON)
+        plain = json.dumps(value, ensure_ascii=False).lower()
+        return any(n in plain for n in needles)
+    return False
 
 
 def scrub_files(directory: Path, scrubber: Scrubber, terms: Iterable[str]) -> int:

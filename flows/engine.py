@@ -265,7 +265,7 @@ def match_choice(text: str, choices: tuple[Choice, ...] | list[Choice]) -> str |
     if not choices:
         return None
     stripped = text.strip().rstrip(".)")
-    if stripped.isdigit():
+    if stripped.isascii() and stripped.isdigit():  # "¹" and "٣" are digits to isdigit, not to int
         n = int(stripped)
         return choices[n - 1].id if 1 <= n <= len(choices) else None
     wanted = utils.default_process(text)

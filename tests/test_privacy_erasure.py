@@ -280,3 +280,32 @@ async def test_erasure_confirmation_left_to_the_dispatcher_is_purged(sqlite_url:
             assert count(app, OutboxMessage) == 0 and count(app, Contact) == 0
     finally:
         app.engine.dispose()
+
+
+async def test_namesakes_and_the_bots_own_words_are_left_alone(app: App, clock: FakeClock) -> None:
+    """Another resident with the same name keeps theirs; a resident called "Warga" (a word of
+    the bot's own messages) does not make erasure rewrite everyone's rows."""
+    twin = User(id=7345012399, first_name="Siti", last_name="Aminah")
+    warga = User(id=7345012377, first_name="Warga")
+    async with harness(app, clock) as h:
+        for user in (WARGA, twin, warga):
+            await consent(h, user)
+            await say(h, user, "/menu")
+            await complaint(h, user, f"Antrian lama sekali, saya {user.first_name} dari Warga Bungo",
+                            "Penundaan berlarut", confidential=False)
+        for user in (WARGA, warga):
+            await say(h, user, "/datasaya")
+            await press(h, user, "Hapus data saya")
+            await press(h, user, "Ya, hapus")
+    with app.factory() as db:
+        descriptions = sorted(db.scalars(select(Complaint.description)))
+        assert descriptions == sorted([
+            "Antrian lama sekali, saya [nama] dari Warga Bungo",  # Siti, erased
+            "Antrian lama sekali, saya Siti dari Warga Bungo",  # her namesake, untouched
+            # the erased "Warga": their own text loses their name; nobody else's loses the word
+            "Antrian lama sekali, saya [nama] dari [nama] Bungo",
+        ])
+        twin_row = db.scalars(select(Contact).where(Contact.external_id == str(twin.id))).one()
+        assert twin_row.display_name == "Siti Aminah"
+        assert db.scalars(select(Complaint.reporter_name).where(Complaint.contact_id == twin_row.id)).one() \
+            == "Siti Aminah"

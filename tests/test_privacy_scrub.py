@@ -77,3 +77,8 @@ def test_typed_names_stop_at_ordinary_words() -> None:
     assert typed_names("My name is John Doe, from Bungo") == ["John Doe"]
     assert typed_names("saya bernama Budi. NIK ...") == ["Budi"]
     assert typed_names("tidak ada nama di sini") == []
+
+
+def test_words_of_the_bot_and_catalog_are_not_a_name_alone() -> None:
+    s = Scrubber(names=["Budi Pajak"], keep_words=frozenset({"pajak"}))
+    assert s.scrub("Budi Pajak lapor pajak motor, Budi") == "[nama] lapor pajak motor, [nama]"
