@@ -175,13 +175,13 @@ def scrub(text: str, names: Iterable[str] = ()) -> str:
 def bot_words() -> frozenset[str]:
     """Every word of the bot's own messages, in both languages ("Warga", "Bapak", "Petugas"):
     a resident named like one is still scrubbed by their full name, never by that word alone."""
-    from bot.i18n import LANGUAGES, message_ids, translations
+    from bot.i18n import LANGUAGES, po_path
 
     words: set[str] = set()
-    for lang in LANGUAGES:
-        t = translations(lang)
-        for key in message_ids(lang):
-            words.update(w.lower() for w in re.findall(r"[^\W\d_]+", t.gettext(key)))
+    for lang in LANGUAGES:  # the translations' lines (ids are symbolic keys), read as plain text
+        for line in po_path(lang).read_text(encoding="utf-8").splitlines():
+            if line.startswith(("msgstr", '"')):
+                words.update(w.lower() for w in re.findall(r"[^\W\d_]+", line.removeprefix("msgstr")))
     return frozenset(words)
 
 
@@ -202,10 +202,28 @@ class Erased:
     files_scrubbed: int
 
 
+SHORT_CODE = 16  # String columns this short hold codes (status, channel, ticket), never a name or id
+
+
 def _text_columns(table: Table) -> Iterator[Any]:
+    """Columns that can hold text about a person: free text, JSON, identifiers."""
     for col in table.columns:
-        if isinstance(col.type, String | Text | JSON) or getattr(col.type, "impl", None).__class__ is JSON:
+        t = col.type
+        is_json = isinstance(t, JSON) or isinstance(getattr(t, "impl", None), JSON)
+        if is_json or (isinstance(t, String) and (t.length is None or t.length > SHORT_CODE)):
             yield col
+
+
+def _as_text(col: Any) -> Any:
+    is_json = isinstance(col.type, JSON) or isinstance(getattr(col.type, "impl", None), JSON)
+    return cast(col, Text) if is_json else col
+
+
+def _like(text: Any, term: str, sqlite: bool) -> Any:
+    """Case-insensitive substring test: SQLite's LIKE already is (ASCII), PostgreSQL has ILIKE."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    return text.like(pattern, escape="\\") if sqlite else text.ilike(pattern, escape="\\")
 
 
 def _found_terms(texts: Iterable[str]) -> set[str]:
@@ -332,6 +350,7 @@ def sweep(db: Session, scrubber: Scrubber, terms: Iterable[str], *, skip_outbox:
     """Scrub every text/JSON value, in every table, that contains one of ``terms``."""
     terms = sorted(set(terms))
     needles = [t.lower() for t in terms]
+    sqlite = db.get_bind().dialect.name == "sqlite"
     skip = set(skip_outbox)
     case_refs = [f"case:{i}" for i in case_ids]
     count = 0
@@ -342,7 +361,9 @@ def sweep(db: Session, scrubber: Scrubber, terms: Iterable[str], *, skip_outbox:
         pk = list(table.primary_key.columns)
         if not cols or not terms or not pk:
             continue
-        cond = or_(*(cast(c, Text).icontains(t, autoescape=True) for c in cols for t in terms))
+        # a LIKE per column and term: cheaper on SQLite than one over the columns joined
+        # (NULL columns cost nothing, and a join is built for every row)
+        cond = or_(*(_like(_as_text(c), t, sqlite) for c in cols for t in terms))
         if table.name == OutboxMessage.__tablename__ and case_refs:
             cond = or_(cond, table.c.ref.in_(case_refs))  # staff-room rows about their cases
         owner = [table.c.contact_id] if "contact_id" in table.c and table.c.contact_id not in pk else []
