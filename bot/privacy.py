@@ -110,6 +110,7 @@ class Scrubber:
     keep_words: frozenset[str] = frozenset()  # words of the bot and catalog: not a name alone
     _names: re.Pattern[str] | None = field(init=False, default=None)
     _numbers: re.Pattern[str] | None = field(init=False, default=None)
+    _number_forms: frozenset[str] = field(init=False, default=frozenset())
 
     def __post_init__(self) -> None:
         self.names = tuple(self.names)
@@ -130,6 +131,7 @@ class Scrubber:
             forms.add(d)
             if d.startswith("62"):
                 forms.add("0" + d[2:])  # 6281... is also written 081...
+        self._number_forms = frozenset(forms)
         if forms:
             alts = "|".join(f"{_SEP}?".join(d) for d in sorted(forms, key=len, reverse=True))
             self._numbers = re.compile(rf"(?<![\w])\+?(?:{alts})(?![\w])")
@@ -160,6 +162,8 @@ class Scrubber:
             return {self.scrub(k) if isinstance(k, str) else k: self.scrub_value(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self.scrub_value(v) for v in value]
+        if isinstance(value, int) and not isinstance(value, bool) and str(value) in self._number_forms:
+            return None  # the person's id or number stored as a JSON number (a raw update's ids)
         return value
 
 

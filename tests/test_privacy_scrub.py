@@ -82,3 +82,10 @@ def test_typed_names_stop_at_ordinary_words() -> None:
 def test_words_of_the_bot_and_catalog_are_not_a_name_alone() -> None:
     s = Scrubber(names=["Budi Pajak"], keep_words=frozenset({"pajak"}))
     assert s.scrub("Budi Pajak lapor pajak motor, Budi") == "[nama] lapor pajak motor, [nama]"
+
+
+def test_the_persons_ids_as_json_numbers() -> None:
+    s = Scrubber(numbers=["7345012345"])
+    raw = {"update_id": 901, "message": {"from": {"id": 7345012345, "is_bot": False}, "text": "7345012345"}}
+    assert s.scrub_value(raw) == {"update_id": 901, "message": {"from": {"id": None, "is_bot": False},
+                                                                "text": "[telepon]"}}
