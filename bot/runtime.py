@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.instrumentation import manager_of_class
 
 from bot import cases, followups, hotsql, staff, tickets
-from bot.catalog import snapshot
+from bot.catalog import agency_quiet_hours, snapshot
 from bot.i18n import TEXTS
 from bot.models import (
     Agency,
@@ -165,7 +165,7 @@ class Runtime:
         if agency_id not in self._quiet:
             agency = (db() if callable(db) else db).get(Agency, agency_id)
             assert agency is not None
-            tz, start, end = agency.timezone, agency.quiet_start, agency.quiet_end
+            tz, start, end = agency_quiet_hours(agency).as_tuple()  # checked: bad rows fall back
             self._quiet[agency_id] = lambda when: followups.quiet_adjust(when, tz, start, end)
         return self._quiet[agency_id]
 
