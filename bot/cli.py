@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot import cli_digest, cli_outbox
-from bot.catalog import CatalogError, load_catalog
+from bot.catalog import CatalogError, load_catalog, read_catalog
 from bot.config import ConfigError, Settings, load_settings
-from bot.db import make_engine, migrate, session_factory, transaction
+from bot.db import DATABASE_ERRORS, database_error, open_database, session_factory, transaction
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,14 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         console = command == "run" and not settings.telegram_bot_token and not settings.whatsapp_enabled
         _logging(settings, console)
         if command == "migrate":
-            engine = make_engine(settings.database_url)
-            migrate(engine)
+            open_database(settings.database_url)
             print("Database is up to date.")
             return 0
         if command == "catalog":
-            engine = make_engine(settings.database_url)
-            migrate(engine)
             path = args.path or settings.catalog_path
+            read_catalog(path)  # a bad file is refused before the database is touched
+            engine = open_database(settings.database_url)
             with transaction(session_factory(engine)) as db:
                 stats = load_catalog(db, path)
             print(f"Catalog {path}: {stats['created']} created, {stats['updated']} updated, "
@@ -65,8 +64,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command in ("outbox", "qr"):
             return cli_outbox.run(settings, args)
         return _run(settings)
-    except (ConfigError, CatalogError) as exc:
+    except ConfigError as exc:
         print(str(exc), file=sys.stderr)
+        return 2
+    except CatalogError as exc:
+        print(f"Catalog error: {exc}", file=sys.stderr)
+        return 2
+    except DATABASE_ERRORS as exc:  # locked or unreachable after start-up checks: one line, no SQL
+        print(str(database_error(exc)), file=sys.stderr)
         return 2
 
 

@@ -144,6 +144,11 @@ def load_settings(**overrides: object) -> Settings:
     """Build settings or raise :class:`ConfigError` naming the first bad setting."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except UnicodeDecodeError as exc:  # only the .env file is decoded here
+        raise ConfigError(f"Configuration error: .env: not UTF-8 text (bad byte at position "
+                          f"{exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"Configuration error: .env: cannot read it: {exc.strerror or exc}") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         name = str(err["loc"][0]).upper() if err["loc"] else "configuration"

@@ -622,7 +622,7 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
     ``background`` also starts the scheduler (outbox dispatcher for follow-ups and retries,
     weekly digests) in this event loop.
     """
-    from bot.web import build_web_app, database_check
+    from bot.web import build_web_app, database_check, start_site
 
     own = channel is None
     from bot.scheduler import shared_limiter
@@ -645,7 +645,7 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
 
             runner = web.AppRunner(web_app, handle_signals=False)
             await runner.setup()
-            await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+            await start_site(runner, settings.http_host, settings.http_port)
             await bot.set_webhook(settings.telegram_webhook_url, secret_token=secret,
                                   allowed_updates=dp.resolve_used_update_types())
             log.info("Telegram webhook mode on %s:%s%s", settings.http_host, settings.http_port,

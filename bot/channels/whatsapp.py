@@ -921,7 +921,7 @@ async def serve(app: App, stop: asyncio.Event | None = None, retry_every: float 
     ``started`` is set once the server listens; ``stop`` ends it (default: run until killed).
     """
     from bot.scheduler import start_background
-    from bot.web import build_web_app, database_check
+    from bot.web import build_web_app, database_check, start_site
 
     settings = app.settings
     from bot.scheduler import shared_limiter
@@ -947,7 +947,7 @@ async def serve(app: App, stop: asyncio.Event | None = None, retry_every: float 
         if settings.telegram_bot_token:
             background.append(await _start_telegram(app, web_app, senders, cleanup))
         await runner.setup()
-        await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+        await start_site(runner, settings.http_host, settings.http_port)
         log.info("WhatsApp webhook on %s:%s%s", settings.http_host, settings.http_port, WEBHOOK_PATH)
         scheduler = await start_background(app, senders)
         background.append(asyncio.create_task(retry_loop()))
