@@ -26,13 +26,13 @@ WHATSAPP = {"WHATSAPP_TOKEN": "t", "WHATSAPP_PHONE_NUMBER_ID": "1", "WHATSAPP_AP
             "WHATSAPP_VERIFY_TOKEN": "v", "WHATSAPP_API_BASE": "http://127.0.0.1:9"}
 
 
-def run(cwd: Path, args: list[str], timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+def run(cwd: Path, args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith(("TELEGRAM_", "WHATSAPP_", "DATABASE_", "CATALOG_", "HTTP_", "LOG_"))}
     clean.setdefault("DATABASE_URL", f"sqlite:///{cwd / 'data' / 'prima.db'}")
     clean.update(env)
     return subprocess.run([sys.executable, BOT, *args], cwd=cwd, env=clean, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=90)
 
 
 def one_line(result: subprocess.CompletedProcess[str], starts: str, *parts: str) -> str:
@@ -114,7 +114,7 @@ def test_http_port_in_use(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run(tmp_path, [], HTTP_PORT=str(port), LOG_LEVEL="WARNING", **WHATSAPP)
+        result = run(tmp_path, [], **{"HTTP_PORT": str(port), "LOG_LEVEL": "WARNING", **WHATSAPP})
     one_line(result, "Configuration error: HTTP_PORT: ", f"127.0.0.1:{port}", "already in use")
 
 
