@@ -31,6 +31,7 @@ from bot import followups, tickets
 from bot.catalog import agency_zone
 from bot.i18n import TEXTS
 from bot.models import (
+    ID_LEN,
     Agency,
     Case,
     CaseEvent,
@@ -293,7 +294,7 @@ def open_case(
         return Opened(existing, False)
     sla = policy(agency)
     case = Case(
-        source_key=source_key[:128],
+        source_key=source_key[:ID_LEN],
         ticket=complaint.ticket if complaint else new_ticket(db),
         agency_id=agency.id,
         service_id=service_id if service_id is not None else (complaint.service_id if complaint else None),

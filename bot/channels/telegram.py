@@ -719,7 +719,8 @@ def add_telegram_webhook(web_app: Any, dp: Dispatcher, bot: Bot, secret: str,
         try:
             raw = await request.json()
             upd = Update.model_validate(raw, context={"bot": bot})
-        except (ValueError, ValidationError):
+        except (ValueError, ValidationError, RecursionError) as exc:  # RecursionError: deep nesting
+            log.warning("Telegram webhook body refused (%s): not a Telegram update", type(exc).__name__)
             return web.json_response({"ok": False, "error": "not a Telegram update"}, status=400)
         try:
             await dp.feed_update(bot, upd)
