@@ -37,14 +37,15 @@ def _logging(settings: Settings, console: bool) -> None:
                         stream=sys.stderr)
     if level > logging.DEBUG:  # "Context impl SQLiteImpl" on every command helps nobody
         logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
-        quiet_scheduler_logs(level)
+    quiet_scheduler_logs(level)
 
 
 def quiet_scheduler_logs(level: int) -> None:
     """APScheduler logs two INFO lines per job run (every second for the outbox tick); below
     DEBUG only its warnings and errors (missed runs, crashed jobs) are worth a line."""
     for name in ("apscheduler.executors", "apscheduler.scheduler", "apscheduler"):
-        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+        logging.getLogger(name).setLevel(logging.NOTSET if level <= logging.DEBUG
+                                         else max(level, logging.WARNING))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

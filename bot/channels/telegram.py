@@ -707,6 +707,7 @@ def add_telegram_webhook(web_app: Any, dp: Dispatcher, bot: Bot, secret: str,
     """Serve Telegram's webhook on ``path``: 401 without the secret, 200 after the commit."""
     import hmac
 
+    from aiogram.types.update import UpdateTypeLookupError
     from aiohttp import web
     from pydantic import ValidationError
 
@@ -722,6 +723,11 @@ def add_telegram_webhook(web_app: Any, dp: Dispatcher, bot: Bot, secret: str,
         except (ValueError, ValidationError, RecursionError) as exc:  # RecursionError: deep nesting
             log.warning("Telegram webhook body refused (%s): not a Telegram update", type(exc).__name__)
             return web.json_response({"ok": False, "error": "not a Telegram update"}, status=400)
+        try:
+            upd.event_type  # noqa: B018 - raises for an update type this version does not know
+        except UpdateTypeLookupError:  # a newer Bot API type: skip it, or Telegram resends it
+            log.warning("Telegram update %s of an unknown type skipped", upd.update_id)
+            return web.json_response({"ok": True, "ignored": True})
         try:
             await dp.feed_update(bot, upd)
         except Exception:  # Telegram redelivers on 5xx; the update_id makes that safe
