@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.instrumentation import manager_of_class
 
 from bot import cases, followups, hotsql, staff, tickets
-from bot.catalog import agency_quiet_hours, snapshot
+from bot.catalog import DEFAULT_ZONE, agency_quiet_hours, snapshot, valid_zone
 from bot.i18n import TEXTS
 from bot.models import (
     Agency,
@@ -84,7 +84,7 @@ def reply_payload(reply: Reply) -> dict[str, Any]:
 def local_time(when: datetime | None, tz: str) -> str:
     if when is None:
         return "-"
-    local = when.astimezone(ZoneInfo(tz))
+    local = when.astimezone(ZoneInfo(tz if valid_zone(tz) else DEFAULT_ZONE))  # a bad row: WIB
     return f"{local:%d-%m-%Y %H:%M} {local.tzname()}"
 
 

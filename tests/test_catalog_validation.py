@@ -19,6 +19,7 @@ from bot.app import App
 from bot.catalog import CatalogError, load_catalog
 from bot.db import transaction
 from bot.models import Agency, Service
+from bot.runtime import local_time
 from tests.conftest import ROOT, FakeClock
 from tests.outbox_support import RecordingSender, add_rows, dispatcher
 
@@ -134,6 +135,7 @@ async def test_a_bad_row_in_the_database_does_not_stop_other_agencies(
         assert digest.digest_time(app, samsat) == (7, 30)
         assert digest._weighting(samsat) == "exact"
         assert cases.local_time(clock.now, catalog.agency_zone(samsat)).endswith("WIB")
+        assert local_time(clock.now, samsat.timezone).endswith("WIB")  # a resident's ticket lookup
         names = [a.name for a in catalog.snapshot(db).agencies]
         assert len(names) == len(ids)
     from apscheduler.schedulers.asyncio import AsyncIOScheduler

@@ -135,6 +135,37 @@ async def test_changed_number_keeps_the_resident(db_url: str, clock: FakeClock) 
             assert db.scalar(select(func.count()).select_from(WhatsAppIdentity)) == 0
 
 
+def bsuid_message(user_id: str, text: str) -> dict[str, Any]:
+    msg = fg.text_message(SITI, text)
+    del msg["from"]
+    msg["from_user_id"] = user_id
+    return msg
+
+
+async def test_changed_business_scoped_id_keeps_the_resident(db_url: str, clock: FakeClock) -> None:
+    new_id = "ID." + "N3w" * 20
+    async with harness(db_url, clock) as h:
+        assert await h.post(fg.webhook(messages=[bsuid_message(BSUID, "halo")])) == 200
+        await h.tap(BSUID, "Setuju")
+        system = fg.message(SITI, "system", {"body": "User changed their business-scoped user id",
+                                             "user_id": new_id, "type": "user_changed_user_id"})
+        del system["from"]
+        system["from_user_id"] = BSUID
+        assert await h.post(fg.webhook(messages=[system])) == 200
+        assert await h.post(fg.webhook(messages=[bsuid_message(new_id, "menu")])) == 200
+        assert "Buat pengaduan" in h.graph.last_to(new_id).titles()  # no second consent question
+        with h.app.factory() as db:
+            assert db.scalars(select(Contact.external_id)).all() == [new_id]
+        # a phone-keyed resident whose business-scoped id changes: the new id maps to the phone
+        await h.say(SITI, "halo")
+        system = fg.message(SITI, "system", {"body": "changed", "user_id": new_id + "P",
+                                             "type": "user_changed_user_id"})
+        assert await h.post(fg.webhook(messages=[system])) == 200
+        with h.app.factory() as db:
+            ident = db.get(WhatsAppIdentity, new_id + "P")
+        assert ident is not None and ident.wa_id == SITI
+
+
 async def test_failed_status_for_an_unknown_message_is_one_warning(
     sqlite_url: str, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:

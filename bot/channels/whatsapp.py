@@ -684,12 +684,13 @@ def change_number(factory: sessionmaker[Session], incoming: Incoming, now: datet
             known = db.get(WhatsAppIdentity, incoming.user_id)
             old = known.wa_id if known is not None else incoming.user_id
         new = change.wa_id or (change.user_id if old == incoming.user_id else None) or old
-        if change.user_id and change.wa_id:  # the new business-scoped id belongs to the new number
+        number = change.wa_id or (old if old and is_phone(old) else None)
+        if change.user_id and number:  # the new business-scoped id belongs to this number
             known = db.get(WhatsAppIdentity, change.user_id)
             if known is None:
-                db.add(WhatsAppIdentity(user_id=change.user_id, wa_id=change.wa_id, seen_at=now))
+                db.add(WhatsAppIdentity(user_id=change.user_id, wa_id=number, seen_at=now))
             else:
-                known.wa_id, known.seen_at = change.wa_id, now
+                known.wa_id, known.seen_at = number, now
         if not old or not new or new == old:
             return False
         contact = db.scalars(select(Contact).where(Contact.channel == CHANNEL, Contact.external_id == old)
