@@ -8,12 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.catalog import load_catalog
-from bot.config import ConfigError, Settings
-from bot.db import make_engine, migrate, session_factory, transaction
+from bot.config import Settings
+from bot.db import open_database, session_factory, transaction
 from bot.i18n import Texts
 from bot.models import Agency
 from bot.ratelimit import RateLimiter
@@ -39,12 +38,7 @@ def _data_dirs(settings: Settings) -> tuple[Path, ...]:
 
 def build_app(settings: Settings, clock: Clock = utcnow, load_default_catalog: bool = True) -> App:
     """Connect, migrate, load the bundled catalog on an empty database, build the runtime."""
-    engine = make_engine(settings.database_url)
-    try:
-        migrate(engine)
-    except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise ConfigError(f"Cannot open the database (DATABASE_URL): {reason}") from None
+    engine = open_database(settings.database_url)  # ConfigError in one line when unusable
     factory = session_factory(engine)
     if load_default_catalog:
         with transaction(factory) as db:

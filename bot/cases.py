@@ -28,8 +28,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import followups, tickets
+from bot.catalog import agency_zone
 from bot.i18n import TEXTS
 from bot.models import (
+    ID_LEN,
     Agency,
     Case,
     CaseEvent,
@@ -82,10 +84,10 @@ def texts(key: str, lang: str = STAFF_LANG, **params: Any) -> str:
 def policy(agency: Agency) -> SlaPolicy:
     """The agency's SLA; a broken setting falls back to the defaults (and is logged)."""
     try:
-        return policy_from_settings(agency.timezone, agency.settings)
-    except ValueError as exc:
+        return policy_from_settings(agency_zone(agency), agency.settings)
+    except (ValueError, TypeError, AttributeError) as exc:
         log.error("agency %s: bad SLA settings (%s); using the defaults", agency.slug, exc)
-        return policy_from_settings(agency.timezone, {})
+        return policy_from_settings(agency_zone(agency), {})
 
 
 def callback(action: str, case_id: int, extra: str = "") -> str:
@@ -189,7 +191,7 @@ def card_text(db: Session, case: Case) -> str:
     """What staff see first in the topic. The reporter's name only when not confidential."""
     agency = db.get(Agency, case.agency_id)
     assert agency is not None
-    tz = agency.timezone
+    tz = agency_zone(agency)
     service = db.get(Service, case.service_id) if case.service_id else None
     complaint = db.get(Complaint, case.complaint_id) if case.complaint_id else None
     reporter = texts("case.card.confidential") if case.confidential else (
@@ -292,7 +294,7 @@ def open_case(
         return Opened(existing, False)
     sla = policy(agency)
     case = Case(
-        source_key=source_key[:128],
+        source_key=source_key[:ID_LEN],
         ticket=complaint.ticket if complaint else new_ticket(db),
         agency_id=agency.id,
         service_id=service_id if service_id is not None else (complaint.service_id if complaint else None),
@@ -425,7 +427,7 @@ def request_person(
     else:
         active.relay = True
     return {"ok": True, "already": already, "ticket": active.ticket, "agency": agency.short_name,
-            "due": local_time(active.first_response_due, agency.timezone)}, rows
+            "due": local_time(active.first_response_due, agency_zone(agency))}, rows
 
 
 def on_not_resolved(db: Session, complaint: Complaint, contact: Contact, now: datetime) -> Opened:
@@ -853,7 +855,7 @@ def queue(db: Session, channel: str, user_id: str, now: datetime) -> tuple[str, 
                 "case.queue.line", ticket=case.ticket, status=texts(f"case.status.{case.status}"),
                 trigger=texts(f"case.trigger.{case.trigger}"),
                 due=local_time(case.first_response_due if case.first_response_at is None
-                               else case.resolution_due, agency.timezone),
+                               else case.resolution_due, agency_zone(agency)),
                 late=" ⏰" if late else "",
             ))
             latest = _resident_messages(db, case.id, 1)
@@ -897,7 +899,7 @@ def sla_tick(db: Session, now: datetime) -> int:
             _event(db, case, "overdue", "system", now, from_status=case.status, to_status=case.status,
                    reason=f"{kind} limit {due.isoformat()} passed")
             text = texts(f"case.overdue.{kind}", ticket=case.ticket,
-                         due=local_time(due, agency.timezone), agency=agency.short_name)
+                         due=local_time(due, agency_zone(agency)), agency=agency.short_name)
             to_room(db, case, text, now, immediate=False)
             for head in _heads(db, case.agency_id):
                 _row(db, channel=head.channel, chat_id=head.chat_id,

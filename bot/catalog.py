@@ -1,8 +1,18 @@
-"""The service catalog: a YAML file an operator edits, loaded into the database idempotently."""
+"""The service catalog: a YAML file an operator edits, loaded into the database idempotently.
+
+Every field is validated when the file is read, before anything is written: a bad value is
+refused with one line naming the file, the agency and the field. Rows that got into the
+database some other way are read at run time through :func:`agency_zone`,
+:func:`agency_quiet_hours` and :func:`agency_followup_days`, which fall back to the defaults
+(one log line per agency and value) so one agency's bad data never stops another's work.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +26,35 @@ from sqlalchemy.orm import Session
 from bot.models import Agency, Service
 from flows.catalog import AgencyInfo, Catalog, ServiceInfo
 
+log = logging.getLogger(__name__)
 CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+DEFAULT_ZONE = "Asia/Jakarta"
+DEFAULT_QUIET = ("21:00", "07:00")
+DEFAULT_FOLLOWUP_DAYS = 7
+MAX_FOLLOWUP_DAYS = 90
+
+
+def valid_zone(value: object) -> bool:
+    """An IANA zone Python knows (Asia/Jakarta, Asia/Makassar, Asia/Jayapura...)."""
+    if not isinstance(value, str) or not value or value != value.strip():
+        return False
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+def valid_hhmm(value: object) -> bool:
+    """A 24-hour "HH:MM" with two-digit hours, as the catalog writes it."""
+    return isinstance(value, str) and bool(HHMM.match(value))
+
+
+def _hhmm(v: str) -> str:
+    if not valid_hhmm(v):
+        raise ValueError(f"must be a time HH:MM between 00:00 and 23:59, got {v!r}")
+    return v
 
 
 class CatalogError(Exception):
@@ -24,6 +62,8 @@ class CatalogError(Exception):
 
 
 class ServiceSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     code: str
     name: str = Field(min_length=2, max_length=200)
     aliases: list[str] = Field(default_factory=list)
@@ -64,16 +104,34 @@ class SlaSpec(BaseModel):
 
 
 class AgencySpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     slug: str
     name: str = Field(min_length=2, max_length=200)
     short_name: str = Field(min_length=1, max_length=80)
-    timezone: str = "Asia/Jakarta"
-    followup_days: int = Field(default=7, ge=1, le=90)
-    quiet_start: str = "21:00"
-    quiet_end: str = "07:00"
+    timezone: str = DEFAULT_ZONE
+    followup_days: int = Field(default=DEFAULT_FOLLOWUP_DAYS, ge=1, le=MAX_FOLLOWUP_DAYS)
+    quiet_start: str = DEFAULT_QUIET[0]
+    quiet_end: str = DEFAULT_QUIET[1]
+    digest_time: str | None = None  # local time of the Monday digest; unset: DIGEST_TIME
+    ikm_weights: Literal["exact", "0.111", "0.11"] | None = None  # unset: exact 1/9
     aliases: list[str] = Field(default_factory=list)
     sla: SlaSpec = Field(default_factory=SlaSpec)
     services: list[ServiceSpec] = Field(min_length=1)
+
+    @field_validator("quiet_start", "quiet_end")
+    @classmethod
+    def _quiet(cls, v: str) -> str:
+        return _hhmm(v)
+
+    @field_validator("digest_time")
+    @classmethod
+    def _digest_time(cls, v: str | None) -> str | None:
+        return None if v is None else _hhmm(v)
+
+    def extra_settings(self) -> dict[str, Any]:
+        """Optional keys for ``agencies.settings``; an omitted one is removed on reload."""
+        return {"digest_time": self.digest_time, "ikm_weights": self.ikm_weights}
 
     @field_validator("slug")
     @classmethod
@@ -85,31 +143,57 @@ class AgencySpec(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (use Asia/Jakarta, Asia/Makassar or Asia/Jayapura)") from None
+        if not valid_zone(v):
+            raise ValueError(f"unknown time zone {v!r} (use Asia/Jakarta, Asia/Makassar or Asia/Jayapura)")
         return v
 
 
 class CatalogSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     region: str = ""
     agencies: list[AgencySpec] = Field(min_length=1)
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _where(raw: object, loc: tuple[int | str, ...]) -> str:
+    """``agencies.2.quiet_start`` -> ``agency 'samsat': quiet_start`` (the slug when it has one)."""
+    if len(loc) >= 2 and loc[0] == "agencies" and isinstance(loc[1], int):
+        slug = None
+        with contextlib.suppress(TypeError, KeyError, IndexError, AttributeError):
+            slug = raw["agencies"][loc[1]].get("slug")  # type: ignore[index]
+        who = f"agency {slug!r}" if isinstance(slug, str) else f"agency #{loc[1] + 1}"
+        rest = ".".join(str(p) for p in loc[2:])
+        return f"{who}: {rest}" if rest else who
+    return ".".join(str(p) for p in loc) or "catalog"
+
+
 def read_catalog(path: Path) -> CatalogSpec:
+    """Read and validate the whole file; raise :class:`CatalogError` with one line otherwise."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CatalogError(f"catalog file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{path}: not a UTF-8 text file (byte {exc.start}); "
+                           "the catalog must be YAML") from None
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read the catalog: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
-        raise CatalogError(f"{path}: not valid YAML: {exc}") from None
+        raise CatalogError(f"{path}: not valid YAML: {_one_line(str(exc))}") from None
     try:
         spec = CatalogSpec.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise CatalogError(f"{path}: {where}: {err['msg']}") from None
+        msg = _one_line(err["msg"].removeprefix("Value error, "))
+        raise CatalogError(f"{path}: {_where(raw, tuple(err['loc']))}: {msg}") from None
+    slugs = [a.slug.lower() for a in spec.agencies]
+    dupes = sorted({s for s in slugs if slugs.count(s) > 1})
+    if dupes:
+        raise CatalogError(f"{path}: agency slug used twice: {', '.join(dupes)}")
     codes = [s.code for a in spec.agencies for s in a.services]
     dupes = sorted({c for c in codes if codes.count(c) > 1})
     if dupes:
@@ -143,7 +227,10 @@ def load_catalog(db: Session, path: Path) -> dict[str, int]:
             {"name": a.name, "short_name": a.short_name, "timezone": a.timezone,
              "followup_days": a.followup_days, "quiet_start": a.quiet_start,
              "quiet_end": a.quiet_end, "active": True,
-             "settings": {**(agency.settings or {}), "aliases": a.aliases, **a.sla.settings()}},
+             "settings": {**{k: v for k, v in (agency.settings or {}).items()
+                             if k not in ("digest_time", "ikm_weights")},
+                          "aliases": a.aliases, **a.sla.settings(),
+                          **{k: v for k, v in a.extra_settings().items() if v is not None}}},
             is_new,
         )
         db.flush()
@@ -169,7 +256,7 @@ def snapshot(db: Session) -> Catalog:
     slug_by_id = {a.id: a.slug for a in agencies}
     services = db.scalars(select(Service).where(Service.active).order_by(Service.id)).all()
     return Catalog(
-        agencies=tuple(AgencyInfo(a.slug, a.name, a.short_name, a.timezone,
+        agencies=tuple(AgencyInfo(a.slug, a.name, a.short_name, agency_zone(a),
                                     tuple((a.settings or {}).get("aliases", [])))
                          for a in agencies),
         services=tuple(
@@ -192,3 +279,57 @@ def catalog_from_spec(spec: CatalogSpec) -> Catalog:
             for s in a.services
         ),
     )
+
+
+# ---------------------------------------------------------------- run-time reads
+
+_reported: set[tuple[object, str, str]] = set()
+
+
+def _fallback(agency: Agency, field: str, value: object, used: object) -> None:
+    """One log line per agency, field and bad value; no personal data in it."""
+    key = (agency.id, field, repr(value))
+    if key not in _reported:
+        _reported.add(key)
+        log.error("agency %s: bad %s %r in the database, using %r (fix the catalog and reload it)",
+                  agency.slug, field, value, used)
+
+
+def agency_zone(agency: Agency) -> str:
+    """The agency's time zone, or Asia/Jakarta when the stored one is unknown."""
+    if valid_zone(agency.timezone):
+        return agency.timezone
+    _fallback(agency, "timezone", agency.timezone, DEFAULT_ZONE)
+    return DEFAULT_ZONE
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """An agency's quiet hours in its own zone, already checked."""
+
+    timezone: str
+    start: str
+    end: str
+
+    def as_tuple(self) -> tuple[str, str, str]:
+        """(zone, start, end), the arguments of bot.followups.in_quiet_hours / quiet_adjust."""
+        return self.timezone, self.start, self.end
+
+
+def agency_quiet_hours(agency: Agency) -> QuietHours:
+    """Quiet hours to use for this agency: both ends valid, else the defaults 21:00-07:00."""
+    zone = agency_zone(agency)
+    start, end = agency.quiet_start, agency.quiet_end
+    if not (valid_hhmm(start) and valid_hhmm(end)):
+        _fallback(agency, "quiet hours", f"{start}-{end}", "-".join(DEFAULT_QUIET))
+        start, end = DEFAULT_QUIET
+    return QuietHours(zone, start, end)
+
+
+def agency_followup_days(agency: Agency) -> int:
+    """Days to the follow-up check-in: the stored value when 1..90, else 7."""
+    days = agency.followup_days
+    if isinstance(days, int) and not isinstance(days, bool) and 1 <= days <= MAX_FOLLOWUP_DAYS:
+        return days
+    _fallback(agency, "followup_days", days, DEFAULT_FOLLOWUP_DAYS)
+    return DEFAULT_FOLLOWUP_DAYS

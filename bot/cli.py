@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot import cli_digest, cli_outbox
-from bot.catalog import CatalogError, load_catalog
+from bot.catalog import CatalogError, load_catalog, read_catalog
 from bot.config import ConfigError, Settings, load_settings
-from bot.db import make_engine, migrate, session_factory, transaction
+from bot.db import DATABASE_ERRORS, database_error, open_database, session_factory, transaction
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +37,15 @@ def _logging(settings: Settings, console: bool) -> None:
                         stream=sys.stderr)
     if level > logging.DEBUG:  # "Context impl SQLiteImpl" on every command helps nobody
         logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
+    quiet_scheduler_logs(level)
+
+
+def quiet_scheduler_logs(level: int) -> None:
+    """APScheduler logs two INFO lines per job run (every second for the outbox tick); below
+    DEBUG only its warnings and errors (missed runs, crashed jobs) are worth a line."""
+    for name in ("apscheduler.executors", "apscheduler.scheduler", "apscheduler"):
+        logging.getLogger(name).setLevel(logging.NOTSET if level <= logging.DEBUG
+                                         else max(level, logging.WARNING))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,14 +56,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         console = command == "run" and not settings.telegram_bot_token and not settings.whatsapp_enabled
         _logging(settings, console)
         if command == "migrate":
-            engine = make_engine(settings.database_url)
-            migrate(engine)
+            open_database(settings.database_url)
             print("Database is up to date.")
             return 0
         if command == "catalog":
-            engine = make_engine(settings.database_url)
-            migrate(engine)
             path = args.path or settings.catalog_path
+            read_catalog(path)  # a bad file is refused before the database is touched
+            engine = open_database(settings.database_url)
             with transaction(session_factory(engine)) as db:
                 stats = load_catalog(db, path)
             print(f"Catalog {path}: {stats['created']} created, {stats['updated']} updated, "
@@ -65,8 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command in ("outbox", "qr"):
             return cli_outbox.run(settings, args)
         return _run(settings)
-    except (ConfigError, CatalogError) as exc:
+    except ConfigError as exc:
         print(str(exc), file=sys.stderr)
+        return 2
+    except CatalogError as exc:
+        print(f"Catalog error: {exc}", file=sys.stderr)
+        return 2
+    except DATABASE_ERRORS as exc:  # locked or unreachable after start-up checks: one line, no SQL
+        print(str(database_error(exc)), file=sys.stderr)
         return 2
 
 

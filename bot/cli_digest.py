@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot import digest, staff
+from bot.catalog import agency_zone
 from bot.config import Settings
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def _digest(app: App, args: argparse.Namespace) -> int:
     try:
         with app.factory() as db:
             agency = digest.find_agency(db, args.agency)
-            week = args.week or digest.previous_week(app.runtime.clock(), agency.timezone)
+            week = args.week or digest.previous_week(app.runtime.clock(), agency_zone(agency))
             digest.parse_week(week)
             data = digest.collect(db, agency, week)
             if args.out is None:

@@ -6,6 +6,7 @@ knows what to fix without reading a traceback.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +14,10 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
+# The newest Graph API version (released 29 July 2026); v21.0, the old default, stops on
+# 21 January 2027. Upgrading is a setting: WHATSAPP_API_VERSION.
+GRAPH_API_VERSION = "v26.0"
+_VERSIONED = re.compile(r"/v\d{1,3}\.\d/?$")
 DEFAULT_CATALOG = ROOT / "catalog.yaml"
 
 
@@ -84,8 +89,14 @@ class Settings(BaseSettings):
     whatsapp_phone_number_id: str | None = Field(default=None, description="Sender phone number id.")
     whatsapp_app_secret: str | None = Field(default=None, description="App secret for webhook signatures.")
     whatsapp_verify_token: str | None = Field(default=None, description="Webhook verification token.")
+    whatsapp_api_version: str = Field(
+        default=GRAPH_API_VERSION,
+        description="Graph API version (Meta retires each about two years after release).",
+    )
     whatsapp_api_base: str = Field(
-        default="https://graph.facebook.com/v21.0", description="Graph API base URL."
+        default="https://graph.facebook.com",
+        description="Graph API host (a proxy or a test server); a URL that already ends in a "
+        "version (https://host/v23.0) is used as it is.",
     )
     whatsapp_template_followup: str | None = Field(
         default=None,
@@ -109,6 +120,12 @@ class Settings(BaseSettings):
     )
 
     @property
+    def whatsapp_graph_url(self) -> str:
+        """Base of every Graph API call: the host plus the version, unless the host has one."""
+        base = self.whatsapp_api_base.rstrip("/")
+        return base if _VERSIONED.search(base) else f"{base}/{self.whatsapp_api_version}"
+
+    @property
     def whatsapp_enabled(self) -> bool:
         """All four WhatsApp settings present: the channel runs."""
         return all((self.whatsapp_token, self.whatsapp_phone_number_id, self.whatsapp_app_secret,
@@ -122,6 +139,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must be sqlite:///path/to/file.db or postgresql+psycopg://user@host/db"
             )
+        return value
+
+    @field_validator("whatsapp_api_version")
+    @classmethod
+    def _graph_version(cls, value: str) -> str:
+        if not re.fullmatch(r"v\d{1,3}\.\d", value):
+            raise ValueError(f"must look like {GRAPH_API_VERSION} (v, major, dot, minor), got {value!r}")
         return value
 
     @field_validator("whatsapp_media_dir", mode="before")
@@ -144,6 +168,11 @@ def load_settings(**overrides: object) -> Settings:
     """Build settings or raise :class:`ConfigError` naming the first bad setting."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except UnicodeDecodeError as exc:  # only the .env file is decoded here
+        raise ConfigError(f"Configuration error: .env: not UTF-8 text (bad byte at position "
+                          f"{exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"Configuration error: .env: cannot read it: {exc.strerror or exc}") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         name = str(err["loc"][0]).upper() if err["loc"] else "configuration"

@@ -7,6 +7,7 @@ Any ``postgresql`` URL is driven by psycopg 3 so the synchronous core stays one 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +18,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import ConfigError
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -31,7 +35,14 @@ def normalise_url(url: str) -> str:
     if u.drivername.startswith("sqlite"):
         u = u.set(drivername="sqlite")
         if u.database and u.database != ":memory:":
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(u.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                reason = "a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) \
+                    else (exc.strerror or str(exc))
+                raise ConfigError(f"Configuration error: DATABASE_URL: cannot create the folder "
+                                  f"{folder}: {reason}") from None
     return u.render_as_string(hide_password=False)
 
 
@@ -80,6 +91,35 @@ def alembic_config(engine: Engine) -> Config:
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (safe to call on every start)."""
     command.upgrade(alembic_config(engine), "heads")
+
+
+# Errors of an unusable database. sqlite3's own class too: the BEGIN IMMEDIATE listener
+# (_sqlite_begin) runs on the driver directly, so "database is locked" is not wrapped.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (DBAPIError, sqlite3.Error)
+
+
+def database_error(exc: Exception, url: str | None = None) -> ConfigError:
+    """A database that cannot be used, as the one line the operator reads (no SQL, no parameters)."""
+    orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    if "locked" in reason.lower():
+        reason += " (another process holds it; SQLite serves one bot process, see DATABASE_URL)"
+    elif "unable to open database file" in reason and url:
+        u = make_url(url)
+        if u.database:
+            reason += f" (is the folder {Path(u.database).parent} writable?)"
+    return ConfigError(f"Configuration error: DATABASE_URL: cannot use the database: {reason}")
+
+
+def open_database(url: str, **kwargs: Any) -> Engine:
+    """Engine plus migrations, or :class:`ConfigError` in one line (unreachable, locked, unwritable)."""
+    engine = make_engine(url, **kwargs)
+    try:
+        migrate(engine)
+    except DATABASE_ERRORS as exc:
+        engine.dispose()
+        raise database_error(exc, url) from None
+    return engine
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -46,6 +46,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot import ikm
+from bot.catalog import agency_zone
 from bot.i18n import TEXTS
 from bot.models import (
     Agency,
@@ -289,7 +290,7 @@ def _answer_groups(
 def collect(db: Session, agency: Agency, week: str, weighting: ikm.Weighting = "exact") -> DigestData:
     """Everything the digest says, from a handful of grouped queries."""
     dialect = db.get_bind().dialect.name
-    zone = ZoneInfo(agency.timezone)
+    zone = ZoneInfo(agency_zone(agency))
     monday = week_monday(week)
     ytd_monday = date.fromisocalendar(monday.isocalendar()[0], 1, 1)
     first = min(ytd_monday, monday - timedelta(weeks=TREND_WEEKS - 1))
@@ -354,7 +355,7 @@ def collect(db: Session, agency: Agency, week: str, weighting: ikm.Weighting = "
     ]
     return DigestData(
         agency_id=agency.id, slug=agency.slug, name=agency.name, short_name=agency.short_name,
-        timezone=agency.timezone, week=week, start=start, end=end,
+        timezone=agency_zone(agency), week=week, start=start, end=end,
         ytd_from=week_label(ytd_monday),
         week_ikm=week_ikm, prev_ikm=ikm_of((None, prev)),
         ytd_ikm=ikm.compute(ytd.get(None, {}), weighting),
@@ -366,7 +367,11 @@ def collect(db: Session, agency: Agency, week: str, weighting: ikm.Weighting = "
 
 
 def _complaints(db: Session, agency: Agency, start: datetime, end: datetime) -> ComplaintStats:
-    sla = int((agency.settings or {}).get("complaint_sla_days", DEFAULT_SLA_DAYS))
+    try:
+        sla = int((agency.settings or {}).get("complaint_sla_days", DEFAULT_SLA_DAYS))
+    except (TypeError, ValueError):
+        log.error("agency %s: bad complaint_sla_days, using %d", agency.slug, DEFAULT_SLA_DAYS)
+        sla = DEFAULT_SLA_DAYS
     stats = ComplaintStats(sla_days=sla)
     base = Complaint.agency_id == agency.id
     new_in_week = base & (Complaint.created_at >= start) & (Complaint.created_at < end)
@@ -828,7 +833,7 @@ def produce_digest(app: App, agency_slug: str, week: str | None, now: datetime) 
     """
     with app.factory() as db:
         agency = find_agency(db, agency_slug)
-        week = week or previous_week(now, agency.timezone)
+        week = week or previous_week(now, agency_zone(agency))
         parse_week(week)
         if db.scalar(select(Digest.id).where(Digest.agency_id == agency.id, Digest.week == week)):
             return None
@@ -895,7 +900,7 @@ def digest_trigger(app: App, agency: Agency) -> Any:
     from apscheduler.triggers.cron import CronTrigger
 
     hour, minute = digest_time(app, agency)
-    return CronTrigger(day_of_week="mon", hour=hour, minute=minute, timezone=ZoneInfo(agency.timezone))
+    return CronTrigger(day_of_week="mon", hour=hour, minute=minute, timezone=ZoneInfo(agency_zone(agency)))
 
 
 async def run_digest_job(app: App, agency_slug: str) -> Produced | None:

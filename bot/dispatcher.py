@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.catalog import agency_quiet_hours
 from bot.followups import in_quiet_hours, quiet_adjust
 from bot.models import Agency, OutboxMessage
 from bot.outbox import MAX_ATTEMPTS, Sender, SendError, apply_failure
@@ -166,7 +167,7 @@ class Dispatcher:
     def _agency_hours(self, db: Session, now: datetime) -> dict[int, tuple[str, str, str]]:
         if self._agencies_at is None or now - self._agencies_at > timedelta(minutes=1):
             self._agencies = {
-                a.id: (a.timezone, a.quiet_start, a.quiet_end) for a in db.scalars(select(Agency))
+                a.id: agency_quiet_hours(a).as_tuple() for a in db.scalars(select(Agency))
             }
             self._agencies_at = now
         return self._agencies

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from bot.catalog import agency_followup_days, agency_quiet_hours
 from bot.i18n import TEXTS
 from bot.models import (
     Agency,
@@ -77,7 +78,8 @@ def quiet_adjust(when: datetime, tz: str, start: str = "21:00", end: str = "07:0
 
 
 def agency_quiet(agency: Agency, when: datetime) -> datetime:
-    return quiet_adjust(when, agency.timezone, agency.quiet_start, agency.quiet_end)
+    q = agency_quiet_hours(agency)  # a bad stored value falls back instead of raising
+    return quiet_adjust(when, q.timezone, q.start, q.end)
 
 
 # ---------------------------------------------------------------- scheduling
@@ -160,7 +162,7 @@ def schedule_checkin(
     return schedule(
         db, contact=contact, agency=agency, kind=KIND_CHECKIN,
         payload=checkin_payload(contact.language, complaint, service.name),
-        due=now + timedelta(days=agency.followup_days),
+        due=now + timedelta(days=agency_followup_days(agency)),
         dedupe_key=f"checkin:{complaint.id}:{n + 1}", ref=ref, now=now,
         chat_id=chat_id, channel=channel,
     )
@@ -299,7 +301,7 @@ def answer(
         else:
             row = schedule_checkin(db, complaint, contact, now, chat_id=chat_id, channel=channel)
             agency = db.get(Agency, complaint.agency_id)
-            days = agency.followup_days if (row is not None and agency is not None) else None
+            days = agency_followup_days(agency) if (row is not None and agency is not None) else None
         return {**base, "ok": True, "kind": "c", "answer": answer, "days": days}
     if kind == "s":
         response = db.get(SurveyResponse, id)

@@ -23,6 +23,12 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+# Identifier columns (chat ids, user ids, message ids and keys built from them). Telegram ids
+# are 64-bit integers (20 characters as text); Meta's business-scoped user id is a country
+# code, a period and up to 128 characters (a parent id adds "ENT."), and a wamid is an opaque
+# base64 string. 256 holds all of them with room; SQLite does not enforce lengths at all.
+ID_LEN = 256
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -95,7 +101,7 @@ class Contact(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
-    external_id: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(ID_LEN))  # Telegram user id, wa_id or BSUID
     display_name: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(8), default="id")
     consent_at: Mapped[datetime | None] = mapped_column()
@@ -124,7 +130,7 @@ class InboundEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
-    event_key: Mapped[str] = mapped_column(String(128))
+    event_key: Mapped[str] = mapped_column(String(ID_LEN))  # update_id or wamid
     received_at: Mapped[datetime] = mapped_column(index=True)
 
 
@@ -135,7 +141,7 @@ class SurveyResponse(Base):
     __table_args__ = (Index("ix_survey_responses_agency_started", "agency_id", "started_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    response_key: Mapped[str] = mapped_column(String(128), unique=True)
+    response_key: Mapped[str] = mapped_column(String(ID_LEN), unique=True)
     contact_id: Mapped[int | None] = mapped_column(
         ForeignKey("contacts.id", ondelete="SET NULL"), index=True
     )
@@ -200,7 +206,7 @@ class Complaint(Base):
     updated_at: Mapped[datetime] = mapped_column()
     resolved_at: Mapped[datetime | None] = mapped_column()
     anonymised_at: Mapped[datetime | None] = mapped_column()
-    source_key: Mapped[str] = mapped_column(String(128), unique=True)
+    source_key: Mapped[str] = mapped_column(String(ID_LEN), unique=True)
 
     service: Mapped[Service] = relationship()
     history: Mapped[list[StatusChange]] = relationship(
@@ -235,7 +241,7 @@ class OutboxMessage(Base):
         ForeignKey("contacts.id", ondelete="CASCADE"), index=True
     )
     channel: Mapped[str] = mapped_column(String(16))
-    chat_id: Mapped[str] = mapped_column(String(64))
+    chat_id: Mapped[str] = mapped_column(String(ID_LEN))  # Telegram chat id, wa_id or BSUID
     kind: Mapped[str] = mapped_column(String(32), default="reply")
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(16), default="pending")
@@ -245,8 +251,8 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     claimed_at: Mapped[datetime | None] = mapped_column()
     sent_at: Mapped[datetime | None] = mapped_column()
-    provider_message_id: Mapped[str | None] = mapped_column(String(128), index=True)  # statuses by wamid
-    dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(ID_LEN), index=True)  # statuses by wamid
+    dedupe_key: Mapped[str | None] = mapped_column(String(ID_LEN), unique=True)
     created_at: Mapped[datetime] = mapped_column()
     # 0002_outbox: scheduled messages (follow-ups) know their agency for quiet hours, say
     # whether they may wait for the morning, name what they are about (to cancel them), and
@@ -274,7 +280,7 @@ class StaffMember(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(16))  # head | staff | admin
     channel: Mapped[str] = mapped_column(String(16))
-    chat_id: Mapped[str] = mapped_column(String(64))
+    chat_id: Mapped[str] = mapped_column(String(ID_LEN))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column()
 
@@ -352,7 +358,7 @@ class WhatsAppIdentity(Base):
 
     __tablename__ = "whatsapp_identities"
 
-    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
     wa_id: Mapped[str] = mapped_column(String(64))
     seen_at: Mapped[datetime] = mapped_column()
 
@@ -386,7 +392,7 @@ class Case(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    source_key: Mapped[str] = mapped_column(String(128), unique=True)
+    source_key: Mapped[str] = mapped_column(String(ID_LEN), unique=True)
     ticket: Mapped[str] = mapped_column(String(16), index=True)
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
     service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id"))
@@ -396,7 +402,7 @@ class Case(Base):
         ForeignKey("contacts.id", ondelete="SET NULL"), index=True
     )
     channel: Mapped[str] = mapped_column(String(16))
-    chat_id: Mapped[str | None] = mapped_column(String(64))  # where the resident is answered
+    chat_id: Mapped[str | None] = mapped_column(String(ID_LEN))  # where the resident is answered
     trigger: Mapped[str] = mapped_column(String(32))  # person | serious | low_survey | not_resolved | manual
     reasons: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"reasons": [...]}
     summary: Mapped[str] = mapped_column(Text, default="")

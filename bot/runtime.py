@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.instrumentation import manager_of_class
 
 from bot import cases, followups, hotsql, privacy, staff, tickets
-from bot.catalog import snapshot
+from bot.catalog import DEFAULT_ZONE, agency_quiet_hours, snapshot, valid_zone
 from bot.i18n import TEXTS
 from bot.models import (
     Agency,
@@ -85,7 +85,7 @@ def reply_payload(reply: Reply) -> dict[str, Any]:
 def local_time(when: datetime | None, tz: str) -> str:
     if when is None:
         return "-"
-    local = when.astimezone(ZoneInfo(tz))
+    local = when.astimezone(ZoneInfo(tz if valid_zone(tz) else DEFAULT_ZONE))  # a bad row: WIB
     return f"{local:%d-%m-%Y %H:%M} {local.tzname()}"
 
 
@@ -169,7 +169,7 @@ class Runtime:
         if agency_id not in self._quiet:
             agency = (db() if callable(db) else db).get(Agency, agency_id)
             assert agency is not None
-            tz, start, end = agency.timezone, agency.quiet_start, agency.quiet_end
+            tz, start, end = agency_quiet_hours(agency).as_tuple()  # checked: bad rows fall back
             self._quiet[agency_id] = lambda when: followups.quiet_adjust(when, tz, start, end)
         return self._quiet[agency_id]
 

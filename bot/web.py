@@ -8,6 +8,7 @@ way), so one port serves them all.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
@@ -31,6 +32,20 @@ def build_web_app(checks: Mapping[str, Check] | None = None) -> web.Application:
     app[CHECKS] = dict(checks or {})
     app.router.add_get("/healthz", healthz)
     return app
+
+
+async def start_site(runner: web.AppRunner, host: str, port: int) -> web.TCPSite:
+    """Listen on HTTP_HOST:HTTP_PORT; a port in use (or a bad host) is a configuration error."""
+    from bot.config import ConfigError
+
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        reason = "already in use by another process" if exc.errno == errno.EADDRINUSE \
+            else (exc.strerror or str(exc))
+        raise ConfigError(f"Configuration error: HTTP_PORT: cannot listen on {host}:{port}: {reason}") from None
+    return site
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -31,7 +31,7 @@ TOKEN = "EAAG-test-token"
 PHONE_NUMBER_ID = "106540352242922"
 APP_SECRET = "app-secret-for-tests"
 VERIFY_TOKEN = "verify-me"
-VERSION = "v21.0"
+VERSION = "v26.0"
 
 ERRORS: dict[int, tuple[int, str]] = {
     130429: (400, "Rate limit hit"),
@@ -189,7 +189,7 @@ class FakeGraph:
             if request.match_info["phone"] != self.phone_number_id:
                 return self._error(100, 400, "Unsupported post request: unknown phone number id")
             body = await request.json()
-            to = str(body.get("to") or "")
+            to = str(body.get("to") or body.get("recipient") or "")
             for fault in self.faults:
                 if fault.times > 0 and (fault.to is None or fault.to == to):
                     fault.times -= 1
@@ -202,7 +202,8 @@ class FakeGraph:
             wamid = f"wamid.TEST{next(self._ids):06d}"
             self.sent.append(Sent(wamid, to, str(body["type"]), body))
             return web.json_response({"messaging_product": "whatsapp",
-                                      "contacts": [{"input": to, "wa_id": to}],
+                                      "contacts": [{"input": to, **({"wa_id": to} if body.get("to")
+                                                                     else {"user_id": to})}],
                                       "messages": [{"id": wamid}]})
         finally:
             self._changed.set()
@@ -243,8 +244,10 @@ class FakeGraph:
 
 def check_message(body: dict[str, Any]) -> str | None:
     """The limits Meta enforces; a message breaking one is refused with 131009."""
-    if body.get("messaging_product") != "whatsapp" or not body.get("to"):
-        return "messaging_product and to are required"
+    if body.get("messaging_product") != "whatsapp" or not (body.get("to") or body.get("recipient")):
+        return "messaging_product and to (a phone number) or recipient (a BSUID) are required"
+    if body.get("to") and not str(body["to"]).lstrip("+").isdigit():
+        return "to takes a phone number; a business-scoped user id goes in recipient"
     kind = body.get("type")
     if kind == "text":
         text = body["text"]["body"]

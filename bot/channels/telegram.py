@@ -623,7 +623,7 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
     ``background`` also starts the scheduler (outbox dispatcher for follow-ups and retries,
     weekly digests) in this event loop.
     """
-    from bot.web import build_web_app, database_check
+    from bot.web import build_web_app, database_check, start_site
 
     own = channel is None
     from bot.scheduler import shared_limiter
@@ -646,7 +646,7 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
 
             runner = web.AppRunner(web_app, handle_signals=False)
             await runner.setup()
-            await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+            await start_site(runner, settings.http_host, settings.http_port)
             await bot.set_webhook(settings.telegram_webhook_url, secret_token=secret,
                                   allowed_updates=dp.resolve_used_update_types())
             log.info("Telegram webhook mode on %s:%s%s", settings.http_host, settings.http_port,
@@ -708,6 +708,7 @@ def add_telegram_webhook(web_app: Any, dp: Dispatcher, bot: Bot, secret: str,
     """Serve Telegram's webhook on ``path``: 401 without the secret, 200 after the commit."""
     import hmac
 
+    from aiogram.types.update import UpdateTypeLookupError
     from aiohttp import web
     from pydantic import ValidationError
 
@@ -720,8 +721,14 @@ def add_telegram_webhook(web_app: Any, dp: Dispatcher, bot: Bot, secret: str,
         try:
             raw = await request.json()
             upd = Update.model_validate(raw, context={"bot": bot})
-        except (ValueError, ValidationError):
+        except (ValueError, ValidationError, RecursionError) as exc:  # RecursionError: deep nesting
+            log.warning("Telegram webhook body refused (%s): not a Telegram update", type(exc).__name__)
             return web.json_response({"ok": False, "error": "not a Telegram update"}, status=400)
+        try:
+            upd.event_type  # noqa: B018 - raises for an update type this version does not know
+        except UpdateTypeLookupError:  # a newer Bot API type: skip it, or Telegram resends it
+            log.warning("Telegram update %s of an unknown type skipped", upd.update_id)
+            return web.json_response({"ok": True, "ignored": True})
         try:
             await dp.feed_update(bot, upd)
         except Exception:  # Telegram redelivers on 5xx; the update_id makes that safe

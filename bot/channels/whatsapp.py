@@ -46,6 +46,7 @@ from bot.channels import common
 from bot.channels.common import KeyedLocks, Pacer, decode_choice, encode_choice
 from bot.config import ConfigError, Settings
 from bot.models import (
+    Case,
     Contact,
     ConversationSession,
     OutboxMessage,
@@ -81,6 +82,9 @@ MAX_BUTTON_ID = 256
 MAX_ROW_ID = 200
 MAX_TEMPLATE_PARAM = 1000
 MAX_WEBHOOK_ATTEMPTS = 10
+# Meta sends webhook bodies of up to 3 MB; a body refused with 413 is redelivered for days.
+# 4 MiB leaves room (the rest of the server keeps bot.web.MAX_BODY).
+MAX_WEBHOOK_BODY = 4 * 1024 * 1024
 STATUS_RETRIES = 2  # a failure status for a message id we do not know yet: look again twice
 
 # Graph API error codes (https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes)
@@ -112,6 +116,15 @@ def valid_signature(secret: str, body: bytes, header: str | None) -> bool:
 
 
 @dataclass(frozen=True)
+class NewNumber:
+    """A ``user_changed_number`` (or ``user_changed_user_id``) system message: the same person
+    under a new ``wa_id`` and/or business-scoped user id."""
+
+    wa_id: str | None
+    user_id: str | None
+
+
+@dataclass(frozen=True)
 class Incoming:
     """One resident message from a webhook; ``event`` None means "nothing to answer"."""
 
@@ -120,6 +133,13 @@ class Incoming:
     user_id: str | None
     name: str | None
     event: Event | None
+    changed: NewNumber | None = None
+    at: datetime | None = None  # Meta's timestamp: orders the messages of one body
+
+    @property
+    def key(self) -> str:
+        """What the resident's messages are serialised on."""
+        return self.wa_id or self.user_id or ""
 
 
 @dataclass(frozen=True)
@@ -135,6 +155,17 @@ class Status:
 class Parsed:
     messages: list[Incoming] = field(default_factory=list)
     statuses: list[Status] = field(default_factory=list)
+
+
+def is_phone(chat_id: str) -> bool:
+    """A ``wa_id`` is the phone number in digits; a business-scoped user id (``ID.1234...``,
+    parent ``ID.ENT.1234...``) has a country code and a period."""
+    return chat_id.isdigit()
+
+
+def address(chat_id: str) -> dict[str, str]:
+    """Meta's Messages API: ``to`` takes a phone number, ``recipient`` a business-scoped user id."""
+    return {"to": chat_id} if is_phone(chat_id) else {"recipient": chat_id}
 
 
 def reply_id(q: int | None, choice_id: str, limit: int = MAX_BUTTON_ID) -> str:
@@ -227,7 +258,11 @@ def parse_webhook(body: dict[str, Any], phone_number_id: str | None = None) -> P
                     continue
                 name = (contact.get("profile") or {}).get("name") or None
                 out.messages.append(Incoming(str(msg["id"]), wa_id and str(wa_id),
-                                             user_id and str(user_id), name, to_event(msg)))
+                                             user_id and str(user_id), name, to_event(msg),
+                                             changed=_new_number(msg), at=_timestamp(msg.get("timestamp"))))
+            # Meta's timestamps order the messages of one body (a stable sort: equal ones keep
+            # the body's order); one resident's bodies are processed in the order stored.
+            out.messages.sort(key=lambda m: m.at or datetime.min.replace(tzinfo=UTC))
             for st in value.get("statuses") or []:
                 if not isinstance(st, dict) or not st.get("id") or not st.get("status"):
                     continue
@@ -242,6 +277,23 @@ def parse_webhook(body: dict[str, Any], phone_number_id: str | None = None) -> P
                 out.statuses.append(Status(str(st["id"]), str(st["status"]),
                                            _timestamp(st.get("timestamp")), code, error))
     return out
+
+
+CHANGE_TYPES = ("user_changed_number", "user_changed_user_id")
+
+
+def _new_number(msg: dict[str, Any]) -> NewNumber | None:
+    """The new identity in a system message about a changed number or user id, else None."""
+    system = msg.get("system") if msg.get("type") == "system" else None
+    if not isinstance(system, dict) or system.get("type") not in CHANGE_TYPES:
+        return None
+    wa_id = system.get("wa_id") or system.get("new_wa_id") or None
+    user_id = system.get("user_id") or system.get("new_user_id") or None
+    if system.get("type") == "user_changed_user_id":
+        wa_id = None  # only the business-scoped id changed
+    if not wa_id and not user_id:
+        return None
+    return NewNumber(wa_id and str(wa_id), user_id and str(user_id))
 
 
 def _int(value: Any) -> int | None:
@@ -426,7 +478,8 @@ class GraphClient:
 
     async def send(self, to: str, message: dict[str, Any]) -> str:
         data = await self._call("messages", json={"messaging_product": "whatsapp",
-                                                  "recipient_type": "individual", "to": to, **message})
+                                                  "recipient_type": "individual",
+                                                  **address(to), **message})
         try:
             return str(data["messages"][0]["id"])
         except (KeyError, IndexError, TypeError):
@@ -664,6 +717,44 @@ def photo_wanted(factory: sessionmaker[Session], wa_id: str | None, user_id: str
     return fresh and (state.get("flow"), state.get("step")) in PHOTO_STEPS
 
 
+def change_number(factory: sessionmaker[Session], incoming: Incoming, now: datetime) -> bool:
+    """The resident has a new number (or business-scoped id): move the contact's key, so the
+    same person keeps consent, conversation and history; unsent messages follow them.
+
+    Returns False when there was nobody to move (unknown, or the new key is already someone).
+    """
+    change = incoming.changed
+    assert change is not None
+    with factory() as db, db.begin():
+        old = incoming.wa_id
+        if not old and incoming.user_id:
+            known = db.get(WhatsAppIdentity, incoming.user_id)
+            old = known.wa_id if known is not None else incoming.user_id
+        new = change.wa_id or (change.user_id if old == incoming.user_id else None) or old
+        number = change.wa_id or (old if old and is_phone(old) else None)
+        if change.user_id and number:  # the new business-scoped id belongs to this number
+            known = db.get(WhatsAppIdentity, change.user_id)
+            if known is None:
+                db.add(WhatsAppIdentity(user_id=change.user_id, wa_id=number, seen_at=now))
+            else:
+                known.wa_id, known.seen_at = number, now
+        if not old or not new or new == old:
+            return False
+        contact = db.scalars(select(Contact).where(Contact.channel == CHANNEL, Contact.external_id == old)
+                             .with_for_update()).first()
+        taken = db.scalar(select(Contact.id).where(Contact.channel == CHANNEL, Contact.external_id == new))
+        if contact is None or taken is not None:
+            return False
+        contact.external_id = new
+        db.execute(update(OutboxMessage)
+                   .where(OutboxMessage.channel == CHANNEL, OutboxMessage.chat_id == old,
+                          OutboxMessage.status.in_(("pending", "waiting")))
+                   .values(chat_id=new))
+        db.execute(update(Case).where(Case.channel == CHANNEL, Case.chat_id == old).values(chat_id=new))
+        db.execute(update(WhatsAppIdentity).where(WhatsAppIdentity.wa_id == old).values(wa_id=new))
+        return True
+
+
 def _write_file(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".part")
@@ -731,6 +822,11 @@ def _record_failed(db: Session, row: OutboxMessage, st: Status, now: datetime, t
 # ---------------------------------------------------------------------- the channel
 
 
+class StatusNotYetKnown(LookupError):
+    """A failure status for a message id not recorded yet (the send may still be committing)."""
+
+
+
 class WhatsAppChannel:
     """Webhook routes, webhook processing and the send-after-commit path for replies."""
 
@@ -761,6 +857,7 @@ class WhatsAppChannel:
         self.pacer = Pacer(CHANNEL, limiter)
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[int] = set()
+        self._tails: dict[str, asyncio.Future[None]] = {}  # per resident: their last body's end
 
     @classmethod
     def from_app(cls, app: App, limiter: RateLimiter | None = None) -> WhatsAppChannel:
@@ -769,7 +866,7 @@ class WhatsAppChannel:
         if missing:
             raise ConfigError(f"Configuration error: {missing[0]}: required for WhatsApp "
                               f"(missing: {', '.join(missing)})")
-        client = GraphClient(s.whatsapp_token or "", s.whatsapp_phone_number_id or "", s.whatsapp_api_base)
+        client = GraphClient(s.whatsapp_token or "", s.whatsapp_phone_number_id or "", s.whatsapp_graph_url)
         sender = WhatsAppSender(client, app.factory, app.runtime.clock, app.texts,
                                 Templates.from_settings(s), s.default_language)
         return cls(app.runtime, sender, app_secret=s.whatsapp_app_secret or "",
@@ -809,31 +906,52 @@ class WhatsAppChannel:
 
     async def webhook(self, request: web.Request) -> web.Response:
         """Check the signature, store the body, answer 200; the work happens after."""
-        raw = await request.read()
+        raw = await request.clone(client_max_size=MAX_WEBHOOK_BODY).read()
         if not valid_signature(self.app_secret, raw, request.headers.get(SIGNATURE_HEADER)):
             log.warning("WhatsApp webhook with a missing or wrong signature refused")
             return web.json_response({"error": "invalid signature"}, status=403)
         try:
             body = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply to store
+            log.warning("signed WhatsApp webhook body refused (%s): not usable JSON", type(exc).__name__)
             return web.json_response({"error": "not JSON"}, status=400)
         if not isinstance(body, dict) or body.get("object") != "whatsapp_business_account":
             return web.json_response({"ok": True, "ignored": True})
+        keys = self.resident_keys(body)
+        # One intake thread: bodies are stored, and spawned below, in the order they came in.
         row_id = await asyncio.get_running_loop().run_in_executor(
             self.intake, store_webhook, self.factory, body, self.runtime.clock())
-        self._spawn(row_id)
+        self._spawn(row_id, keys)
         return web.json_response({"ok": True})
 
-    def _spawn(self, row_id: int) -> None:
+    def resident_keys(self, body: dict[str, Any]) -> set[str]:
+        """The residents a body is about: its processing waits for their earlier bodies."""
+        return {m.key for m in parse_webhook(body, self.phone_number_id).messages}
+
+    def _spawn(self, row_id: int, keys: set[str] | None = None) -> None:
+        """Start processing a stored body after the earlier bodies of the same residents.
+
+        Called in storage order; each body waits for the previous one of each of its
+        residents, so one resident's messages are handled in the order they were stored
+        while other residents' bodies go side by side.
+        """
         if row_id in self._in_flight:
             return
         self._in_flight.add(row_id)
-        task = asyncio.create_task(self.process(row_id))
+        before = {self._tails[k] for k in keys or () if k in self._tails}
+        finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for k in keys or ():
+            self._tails[k] = finished
+        task = asyncio.create_task(self.process(row_id, before))
         self._tasks.add(task)
 
         def done(t: asyncio.Task[None]) -> None:
             self._tasks.discard(t)
             self._in_flight.discard(row_id)
+            finished.set_result(None)
+            for k in keys or ():
+                if self._tails.get(k) is finished:
+                    del self._tails[k]
 
         task.add_done_callback(done)
 
@@ -841,15 +959,22 @@ class WhatsAppChannel:
         """Process stored bodies left by a failure or a crash; returns how many were started."""
         ids = await self._db(stored_webhooks, self.factory, self.runtime.clock() - older_than)
         started = [i for i in ids if i not in self._in_flight]
-        for row_id in started:
-            self._spawn(row_id)
+        for row_id in started:  # in storage order, each after its residents' earlier bodies
+            stored = await self._db(load_webhook, self.factory, row_id)
+            if stored is not None and row_id not in self._in_flight:
+                self._spawn(row_id, self.resident_keys(stored[0]))
         await self.idle()
         return len(started)
 
     # -------------------------------------------------------------- processing
 
-    async def process(self, row_id: int) -> None:
-        """Messages in order (one resident at a time), then statuses; keep the body on failure."""
+    async def process(self, row_id: int, after: set[asyncio.Future[None]] | None = None) -> None:
+        """Messages in order (one resident at a time), then statuses; keep the body on failure.
+
+        ``after``: the processing of the same residents' earlier bodies, awaited first.
+        """
+        if after:
+            await asyncio.wait(after)
         try:
             stored = await self._db(load_webhook, self.factory, row_id)
             if stored is None:
@@ -863,10 +988,14 @@ class WhatsAppChannel:
                                          self.runtime.clock(), bool(self.sender.templates.name))
                 ids = [s.message_id for s in missing]
                 if missing and attempts < STATUS_RETRIES:  # it may arrive before we recorded the id
-                    raise LookupError(f"failure status for unknown message(s) {ids}")
+                    raise StatusNotYetKnown(f"failure status for unknown message(s) {ids}")
                 if missing:  # not ours (another tool on the same number?) or long gone
                     log.warning("failure status for unknown WhatsApp message(s) %s: %s", ids,
                                 "; ".join(f"{s.error_code} {s.error}" for s in missing))
+        except StatusNotYetKnown as exc:  # expected now and then: looked at again, no traceback
+            log.debug("WhatsApp webhook %s kept: %s", row_id, exc)
+            await self._db(finish_webhook, self.factory, row_id, str(exc))
+            return
         except Exception as exc:
             log.exception("WhatsApp webhook %s not processed; kept for a retry", row_id)
             await self._db(finish_webhook, self.factory, row_id, f"{type(exc).__name__}: {exc}")
@@ -884,9 +1013,13 @@ class WhatsAppChannel:
         return rows
 
     async def handle(self, incoming: Incoming) -> None:
+        if incoming.changed is not None:
+            moved = await self._db(change_number, self.factory, incoming, self.runtime.clock())
+            log.info("WhatsApp resident changed number: contact %s", "moved" if moved else "not found")
+            return
         if incoming.event is None:
             return
-        key = incoming.wa_id or incoming.user_id or ""
+        key = incoming.key
 
         async def work() -> None:
             rows = await self._db(self._handle_sync, await self.keep_media(incoming))
@@ -972,7 +1105,7 @@ async def serve(app: App, stop: asyncio.Event | None = None, retry_every: float 
     ``started`` is set once the server listens; ``stop`` ends it (default: run until killed).
     """
     from bot.scheduler import start_background
-    from bot.web import build_web_app, database_check
+    from bot.web import build_web_app, database_check, start_site
 
     settings = app.settings
     from bot.scheduler import shared_limiter
@@ -998,7 +1131,7 @@ async def serve(app: App, stop: asyncio.Event | None = None, retry_every: float 
         if settings.telegram_bot_token:
             background.append(await _start_telegram(app, web_app, senders, cleanup))
         await runner.setup()
-        await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+        await start_site(runner, settings.http_host, settings.http_port)
         log.info("WhatsApp webhook on %s:%s%s", settings.http_host, settings.http_port, WEBHOOK_PATH)
         scheduler = await start_background(app, senders)
         background.append(asyncio.create_task(retry_loop()))
