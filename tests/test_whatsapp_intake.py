@@ -212,7 +212,7 @@ async def test_one_residents_concurrent_deliveries_are_processed_in_storage_orde
         assert statuses == [200] * 50
         with h.app.factory() as db:
             processed = db.scalars(select(InboundEvent.event_key).order_by(InboundEvent.id)).all()[-50:]
-        assert processed == [msg_id for _, msg_id in sorted(stored)]
+        assert processed == [wa.event_key(msg_id) for _, msg_id in sorted(stored)]
 
 
 def test_messages_in_one_body_follow_metas_timestamps() -> None:
