@@ -76,7 +76,7 @@ class Inbound:
 def reply_payload(reply: Reply) -> dict[str, Any]:
     return {
         "text": reply.text,
-        "choices": [{"id": c.id, "label": c.label, "nav": c.nav} for c in reply.choices],
+        "choices": [{"id": c.id, "label": c.label, "nav": c.nav, "key": c.key} for c in reply.choices],
         "q": reply.q,
     }
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -155,12 +156,10 @@ def _dispatch(turn: Turn) -> None:
     spec = turn.spec
     assert spec is not None
     question = spec.ask(turn)
+    shown = presented(turn, question)
     if ev.kind == "choice":
         choice = ev.choice or ""
-        known = {c.id for c in question.choices}
-        if question.nav:
-            known |= {"nav:back", "nav:cancel"}
-        if ev.q != st.get("q") or choice not in known:
+        if ev.q != st.get("q") or choice not in {c.id for c in shown}:
             turn.say("stale_button")
             return
         _choose(turn, choice)
@@ -168,11 +167,17 @@ def _dispatch(turn: Turn) -> None:
         if not text:
             turn.say("not_understood")
             return
-        picked = match_choice(text, question.choices)
+        picked = match_choice(text, shown)
         if picked is not None:
+            chosen = next(c for c in shown if c.id == picked)
+            if not chosen.nav:  # say what was recorded, as a pressed button shows it
+                turn.say("echo.chosen", label=chosen.label)
             _choose(turn, picked)
         elif question.free_text:
             spec.text(turn, text)
+        elif _digits(text):
+            keys = [c.key for c in shown if c.key]
+            turn.say("choice.bad_number", keys=", ".join(keys))
         else:
             turn.say("not_understood")
     elif ev.kind == "photo":
@@ -249,25 +254,49 @@ def _ask(turn: Turn) -> None:
     if spec is None or turn.state.get("wait"):
         return
     question: Question = spec.ask(turn)
+    choices = presented(turn, question)
+    q = int(turn.state.get("q", 0)) + 1
+    turn.state["q"] = q
+    turn.effects.append(Reply(question.text, choices, q=q if choices else None))
+
+
+def presented(turn: Turn, question: Question) -> tuple[Choice, ...]:
+    """The choices exactly as every channel shows them: with back/cancel and their keys.
+
+    Used both to ask and to read the answer, so a typed number can only mean the key the
+    resident saw. Choices that bring their own keys (a rating's scores) keep them and the
+    others stay unnumbered; otherwise the choices are numbered 1..n in the order shown.
+    """
     choices = list(question.choices)
     if question.nav:
         choices += [
             Choice("nav:back", turn.t("nav.back"), nav=True),
             Choice("nav:cancel", turn.t("nav.cancel"), nav=True),
         ]
-    q = int(turn.state.get("q", 0)) + 1
-    turn.state["q"] = q
-    turn.effects.append(Reply(question.text, tuple(choices), q=q if choices else None))
+    if any(c.key for c in choices):
+        return tuple(choices)
+    return tuple(replace(c, key=str(n)) for n, c in enumerate(choices, start=1))
+
+
+def _digits(text: str) -> bool:
+    return text.strip().rstrip(".)").isdecimal()
 
 
 def match_choice(text: str, choices: tuple[Choice, ...] | list[Choice]) -> str | None:
-    """A typed number ("2") or label ("sangat mudah") picks a choice, as on a numbered menu."""
+    """A typed key ("4") or label ("sangat mudah") picks a choice.
+
+    A number only ever picks the choice showing that key, never a position: on a rating the
+    key is the score, so "4" is "Sangat sesuai" however the answers are ordered. Numbers are
+    compared as text, so a 5,000-digit message is simply no choice.
+    """
     if not choices:
         return None
     stripped = text.strip().rstrip(".)")
-    if stripped.isdigit():
-        n = int(stripped)
-        return choices[n - 1].id if 1 <= n <= len(choices) else None
+    if stripped.isdecimal():
+        if len(stripped) > 3:
+            return None
+        number = str(int(stripped))  # "04" and full-width "４" are 4
+        return next((c.id for c in choices if c.key and c.key == number), None)
     wanted = utils.default_process(text)
     if not wanted or len(text) > 80:
         return None

@@ -302,7 +302,8 @@ class SurveyElement(StepSpec):
             "survey.progress", n=idx + 1, total=len(ELEMENTS), element=turn.t(f"skm.{key}.name")
         )
         text += "\n" + turn.t(f"skm.{key}.q")
-        choices = tuple(Choice(str(s), turn.t(f"skm.{key}.{s}")) for s in (4, 3, 2, 1))
+        # The score is the key: a typed "4" is always the 4 shown beside "Sangat ...".
+        choices = tuple(Choice(str(s), turn.t(f"skm.{key}.{s}"), key=str(s)) for s in (4, 3, 2, 1))
         return Question(text, (*choices, Choice("skip", turn.t("survey.skip"))))
 
     def choice(self, turn: Turn, choice: str) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -54,7 +55,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels import common
-from bot.channels.common import KeyedLocks, Pacer, decode_choice, encode_choice
+from bot.channels.common import KeyedLocks, Pacer, choice_label, decode_choice, encode_choice
 from bot.i18n import LANGUAGES
 from bot.models import Contact, OutboxMessage
 from bot.outbox import SendError, record_failure
@@ -99,6 +100,9 @@ def make_bot(token: str, api_base: str | None = None, timeout: float = 30.0) -> 
 # ---------------------------------------------------------------------- rendering
 
 
+KEY_PREFIX = re.compile(r"^\d{1,3}\. ")
+
+
 def callback_data(q: int | None, choice_id: str) -> str:
     data = encode_choice(q, choice_id)
     if len(data.encode()) > MAX_CALLBACK_BYTES:
@@ -119,7 +123,7 @@ def keyboard(payload: dict[str, Any]) -> InlineKeyboardMarkup | None:
     if not choices:
         return None
     q = payload.get("q")
-    return _keyboard(q, tuple((str(c["id"]), str(c["label"]), bool(c.get("nav"))) for c in choices))
+    return _keyboard(q, tuple((str(c["id"]), choice_label(c), bool(c.get("nav"))) for c in choices))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -524,8 +528,8 @@ class TelegramChannel:
         if data is not None and message.reply_markup is not None:
             for row in message.reply_markup.inline_keyboard:
                 for button in row:
-                    if button.callback_data == data:
-                        label = button.text
+                    if button.callback_data == data:  # the words, as a typed answer is echoed
+                        label = KEY_PREFIX.sub("", button.text)
         try:
             if label is not None and message.text is not None:
                 suffix = f"\n\n{CHOSEN_MARK} {label}"
