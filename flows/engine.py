@@ -19,7 +19,7 @@ from typing import Any
 
 from rapidfuzz import fuzz, utils
 
-from flows import followup
+from flows import followup, smalltalk
 from flows.registry import STEPS, Question
 from flows.steps import StaffRegister, SvcChoose
 from flows.turn import Turn, copy_state
@@ -144,8 +144,10 @@ def _dispatch(turn: Turn) -> None:
             return
     elif st.get("flow") is None or turn.spec is None:
         turn.home()
-        if ev.kind == "text" and text:
+        if ev.kind == "text" and text and not _small_talk(turn, text):
             STEPS[("menu", "main")].text(turn, text)
+        return
+    if ev.kind == "ask":  # only show where the resident is (after a rating outside the flow)
         return
 
     if st.get("wait"):
@@ -173,6 +175,8 @@ def _dispatch(turn: Turn) -> None:
             if not chosen.nav:  # say what was recorded, as a pressed button shows it
                 turn.say("echo.chosen", label=chosen.label)
             _choose(turn, picked)
+        elif _small_talk(turn, text):
+            return
         elif question.free_text:
             spec.text(turn, text)
         elif _digits(text):
@@ -192,6 +196,15 @@ def _dispatch(turn: Turn) -> None:
             turn.say("location_not_expected")
     else:
         turn.say("unsupported")
+
+
+def _small_talk(turn: Turn, text: str) -> bool:
+    """A greeting or thanks on its own gets a word back; the question is then asked again."""
+    kind = smalltalk.kind(text)
+    if kind is None:
+        return False
+    turn.say(f"smalltalk.{kind}", greeting=smalltalk.echo_greeting(text, turn.lang))
+    return True
 
 
 def _choose(turn: Turn, choice: str) -> None:
@@ -236,14 +249,20 @@ def _global(turn: Turn, name: str, arg: str) -> None:
     if name == "menu":
         turn.home()
     elif name == "cancel":
-        if turn.state.get("flow") == "survey" and turn.data.get("key"):
+        in_survey = turn.state.get("flow") == "survey"
+        if in_survey and turn.data.get("key"):
             turn.emit(SurveyCancelled(str(turn.data["key"])))
         if turn.state.get("flow") not in (None, "menu"):
-            turn.say("cancelled")
+            # "your answers are kept" only when there are answers to keep
+            turn.say("cancelled" if in_survey and turn.data.get("answers") else "cancelled.nothing")
         turn.home()
     elif name == "back":
         if not turn.back():
             turn.home()
+    elif name == "status" and arg:  # "/status K7QM-3XHD": look it up straight away
+        turn.home()
+        turn.goto("status", "ask")
+        STEPS[("status", "ask")].text(turn, arg)
     elif name in ("survey", "complaint", "status", "data", "person"):
         turn.home()
         STEPS[("menu", "main")].choice(turn, name)

@@ -8,7 +8,8 @@ from typing import Any, Literal, Protocol
 
 from flows.catalog import Catalog
 
-EventKind = Literal["text", "choice", "photo", "location", "unsupported", "result"]
+# "ask": nothing to answer, only show the current question (after a press outside the flow).
+EventKind = Literal["text", "choice", "photo", "location", "unsupported", "result", "ask"]
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ def test_agency_name_lists_its_services_and_unknown_text_is_answered() -> None:
     assert "s:pkb" in [c.id for c in replies[-1].choices]
     d.press("nav:back")
     replies = d.text("xyzzy qwerty")
-    assert "tidak saya temukan" in replies[0].text
+    assert "tidak ada di daftar layanan" in replies[0].text
     assert replies[-1].choices[0].id == "a:disdukcapil"
 
 
@@ -270,7 +270,7 @@ def test_status_check_own_ticket_unknown_and_bad_format() -> None:
     replies = d.press(f"t:{ticket}")
     assert ticket in replies[0].text and "Diterima" in replies[0].text
     d.press("status")
-    replies = d.text("hello")
+    replies = d.text("nomornya lupa")
     assert "8 huruf/angka" in replies[0].text
     replies = d.text("ZZZZ-9999")
     assert "tidak ditemukan" in replies[0].text

@@ -493,9 +493,12 @@ class TelegramChannel:
             answered = False
             try:
                 rows = await self._turns.run(inbound)
-                stale = any(r.payload.get("text") in self._stale for r in rows)
+                # The engine's own words, in the language the resident chose (not the phone's).
+                stale_text = next((str(r.payload["text"]) for r in rows
+                                   if r.payload.get("text") in self._stale), None)
+                stale = stale_text is not None
                 answered = True
-                await self._answer(query, self.texts(lang, "tg.button_invalid") if stale else None)
+                await self._answer(query, stale_text)
                 if rows:
                     await self._show_choice(query, None if stale else query.data)
                 await self.deliver(rows)
