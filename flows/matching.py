@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from rapidfuzz import fuzz, process, utils
 from rapidfuzz.distance import Levenshtein
 
@@ -110,70 +111,81 @@ class ServiceMatcher:
                     vocab[w].append(idx)
                 if len(spelled) > 1:  # "ektp" for "e ktp", "kartukeluarga"
                     joined["".join(spelled)].append(idx)
-        self._vocab = dict(vocab)
+        self._vocab = {w: np.array(ids, dtype=np.int32) for w, ids in vocab.items()}
         self._joined = dict(joined)
-        by_length: dict[int, list[str]] = defaultdict(list)
-        for w in self._vocab:
-            by_length[len(w)].append(w)
-        self._by_length = dict(by_length)
+        self._fuzzy_pool = [w for w in self._vocab if len(w) >= 4]
+        self._seen: dict[str, dict[str, float]] = {}  # message word -> similar words (bounded)
+        # Per name, as arrays, so one query scores every name in a few vector operations.
+        self._weight = np.array([n.weight for n in self._names], dtype=np.float64)
+        self._lang = [n.lang for n in self._names]
 
     def __len__(self) -> int:
         return len(self._names)
 
     def _similar(self, word: str) -> dict[str, float]:
-        """Vocabulary words this message word may stand for, with their similarity."""
+        """Vocabulary words this message word may stand for, with their similarity.
+
+        Remembered per word: residents type the same few hundred words again and again.
+        """
+        known = self._seen.get(word)
+        if known is not None:
+            return known
         hits: dict[str, float] = {}
         if word in self._vocab:
             hits[word] = 100.0
-        if len(word) < 4:
-            return hits
-        # ratio >= 75 needs lengths within about 0.6x..1.67x of each other
-        low, high = max(4, (len(word) * 3) // 5), (len(word) * 5 + 2) // 3
-        for length in range(low, high + 1):
-            pool = self._by_length.get(length)
-            if not pool:
-                continue
-            for found, score, _ in process.extract(word, pool, scorer=fuzz.ratio, limit=None,
-                                                   score_cutoff=75.0):
+        if len(word) >= 4:
+            # One pass in C; the cutoff lets rapidfuzz skip words of a very different length.
+            for found, score, _ in process.extract(word, self._fuzzy_pool, scorer=fuzz.ratio,
+                                                   limit=None, score_cutoff=75.0):
                 if found != word and Levenshtein.distance(word, found) <= _typos_allowed(word, found):
-                    hits[found] = max(hits.get(found, 0.0), float(score))
+                    hits[found] = float(score)
+        if len(self._seen) >= 8192:
+            self._seen.clear()
+        self._seen[word] = hits
         return hits
 
     def scores(self, text: str, lang: str = "") -> dict[str, float]:
-        """The best score per target for ``text`` (targets sharing no word are left out)."""
+        """The best score per target for ``text`` (targets far below :data:`FLOOR` are left out).
+
+        A name's score is mostly how much of it (in letters) the message contains, each word
+        weighted by how alike it is, and a little how much of the message it explains.
+        """
         qwords = list(dict.fromkeys(words_of(text[:1000])))[:MAX_WORDS]
         if not qwords:
             return {}
-        q_weight = sum(len(w) for w in qwords)
-        # name index -> {name word: (similarity, message word)}
-        covered: dict[int, dict[str, tuple[float, str]]] = defaultdict(dict)
-        whole: dict[int, float] = {}
+        n = len(self._names)
+        letters = np.zeros(n)  # similarity-weighted letters of each name found in the message
+        used = np.zeros(n)  # letters of the message that found a word of each name
+        best_sim: dict[str, float] = {}  # a name word found by two message words counts once
         for qw in qwords:
-            for vw, sim in self._similar(qw).items():
-                for idx in self._vocab[vw]:
-                    if sim > covered[idx].get(vw, (0.0, ""))[0]:
-                        covered[idx][vw] = (sim, qw)
-            for idx in self._joined.get(qw, ()):
-                whole[idx] = 100.0
-        if len(qwords) > 1:
-            for idx in self._joined.get("".join(qwords), ()):
-                whole[idx] = 100.0
+            hits = self._similar(qw)
+            for vw, sim in hits.items():
+                best_sim[vw] = max(best_sim.get(vw, 0.0), sim)
+            touched = [self._vocab[vw] for vw in hits]
+            if touched:
+                used[np.unique(np.concatenate(touched))] += len(qw)
+        for vw, sim in best_sim.items():
+            letters[self._vocab[vw]] += len(vw) * sim
+        name_cov = letters / self._weight
+        whole = [*(i for qw in qwords for i in self._joined.get(qw, ())),
+                 *(self._joined.get("".join(qwords), ()) if len(qwords) > 1 else ())]
+        for idx in whole:  # "ektp" typed for "e ktp"
+            name_cov[idx] = 100.0
+            spelled = "".join(self._names[idx].words)
+            used[idx] = sum(len(qw) for qw in qwords if qw in spelled)
+        query_cov = 100.0 * np.minimum(used, sum(len(w) for w in qwords)) / sum(len(w) for w in qwords)
+        score = np.maximum(0.9 * name_cov + 0.1 * query_cov, 0.5 * name_cov + 0.5 * query_cov)
         best: dict[str, float] = {}
-        for idx in covered.keys() | whole.keys():
-            name = self._names[idx]
-            if idx in whole:
-                name_cov, used = 100.0, sum(len(w) for w in qwords if w in "".join(name.words))
-            else:
-                hits = covered[idx]
-                name_cov = sum(len(w) * hits[w][0] for w in name.words if w in hits) / name.weight
-                used = sum(len(qw) for qw in {qw for _, qw in hits.values()})
-            query_cov = 100.0 * min(used, q_weight) / q_weight
-            # Mostly: is the whole name there? A little: is the message about nothing else?
-            score = max(0.9 * name_cov + 0.1 * query_cov, 0.5 * name_cov + 0.5 * query_cov)
-            if lang and name.lang and name.lang != lang:
-                score -= OTHER_LANGUAGE
-            if score > best.get(name.key, -1.0):
-                best[name.key] = score
+        # Names far below the floor cannot change the outcome (the service-over-agency rule
+        # looks 5 points down); skipping them keeps a common word from costing a loop.
+        for idx in np.flatnonzero(score >= FLOOR - 10).tolist():
+            value = float(score[idx])
+            name_lang = self._lang[idx]
+            if lang and name_lang and name_lang != lang:
+                value -= OTHER_LANGUAGE
+            key = self._names[idx].key
+            if value > best.get(key, -1.0):
+                best[key] = value
         return best
 
     def match(self, text: str, limit: int = 4, lang: str = "") -> Match:
