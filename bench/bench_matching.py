@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.catalog import catalog_from_spec, read_catalog  # noqa: E402
 from flows.catalog import AgencyInfo, Catalog, ServiceInfo  # noqa: E402
+from flows.matching import ServiceMatcher  # noqa: E402
 
 THINGS = ("izin", "surat", "kartu", "akta", "pajak", "retribusi", "rekomendasi", "sertifikat",
           "pendaftaran", "layanan", "bantuan", "pengujian", "legalisir", "perpanjangan",
@@ -159,8 +160,8 @@ def main() -> int:
             return process.extract(text, names, scorer=fuzz.WRatio, processor=utils.default_process,
                                    limit=len(names))
 
-        def ours(text: str, lang: str, matcher: object = matcher) -> object:
-            return catalog.matcher.match(text, lang=lang)
+        def ours(text: str, lang: str, matcher: ServiceMatcher = matcher) -> object:
+            return matcher.match(text, lang=lang)
 
         start = time.perf_counter()
         Catalog(catalog.agencies, catalog.services).matcher  # noqa: B018 - time the build
