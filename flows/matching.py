@@ -117,7 +117,11 @@ class ServiceMatcher:
         self._seen: dict[str, dict[str, float]] = {}  # message word -> similar words (bounded)
         # Per name, as arrays, so one query scores every name in a few vector operations.
         self._weight = np.array([n.weight for n in self._names], dtype=np.float64)
-        self._lang = [n.lang for n in self._names]
+        self._keys = list(dict.fromkeys(n.key for n in self._names))
+        key_index = {k: i for i, k in enumerate(self._keys)}
+        self._key_of = np.array([key_index[n.key] for n in self._names], dtype=np.int64)
+        self._in_lang = {code: np.array([n.lang == code for n in self._names], dtype=bool)
+                         for code in ("id", "en")}
 
     def __len__(self) -> int:
         return len(self._names)
@@ -175,18 +179,19 @@ class ServiceMatcher:
             used[idx] = sum(len(qw) for qw in qwords if qw in spelled)
         query_cov = 100.0 * np.minimum(used, sum(len(w) for w in qwords)) / sum(len(w) for w in qwords)
         score = np.maximum(0.9 * name_cov + 0.1 * query_cov, 0.5 * name_cov + 0.5 * query_cov)
-        best: dict[str, float] = {}
+        other = {"id": "en", "en": "id"}.get(lang)
+        if other is not None:
+            score -= OTHER_LANGUAGE * self._in_lang[other]
         # Names far below the floor cannot change the outcome (the service-over-agency rule
-        # looks 5 points down); skipping them keeps a common word from costing a loop.
-        for idx in np.flatnonzero(score >= FLOOR - 10).tolist():
-            value = float(score[idx])
-            name_lang = self._lang[idx]
-            if lang and name_lang and name_lang != lang:
-                value -= OTHER_LANGUAGE
-            key = self._names[idx].key
-            if value > best.get(key, -1.0):
-                best[key] = value
-        return best
+        # looks 5 points down); the best name per target is then picked without a Python loop.
+        idxs = np.flatnonzero(score >= FLOOR - 10)
+        if idxs.size == 0:
+            return {}
+        values = score[idxs]
+        order = np.argsort(-values, kind="stable")
+        keys, first = np.unique(self._key_of[idxs][order], return_index=True)
+        best_values = values[order][first]
+        return {self._keys[k]: float(v) for k, v in zip(keys.tolist(), best_values.tolist(), strict=True)}
 
     def match(self, text: str, limit: int = 4, lang: str = "") -> Match:
         best = self.scores(text, lang)
