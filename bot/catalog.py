@@ -68,6 +68,9 @@ class ServiceSpec(BaseModel):
     name: str = Field(min_length=2, max_length=200)
     aliases: list[str] = Field(default_factory=list)
     free_by_law: bool = False
+    # English name and words residents type (matched first for English-speaking residents).
+    name_en: str = Field(default="", max_length=200)
+    aliases_en: list[str] = Field(default_factory=list)
 
     @field_validator("code")
     @classmethod
@@ -116,6 +119,8 @@ class AgencySpec(BaseModel):
     digest_time: str | None = None  # local time of the Monday digest; unset: DIGEST_TIME
     ikm_weights: Literal["exact", "0.111", "0.11"] | None = None  # unset: exact 1/9
     aliases: list[str] = Field(default_factory=list)
+    name_en: str = Field(default="", max_length=200)
+    aliases_en: list[str] = Field(default_factory=list)
     sla: SlaSpec = Field(default_factory=SlaSpec)
     services: list[ServiceSpec] = Field(min_length=1)
 
@@ -152,7 +157,15 @@ class CatalogSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     region: str = ""
+    # The agency that receives complaints no listed service covers (its first service is used).
+    default_agency: str = ""
     agencies: list[AgencySpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _default_agency_exists(self) -> CatalogSpec:
+        if self.default_agency and self.default_agency not in {a.slug for a in self.agencies}:
+            raise ValueError(f"default_agency {self.default_agency!r} is not the slug of an agency below")
+        return self
 
 
 def _one_line(text: str) -> str:
@@ -230,7 +243,9 @@ def load_catalog(db: Session, path: Path) -> dict[str, int]:
              "settings": {**{k: v for k, v in (agency.settings or {}).items()
                              if k not in ("digest_time", "ikm_weights")},
                           "aliases": a.aliases, **a.sla.settings(),
-                          **{k: v for k, v in a.extra_settings().items() if v is not None}}},
+                          **{k: v for k, v in a.extra_settings().items() if v is not None},
+                          **_english(a.name_en, a.aliases_en),
+                          "default": a.slug == spec.default_agency}},
             is_new,
         )
         db.flush()
@@ -242,12 +257,18 @@ def load_catalog(db: Session, path: Path) -> dict[str, int]:
                 db.add(service)
             apply(
                 service,
-                {"agency_id": agency.id, "name": s.name, "aliases": {"aliases": s.aliases},
+                {"agency_id": agency.id, "name": s.name,
+                 "aliases": {"aliases": s.aliases, **_english(s.name_en, s.aliases_en)},
                  "free_by_law": s.free_by_law, "active": True},
                 s_new,
             )
     db.flush()
     return stats
+
+
+def _english(name_en: str, aliases_en: list[str]) -> dict[str, Any]:
+    """English names ride in the existing JSON columns (no schema change); omitted when empty."""
+    return {k: v for k, v in (("name_en", name_en), ("aliases_en", aliases_en)) if v}
 
 
 def snapshot(db: Session) -> Catalog:
@@ -257,27 +278,34 @@ def snapshot(db: Session) -> Catalog:
     services = db.scalars(select(Service).where(Service.active).order_by(Service.id)).all()
     return Catalog(
         agencies=tuple(AgencyInfo(a.slug, a.name, a.short_name, agency_zone(a),
-                                    tuple((a.settings or {}).get("aliases", [])))
+                                    tuple((a.settings or {}).get("aliases", [])),
+                                    str((a.settings or {}).get("name_en", "")),
+                                    tuple((a.settings or {}).get("aliases_en", [])))
                          for a in agencies),
         services=tuple(
             ServiceInfo(s.code, s.name, slug_by_id[s.agency_id], tuple(s.aliases.get("aliases", [])),
-                        s.free_by_law)
+                        s.free_by_law, str(s.aliases.get("name_en", "")),
+                        tuple(s.aliases.get("aliases_en", [])))
             for s in services
             if s.agency_id in slug_by_id
         ),
+        default_agency=next((a.slug for a in agencies if (a.settings or {}).get("default")), ""),
     )
 
 
 def catalog_from_spec(spec: CatalogSpec) -> Catalog:
     """Build the engine's catalog straight from a file (tests, benchmarks)."""
     return Catalog(
-        agencies=tuple(AgencyInfo(a.slug, a.name, a.short_name, a.timezone, tuple(a.aliases))
+        agencies=tuple(AgencyInfo(a.slug, a.name, a.short_name, a.timezone, tuple(a.aliases),
+                                  a.name_en, tuple(a.aliases_en))
                          for a in spec.agencies),
         services=tuple(
-            ServiceInfo(s.code, s.name, a.slug, tuple(s.aliases), s.free_by_law)
+            ServiceInfo(s.code, s.name, a.slug, tuple(s.aliases), s.free_by_law, s.name_en,
+                        tuple(s.aliases_en))
             for a in spec.agencies
             for s in a.services
         ),
+        default_agency=spec.default_agency,
     )
 
 

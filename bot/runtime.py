@@ -77,7 +77,7 @@ class Inbound:
 def reply_payload(reply: Reply) -> dict[str, Any]:
     return {
         "text": reply.text,
-        "choices": [{"id": c.id, "label": c.label, "nav": c.nav} for c in reply.choices],
+        "choices": [{"id": c.id, "label": c.label, "nav": c.nav, "key": c.key} for c in reply.choices],
         "q": reply.q,
     }
 
@@ -324,9 +324,16 @@ class _Work:
         assert self.cid is not None
         stored = self.stored_state
         state: dict[str, Any] = dict(stored) if stored is not None else {}
-        if self.relay_to_staff(state):
+        event = self.inbound.event
+        if event.kind == "choice" and (event.choice or "").startswith(cases.PREFIX):
+            # A rating of how staff handled a case: thank them in the chat, then show where
+            # they are (the question they were at, or the menu) instead of leaving them there.
+            assert self.contact is not None
+            self.reply(Reply(cases.rate_choice(self.db, self.contact, event.choice or "", self.now)))
+            event = Event("ask", event.event_id)
+        elif self.relay_to_staff(state):
             return  # a human handles this resident's case: the engine steps aside
-        result = engine.step(state, self.inbound.event, self.context(), owned=True)
+        result = engine.step(state, event, self.context(), owned=True)
         for _ in range(MAX_RESUMES):
             call = self.apply(result)
             if call is None:
@@ -356,10 +363,6 @@ class _Work:
         """
         assert self.cid is not None
         ev = self.inbound.event
-        if ev.kind == "choice" and (ev.choice or "").startswith(cases.PREFIX):  # a case rating
-            assert self.contact is not None
-            self.reply(Reply(cases.rate_choice(self.db, self.contact, ev.choice or "", self.now)))
-            return True
         text = engine.clean_text(ev.text) if ev.kind == "text" else ""
         if ev.kind == "text" and (not text or engine.parse_command(text) is not None):
             return False
@@ -379,11 +382,6 @@ class _Work:
             self.reply(Reply(relayed.notice))
         self.later.extend(relayed.rows)
         return True
-
-    def note_after(self, text: str) -> None:
-        """A reply that belongs after this turn's other replies (e.g. after "thank you")."""
-        self.reply(Reply(text))
-        self.later.insert(0, self.outbox.pop())
 
     def apply(self, result: StepResult) -> Call | None:
         call: Call | None = None
@@ -531,8 +529,10 @@ class _Work:
             opened = cases.on_survey(self.db, resp, self.contact, self.now,
                                      chat_id=self.inbound.chat_id, channel=self.inbound.channel)
             if opened is not None and opened.created:
-                self.note_after(self.rt.texts(self.contact.language, "case.survey_escalated",
-                                              ticket=opened.case.ticket))
+                # In order: the engine says "thank you" before the final save, so this notice
+                # lands between the thanks and the menu.
+                self.reply(Reply(self.rt.texts(self.contact.language, "case.survey_escalated",
+                                               ticket=opened.case.ticket)))
                 self.later.extend(opened.rows)
         if self.rt.survey_reminder is not None and resp.status == "complete":
             # What followups.survey_reminder does for a finished survey, as one statement.

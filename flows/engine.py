@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from rapidfuzz import fuzz, utils
 
-from flows import followup
+from flows import followup, smalltalk
 from flows.registry import STEPS, Question
 from flows.steps import StaffRegister, SvcChoose
 from flows.turn import Turn, copy_state
@@ -143,8 +144,10 @@ def _dispatch(turn: Turn) -> None:
             return
     elif st.get("flow") is None or turn.spec is None:
         turn.home()
-        if ev.kind == "text" and text:
+        if ev.kind == "text" and text and not _small_talk(turn, text):
             STEPS[("menu", "main")].text(turn, text)
+        return
+    if ev.kind == "ask":  # only show where the resident is (after a rating outside the flow)
         return
 
     if st.get("wait"):
@@ -155,12 +158,10 @@ def _dispatch(turn: Turn) -> None:
     spec = turn.spec
     assert spec is not None
     question = spec.ask(turn)
+    shown = presented(turn, question)
     if ev.kind == "choice":
         choice = ev.choice or ""
-        known = {c.id for c in question.choices}
-        if question.nav:
-            known |= {"nav:back", "nav:cancel"}
-        if ev.q != st.get("q") or choice not in known:
+        if ev.q != st.get("q") or choice not in {c.id for c in shown}:
             turn.say("stale_button")
             return
         _choose(turn, choice)
@@ -168,11 +169,19 @@ def _dispatch(turn: Turn) -> None:
         if not text:
             turn.say("not_understood")
             return
-        picked = match_choice(text, question.choices)
+        picked = match_choice(text, shown)
         if picked is not None:
+            chosen = next(c for c in shown if c.id == picked)
+            if not chosen.nav:  # say what was recorded, as a pressed button shows it
+                turn.say("echo.chosen", label=chosen.label)
             _choose(turn, picked)
+        elif _small_talk(turn, text):
+            return
         elif question.free_text:
             spec.text(turn, text)
+        elif _digits(text):
+            keys = [c.key for c in shown if c.key]
+            turn.say("choice.bad_number", keys=", ".join(keys))
         else:
             turn.say("not_understood")
     elif ev.kind == "photo":
@@ -187,6 +196,15 @@ def _dispatch(turn: Turn) -> None:
             turn.say("location_not_expected")
     else:
         turn.say("unsupported")
+
+
+def _small_talk(turn: Turn, text: str) -> bool:
+    """A greeting or thanks on its own gets a word back; the question is then asked again."""
+    kind = smalltalk.kind(text)
+    if kind is None:
+        return False
+    turn.say(f"smalltalk.{kind}", greeting=smalltalk.echo_greeting(text, turn.lang))
+    return True
 
 
 def _choose(turn: Turn, choice: str) -> None:
@@ -231,14 +249,20 @@ def _global(turn: Turn, name: str, arg: str) -> None:
     if name == "menu":
         turn.home()
     elif name == "cancel":
-        if turn.state.get("flow") == "survey" and turn.data.get("key"):
+        in_survey = turn.state.get("flow") == "survey"
+        if in_survey and turn.data.get("key"):
             turn.emit(SurveyCancelled(str(turn.data["key"])))
         if turn.state.get("flow") not in (None, "menu"):
-            turn.say("cancelled")
+            # "your answers are kept" only when there are answers to keep
+            turn.say("cancelled" if in_survey and turn.data.get("answers") else "cancelled.nothing")
         turn.home()
     elif name == "back":
         if not turn.back():
             turn.home()
+    elif name == "status" and arg:  # "/status K7QM-3XHD": look it up straight away
+        turn.home()
+        turn.goto("status", "ask")
+        STEPS[("status", "ask")].text(turn, arg)
     elif name in ("survey", "complaint", "status", "data", "person"):
         turn.home()
         STEPS[("menu", "main")].choice(turn, name)
@@ -249,25 +273,49 @@ def _ask(turn: Turn) -> None:
     if spec is None or turn.state.get("wait"):
         return
     question: Question = spec.ask(turn)
+    choices = presented(turn, question)
+    q = int(turn.state.get("q", 0)) + 1
+    turn.state["q"] = q
+    turn.effects.append(Reply(question.text, choices, q=q if choices else None))
+
+
+def presented(turn: Turn, question: Question) -> tuple[Choice, ...]:
+    """The choices exactly as every channel shows them: with back/cancel and their keys.
+
+    Used both to ask and to read the answer, so a typed number can only mean the key the
+    resident saw. Choices that bring their own keys (a rating's scores) keep them and the
+    others stay unnumbered; otherwise the choices are numbered 1..n in the order shown.
+    """
     choices = list(question.choices)
     if question.nav:
         choices += [
             Choice("nav:back", turn.t("nav.back"), nav=True),
             Choice("nav:cancel", turn.t("nav.cancel"), nav=True),
         ]
-    q = int(turn.state.get("q", 0)) + 1
-    turn.state["q"] = q
-    turn.effects.append(Reply(question.text, tuple(choices), q=q if choices else None))
+    if any(c.key for c in choices):
+        return tuple(choices)
+    return tuple(replace(c, key=str(n)) for n, c in enumerate(choices, start=1))
+
+
+def _digits(text: str) -> bool:
+    return text.strip().rstrip(".)").isdecimal()
 
 
 def match_choice(text: str, choices: tuple[Choice, ...] | list[Choice]) -> str | None:
-    """A typed number ("2") or label ("sangat mudah") picks a choice, as on a numbered menu."""
+    """A typed key ("4") or label ("sangat mudah") picks a choice.
+
+    A number only ever picks the choice showing that key, never a position: on a rating the
+    key is the score, so "4" is "Sangat sesuai" however the answers are ordered. Numbers are
+    compared as text, so a 5,000-digit message is simply no choice.
+    """
     if not choices:
         return None
     stripped = text.strip().rstrip(".)")
-    if stripped.isascii() and stripped.isdigit():  # "¹" and "٣" are digits to isdigit, not to int
-        n = int(stripped)
-        return choices[n - 1].id if 1 <= n <= len(choices) else None
+    if stripped.isdecimal():
+        if len(stripped) > 3:
+            return None
+        number = str(int(stripped))  # "04" and full-width "４" are 4
+        return next((c.id for c in choices if c.key and c.key == number), None)
     wanted = utils.default_process(text)
     if not wanted or len(text) > 80:
         return None

@@ -93,7 +93,7 @@ class FollowupRating(StepSpec):
     """How satisfied is the resident with how the complaint was handled (1-5)."""
 
     def ask(self, turn: Turn) -> Question:
-        choices = tuple(Choice(str(n), turn.t(f"followup.rating.{n}")) for n in (5, 4, 3, 2, 1))
+        choices = tuple(Choice(str(n), turn.t(f"followup.rating.{n}"), key=str(n)) for n in (5, 4, 3, 2, 1))
         return Question(
             turn.t("followup.rating", ticket=turn.data.get("ticket", "")),
             (*choices, Choice("skip", turn.t("skip"))),

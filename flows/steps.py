@@ -126,7 +126,7 @@ class Menu(StepSpec):
             intent = "survey"
         elif any(w.startswith(STATUS_WORDS) for w in words):
             intent = "status"
-        match = turn.ctx.catalog.matcher.match(text)
+        match = turn.ctx.catalog.matcher.match(text, lang=turn.lang)
         service = match.decided if match.decided and not match.decided.startswith("@") else None
         if intent in ("survey", "complaint"):
             SvcChoose().start(turn, intent, service=service)
@@ -144,7 +144,7 @@ class MenuIntent(StepSpec):
 
     def ask(self, turn: Turn) -> Question:
         svc = turn.ctx.catalog.service(turn.data["service"])
-        name = svc.name if svc else "?"
+        name = svc.title(turn.lang) if svc else "?"
         return Question(
             turn.t("menu.intent", service=name),
             (Choice("survey", turn.t("menu.survey")), Choice("complaint", turn.t("menu.complaint"))),
@@ -184,13 +184,32 @@ class SvcChoose(StepSpec):
 
     def ask(self, turn: Turn) -> Question:
         agencies = turn.ctx.catalog.agencies
+        choices = [Choice(f"a:{a.slug}", a.short_name) for a in agencies]
+        if self.other(turn) is not None:
+            choices.append(Choice("other", turn.t("svc.other")))
         return Question(
             turn.t(f"svc.ask.{turn.data.get('purpose', 'survey')}"),
-            tuple(Choice(f"a:{a.slug}", a.short_name) for a in agencies),
+            tuple(choices),
             free_text=True,
         )
 
+    @staticmethod
+    def other(turn: Turn) -> str | None:
+        """The catch-all service a complaint about something unlisted is filed under (or None).
+
+        Only for complaints: a survey rates a known service.
+        """
+        if turn.data.get("purpose") != "complaint":
+            return None
+        svc = turn.ctx.catalog.other_service()
+        return svc.code if svc else None
+
     def choice(self, turn: Turn, choice: str) -> None:
+        if choice == "other":
+            code = self.other(turn)
+            if code:
+                self.chosen(turn, code)
+            return
         self.agency(turn, choice.removeprefix("a:"))
 
     def agency(self, turn: Turn, slug: str) -> None:
@@ -200,19 +219,32 @@ class SvcChoose(StepSpec):
         if not meaningful(text):
             turn.say("not_understood")
             return
-        match = turn.ctx.catalog.matcher.match(text)
+        match = turn.ctx.catalog.matcher.match(text, lang=turn.lang)
         if match.decided and match.decided.startswith("@"):
             self.agency(turn, match.decided[1:])
         elif match.decided:
-            self.chosen(turn, match.decided)
+            self.chosen(turn, match.decided, typed=True)
         elif match.candidates:
             turn.goto("svc", "pick", {**turn.data, "candidates": list(match.candidates)})
         else:
-            turn.say("svc.not_found", text=text[:60])
+            # Nothing fits well: say so and show the agencies (not the old guesses again).
+            while turn.where != ("svc", "choose") and turn.back():
+                pass
+            other = turn.ctx.catalog.agency(turn.ctx.catalog.default_agency)
+            if self.other(turn) is not None and other is not None:
+                turn.say("svc.not_found_other", text=text[:60], agency=other.short_name)
+            else:
+                turn.say("svc.not_found", text=text[:60])
 
-    def chosen(self, turn: Turn, code: str, push: bool = True) -> None:
+    def chosen(self, turn: Turn, code: str, push: bool = True, typed: bool = False) -> None:
         purpose = turn.data.get("purpose", "survey")
         carry = dict(turn.data.get("carry") or {})
+        if typed and purpose == "complaint":  # confirm what was understood before going on
+            svc = turn.ctx.catalog.service(code)
+            agency = turn.ctx.catalog.agency(svc.agency) if svc else None
+            if svc:
+                turn.say("complaint.service_chosen", service=svc.title(turn.lang),
+                         agency=agency.short_name if agency else svc.agency)
         if purpose == "complaint":
             carry["service"] = code
             carry.setdefault("key", turn.event.event_id)
@@ -229,8 +261,8 @@ class SvcAgency(StepSpec):
         agency = turn.ctx.catalog.agency(slug)
         services = turn.ctx.catalog.services_of(slug)
         return Question(
-            turn.t("svc.ask_in_agency", agency=agency.name if agency else slug),
-            tuple(Choice(f"s:{s.code}", s.name) for s in services),
+            turn.t("svc.ask_in_agency", agency=agency.title(turn.lang) if agency else slug),
+            tuple(Choice(f"s:{s.code}", s.title(turn.lang)) for s in services),
             free_text=True,
         )
 
@@ -250,12 +282,13 @@ class SvcPick(StepSpec):
             if key.startswith("@"):
                 agency = cat.agency(key[1:])
                 if agency:
-                    choices.append(Choice(f"a:{agency.slug}", agency.name))
+                    choices.append(Choice(f"a:{agency.slug}", agency.title(turn.lang)))
             else:
                 svc = cat.service(key)
                 ag = cat.agency(svc.agency) if svc else None
                 if svc:
-                    label = f"{svc.name} ({ag.short_name})" if ag else svc.name
+                    name = svc.title(turn.lang)
+                    label = f"{name} ({ag.short_name})" if ag else name
                     choices.append(Choice(f"s:{svc.code}", label))
         choices.append(Choice("none", turn.t("svc.none_of_these")))
         return Question(turn.t("svc.pick"), tuple(choices), free_text=True)
@@ -300,12 +333,13 @@ class SurveyElement(StepSpec):
         idx = len(_answers(turn))
         key = ELEMENTS[min(idx, len(ELEMENTS) - 1)]
         svc = turn.ctx.catalog.service(turn.data["service"])
-        intro = turn.t("survey.intro", service=svc.name if svc else "?") + "\n\n" if idx == 0 else ""
+        intro = turn.t("survey.intro", service=svc.title(turn.lang) if svc else "?") + "\n\n" if idx == 0 else ""
         text = intro + turn.t(
             "survey.progress", n=idx + 1, total=len(ELEMENTS), element=turn.t(f"skm.{key}.name")
         )
         text += "\n" + turn.t(f"skm.{key}.q")
-        choices = tuple(Choice(str(s), turn.t(f"skm.{key}.{s}")) for s in (4, 3, 2, 1))
+        # The score is the key: a typed "4" is always the 4 shown beside "Sangat ...".
+        choices = tuple(Choice(str(s), turn.t(f"skm.{key}.{s}"), key=str(s)) for s in (4, 3, 2, 1))
         return Question(text, (*choices, Choice("skip", turn.t("survey.skip"))))
 
     def choice(self, turn: Turn, choice: str) -> None:
@@ -337,8 +371,10 @@ class SurveySuggestion(StepSpec):
             self.finish(turn, text)
 
     def finish(self, turn: Turn, suggestion: str | None) -> None:
-        _upsert(turn, "complete", suggestion)
+        # Thanks first: a staff notice the final save may cause (a very low survey) comes
+        # right after it, before the menu.
         turn.say("survey.thanks")
+        _upsert(turn, "complete", suggestion)
         svc = turn.ctx.catalog.service(turn.data["service"])
         fee = _answers(turn).get(str(FEE_ELEMENT))
         if svc and svc.free_by_law and fee is not None and fee < 4:
@@ -503,6 +539,7 @@ class ComplaintLocation(ComplaintStep):
     def location(self, turn: Turn, location: tuple[float, float]) -> None:
         lat, lon = location
         if -90 <= lat <= 90 and -180 <= lon <= 180:
+            turn.say("complaint.location_ok", location=f"{lat:.5f}, {lon:.5f}")
             self.set(turn, True, location=[lat, lon])
         else:
             turn.say("location_not_expected")
@@ -551,7 +588,7 @@ def complaint_summary(turn: Turn, data: dict[str, Any]) -> str:
         location = data.get("location_text") or "-"
     return turn.t(
         "complaint.summary",
-        service=svc.name if svc else "?",
+        service=svc.title(turn.lang) if svc else "?",
         description=description,
         category=turn.t(f"cat.{data.get('category', 'lainnya')}"),
         occurred=data.get("occurred", "-"),
@@ -655,7 +692,7 @@ class StatusAsk(StepSpec):
         turn.say(
             "status.show",
             ticket=result["ticket"],
-            service=svc.name if svc else "-",
+            service=svc.title(turn.lang) if svc else "-",
             status=turn.t(f"complaint_status.{result['status']}"),
             created=result.get("created", ""),
             updated=result.get("updated", ""),

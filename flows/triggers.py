@@ -7,7 +7,8 @@
   exactly after affixes are removed: one typo in "calo" is already another word.
   "terserah" only counts next to money words ("bayar terserah"), and "uang administrasi"
   only for a service that is free by law, because both are everyday phrases otherwise.
-- **Asking for a person**: "bicara dengan petugas", "mau ngomong sama orang", "/petugas".
+- **Asking for a person**: "bicara dengan petugas", "mau bicara sama orang", "mau ngomong sama
+  orang", "/petugas".
 - **A very low survey**: any element scored 1, or the response's own IKM in grade D
   (configurable per agency: ``any_one``, ``grade_d``, ``both`` or ``off``).
 """
@@ -53,7 +54,15 @@ PERSON_PHRASES: tuple[str, ...] = (
     "bicara dengan petugas",
     "bicara sama petugas",
     "bicara dengan orang",
+    "bicara sama orang",
+    "berbicara dengan orang",
+    "berbicara dengan petugas",
     "ngomong sama orang",
+    "ngomong dengan orang",
+    "ngobrol sama orang",
+    "ngobrol sama petugas",
+    "ketemu petugas",
+    "hubungi orang",
     "ngomong dengan petugas",
     "ngobrol dengan petugas",
     "hubungi petugas",

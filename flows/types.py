@@ -8,7 +8,8 @@ from typing import Any, Literal, Protocol
 
 from flows.catalog import Catalog
 
-EventKind = Literal["text", "choice", "photo", "location", "unsupported", "result"]
+# "ask": nothing to answer, only show the current question (after a press outside the flow).
+EventKind = Literal["text", "choice", "photo", "location", "unsupported", "result", "ask"]
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,17 @@ class Event:
 
 @dataclass(frozen=True)
 class Choice:
+    """One answer. ``key`` is what a resident may type for it ("4"), shown on every channel.
+
+    A rating's choices carry their score as key, so a typed "4" is always the score 4 the
+    resident sees beside "Sangat sesuai", whatever order the answers are listed in; other
+    questions are numbered 1..n by the engine. A choice without a key is picked by its label.
+    """
+
     id: str
     label: str
     nav: bool = False  # back / cancel / menu: channels may render these apart
+    key: str = ""
 
 
 @dataclass(frozen=True)

@@ -84,9 +84,15 @@ class Sent:
 
     def option(self, title: str) -> dict[str, Any]:
         for o in self.options():
-            if o["title"] == title:
+            if o["title"] == title or unkeyed(str(o["title"])) == title:
                 return o
         raise KeyError(f"no option {title!r} in {self.titles()}")
+
+
+def unkeyed(title: str) -> str:
+    """An option's words without the number the bot shows in front: "1. Setuju" -> "Setuju"."""
+    key, sep, rest = title.partition(". ")
+    return rest if sep and key.isdigit() else title
 
 
 @dataclass

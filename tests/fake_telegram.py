@@ -76,11 +76,18 @@ class Sent:
         return int(value) if value not in (None, "") else None
 
     def data_for(self, label: str) -> str:
+        """The button showing ``label``, with or without the number in front ("4. Sangat sesuai")."""
         for row in self.buttons:
             for b in row:
-                if b["text"] == label:
+                if b["text"] == label or unkeyed(b["text"]) == label:
                     return str(b["callback_data"])
         raise KeyError(f"no button {label!r} in {self.labels()}")
+
+
+def unkeyed(label: str) -> str:
+    """A button's words without the number the bot shows in front: "4. Sangat sesuai" -> "Sangat sesuai"."""
+    key, sep, rest = label.partition(". ")
+    return rest if sep and key.isdigit() else label
 
 
 @dataclass

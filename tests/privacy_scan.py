@@ -2,7 +2,7 @@
 
 The tables come from ``Base.metadata.sorted_tables``, not a list kept by hand: a table added
 later is scanned too. Text and JSON columns are read as text; identifiers are looked for as
-written (case-insensitively) and as bare digits (a NIK or phone number in another grouping).
+written (case-insensitively, as whole words) and as bare digits (a NIK or phone number in another grouping).
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def _as_text(value: Any) -> str:
 
 def find_in_text(text: str, person: Person) -> list[str]:
     low = text.lower()
-    hits = [n for n in person.needles() if n in low]
+    # whole words: "Siti" is a name, the "siti" inside "acquisition" is not
+    hits = [n for n in person.needles() if re.search(rf"(?<!\w){re.escape(n)}(?!\w)", low)]
     # digits: only runs of digits joined by separators, so unrelated numbers are not glued
     for run in re.findall(r"\+?\d[\d .\-()]*\d", text):
         d = re.sub(r"\D", "", run)

@@ -93,7 +93,7 @@ async def test_round_trip_resident_topic_staff_resident(app: App, clock: FakeClo
         assert await say(h, WARGA, "Terima kasih pak") == []  # no second notice, no menu
         assert topic_messages(h, topic)[-1].text == "💬 Warga (Pelapor dirahasiakan):\nTerima kasih pak"
         menu = await say(h, WARGA, "/menu")  # commands still reach the bot
-        assert menu and "Bicara dengan petugas" in menu[-1].labels()
+        assert menu and "7. Bicara dengan petugas" in menu[-1].labels()
 
         # resolve: the resident is told (quiet hours apply, sent by the dispatcher) and rates
         await press_data(h, PETUGAS, card, card.data_for("Selesai"))
@@ -103,7 +103,12 @@ async def test_round_trip_resident_topic_staff_resident(app: App, clock: FakeClo
         assert "Selesai ditangani" in (news[-2].text or "")
         rating = news[-1]
         assert "Seberapa puas Anda dengan penanganan" in (rating.text or "")
-        await press_data(h, WARGA, rating, rating.data_for("5 - Sangat puas"))
+        before = len(h.server.chat(WARGA.id))
+        await press_data(h, WARGA, rating, rating.data_for("Sangat puas"))
+        # not a dead end: thanks in the chat, then where the resident is (the menu)
+        after = h.server.chat(WARGA.id)[before:]
+        assert after[0].text == "Terima kasih atas penilaian Anda."
+        assert after[-1].text == "Apa yang ingin Anda lakukan?" and after[-1].buttons
 
     [case] = cases(h)
     assert case.status == "closed" and case.rating == 5

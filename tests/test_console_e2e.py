@@ -40,7 +40,8 @@ class Chat:
         return self.out.getvalue()[start:]
 
 
-SURVEY = ["/start", "1", "1", "ktp", "1", "2", "3", "1", "5", "1", "2", "3", "4",
+# Ratings are typed as the score shown beside each answer ("4) Sangat sesuai").
+SURVEY = ["/start", "1", "1", "ktp", "4", "3", "2", "4", "tidak tahu", "4", "3", "2", "1",
           "Antrean perlu nomor urut"]
 COMPLAINT = ["2", "pajak motor", "Petugas loket meminta uang tambahan tanpa kuitansi resmi",
              "4", "1", "#foto bukti.jpg", "1", "#lokasi -1.4852,102.1190", "2", "1", "1"]
@@ -165,7 +166,7 @@ def test_a_failing_write_is_rolled_back_whole_and_the_resident_is_told(app: App)
     from sqlalchemy import text
 
     chat = Chat(app)
-    chat.say("/start", "1", "1", "ktp", "1")
+    chat.say("/start", "1", "1", "ktp", "4")
     with app.engine.begin() as conn:
         conn.execute(text("ALTER TABLE survey_answers RENAME TO survey_answers_away"))
     out = chat.say("2")

@@ -62,7 +62,8 @@ def test_time_is_configurable_per_agency_and_globally(sqlite_app: App) -> None:
 def test_inactive_agencies_get_no_job_and_every_active_one_does(sqlite_app: App) -> None:
     set_agency(sqlite_app, "dpmptsp", active=False)
     ids = set(jobs(sqlite_app))
-    assert ids == {"digest:disdukcapil", "digest:bpprd", "digest:samsat", "digest:rsud"}
+    assert ids == {"digest:disdukcapil", "digest:bpprd", "digest:samsat", "digest:rsud",
+                   "digest:setda"}
 
 
 def test_build_scheduler_registers_the_digest_jobs(sqlite_app: App) -> None:

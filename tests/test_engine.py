@@ -60,11 +60,11 @@ def test_full_survey_with_buttons_numbers_labels_and_skip() -> None:
     assert "Pajak Kendaraan Bermotor Tahunan" in replies[-1].text
     assert "(1/9) Persyaratan" in replies[-1].text
     d.press("4")  # button: Sangat sesuai
-    d.text("2")  # typed number: second option = Mudah (3)
+    d.text("3")  # typed number: the score shown beside Mudah (3)
     d.text("kurang cepat")  # typed label (2)
     d.press("skip")  # Tidak tahu
     for _ in range(5):
-        d.text("1")
+        d.text("4")
     replies = d.text("Loket tambahan di pagi hari")
     assert "Terima kasih" in replies[0].text
     survey = next(iter(d.surveys.values()))
@@ -80,13 +80,13 @@ def test_every_answer_is_saved_as_it_comes_and_back_replaces_it() -> None:
     d.onboard()
     d.press("survey")
     d.text("ktp")
-    d.text("1")
-    d.text("1")
+    d.text("4")
+    d.text("4")
     upserts = [e for e in d.effects if isinstance(e, UpsertSurvey)]
     assert upserts[-1].answers == {1: 4, 2: 4} and upserts[-1].status == "partial"
     replies = d.press("nav:back")
     assert "(2/9)" in replies[-1].text
-    d.text("4")  # now "Tidak mudah" (1)
+    d.text("1")  # now "Tidak mudah" (1)
     upserts = [e for e in d.effects if isinstance(e, UpsertSurvey)]
     assert upserts[-1].answers == {1: 4, 2: 1}
 
@@ -96,7 +96,7 @@ def test_cancel_keeps_partial_answers_and_returns_to_menu() -> None:
     d.onboard()
     d.press("survey")
     d.text("akta lahir")
-    d.text("1")
+    d.text("4")
     replies = d.text("/batal")
     assert "Dibatalkan" in replies[0].text
     assert replies[-1].text == "Apa yang ingin Anda lakukan?"
@@ -125,7 +125,7 @@ def test_agency_name_lists_its_services_and_unknown_text_is_answered() -> None:
     assert "s:pkb" in [c.id for c in replies[-1].choices]
     d.press("nav:back")
     replies = d.text("xyzzy qwerty")
-    assert "tidak saya temukan" in replies[0].text
+    assert "tidak ada di daftar layanan" in replies[0].text
     assert replies[-1].choices[0].id == "a:disdukcapil"
 
 
@@ -270,7 +270,7 @@ def test_status_check_own_ticket_unknown_and_bad_format() -> None:
     replies = d.press(f"t:{ticket}")
     assert ticket in replies[0].text and "Diterima" in replies[0].text
     d.press("status")
-    replies = d.text("hello")
+    replies = d.text("nomornya lupa")
     assert "8 huruf/angka" in replies[0].text
     replies = d.text("ZZZZ-9999")
     assert "tidak ditemukan" in replies[0].text
@@ -323,7 +323,7 @@ def test_start_mid_flow_returns_to_menu_without_losing_answers() -> None:
     d.onboard()
     d.press("survey")
     d.text("kk")
-    d.text("1")
+    d.text("4")
     replies = d.text("/start")
     assert "Yang sudah Anda kirim tetap tersimpan" in replies[0].text
     assert next(iter(d.surveys.values())).answers == {1: 4}
@@ -347,7 +347,7 @@ def test_parse_command_and_match_choice() -> None:
     assert parse_command("/batal@PrimaBot") == ("cancel", "")
     assert parse_command("Batal!") == ("cancel", "")
     assert parse_command("batalkan saja") is None
-    choices = (Choice("a", "Sangat mudah"), Choice("b", "Mudah"))
+    choices = (Choice("a", "Sangat mudah", key="1"), Choice("b", "Mudah", key="2"))
     assert match_choice("2", choices) == "b"
     assert match_choice("sangat mudah", choices) == "a"
     assert match_choice("mudah", choices) == "b"

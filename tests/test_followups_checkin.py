@@ -74,11 +74,11 @@ async def test_checkin_yes_closes_and_asks_for_a_rating(app: App, clock: FakeClo
         answer = await press(h, WARGA, "Ya, sudah selesai")
         assert f"pengaduan {ticket} kami tutup" in (answer[0].text or "")
         assert "Seberapa puas" in (answer[-1].text or "")
-        assert answer[-1].labels()[:5] == ["5 - Sangat puas", "4 - Puas", "3 - Cukup",
-                                           "2 - Kurang puas", "1 - Tidak puas"]
+        assert answer[-1].labels()[:5] == ["5. Sangat puas", "4. Puas", "3. Cukup",
+                                           "2. Kurang puas", "1. Tidak puas"]
         c = the_complaint(app)
         assert c.status == "closed" and c.resolved_at == clock.now
-        thanks = await press(h, WARGA, "4 - Puas")
+        thanks = await press(h, WARGA, "Puas")
         assert "Terima kasih atas penilaian" in (thanks[0].text or "")
         with app.factory() as db:
             answers = [(a.question, a.answer) for a in db.scalars(select(FollowupAnswer))]

@@ -26,7 +26,7 @@ def say(app: App, n: int, text: str) -> list[OutboxMessage]:
 
 
 def test_values_written_on_the_driver_read_back_through_the_orm(app: App, clock: FakeClock) -> None:
-    lines = ["/start", "1", "1", "1", "1", "3", "2"]  # consent, survey, agency, service, two answers
+    lines = ["/start", "1", "1", "1", "1", "2", "3"]  # consent, survey, agency, service, scores 2 and 3
     for n, line in enumerate(lines[:-1]):
         say(app, n, line)
     clock.advance(minutes=5)
@@ -66,10 +66,10 @@ def test_values_written_on_the_driver_read_back_through_the_orm(app: App, clock:
 
 
 def test_back_prunes_undone_answers_and_a_redelivery_changes_nothing(app: App) -> None:
-    # three answers "4" (the fourth choice: score 1), back twice, then "1" (score 4) for element 2
-    for n, line in enumerate(["/start", "1", "1", "1", "1", "4", "4", "4", "/kembali", "/kembali", "1"]):
+    # three answers "1" (score 1), back twice, then "4" (score 4) for element 2
+    for n, line in enumerate(["/start", "1", "1", "1", "1", "1", "1", "1", "/kembali", "/kembali", "4"]):
         say(app, n, line)
-    assert say(app, 10, "1") == []  # the same delivery again
+    assert say(app, 10, "4") == []  # the same delivery again
     with app.factory() as db:
         answers = db.scalars(select(SurveyAnswer).order_by(SurveyAnswer.element)).all()
         assert [(a.element, a.score) for a in answers] == [(1, 1), (2, 4)]  # element 3 is gone

@@ -52,7 +52,7 @@ async def test_telegram_decline_stores_nothing(app: App, clock: FakeClock) -> No
         assert count(app, InboundEvent) == 2  # update numbers only
 
         again = await say(h, WARGA, "1")  # not a yes: the consent question comes again
-        assert again[-1].labels()[:2] == ["Setuju", "Tidak setuju"]
+        assert again[-1].labels()[:2] == ["1. Setuju", "2. Tidak setuju"]
 
 
 async def test_whatsapp_decline_stores_nothing(db_url: str, clock: FakeClock) -> None:

@@ -35,8 +35,8 @@ async def test_a_failing_turn_in_a_batch_loses_nothing_and_spares_the_others(
         updates = [h.server.message_update(u, "/start") for u in (SITI, BUDI, WATI)]
         outcomes = await asyncio.gather(*(h.feed(u) for u in updates), return_exceptions=True)
         assert [type(o).__name__ for o in outcomes] == ["NoneType", "RuntimeError", "NoneType"]
-        assert h.server.chat(SITI.id)[-1].labels() == ["Setuju", "Tidak setuju", "English"]
-        assert h.server.chat(WATI.id)[-1].labels() == ["Setuju", "Tidak setuju", "English"]
+        assert h.server.chat(SITI.id)[-1].labels() == ["1. Setuju", "2. Tidak setuju", "3. English"]
+        assert h.server.chat(WATI.id)[-1].labels() == ["1. Setuju", "2. Tidak setuju", "3. English"]
         assert h.server.chat(BUDI.id) == []
         with app.factory() as db:  # Budi's turn rolled back whole: no contact, no dedupe mark
             assert db.scalar(select(func.count()).select_from(Contact)
@@ -47,7 +47,7 @@ async def test_a_failing_turn_in_a_batch_loses_nothing_and_spares_the_others(
         monkeypatch.setattr(runtime_module._Work, "persist_replies", persist)
         await h.feed(updates[1])  # Telegram redelivers: now it is answered, once
         answered = h.server.chat(BUDI.id)
-        assert answered[-1].labels() == ["Setuju", "Tidak setuju", "English"]
+        assert answered[-1].labels() == ["1. Setuju", "2. Tidak setuju", "3. English"]
         await h.feed(updates[1])
         assert h.server.chat(BUDI.id) == answered
 

@@ -26,7 +26,7 @@ async def test_bot_py_polls_a_custom_bot_api_server(tmp_path: Path) -> None:
         await server.wait_for(lambda: bool(server.calls("deleteWebhook")), timeout=30)
         server.message(User(id=42, first_name="Ani", language_code="en"), "/start")
         await server.wait_for(lambda: len(server.chat(42)) >= 2, timeout=15)
-        assert server.chat(42)[-1].labels()[0] == "I agree"
+        assert server.chat(42)[-1].labels()[0] == "1. I agree"
         assert set(server.commands) == {"", "id", "en"}
     finally:
         if proc.returncode is None:

@@ -74,7 +74,7 @@ async def test_429_waits_retry_after_then_delivers(app: App, clock: FakeClock) -
         await h.feed(h.server.message_update(WARGA, "/start"))
         assert h.sleep.waits == [3.0]
         assert clock.now - start == timedelta(seconds=3)
-        assert h.server.last(WARGA.id).labels()[0] == "Setuju"
+        assert h.server.last(WARGA.id).labels()[0] == "1. Setuju"
         assert {r.status for r in h.outbox()} == {"sent"}
 
 

@@ -16,7 +16,7 @@ WARGA = User(id=5001, first_name="Siti", last_name="Aminah", language_code="id")
 async def test_survey_by_buttons_and_typed_text(app: App, clock: FakeClock) -> None:
     async with harness(app, clock) as h, h.polling():
         first = await h.say(WARGA, "/start")
-        assert first[-1].labels() == ["Setuju", "Tidak setuju", "English"]
+        assert first[-1].labels() == ["1. Setuju", "2. Tidak setuju", "3. English"]
         await h.press(WARGA, "Setuju")
         # the consent question now shows the answer and has no keyboard left
         consent = h.server.chat(WARGA.id)[1]
@@ -95,7 +95,7 @@ async def test_english_telegram_user_starts_in_english(app: App, clock: FakeCloc
     tourist = User(id=5002, first_name="Ann", language_code="en-GB")
     async with harness(app, clock) as h, h.polling():
         first = await h.say(tourist, "/start")
-        assert first[-1].labels()[:2] == ["I agree", "I do not agree"]
+        assert first[-1].labels()[:2] == ["1. I agree", "2. I do not agree"]
     with app.factory() as db:
         assert db.scalars(select(Contact.language)).one() == "en"
 
@@ -119,7 +119,7 @@ async def test_groups_only_answer_commands_addressed_to_the_bot(app: App, clock:
         assert h.server.chat(group) == []
         upd = h.server.message(WARGA, "/start@PrimaTestBot", chat_id=group, chat_type="supergroup")
         await h.processed(upd)
-        assert h.server.chat(group)[-1].labels()[0] == "Setuju"
+        assert h.server.chat(group)[-1].labels()[0] == "1. Setuju"
     with app.factory() as db:
         assert db.scalar(select(func.count()).select_from(InboundEvent)) == 1
 

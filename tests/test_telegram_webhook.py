@@ -54,7 +54,7 @@ async def test_webhook_with_and_without_the_secret(app: App, clock: FakeClock) -
             # the real thing, twice (Telegram retries when unsure): handled once
             assert await h.server.deliver_webhook(start) == 200
             assert await h.server.deliver_webhook(start) == 200
-            assert [m.labels() for m in h.server.chat(WARGA.id)][-1][0] == "Setuju"
+            assert [m.labels() for m in h.server.chat(WARGA.id)][-1][0] == "1. Setuju"
             assert len(h.server.chat(WARGA.id)) == 2
             for label in ("Setuju", "Nilai layanan", "Disdukcapil", "KTP Elektronik", "Sesuai"):
                 press = h.server.press_update(WARGA, h.last_question(WARGA), label)

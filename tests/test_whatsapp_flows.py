@@ -236,7 +236,7 @@ async def test_photo_kept_by_id_when_meta_lost_it(sqlite_url: str, clock: FakeCl
         photo = fg.image_message(SITI)
         h.graph.gone.add(photo["image"]["id"])
         replies = await h.send(SITI, photo)
-        assert replies[-1].titles()[0] == "Lanjut"  # the resident goes on as usual
+        assert replies[-1].titles()[0] == "1. Lanjut"  # the resident goes on as usual
         with h.app.factory() as db:
             state = db.scalars(select(ConversationSession.state)).one()
         [kept] = state["data"]["photos"]

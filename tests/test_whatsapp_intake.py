@@ -42,7 +42,7 @@ async def test_signed_bodies_up_to_the_documented_cap_are_accepted(sqlite_url: s
         raw = fg.encode(body)
         assert 1024 * 1024 < len(raw) < wa.MAX_WEBHOOK_BODY
         assert await h.post(raw) == 200  # was 413, and Meta would have redelivered it for days
-        assert h.graph.last_to(SITI).titles() == ["Setuju", "Tidak setuju", "English"]
+        assert h.graph.last_to(SITI).titles() == ["1. Setuju", "2. Tidak setuju", "3. English"]
         body["entry"][0]["changes"][0]["value"]["padding"] = "x" * (3 * 1024 * 1024)
         assert await h.post(fg.encode(body)) == 200  # Meta's 3 MB
         too_big = fg.encode(body).replace(b'"padding":"', b'"padding":"' + b"y" * wa.MAX_WEBHOOK_BODY)
@@ -98,14 +98,14 @@ async def test_resident_known_only_by_business_scoped_id(db_url: str, clock: Fak
         assert await h.post(body) == 200
         assert count(h, WhatsAppWebhook) == 0  # processed, not failing every retry
         sent = h.graph.to(BSUID)
-        assert [s.titles() for s in sent][-1] == ["Setuju", "Tidak setuju", "English"]
+        assert [s.titles() for s in sent][-1] == ["1. Setuju", "2. Tidak setuju", "3. English"]
         assert all(s.body.get("recipient") == BSUID and "to" not in s.body for s in sent)
         assert h.graph.refused == []
         with h.app.factory() as db:
             assert db.scalars(select(Contact.external_id)).one() == BSUID
             assert db.scalars(select(InboundEvent.event_key)).one() == wa.event_key(LONG_WAMID)
         await h.tap(BSUID, "Setuju")  # the button answer comes back with the same id
-        assert "Setuju" not in h.graph.last_to(BSUID).titles()
+        assert "1. Setuju" not in h.graph.last_to(BSUID).titles()
 
 
 async def test_changed_number_keeps_the_resident(db_url: str, clock: FakeClock) -> None:
@@ -124,7 +124,7 @@ async def test_changed_number_keeps_the_resident(db_url: str, clock: FakeClock) 
             "wa_id": NEW_NUMBER, "type": "user_changed_number"})
         assert await h.post(fg.webhook(messages=[system])) == 200
         replies = await h.say(NEW_NUMBER, "menu")
-        assert "Buat pengaduan" in replies[-1].titles()  # the menu, not the consent question again
+        assert "2. Buat pengaduan" in replies[-1].titles()  # the menu, not the consent question again
         with h.app.factory() as db:
             contacts = db.scalars(select(Contact)).all()
             moved = db.scalars(select(OutboxMessage).where(OutboxMessage.dedupe_key == "test:parked")).one()
@@ -153,7 +153,7 @@ async def test_changed_business_scoped_id_keeps_the_resident(db_url: str, clock:
         system["from_user_id"] = BSUID
         assert await h.post(fg.webhook(messages=[system])) == 200
         assert await h.post(fg.webhook(messages=[bsuid_message(new_id, "menu")])) == 200
-        assert "Buat pengaduan" in h.graph.last_to(new_id).titles()  # no second consent question
+        assert "2. Buat pengaduan" in h.graph.last_to(new_id).titles()  # no second consent question
         with h.app.factory() as db:
             assert db.scalars(select(Contact.external_id)).all() == [new_id]
         # a phone-keyed resident whose business-scoped id changes: the new id maps to the phone

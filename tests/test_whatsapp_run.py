@@ -54,12 +54,12 @@ async def test_whatsapp_and_telegram_in_one_process(sqlite_url: str, clock: Fake
                                  headers={"X-Hub-Signature-256": fg.sign(raw)}) as resp:
                 assert resp.status == 200
         await graph.wait_for(lambda: len(graph.to(SITI)) >= 2)
-        assert graph.last_to(SITI).titles() == ["Setuju", "Tidak setuju", "English"]
+        assert graph.last_to(SITI).titles() == ["1. Setuju", "2. Tidak setuju", "3. English"]
         # Telegram, long polling in the same process
         warga = ft.User(id=7001, first_name="Budi")
         telegram.message(warga, "/start")
         await telegram.wait_for(lambda: len(telegram.chat(warga.id)) >= 2)
-        assert telegram.last(warga.id).labels() == ["Setuju", "Tidak setuju", "English"]
+        assert telegram.last(warga.id).labels() == ["1. Setuju", "2. Tidak setuju", "3. English"]
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)

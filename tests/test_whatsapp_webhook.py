@@ -26,7 +26,7 @@ def count(h: WA, model: type) -> int:
 
 async def consent(h: WA, wa_id: str = SITI) -> None:
     first = await h.say(wa_id, "halo")
-    assert first[-1].titles() == ["Setuju", "Tidak setuju", "English"]
+    assert first[-1].titles() == ["1. Setuju", "2. Tidak setuju", "3. English"]
     await h.tap(wa_id, "Setuju")
 
 
@@ -59,7 +59,7 @@ async def test_signature_required(db_url: str, clock: FakeClock) -> None:
         # the same bytes with Meta's signature go through
         assert await h.post(raw) == 200
         assert count(h, Contact) == 1
-        assert h.graph.last_to(SITI).titles() == ["Setuju", "Tidak setuju", "English"]
+        assert h.graph.last_to(SITI).titles() == ["1. Setuju", "2. Tidak setuju", "3. English"]
         assert count(h, WhatsAppWebhook) == 0  # processed: the stored body is gone
 
 
@@ -161,7 +161,7 @@ async def test_failed_processing_is_kept_and_retried(sqlite_url: str, clock: Fak
         h.app.runtime.handle = real  # type: ignore[method-assign]
         clock.advance(minutes=2)
         assert await h.channel.retry_stored() == 1
-        assert h.graph.last_to(SITI).titles()[0] == "Setuju"  # the resident got the answer after all
+        assert h.graph.last_to(SITI).titles()[0] == "1. Setuju"  # the resident got the answer after all
         assert count(h, WhatsAppWebhook) == 0
 
 

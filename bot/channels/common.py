@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from bot.ratelimit import RateLimiter
 
@@ -22,6 +23,16 @@ def decode_choice(data: str) -> tuple[int, str] | None:
     if not sep or not head.isdigit() or not choice or not choice.isprintable():
         return None
     return int(head), choice
+
+
+def choice_label(choice: dict[str, Any]) -> str:
+    """A choice as the resident sees it: ``"4. Sangat sesuai"`` when it has a key to type.
+
+    The engine accepts a typed number only for a key shown here, so every channel prints it.
+    """
+    label = str(choice.get("label") or "")
+    key = choice.get("key")
+    return f"{key}. {label}" if key else label
 
 
 def split_text(text: str, limit: int) -> list[str]:

@@ -1,7 +1,8 @@
 """Console chat: you are a resident in the terminal. One line in, the bot's messages out.
 
-Choices are printed numbered; typing the number or the label both work (the engine matches
-them). ``#foto <name>`` sends a photo and ``#lokasi <lat>,<lon>`` a location, for demos.
+Choices are printed with the number (key) the engine gives them; typing that number or the
+label both work. A rating's numbers are its scores ("4) Sangat sesuai"); answers without a
+number (such as "Tidak tahu" there) are typed by name. ``#foto <name>`` sends a photo and ``#lokasi <lat>,<lon>`` a location, for demos.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ log = logging.getLogger(__name__)
 
 def render(payload: dict[str, Any]) -> str:
     lines = [str(payload.get("text", ""))]
-    for n, choice in enumerate(payload.get("choices") or [], start=1):
-        lines.append(f"  {n}) {choice['label']}")
+    for choice in payload.get("choices") or []:
+        key = choice.get("key")
+        lines.append(f"  {key}) {choice['label']}" if key else f"  -  {choice['label']}")
     return "\n".join(lines)
 
 

@@ -33,6 +33,8 @@ from bot import cases
 from bot.channels.telegram import MAX_TEXT, split_text
 from bot.models import Case, OutboxMessage
 from bot.outbox import Sender
+from bot.runtime import Inbound
+from flows.types import Event
 
 if TYPE_CHECKING:
     from bot.channels.telegram import TelegramChannel
@@ -197,15 +199,27 @@ class StaffDesk:
         if parsed is None or chat is None:
             await self._answer(query, cases.texts("case.refused.unknown"))
             return
-        action, case_id, extra = parsed
+        action, case_id, _score = parsed
         if action == "rate":
-            text = await self._tx(cases.rate, case_id, extra, CHANNEL, str(user.id), self._now())
-            await self._answer(query, text)
-            if isinstance(message, Message) and message.reply_markup is not None:
-                try:
-                    await self.bot.edit_message_reply_markup(chat_id=chat.id, message_id=message.message_id)
-                except TelegramAPIError as exc:
-                    log.info("could not drop the rating buttons: %s", exc)
+            # Through the resident's conversation (bot/runtime.py): the rating is recorded, the
+            # thanks said in the chat and the resident shown where they are, not left at a toast.
+            inbound = Inbound(CHANNEL, str(user.id), str(chat.id),
+                              Event("choice", f"tg:cb:{query.id}", choice=query.data or ""),
+                              event_key=f"cb:{query.id}", display_name=user.full_name,
+                              language_hint=user.language_code)
+
+            async def work() -> None:
+                rows = await self.channel._turns.run(inbound)
+                await self._answer(query, None)
+                if isinstance(message, Message) and message.reply_markup is not None:
+                    try:
+                        await self.bot.edit_message_reply_markup(chat_id=chat.id,
+                                                                 message_id=message.message_id)
+                    except TelegramAPIError as exc:
+                        log.info("could not drop the rating buttons: %s", exc)
+                await self.channel.deliver(rows)
+
+            await self.channel._locks.run(inbound.user_id, work)
             return
         if action == "note":
             await self._answer(query, cases.texts("case.note_how"), alert=True)

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -54,7 +55,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels import common
-from bot.channels.common import KeyedLocks, Pacer, decode_choice, encode_choice
+from bot.channels.common import KeyedLocks, Pacer, choice_label, decode_choice, encode_choice
 from bot.i18n import LANGUAGES
 from bot.models import Contact, OutboxMessage
 from bot.outbox import SendError, record_failure
@@ -99,6 +100,9 @@ def make_bot(token: str, api_base: str | None = None, timeout: float = 30.0) -> 
 # ---------------------------------------------------------------------- rendering
 
 
+KEY_PREFIX = re.compile(r"^\d{1,3}\. ")
+
+
 def callback_data(q: int | None, choice_id: str) -> str:
     data = encode_choice(q, choice_id)
     if len(data.encode()) > MAX_CALLBACK_BYTES:
@@ -119,7 +123,7 @@ def keyboard(payload: dict[str, Any]) -> InlineKeyboardMarkup | None:
     if not choices:
         return None
     q = payload.get("q")
-    return _keyboard(q, tuple((str(c["id"]), str(c["label"]), bool(c.get("nav"))) for c in choices))
+    return _keyboard(q, tuple((str(c["id"]), choice_label(c), bool(c.get("nav"))) for c in choices))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -490,9 +494,12 @@ class TelegramChannel:
             answered = False
             try:
                 rows = await self._turns.run(inbound)
-                stale = any(r.payload.get("text") in self._stale for r in rows)
+                # The engine's own words, in the language the resident chose (not the phone's).
+                stale_text = next((str(r.payload["text"]) for r in rows
+                                   if r.payload.get("text") in self._stale), None)
+                stale = stale_text is not None
                 answered = True
-                await self._answer(query, self.texts(lang, "tg.button_invalid") if stale else None)
+                await self._answer(query, stale_text)
                 if rows:
                     await self._show_choice(query, None if stale else query.data)
                 await self.deliver(rows)
@@ -525,8 +532,8 @@ class TelegramChannel:
         if data is not None and message.reply_markup is not None:
             for row in message.reply_markup.inline_keyboard:
                 for button in row:
-                    if button.callback_data == data:
-                        label = button.text
+                    if button.callback_data == data:  # the words, as a typed answer is echoed
+                        label = KEY_PREFIX.sub("", button.text)
         try:
             if label is not None and message.text is not None:
                 suffix = f"\n\n{CHOSEN_MARK} {label}"

@@ -43,7 +43,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels import common
-from bot.channels.common import KeyedLocks, Pacer, decode_choice, encode_choice
+from bot.channels.common import KeyedLocks, Pacer, choice_label, decode_choice, encode_choice
 from bot.config import ConfigError, Settings
 from bot.models import (
     Case,
@@ -354,18 +354,18 @@ def render(payload: dict[str, Any], lang: str, texts: Texts) -> list[dict[str, A
     if len(choices) <= MAX_ROWS:
         first, body = _interactive_split(text)
         if len(choices) <= MAX_BUTTONS:
-            titles = unique_titles((str(c["label"]) for c in choices), BUTTON_TITLE)
+            titles = unique_titles((choice_label(c) for c in choices), BUTTON_TITLE)
             buttons = [{"type": "reply", "reply": {"id": reply_id(q, str(c["id"])), "title": t}}
                        for c, t in zip(choices, titles, strict=True)]
             interactive: dict[str, Any] = {"type": "button", "body": {"text": body},
                                            "action": {"buttons": buttons}}
         else:
-            titles = unique_titles((str(c["label"]) for c in choices), ROW_TITLE)
+            titles = unique_titles((choice_label(c) for c in choices), ROW_TITLE)
             rows = []
             for c, title in zip(choices, titles, strict=True):
                 row = {"id": reply_id(q, str(c["id"]), MAX_ROW_ID), "title": title}
                 label = " ".join(str(c["label"]).split())
-                if len(label) > ROW_TITLE:  # the full words go in the description
+                if len(choice_label(c)) > ROW_TITLE:  # the full words go in the description
                     row["description"] = cut(label, ROW_DESCRIPTION)
                 rows.append(row)
             interactive = {"type": "list", "body": {"text": body},
@@ -378,7 +378,8 @@ def render(payload: dict[str, Any], lang: str, texts: Texts) -> list[dict[str, A
 def numbered(text: str, choices: list[dict[str, Any]], lang: str, texts: Texts) -> str:
     """More than 10 choices: a numbered menu; the engine takes a typed number or label."""
     answers = [c for c in choices if not c.get("nav")]
-    lines = [text, ""] + [f"{n}. {c['label']}" for n, c in enumerate(answers, 1)]
+    lines = [text, ""] + [choice_label(c) if c.get("key") else f"{n}. {c['label']}"
+                          for n, c in enumerate(answers, 1)]
     lines += ["", texts(lang, "wa.numbered_hint")]
     nav = [re.sub(r"^\W+|\W+$", "", str(c["label"])).lower() for c in choices if c.get("nav")]
     if nav:

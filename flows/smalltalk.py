@@ -1,0 +1,58 @@
+"""Greetings, thanks and goodbyes typed on their own: answered as a clerk would.
+
+Only a message that is nothing but small talk counts ("halo", "selamat pagi pak", "terima
+kasih bu 🙏", "thanks!"): "terima kasih, tapi KTP saya belum jadi" is a message with content
+and goes on to the question as usual.
+"""
+
+from __future__ import annotations
+
+from rapidfuzz import utils
+
+GREETINGS = ("halo", "hallo", "helo", "hai", "hi", "hey", "hello", "pagi", "siang", "sore", "malam",
+             "selamat pagi", "selamat siang", "selamat sore", "selamat malam", "assalamualaikum",
+             "assalamu alaikum", "asalamualaikum", "salam", "permisi", "punten", "good morning",
+             "good afternoon", "good evening", "halo selamat pagi", "halo selamat siang",
+             "halo selamat sore", "halo selamat malam", "hai selamat pagi", "om swastiastu",
+             "shalom", "salam sejahtera")
+THANKS = ("terima kasih", "terimakasih", "makasih", "makasi", "trima kasih", "trimakasih", "thanks",
+          "thank you", "thx", "tq", "tengkyu", "matur nuwun", "hatur nuhun", "terima kasih banyak",
+          "makasih banyak", "thank you very much", "thanks a lot", "ok terima kasih", "oke terima kasih",
+          "baik terima kasih", "siap terima kasih", "ok makasih", "oke makasih", "ok thanks")
+BYE = ("dadah", "bye", "sampai jumpa", "goodbye", "good bye", "see you", "selamat tinggal")
+# Words of address and filler that may surround a greeting ("halo pak", "makasih ya kak").
+POLITE = frozenset((
+    "pak", "bu", "bapak", "ibu", "kak", "kakak", "mas", "mbak", "bang", "dik", "adik", "min",
+    "admin", "om", "tante", "sis", "gan", "ya", "yah", "dong", "nih", "ok", "oke", "sir",
+    "madam", "all", "semua"
+))
+_TIMES = {"pagi": ("Selamat pagi!", "Good morning!"), "siang": ("Selamat siang!", "Good afternoon!"),
+          "sore": ("Selamat sore!", "Good afternoon!"), "malam": ("Selamat malam!", "Good evening!")}
+_PHRASES = {**{p: "greeting" for p in GREETINGS}, **{p: "thanks" for p in THANKS},
+            **{p: "bye" for p in BYE}}
+
+
+def _core(text: str) -> str:
+    words = utils.default_process(text).split()
+    return " ".join(w for w in words if w not in POLITE)
+
+
+def kind(text: str) -> str | None:
+    """"greeting", "thanks", "bye", or None when the message says more than that."""
+    if len(text) > 60:
+        return None
+    core = _core(text)
+    if not core:
+        return None
+    return _PHRASES.get(core)
+
+
+def echo_greeting(text: str, lang: str) -> str:
+    """Answer "selamat pagi" with "Selamat pagi!", anything else with a plain hello."""
+    words = set(_core(text).split())
+    for word, (id_text, en_text) in _TIMES.items():
+        if word in words:
+            return en_text if lang == "en" else id_text
+    if words & {"assalamualaikum", "asalamualaikum"} or "assalamu alaikum" in _core(text):
+        return "Wa'alaikumsalam!"
+    return "Hello!" if lang == "en" else "Halo!"
