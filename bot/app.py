@@ -15,6 +15,7 @@ from bot.config import ConfigError, Settings
 from bot.db import make_engine, migrate, session_factory, transaction
 from bot.i18n import Texts
 from bot.models import Agency
+from bot.outbox import SendPolicy
 from bot.ratelimit import RateLimiter
 from bot.runtime import Clock, Runtime, utcnow
 
@@ -51,6 +52,7 @@ def build_app(settings: Settings, clock: Clock = utcnow, load_default_catalog: b
         clock=clock,
         texts=texts,
         default_language=settings.default_language,
+        send_policy=SendPolicy.from_settings(settings),
         session_timeout=timedelta(minutes=settings.session_timeout_minutes),
         survey_reminder=(
             timedelta(hours=settings.survey_reminder_hours) if settings.survey_reminder_hours else None
