@@ -70,11 +70,12 @@ def _report(app: Any, args: argparse.Namespace) -> int:
         uncertain = sum(r.uncertain for r in db.scalars(
             select(OutboxMessage).where(OutboxMessage.uncertain > 0)))
     if stuck:
-        print(f"\nClaimed more than {minutes:g} min ago, never confirmed (maybe delivered; not resent):")
+        print(f"\nClaimed more than {minutes:g} min ago, never confirmed (maybe delivered; the "
+              "dispatcher resends them or marks them unknown, per OUTBOX_RESEND_UNKNOWN):")
         for r in stuck:
             print(f"  #{r.id} {r.channel} {r.kind} claimed {r.claimed_at:%Y-%m-%d %H:%M} UTC")
     if unknown:
-        print("\nOutcome unknown (timeout after sending; not resent):")
+        print("\nOutcome unknown (timeout or dropped connection after sending; not resent):")
         for r in unknown:
             print(f"  #{r.id} {r.channel} {r.kind}: {r.last_error or '-'}")
     if failed:
