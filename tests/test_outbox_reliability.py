@@ -21,7 +21,7 @@ from bot.app import App
 from bot.channels.telegram import TelegramSender, make_bot
 from bot.dispatcher import DispatchConfig, Dispatcher
 from bot.models import Complaint, OutboxMessage
-from bot.ratelimit import Limit, ChannelLimits, RateLimiter, telegram_limits
+from bot.ratelimit import ChannelLimits, Limit, RateLimiter, telegram_limits
 from tests.conftest import FakeClock, make_app
 from tests.fake_telegram import TOKEN, FakeTelegram, User
 from tests.outbox_support import VirtualTime, add_rows, rows_by_marker
