@@ -303,6 +303,8 @@ class Dispatcher:
             self._gate = asyncio.Semaphore(self.config.concurrency)
         tasks = []
         for chat_rows in by_chat.values():
+            # Written order: ids, not due times (a retry's due time has moved past newer rows).
+            chat_rows.sort(key=lambda r: r.id)
             task = asyncio.create_task(self._chat_worker(chat_rows, deadline))
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)

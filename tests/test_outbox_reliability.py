@@ -233,3 +233,28 @@ async def test_order_kept_for_300_chats_when_rows_are_handed_back(app: App, cloc
     finally:
         await bot.session.close()
         await server.stop()
+
+
+async def test_a_chat_whose_head_backs_off_waits_as_a_whole(app: App, clock: FakeClock) -> None:
+    """m0 fails (502) and backs off; m1..m2 of the same chat and a row written meanwhile wait for it."""
+    from bot.outbox import SendError
+    from tests.outbox_support import RecordingSender, dispatcher
+
+    add_rows(app.factory, 3, lambda i: clock.now, clock.now, chats=1)
+    add_rows(app.factory, 1, lambda i: clock.now, clock.now, chats=1, prefix="other", chat_id="20000")
+    sender = RecordingSender(clock=clock, script={"m0": [SendError("Bad Gateway")] * 2})
+    d = dispatcher(app.factory, sender, clock)
+    await d.drain()
+    assert sender.counts() == {"other0": 1}  # another chat is not held up
+    rows = rows_by_marker(app.factory)
+    assert rows["m0"].attempts == 1 and rows["m1"].attempts == 0 and rows["m2"].attempts == 0
+    clock.advance(seconds=1)
+    add_rows(app.factory, 1, lambda i: clock.now, clock.now, chats=1, prefix="late")
+    await d.drain()  # m0 still backing off: the new row, due now, waits too
+    assert "late0" not in sender.counts()
+    for _ in range(6):
+        clock.advance(seconds=10)
+        await d.drain()
+    assert [m for _, m, _ in sender.delivered if m != "other0"] == ["m0", "m1", "m2", "late0"]
+    rows = rows_by_marker(app.factory)
+    assert rows["m0"].attempts == 3 and rows["m1"].attempts == 1 and rows["late0"].attempts == 1
