@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.followups import in_quiet_hours, quiet_adjust
 from bot.models import Agency, OutboxMessage
 from bot.outbox import (
+    BACKOFF_CAP,
     MAX_ATTEMPTS,
     MAX_UNCERTAIN,
     SEND_TIMEOUT,
@@ -56,6 +57,7 @@ from bot.outbox import (
 from bot.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
+BACKOFF_WINDOW = timedelta(seconds=BACKOFF_CAP + 60)
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[Any]]
 
@@ -284,6 +286,8 @@ class Dispatcher:
             .where(OutboxMessage.channel == channel,
                    or_(OutboxMessage.status == "claimed",
                        and_(OutboxMessage.status == "pending", OutboxMessage.due_at > now,
+                            # a backoff is at most BACKOFF_CAP: the index range stays small
+                            OutboxMessage.due_at <= now + BACKOFF_WINDOW,
                             OutboxMessage.attempts > 0)))
         ))
         busy.update(chat for (ch, chat) in self._held if ch == channel)

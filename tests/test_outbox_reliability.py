@@ -258,3 +258,35 @@ async def test_a_chat_whose_head_backs_off_waits_as_a_whole(app: App, clock: Fak
     assert [m for _, m, _ in sender.delivered if m != "other0"] == ["m0", "m1", "m2", "late0"]
     rows = rows_by_marker(app.factory)
     assert rows["m0"].attempts == 3 and rows["m1"].attempts == 1 and rows["late0"].attempts == 1
+
+
+async def test_replies_claimed_when_the_process_died_are_resent_after_the_claim_timeout(
+    app: App, clock: FakeClock
+) -> None:
+    """A turn is stored and its replies claimed; the process dies before sending them. The
+    redelivered update is a duplicate, so only the outbox can still answer the resident."""
+    from bot.runtime import Inbound
+    from flows.types import Event
+
+    inbound = Inbound("telegram", str(WARGA.id), str(WARGA.id), Event("text", "tg:1", text="/start"),
+                      event_key="1")
+    replies = app.runtime.handle(inbound)
+    assert replies and {r.status for r in replies} == {"claimed"}
+    assert app.runtime.handle(inbound) == []  # Telegram redelivers it: a duplicate, ignored
+    server = FakeTelegram()
+    await server.start()
+    bot = make_bot(TOKEN, server.base_url)
+    try:
+        d = tg_dispatcher(app, TelegramSender(bot), clock)
+        clock.advance(minutes=5)
+        await d.drain()
+        assert server.chat(WARGA.id) == []  # maybe still being sent by a live process: wait
+        clock.advance(minutes=6)  # claimed longer than OUTBOX_CLAIM_TIMEOUT_MINUTES (10)
+        stats = await d.drain()
+        assert stats.recovered == len(replies)
+        assert [s.text for s in server.chat(WARGA.id)] == [r.payload["text"] for r in replies]
+        rows = outbox_of(app, str(WARGA.id))
+        assert {r.status for r in rows} == {"sent"} and all(r.uncertain == 1 for r in rows)
+    finally:
+        await bot.session.close()
+        await server.stop()
