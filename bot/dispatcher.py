@@ -437,7 +437,7 @@ class Dispatcher:
         self._stuck_at = now
         resent, unknown = await asyncio.to_thread(
             recover_stale, self.factory, now, self.config.claim_timeout, self.config.resend_unknown,
-            self.postgres)
+            self.postgres, list(self.senders))
         stats.recovered += len(resent) + len(unknown)
         stats.unknown += len(unknown)
         if resent:
@@ -454,7 +454,7 @@ class Dispatcher:
 
 def recover_stale(
     factory: sessionmaker[Session], now: datetime, older_than: timedelta, resend_unknown: bool,
-    postgres: bool = False, limit: int = 1000,
+    postgres: bool = False, channels: list[str] | None = None, limit: int = 1000,
 ) -> tuple[list[int], list[int]]:
     """Rows claimed before ``now - older_than`` whose process never recorded an outcome.
 
@@ -462,12 +462,15 @@ def recover_stale(
     policy as a timeout applies. With ``resend_unknown`` they become ``pending`` again at
     their old place (``due_at`` kept) and ``uncertain`` counts the possible duplicate (at
     most :data:`bot.outbox.MAX_UNCERTAIN` times); otherwise they are marked ``unknown``.
-    ``attempts`` is left alone: whether the send was tried is not known. Returns (resent, unknown).
+    ``attempts`` is left alone: whether the send was tried is not known. Only ``channels``
+    (those this dispatcher sends on; all when None). Returns (resent, unknown).
     """
     with factory() as db, db.begin():
         q = (select(OutboxMessage.id, OutboxMessage.uncertain)
              .where(OutboxMessage.status == "claimed", OutboxMessage.claimed_at < now - older_than)
              .order_by(OutboxMessage.id).limit(limit))
+        if channels is not None:
+            q = q.where(OutboxMessage.channel.in_(channels))
         if postgres:
             q = q.with_for_update(skip_locked=True)
         rows = db.execute(q).all()
