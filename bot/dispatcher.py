@@ -347,19 +347,23 @@ class Dispatcher:
             log.exception("outbox: sending to chat %s failed", chat_rows[0].chat_id)
 
     async def _flush(self, stats: TickStats | None) -> None:
-        """Record the outcomes gathered so far and hand back unattempted rows."""
-        done, self._done = self._done, []
-        release, self._release = self._release, []
-        if stats is None:
-            stats = self._background
-        else:
+        """Record the outcomes gathered so far and hand back unattempted rows.
+
+        Counts go to ``stats`` (a tick's), or, from a busy chat task between ticks, to a
+        background tally the next tick takes over; a count is added only after its write.
+        """
+        if stats is not None:
             self._merge(stats, self._background)
             self._background = TickStats()
+        done, self._done = self._done, []
+        release, self._release = self._release, []
+        delta = TickStats()
         if done:
-            await asyncio.to_thread(self.record, done, stats)
+            await asyncio.to_thread(self.record, done, delta)
         if release:
             await asyncio.to_thread(self.release, release)
-            stats.released += len(release)
+            delta.released += len(release)
+        self._merge(stats if stats is not None else self._background, delta)
 
     async def _send_one(self, row: Claimed) -> _Result:
         sender = self.senders[row.channel]
