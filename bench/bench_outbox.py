@@ -41,6 +41,7 @@ from sqlalchemy import func, insert, select, text  # noqa: E402
 from bot.app import App, build_app  # noqa: E402
 from bot.channels.telegram import TelegramSender, make_bot  # noqa: E402
 from bot.config import Settings  # noqa: E402
+from bot.db import scratch_schema  # noqa: E402
 from bot.dispatcher import DispatchConfig, Dispatcher  # noqa: E402
 from bot.models import OutboxMessage  # noqa: E402
 from bot.ratelimit import RateLimiter  # noqa: E402
@@ -215,7 +216,17 @@ async def main() -> int:
     p.add_argument("--hang", type=float, default=35.0, help="seconds the slow chats' sends take to answer")
     p.add_argument("--only", choices=("all", "rate", "scale", "slow", "order"), default="all")
     args = p.parse_args()
+    drop = None
+    if args.database:  # a scratch schema: the benchmark never touches real tables
+        args.database, drop = scratch_schema(args.database, prefix="bench_")
+    try:
+        return await run(args)
+    finally:
+        if drop is not None:
+            drop()
 
+
+async def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         print(f"# outbox benchmark ({'PostgreSQL' if args.database else 'SQLite'})")
