@@ -121,7 +121,8 @@ async def _drain(app: Any) -> int:
         for close in closers:
             await close()
     print(f"sent {stats.sent}, retry later {stats.retry}, failed {stats.failed}, "
-          f"unknown {stats.unknown}, moved out of quiet hours {stats.deferred}")
+          f"unknown {stats.unknown}, moved out of quiet hours {stats.deferred}, "
+          f"left claimed by a stopped process {stats.recovered}")
     return 0
 
 

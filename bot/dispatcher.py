@@ -92,7 +92,6 @@ class TickStats:
     unknown: int = 0
     released: int = 0
     deferred: int = 0
-    stuck: int = 0
     recovered: int = 0  # claimed by a process that died: resent or marked unknown
     statuses: dict[str, int] = field(default_factory=dict)
 

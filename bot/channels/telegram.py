@@ -211,12 +211,6 @@ class TelegramSender:
 # ---------------------------------------------------------------------- storage helpers
 
 
-def mark_unreachable(factory: sessionmaker[Session], contact_id: int, now: datetime) -> None:
-    """The resident blocked the bot: remember it so nothing more is sent until they write again."""
-    with factory() as db, db.begin():
-        db.execute(update(Contact).where(Contact.id == contact_id).values(unreachable_at=now))
-
-
 def mark_sent_many(runtime: Runtime, sent: list[tuple[int, str | None]], now: datetime) -> None:
     """:func:`bot.outbox.mark_sent` as one executemany on the driver: many turns' rows in one
     Core transaction (see bot/hotsql.py for why not through SQLAlchemy's execute)."""
