@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.db import open_database, session_factory, transaction
 from bot.i18n import Texts
 from bot.models import Agency
+from bot.outbox import SendPolicy
 from bot.ratelimit import RateLimiter
 from bot.runtime import Clock, Runtime, utcnow
 
@@ -51,6 +52,7 @@ def build_app(settings: Settings, clock: Clock = utcnow, load_default_catalog: b
         clock=clock,
         texts=texts,
         default_language=settings.default_language,
+        send_policy=SendPolicy.from_settings(settings),
         session_timeout=timedelta(minutes=settings.session_timeout_minutes),
         data_dirs=_data_dirs(settings),
         survey_reminder=(

@@ -70,11 +70,12 @@ def _report(app: Any, args: argparse.Namespace) -> int:
         uncertain = sum(r.uncertain for r in db.scalars(
             select(OutboxMessage).where(OutboxMessage.uncertain > 0)))
     if stuck:
-        print(f"\nClaimed more than {minutes:g} min ago, never confirmed (maybe delivered; not resent):")
+        print(f"\nClaimed more than {minutes:g} min ago, never confirmed (maybe delivered; the "
+              "dispatcher resends them or marks them unknown, per OUTBOX_RESEND_UNKNOWN):")
         for r in stuck:
             print(f"  #{r.id} {r.channel} {r.kind} claimed {r.claimed_at:%Y-%m-%d %H:%M} UTC")
     if unknown:
-        print("\nOutcome unknown (timeout after sending; not resent):")
+        print("\nOutcome unknown (timeout or dropped connection after sending; not resent):")
         for r in unknown:
             print(f"  #{r.id} {r.channel} {r.kind}: {r.last_error or '-'}")
     if failed:
@@ -120,7 +121,8 @@ async def _drain(app: Any) -> int:
         for close in closers:
             await close()
     print(f"sent {stats.sent}, retry later {stats.retry}, failed {stats.failed}, "
-          f"unknown {stats.unknown}, moved out of quiet hours {stats.deferred}")
+          f"unknown {stats.unknown}, moved out of quiet hours {stats.deferred}, "
+          f"left claimed by a stopped process {stats.recovered}")
     return 0
 
 

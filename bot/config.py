@@ -69,7 +69,12 @@ class Settings(BaseSettings):
         default=8, ge=1, le=50, description="Sends tried (5xx, network) before a row is marked failed."
     )
     outbox_claim_timeout_minutes: float = Field(
-        default=10, gt=0, description="A row claimed longer than this without a result is reported as stuck."
+        default=10, gt=0, description="A row claimed longer than this without a result (its process died) "
+        "is resent under OUTBOX_RESEND_UNKNOWN, or marked 'unknown' and reported."
+    )
+    outbox_send_timeout_seconds: float = Field(
+        default=10, gt=0, le=120, description="Longest one send may take; after that its outcome is unknown "
+        "(resent under OUTBOX_RESEND_UNKNOWN), and the chat's slot is free again."
     )
     outbox_resend_unknown: bool = Field(
         default=True,

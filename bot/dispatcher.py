@@ -8,14 +8,22 @@ One tick:
    A tick claims no more than the channel can send before the tick's time budget runs out.
    Non-urgent rows due inside their agency's quiet hours are moved to the morning instead.
 2. **Send** through the channel's :class:`bot.outbox.Sender`, one task per chat (messages to a
-   chat keep their order), every send waiting for its slot in the :class:`RateLimiter`.
-   Rows whose slot would fall after the budget are released unattempted.
+   chat keep their order), every send waiting for its slot in the :class:`RateLimiter` and
+   given at most ``send_timeout`` seconds. Chat tasks run side by side (``concurrency``) and
+   outlive the tick if they must: a tick waits for them only until its time budget is spent,
+   so one hanging chat never holds up the others. Rows whose slot would fall after the budget
+   are handed back unattempted, keeping their place in the queue.
 3. **Record** results in batches: ``sent``, or the failure policy of
    :func:`bot.outbox.apply_failure` (retry with backoff, honour 429, fail permanent errors).
 
-A crash between claim and record leaves rows ``claimed``: they are never resent by
-themselves but reported (:func:`stuck_rows`, the log, ``python bot.py outbox report``)
-because the message may already be on the resident's phone.
+Per-chat order: a chat with a row in flight (``claimed``) or backing off after a real
+attempt is not claimed from; rows behind a failed one are handed back with it
+(:func:`bot.outbox.hand_back`), so a newer row never overtakes an older unsent one.
+
+A crash between claim and record leaves rows ``claimed``. After ``claim_timeout`` they are
+resent under the same policy as any unknowable outcome (``resend_unknown``: counted in
+``uncertain``, a possible duplicate), or marked ``unknown`` and reported
+(``python bot.py outbox report``).
 """
 
 from __future__ import annotations
@@ -30,16 +38,27 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.catalog import agency_quiet_hours
 from bot.followups import in_quiet_hours, quiet_adjust
 from bot.models import Agency, OutboxMessage
-from bot.outbox import MAX_ATTEMPTS, Sender, SendError, apply_failure
+from bot.outbox import (
+    BACKOFF_CAP,
+    MAX_ATTEMPTS,
+    MAX_UNCERTAIN,
+    SEND_TIMEOUT,
+    Sender,
+    SendError,
+    apply_failure,
+    hand_back,
+    send_within,
+)
 from bot.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
+BACKOFF_WINDOW = timedelta(seconds=BACKOFF_CAP + 60)
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[Any]]
 
@@ -51,9 +70,10 @@ class DispatchConfig:
     max_attempts: int = MAX_ATTEMPTS
     claim_timeout: timedelta = timedelta(minutes=10)
     resend_unknown: bool = True
+    send_timeout: float = SEND_TIMEOUT  # seconds one send may take (then: outcome unknown)
     concurrency: int = 32  # chats sent to at the same time
     flush_every: int = 100  # results recorded per transaction
-    stuck_report_every: timedelta = timedelta(minutes=1)
+    stuck_report_every: timedelta = timedelta(minutes=1)  # how often stale claims are looked for
 
 
 @dataclass
@@ -73,7 +93,7 @@ class TickStats:
     unknown: int = 0
     released: int = 0
     deferred: int = 0
-    stuck: int = 0
+    recovered: int = 0  # claimed by a process that died: resent or marked unknown
     statuses: dict[str, int] = field(default_factory=dict)
 
 
@@ -82,6 +102,7 @@ class _Result:
     row: Claimed
     provider_id: str | None = None
     error: SendError | None = None
+    untried: list[int] = field(default_factory=list)  # the chat's rows behind a failed one
 
 
 class Dispatcher:
@@ -113,15 +134,27 @@ class Dispatcher:
         self._stuck_at: datetime | None = None
         self._stuck_seen = -1
         self._lock = asyncio.Lock()
+        self._gate: asyncio.Semaphore | None = None
+        self._workers: set[asyncio.Task[None]] = set()
+        self._done: list[_Result] = []  # outcomes not yet recorded
+        self._release: list[int] = []  # claimed rows handed back unattempted
+        self._held: dict[tuple[str, str], float] = {}  # chat -> monotonic time its next slot opens
+        self._background = TickStats()  # outcomes recorded between ticks (by busy chat tasks)
         self.totals = TickStats()
 
     # ------------------------------------------------------------------ tick
 
     async def tick(self) -> TickStats:
-        """Claim, send and record until nothing is due or the time budget is spent."""
+        """Claim, send and record until nothing is due or the time budget is spent.
+
+        Chats whose sends are still running when the budget is spent go on in the background
+        (their rows stay ``claimed``, so nothing else of those chats is sent meanwhile); their
+        outcomes are recorded by a later tick or by :meth:`idle`.
+        """
         async with self._lock:  # one tick at a time per process
             stats = TickStats()
             deadline = self.monotonic() + self.config.tick_budget
+            await self._flush(stats)
             await self._report_stuck(stats)
             while True:
                 remaining = deadline - self.monotonic()
@@ -130,31 +163,56 @@ class Dispatcher:
                 rows = await asyncio.to_thread(self.claim, self.clock(), remaining, stats)
                 if not rows:
                     break
-                released = stats.released
-                await self._send_all(rows, deadline, stats)
-                if stats.released > released:
+                released = len(self._release)
+                finished = await self._send_all(rows, deadline)
+                stopped = len(self._release) > released
+                await self._flush(stats)
+                if stopped or not finished:
                     break  # the budget or a chat's limit is reached: the next tick goes on
-            for name in ("claimed", "sent", "retry", "failed", "unknown", "released", "deferred"):
+            for name in ("claimed", "sent", "retry", "failed", "unknown", "released", "deferred",
+                         "recovered"):
                 setattr(self.totals, name, getattr(self.totals, name) + getattr(stats, name))
-            if stats.claimed or stats.deferred:
+            if stats.claimed or stats.deferred or stats.recovered:
                 log.debug("outbox tick: %s", stats)
             return stats
 
-    async def idle(self) -> None:
-        """Wait until no tick is running (for a graceful stop)."""
+    async def idle(self, stats: TickStats | None = None) -> None:
+        """Wait until no tick and no send is running, and record their outcomes (graceful stop)."""
         async with self._lock:
-            return
+            while self._workers:
+                await asyncio.wait(set(self._workers))
+            late = TickStats()
+            await self._flush(late)
+            for name in ("sent", "retry", "failed", "unknown", "released", "deferred"):
+                setattr(self.totals, name, getattr(self.totals, name) + getattr(late, name))
+            if stats is not None:
+                self._merge(stats, late)
+
+    @property
+    def in_flight(self) -> int:
+        """Chats whose sends are running now."""
+        return len(self._workers)
 
     async def drain(self, max_ticks: int = 1_000_000) -> TickStats:
-        """Tick until a tick finds nothing due (tests, CLI, benchmarks)."""
+        """Tick until nothing is due and nothing is in flight (tests, CLI, benchmarks)."""
         total = TickStats()
         for _ in range(max_ticks):
             stats = await self.tick()
-            for name in ("claimed", "sent", "retry", "failed", "unknown", "released", "deferred"):
+            busy = bool(self._workers)
+            if busy:
+                await self.idle(stats)
+            for name in ("claimed", "sent", "retry", "failed", "unknown", "released", "deferred",
+                         "recovered"):
                 setattr(total, name, getattr(total, name) + getattr(stats, name))
-            if not stats.claimed and not stats.deferred:
+            if not stats.claimed and not stats.deferred and not stats.recovered and not busy:
                 break
         return total
+
+    @staticmethod
+    def _merge(a: TickStats, b: TickStats) -> TickStats:
+        for name in ("sent", "retry", "failed", "unknown", "released", "deferred"):
+            setattr(a, name, getattr(a, name) + getattr(b, name))
+        return a
 
     # ------------------------------------------------------------------ claim
 
@@ -176,9 +234,12 @@ class Dispatcher:
         """Commit ``claimed`` on the next due rows, at most what fits in ``seconds`` of sending."""
         stats = stats if stats is not None else TickStats()
         claimed: list[Claimed] = []
+        mono = self.monotonic()
+        self._held = {k: t for k, t in self._held.items() if t > mono}
         with self.factory() as db, db.begin():
             hours = self._agency_hours(db, now)
             for channel in self.senders:
+                busy = self._busy_chats(db, channel, now)
                 q = (
                     select(OutboxMessage.id, OutboxMessage.urgent, OutboxMessage.agency_id)
                     .where(OutboxMessage.status == "pending", OutboxMessage.due_at <= now,
@@ -186,6 +247,8 @@ class Dispatcher:
                     .order_by(OutboxMessage.due_at, OutboxMessage.id)
                     .limit(self._cap(channel, seconds))
                 )
+                if busy:
+                    q = q.where(OutboxMessage.chat_id.not_in(busy))
                 if self.postgres:
                     q = q.with_for_update(skip_locked=True)
                 ids: list[int] = []
@@ -214,54 +277,98 @@ class Dispatcher:
         stats.claimed += len(claimed)
         return claimed
 
+    def _busy_chats(self, db: Session, channel: str, now: datetime) -> list[str]:
+        """Chats not to claim from now, so their order holds: a row in flight (here, in another
+        process, or left by a dead one), a row backing off after a real attempt, or (this
+        process) no send slot before the tick's end."""
+        busy = set(db.scalars(
+            select(OutboxMessage.chat_id).distinct()
+            .where(OutboxMessage.channel == channel,
+                   or_(OutboxMessage.status == "claimed",
+                       and_(OutboxMessage.status == "pending", OutboxMessage.due_at > now,
+                            # a backoff is at most BACKOFF_CAP: the index range stays small
+                            OutboxMessage.due_at <= now + BACKOFF_WINDOW,
+                            OutboxMessage.attempts > 0)))
+        ))
+        busy.update(chat for (ch, chat) in self._held if ch == channel)
+        return sorted(busy)
+
     # ------------------------------------------------------------------ send
 
-    async def _send_all(self, rows: list[Claimed], deadline: float, stats: TickStats) -> None:
+    async def _send_all(self, rows: list[Claimed], deadline: float) -> bool:
+        """Start one task per chat and wait for them until ``deadline``; True if all finished.
+
+        Tasks still running at the deadline (a hanging send) go on in the background.
+        """
         by_chat: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
         for row in rows:
             by_chat[(row.channel, row.chat_id)].append(row)
-        done: list[_Result] = []
-        release: list[tuple[int, float]] = []  # (row id, seconds before it may go)
-        gate = asyncio.Semaphore(self.config.concurrency)
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.config.concurrency)
+        tasks = []
+        for chat_rows in by_chat.values():
+            # Written order: ids, not due times (a retry's due time has moved past newer rows).
+            chat_rows.sort(key=lambda r: r.id)
+            task = asyncio.create_task(self._chat_worker(chat_rows, deadline))
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+            tasks.append(task)
+        timeout = max(0.0, deadline - self.monotonic())
+        finished, running = await asyncio.wait(tasks, timeout=timeout)
+        for task in finished:  # only a BaseException gets here (the process is going down)
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        return not running
 
-        async def flush_if_full() -> None:
-            if len(done) >= self.config.flush_every:
-                batch = done[:]
-                done.clear()
-                await asyncio.to_thread(self.record, batch, stats)
-
-        async def chat_worker(chat_rows: list[Claimed]) -> None:
-            async with gate:
+    async def _chat_worker(self, chat_rows: list[Claimed], deadline: float) -> None:
+        """One chat's rows in order; stops at the first failure that must wait (the rest wait with it)."""
+        assert self._gate is not None
+        try:
+            async with self._gate:
                 for i, row in enumerate(chat_rows):
                     wait = self.limiter.peek(row.channel, row.chat_id)
                     if wait > 0 and self.monotonic() + wait > deadline:  # what can go now, goes
-                        release.extend((r.id, wait) for r in chat_rows[i:])
+                        self._held[(row.channel, row.chat_id)] = self.monotonic() + wait
+                        self._release.extend(r.id for r in chat_rows[i:])
                         return
                     wait = self.limiter.reserve(row.channel, row.chat_id)
                     if wait > 0:
                         await self.sleep(wait)
                     result = await self._send_one(row)
-                    done.append(result)
-                    await flush_if_full()
                     if result.error is not None and not result.error.permanent:
-                        # Do not hammer a chat that just failed; its next rows wait a little.
-                        pause = max(1.0, result.error.retry_after or 0.0)
-                        release.extend((r.id, pause) for r in chat_rows[i + 1:])
+                        # Order: the chat's next rows wait with this one (see bot.outbox.hand_back).
+                        result.untried = [r.id for r in chat_rows[i + 1:]]
+                        self._done.append(result)
                         return
+                    self._done.append(result)
+                    if len(self._done) >= self.config.flush_every:
+                        await self._flush(None)
+        except Exception:  # never lose a chat's rows to a bug here: they stay claimed (recovered)
+            log.exception("outbox: sending to chat %s failed", chat_rows[0].chat_id)
 
-        async with asyncio.TaskGroup() as group:
-            for chat_rows in by_chat.values():
-                group.create_task(chat_worker(chat_rows))
+    async def _flush(self, stats: TickStats | None) -> None:
+        """Record the outcomes gathered so far and hand back unattempted rows.
+
+        Counts go to ``stats`` (a tick's), or, from a busy chat task between ticks, to a
+        background tally the next tick takes over; a count is added only after its write.
+        """
+        if stats is not None:
+            self._merge(stats, self._background)
+            self._background = TickStats()
+        done, self._done = self._done, []
+        release, self._release = self._release, []
+        delta = TickStats()
         if done:
-            await asyncio.to_thread(self.record, done, stats)
+            await asyncio.to_thread(self.record, done, delta)
         if release:
             await asyncio.to_thread(self.release, release)
-            stats.released += len(release)
+            delta.released += len(release)
+        self._merge(stats if stats is not None else self._background, delta)
 
     async def _send_one(self, row: Claimed) -> _Result:
         sender = self.senders[row.channel]
         try:
-            provider_id = await sender.send(row.chat_id, row.payload)
+            provider_id = await send_within(sender, row.chat_id, row.payload, self.config.send_timeout)
         except SendError as exc:
             if exc.retry_after is not None:
                 self.limiter.penalise(row.channel, row.chat_id, exc.retry_after)
@@ -301,6 +408,7 @@ class Dispatcher:
                     db, row, r.error, now, self.jitter(),
                     max_attempts=self.config.max_attempts, resend_unknown=self.config.resend_unknown,
                 )
+                hand_back(db, row, r.error, r.untried)
                 if status == "pending":
                     stats.retry += 1
                 elif status == "unknown":
@@ -313,37 +421,76 @@ class Dispatcher:
                 if r.error.unknown:
                     log.warning("outbox %s: outcome of the send is unknown (%s)", row.id, r.error.reason)
 
-    def release(self, rows: list[tuple[int, float]]) -> None:
-        """Give back rows claimed but never attempted (safe to send), not before their slot."""
-        now = self.clock()
-        by_wait: dict[float, list[int]] = defaultdict(list)
-        for row_id, wait in rows:
-            by_wait[round(wait, 3)].append(row_id)
+    def release(self, ids: list[int]) -> None:
+        """Give back rows claimed but never attempted: safe to send, and they keep their place
+        (``due_at`` unchanged); this process skips their chat until its next send slot."""
         with self.factory() as db, db.begin():
-            for wait, ids in by_wait.items():
-                db.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id.in_(ids), OutboxMessage.status == "claimed")
-                    .values(status="pending", claimed_at=None,
-                            due_at=now + timedelta(seconds=wait))
-                )
+            db.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids), OutboxMessage.status == "claimed")
+                .values(status="pending", claimed_at=None)
+            )
 
-    # ------------------------------------------------------------------ crash report
+    # ------------------------------------------------------------------ crash recovery
 
     async def _report_stuck(self, stats: TickStats) -> None:
+        """Rows claimed longer than ``claim_timeout`` (their process died): settle them by policy."""
         now = self.clock()
         if self._stuck_at is not None and now - self._stuck_at < self.config.stuck_report_every:
             return
         self._stuck_at = now
-        rows = await asyncio.to_thread(stuck_rows, self.factory, now, self.config.claim_timeout)
-        stats.stuck = len(rows)
-        if rows and len(rows) != self._stuck_seen:
+        resent, unknown = await asyncio.to_thread(
+            recover_stale, self.factory, now, self.config.claim_timeout, self.config.resend_unknown,
+            self.postgres, list(self.senders))
+        stats.recovered += len(resent) + len(unknown)
+        stats.unknown += len(unknown)
+        if resent:
             log.warning(
-                "outbox: %d message(s) were claimed for sending more than %s ago and never "
-                "confirmed (a crash?); not resent automatically. See `python bot.py outbox report`. "
-                "ids: %s", len(rows), self.config.claim_timeout, ", ".join(str(r.id) for r in rows[:20]),
-            )
-        self._stuck_seen = len(rows)
+                "outbox: %d message(s) were claimed more than %s ago and never confirmed (a crash?); "
+                "resending them, they may arrive twice. ids: %s", len(resent), self.config.claim_timeout,
+                ", ".join(str(i) for i in resent[:20]))
+        if unknown:
+            log.warning(
+                "outbox: %d message(s) were claimed more than %s ago and never confirmed (a crash?); "
+                "marked unknown, not resent. See `python bot.py outbox report`. ids: %s", len(unknown),
+                self.config.claim_timeout, ", ".join(str(i) for i in unknown[:20]))
+
+
+def recover_stale(
+    factory: sessionmaker[Session], now: datetime, older_than: timedelta, resend_unknown: bool,
+    postgres: bool = False, channels: list[str] | None = None, limit: int = 1000,
+) -> tuple[list[int], list[int]]:
+    """Rows claimed before ``now - older_than`` whose process never recorded an outcome.
+
+    The message may be on the resident's phone or not: an unknowable outcome, so the same
+    policy as a timeout applies. With ``resend_unknown`` they become ``pending`` again at
+    their old place (``due_at`` kept) and ``uncertain`` counts the possible duplicate (at
+    most :data:`bot.outbox.MAX_UNCERTAIN` times); otherwise they are marked ``unknown``.
+    ``attempts`` is left alone: whether the send was tried is not known. Only ``channels``
+    (those this dispatcher sends on; all when None). Returns (resent, unknown).
+    """
+    with factory() as db, db.begin():
+        q = (select(OutboxMessage.id, OutboxMessage.uncertain)
+             .where(OutboxMessage.status == "claimed", OutboxMessage.claimed_at < now - older_than)
+             .order_by(OutboxMessage.id).limit(limit))
+        if channels is not None:
+            q = q.where(OutboxMessage.channel.in_(channels))
+        if postgres:
+            q = q.with_for_update(skip_locked=True)
+        rows = db.execute(q).all()
+        resend = [r.id for r in rows if resend_unknown and (r.uncertain or 0) < MAX_UNCERTAIN]
+        report = [r.id for r in rows if r.id not in set(resend)]
+        note = f"claimed more than {older_than} before {now:%Y-%m-%d %H:%M} UTC, never confirmed"
+        if resend:
+            db.execute(update(OutboxMessage).where(OutboxMessage.id.in_(resend))
+                       .values(status="pending", claimed_at=None,
+                               uncertain=OutboxMessage.uncertain + 1,
+                               last_error=f"{note}; resent, may duplicate"))
+        if report:
+            db.execute(update(OutboxMessage).where(OutboxMessage.id.in_(report))
+                       .values(status="unknown", claimed_at=None,
+                               last_error=f"{note}; outcome unknown"))
+        return resend, report
 
 
 def stuck_rows(

@@ -34,6 +34,7 @@ from bot.models import (
     StatusChange,
     SurveyResponse,
 )
+from bot.outbox import SendPolicy
 from flows import engine, triggers
 from flows.catalog import Catalog
 from flows.types import (
@@ -101,8 +102,10 @@ class Runtime:
         survey_reminder: timedelta | None = timedelta(hours=3),
         catalog_ttl: timedelta = timedelta(seconds=60),
         data_dirs: tuple[Path, ...] = (),
+        send_policy: SendPolicy | None = None,
     ) -> None:
         self.factory = factory
+        self.send_policy = send_policy or SendPolicy()  # immediate replies fail like outbox sends
         self.clock = clock
         self.texts = texts
         self.default_language = default_language

@@ -47,6 +47,7 @@ def build_dispatcher(app: App, senders: Mapping[str, Sender], clock: Clock | Non
         max_attempts=s.outbox_max_attempts,
         claim_timeout=timedelta(minutes=s.outbox_claim_timeout_minutes),
         resend_unknown=s.outbox_resend_unknown,
+        send_timeout=s.outbox_send_timeout_seconds,
     )
     return Dispatcher(
         app.factory, senders, shared_limiter(app),

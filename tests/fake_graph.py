@@ -115,6 +115,7 @@ class FakeGraph:
     media: dict[str, bytes] = field(default_factory=dict)  # residents' media, by id
     gone: set[str] = field(default_factory=set)  # media ids Meta no longer has
     downloads: list[str] = field(default_factory=list)
+    drop_after_send: dict[str, int] = field(default_factory=dict)  # recipient -> sends whose answer is lost
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -207,6 +208,11 @@ class FakeGraph:
                 return self._error(131009, 400, problem)
             wamid = f"wamid.TEST{next(self._ids):06d}"
             self.sent.append(Sent(wamid, to, str(body["type"]), body))
+            if self.drop_after_send.get(to, 0) > 0:  # delivered, then the connection drops
+                self.drop_after_send[to] -= 1
+                assert request.transport is not None
+                request.transport.abort()
+                raise asyncio.CancelledError
             return web.json_response({"messaging_product": "whatsapp",
                                       "contacts": [{"input": to, **({"wa_id": to} if body.get("to")
                                                                      else {"user_id": to})}],

@@ -135,6 +135,11 @@ class FakeTelegram:
         self.topics: dict[tuple[int, int], str] = {}  # (chat id, message_thread_id) -> name
         self._callback_seq = 0
         self._closing = False
+        # Outbound faults after the message is stored (it reaches the chat): answered late, or
+        # the connection drops instead of the answer. Keyed by chat id.
+        self.slow: dict[int, float] = {}  # chat -> seconds before the answer
+        self.drop_after_send: dict[int, int] = {}  # chat -> how many sends lose their answer
+        self.answered_at: list[tuple[int, float]] = []  # (chat, monotonic time) per answered send
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -312,6 +317,16 @@ class FakeTelegram:
             result = await handler(params)
             if isinstance(result, web.Response):
                 return result
+            chat = int(params["chat_id"]) if str(params.get("chat_id", "")).lstrip("-").isdigit() else None
+            if chat is not None and method in ("sendMessage", "sendPhoto", "sendDocument"):
+                if chat in self.slow:
+                    await asyncio.sleep(self.slow[chat])
+                if self.drop_after_send.get(chat, 0) > 0:  # delivered, but the answer is lost
+                    self.drop_after_send[chat] -= 1
+                    assert request.transport is not None
+                    request.transport.abort()
+                    raise asyncio.CancelledError
+                self.answered_at.append((chat, time.monotonic()))
             return web.json_response({"ok": True, "result": result})
         finally:
             self._notify()

@@ -292,3 +292,41 @@ async def test_erasure_keeps_the_case_without_the_person(app: App, clock: FakeCl
     [case] = cases(h)
     assert case.contact_id is None and case.reporter_name is None and case.chat_id is None
     assert events(app, case.id)[-1].reason == "reporter deleted their personal data"
+
+
+async def test_redelivered_staff_updates_act_once(app: App, clock: FakeClock) -> None:
+    """The same update_id twice (a redelivery, also after a restart): /balas, a topic reply and
+    a case button reach the resident / change the case once."""
+    async with harness(app, clock) as h:
+        await h.channel.setup()
+        await register(h, PETUGAS)
+        await consent(h, WARGA)
+        await complaint(h, WARGA, "Petugas minta sogokan supaya cepat", "Lainnya", confidential=True)
+        [case] = cases(h)
+        before = len(h.server.chat(WARGA.id))
+        balas = h.server.message_update(PETUGAS, f"/balas {case.ticket} Kami cek ke loket, Bu.")
+        await h.feed(balas)
+        await h.feed(balas)  # delivered again
+        got = h.server.chat(WARGA.id)[before:]
+        assert [m.text for m in got] == [f"💬 Petugas Disdukcapil ({case.ticket}):\nKami cek ke loket, Bu."]
+        assert [m.text for m in h.server.chat(PETUGAS.id)].count("Pesan terkirim ke warga lewat bot.") == 1
+        await link_room(h, PETUGAS)
+        [case] = cases(h)
+        assert case.topic_id is not None
+        topic_reply = h.server.message_update(PETUGAS, "Sudah kami tegur petugasnya.", chat_id=ROOM,
+                                              chat_type="supergroup", message_thread_id=case.topic_id,
+                                              is_topic_message=True)
+        await h.feed(topic_reply)
+        await h.feed(topic_reply)
+        assert [m.text for m in h.server.chat(WARGA.id)[before:]].count(
+            f"💬 Petugas Disdukcapil ({case.ticket}):\nSudah kami tegur petugasnya.") == 1
+    # A restart: a new channel on the same database gets the same updates again.
+    async with harness(app, clock) as h2:
+        h2.server._next_update = 10_000
+        await h2.channel.setup()
+        before = len(h2.server.chat(WARGA.id))
+        await h2.feed(balas)
+        await h2.feed(topic_reply)
+        assert h2.server.chat(WARGA.id)[before:] == []
+    relayed = [e.reason for e in events(app, case.id) if e.kind == "to_resident"]
+    assert relayed == ["Kami cek ke loket, Bu.", "Sudah kami tegur petugasnya."]  # once each

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from bot.app import App
 from bot.followups import KIND_CHECKIN, KIND_STATUS, notify_status_change
 from bot.models import Complaint, Contact, OutboxMessage, StatusChange
+from bot.outbox import mark_sent
 from bot.runtime import Inbound, new_event_id
 from flows.types import Event
 from tests.conftest import FakeClock
@@ -20,6 +21,7 @@ WIB = ZoneInfo("Asia/Jakarta")
 
 def text(app: App, user: str, words: str) -> list[str]:
     rows = app.runtime.handle(Inbound("telegram", user, user, Event("text", new_event_id(), text=words)))
+    mark_sent(app.factory, [(r.id, None) for r in rows], app.runtime.clock())  # as the channel does
     return [r.payload["text"] for r in rows]
 
 

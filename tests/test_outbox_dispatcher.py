@@ -49,9 +49,10 @@ async def test_ten_thousand_followups_sent_once_none_early(sqlite_app: App, cloc
     assert status_counts(app.factory) == {"sent": n}
 
 
-async def test_restart_sends_pending_once_and_reports_in_flight(
-    app: App, clock: FakeClock, db_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
+async def crash_then_restart(
+    app: App, clock: FakeClock, db_url: str, resend_unknown: bool
+) -> tuple[RecordingSender, RecordingSender, App, set[str]]:
+    """600 rows; the process dies after 130 sends, with rows claimed and not recorded."""
     n = 600
     add_rows(app.factory, n, lambda i: clock.now - timedelta(seconds=1), clock.now, chats=50)
     first = RecordingSender(clock=clock, crash_after=130)
@@ -62,31 +63,65 @@ async def test_restart_sends_pending_once_and_reports_in_flight(
         isinstance(e, Crash) for e in getattr(info.value, "exceptions", [])
     )
     app.engine.dispose()
-
-    # The process restarts: a new app on the same database, later.
-    clock.advance(minutes=15)
     restarted = make_app(db_url, clock)
+    in_flight = {r.payload["m"] for r in stuck_rows(restarted.factory, clock.now + timedelta(seconds=1), timedelta(0))}
+    assert in_flight and len(in_flight) <= 200
+    second = RecordingSender(clock=clock)
+    return first, second, restarted, in_flight
+
+
+async def test_restart_resends_rows_claimed_by_the_dead_process_after_the_claim_timeout(
+    app: App, clock: FakeClock, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second, restarted, in_flight = await crash_then_restart(app, clock, db_url, True)
     try:
-        second = RecordingSender(clock=clock)
         d2 = dispatcher(restarted.factory, second, clock, batch=200)
+        await d2.drain()  # a moment later: the claims may still be alive, nothing of theirs is sent
+        assert not in_flight & set(second.counts())
+        chats_in_flight = {r.chat_id for m, r in rows_by_marker(restarted.factory).items() if m in in_flight}
+        newer_blocked = {m for m, r in rows_by_marker(restarted.factory).items()
+                         if r.chat_id in chats_in_flight and r.status == "pending"}
+        assert not newer_blocked & set(second.counts())  # their chats wait: order is kept
+        clock.advance(minutes=10, seconds=1)  # past OUTBOX_CLAIM_TIMEOUT_MINUTES
+        with caplog.at_level(logging.WARNING, logger="bot.dispatcher"):
+            stats = await d2.drain()
+        assert stats.recovered == len(in_flight)
+        assert "never confirmed" in caplog.text and "may arrive twice" in caplog.text
+        rows = rows_by_marker(restarted.factory)
+        assert {r.status for r in rows.values()} == {"sent"}  # nobody is left without an answer
+        both = first.counts() + second.counts()
+        assert set(both) == set(rows)
+        for marker, count in both.items():  # a duplicate only where the row counts one
+            assert count - 1 <= rows[marker].uncertain, marker
+        assert {m for m, r in rows.items() if r.uncertain} == in_flight
+        assert stuck_rows(restarted.factory, clock.now + timedelta(seconds=1), timedelta(0)) == []
+    finally:
+        restarted.engine.dispose()
+
+
+async def test_restart_reports_rows_of_the_dead_process_when_resending_is_off(
+    app: App, clock: FakeClock, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second, restarted, in_flight = await crash_then_restart(app, clock, db_url, False)
+    try:
+        d2 = dispatcher(restarted.factory, second, clock, batch=200, resend_unknown=False)
+        clock.advance(minutes=15)
         with caplog.at_level(logging.WARNING, logger="bot.dispatcher"):
             await d2.drain()
         both = first.counts() + second.counts()
         assert all(v == 1 for v in both.values()), "a message was sent twice"
-        stuck = {r.payload["m"] for r in stuck_rows(restarted.factory, clock.now, timedelta(minutes=10))}
-        # Claimed before the crash and never confirmed: reported, not resent.
-        assert stuck and len(stuck) <= 200
-        assert not stuck & set(second.counts())
-        assert set(both) | stuck == {f"m{i}" for i in range(n)}
-        assert "never confirmed" in caplog.text and "outbox report" in caplog.text
+        rows = rows_by_marker(restarted.factory)
+        unknown = {m for m, r in rows.items() if r.status == "unknown"}
+        assert unknown == in_flight and not unknown & set(second.counts())
+        assert "outbox report" in caplog.text
+        assert {r.status for m, r in rows.items() if m not in unknown} == {"sent"}
         # Messages delivered before the crash but not yet recorded are among the reported ones.
-        assert set(first.counts()) - {m for m, r in rows_by_marker(restarted.factory).items()
-                                      if r.status == "sent"} <= stuck
+        assert set(first.counts()) - {m for m, r in rows.items() if r.status == "sent"} <= unknown
         # The operator may decide to resend them.
-        ids = [r.id for r in stuck_rows(restarted.factory, clock.now, timedelta(minutes=10))]
-        assert requeue(restarted.factory, ids, clock.now) == len(stuck)
+        ids = [r.id for m, r in rows.items() if m in unknown]
+        assert requeue(restarted.factory, ids, clock.now) == len(unknown)
         await d2.drain()
-        assert set(first.counts() + second.counts()) == {f"m{i}" for i in range(n)}
+        assert set(first.counts() + second.counts()) == set(rows)
     finally:
         restarted.engine.dispose()
 

@@ -86,7 +86,9 @@ async def test_long_429_leaves_replies_pending_in_order(app: App, clock: FakeClo
         assert h.server.chat(WARGA.id) == []
         rows = h.outbox()
         assert [r.status for r in rows] == ["pending", "pending"]
-        assert all(r.due_at == clock.now + timedelta(seconds=120) for r in rows)
+        assert rows[0].due_at == clock.now + timedelta(seconds=120)
+        assert rows[1].due_at > rows[0].due_at  # the second waits behind the first: order kept
+        assert [r.attempts for r in rows] == [1, 0]  # only a real send counts as an attempt
 
 
 async def test_5xx_retries_with_backoff(app: App, clock: FakeClock) -> None:
@@ -104,7 +106,8 @@ async def test_403_marks_resident_unreachable_and_stops(app: App, clock: FakeClo
         h.server.block(WARGA.id)
         await h.feed(h.server.message_update(WARGA, "/start"))
         assert len(h.server.calls("sendMessage")) == 1  # the second reply was not attempted
-        assert [r.status for r in h.outbox()] == ["failed", "failed"]
+        assert [r.status for r in h.outbox()] == ["failed", "cancelled"]
+        assert [r.attempts for r in h.outbox()] == [1, 0]
         with app.factory() as db:
             assert db.scalars(select(Contact.unreachable_at)).one() == clock.now
         # they unblock the bot and write again: reachable again

@@ -43,7 +43,8 @@ async def test_server_rate_limit_is_honoured(sqlite_app: App, clock: FakeClock) 
 
 
 def test_timeout_after_sending_is_unknown_but_connect_failures_retry() -> None:
-    """A read timeout may hide a delivered message (never resend); a refused connect did not."""
+    """A read timeout or a dropped connection may hide a delivered message (its outcome is
+    unknown: resent only under OUTBOX_RESEND_UNKNOWN, and counted); a refused connect did not."""
     import aiohttp
     from aiogram.exceptions import TelegramNetworkError
     from aiogram.methods import SendMessage
@@ -63,4 +64,8 @@ def test_timeout_after_sending_is_unknown_but_connect_failures_retry() -> None:
     connect_timeout = classify(network_error(aiohttp.ConnectionTimeoutError("connect")))
     assert not connect_timeout.unknown and not connect_timeout.permanent
     reset = classify(network_error(aiohttp.ServerDisconnectedError()))
-    assert not reset.unknown and not reset.permanent
+    assert reset.unknown and not reset.permanent
+    refused = classify(network_error(aiohttp.ClientConnectorError(
+        aiohttp.client_reqrep.ConnectionKey("h", 1, False, False, None, None, None),
+        OSError(111, "refused"))))
+    assert not refused.unknown

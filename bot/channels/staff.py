@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiogram import Bot, Dispatcher
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError, TelegramBadRequest
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -159,6 +159,17 @@ def telegram_sender(bot: Bot, factory: sessionmaker[Session]) -> StaffSender:
     return StaffSender(TelegramSender(bot), bot, factory)
 
 
+class _Duplicate:
+    """The update was handled before."""
+
+
+DUPLICATE = _Duplicate()
+
+
+class _NotOurs(Exception):
+    """Rolls back the de-duplication mark of an update the resident handlers take."""
+
+
 class StaffDesk:
     """Handlers for staff rooms, case buttons, ``/kasus`` and ``/balas``."""
 
@@ -179,19 +190,38 @@ class StaffDesk:
         dp.message.register(self.on_group, _in_group)
         dp.message.register(self.on_private, _private_command)
 
-    async def _tx(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        def run() -> T:
-            with self.factory() as db, db.begin():
-                return fn(db, *args, **kwargs)
+    async def _once(self, update_id: int, fn: Callable[..., T], *args: Any,
+                    none_is_not_ours: bool = False, **kwargs: Any) -> T | _Duplicate:
+        """``fn`` in a transaction that also records the update as handled, like a resident's
+        turn: the same update delivered twice (a redelivery, a restart) acts once. With
+        ``none_is_not_ours``, ``fn`` returning None means "not a staff matter": nothing is
+        kept, so the resident handlers still see the update as new."""
+        def run() -> T | _Duplicate:
+            try:
+                with self.factory() as db, db.begin():
+                    first = db.execute(self.runtime.sql.first_delivery, {
+                        "channel": CHANNEL, "event_key": str(update_id),
+                        "received_at": self._now()}).first()
+                    if first is None:
+                        return DUPLICATE
+                    result = fn(db, *args, **kwargs)
+                    if result is None and none_is_not_ours:
+                        raise _NotOurs
+                    return result
+            except _NotOurs:
+                return None  # type: ignore[return-value]
 
-        return await self.channel._db(run)
+        outcome = await self.channel._db(run)
+        if outcome is DUPLICATE:
+            log.info("duplicate delivery of staff update %s ignored", update_id)
+        return outcome
 
     def _now(self) -> Any:
         return self.runtime.clock()
 
     # ---------------------------------------------------------------- buttons
 
-    async def on_button(self, query: CallbackQuery) -> None:
+    async def on_button(self, query: CallbackQuery, event_update: Update) -> None:
         parsed = cases.parse_callback(query.data)
         user = query.from_user
         message = query.message
@@ -224,8 +254,12 @@ class StaffDesk:
         if action == "note":
             await self._answer(query, cases.texts("case.note_how"), alert=True)
             return
-        outcome = await self._tx(
-            self._act, case_id, action, str(user.id), str(chat.id), chat.type == "private")
+        outcome = await self._once(
+            event_update.update_id, self._act, case_id, action, str(user.id), str(chat.id),
+            chat.type == "private")
+        if isinstance(outcome, _Duplicate):
+            await self._answer(query, None)
+            return
         ok, notice, rows, card, room, card_id = outcome
         await self._answer(query, notice, alert=not ok)
         if card is not None and room and card_id:
@@ -258,18 +292,22 @@ class StaffDesk:
 
     # ---------------------------------------------------------------- group messages
 
-    async def on_group(self, message: Message) -> None:
+    async def on_group(self, message: Message, event_update: Update) -> None:
         user = message.from_user
         if user is None or user.is_bot:
             raise SkipHandler
         command = parse_command(message.text, self.channel.username)
         chat_id = str(message.chat.id)
+        uid = event_update.update_id
         if command is not None and command[0] == "eskalasi":
-            await self._escalate(message, str(user.id), command[1])
+            await self._escalate(message, str(user.id), command[1], uid)
             return
         if command is not None and command[0] == "ruangstaf":
-            ok, notice, rows = await self._tx(cases.link_room, CHANNEL, str(user.id), chat_id,
-                                              command[1] or None, self._now())
+            linked = await self._once(uid, cases.link_room, CHANNEL, str(user.id), chat_id,
+                                      command[1] or None, self._now())
+            if isinstance(linked, _Duplicate):
+                return
+            ok, notice, rows = linked
             await self._reply(message, notice)
             await self.channel.deliver(rows)
             return
@@ -277,9 +315,12 @@ class StaffDesk:
         if thread is None:
             raise SkipHandler  # not in a topic: the resident handlers decide (commands only)
         if command is not None and command[0] == "catatan":
-            result = await self._tx(self._note, chat_id, thread, str(user.id), command[1])
+            result = await self._once(uid, self._note, chat_id, thread, str(user.id), command[1],
+                                      none_is_not_ours=True)
             if result is None:
                 raise SkipHandler
+            if isinstance(result, _Duplicate):
+                return
             await self._reply(message, result)
             return
         if command is not None:
@@ -288,9 +329,12 @@ class StaffDesk:
         text = message.text if message.text is not None else (message.caption or "")
         if not text and not photo:
             return
-        outcome = await self._tx(self._relay, chat_id, thread, str(user.id), text, photo)
+        outcome = await self._once(uid, self._relay, chat_id, thread, str(user.id), text, photo,
+                                   none_is_not_ours=True)
         if outcome is None:
             raise SkipHandler  # a topic that is not a case
+        if isinstance(outcome, _Duplicate):
+            return
         ok, notice, rows, card, room, card_id = outcome
         if not ok:
             await self._reply(message, notice)
@@ -331,17 +375,21 @@ class StaffDesk:
 
     # ---------------------------------------------------------------- private commands
 
-    async def on_private(self, message: Message) -> None:
+    async def on_private(self, message: Message, event_update: Update) -> None:
         user = message.from_user
         command = parse_command(message.text, self.channel.username)
         if user is None or command is None or command[0] not in ("kasus", "balas", "eskalasi"):
             raise SkipHandler  # everything else is the resident conversation
         name, arg = command
+        uid = event_update.update_id
         if name == "eskalasi":
-            await self._escalate(message, str(user.id), arg)
+            await self._escalate(message, str(user.id), arg, uid)
             return
         if name == "kasus":
-            text, choices = await self._tx(cases.queue, CHANNEL, str(user.id), self._now())
+            queue = await self._once(uid, cases.queue, CHANNEL, str(user.id), self._now())
+            if isinstance(queue, _Duplicate):
+                return
+            text, choices = queue
             parts = split_text(text)
             for n, part in enumerate(parts):
                 last = n == len(parts) - 1
@@ -355,22 +403,28 @@ class StaffDesk:
         if canonical is None or not body.strip():
             await self.bot.send_message(message.chat.id, cases.texts("case.queue.reply_help"))
             return
-        outcome = await self._tx(self._relay, str(message.chat.id), None, str(user.id), body.strip(),
-                                 None, canonical, True)
+        outcome = await self._once(uid, self._relay, str(message.chat.id), None, str(user.id),
+                                   body.strip(), None, canonical, True)
+        if isinstance(outcome, _Duplicate):
+            return
         assert outcome is not None  # a ticket lookup always answers
         _ok, notice, rows, _card, _room, _card_id = outcome
         await self.bot.send_message(message.chat.id, notice or cases.texts("case.sent"))
         await self.channel.deliver(rows)
 
 
-    async def _escalate(self, message: Message, user_id: str, arg: str) -> None:
+    async def _escalate(self, message: Message, user_id: str, arg: str, update_id: int) -> None:
         from flows.tickets import normalise_ticket
 
         ticket = normalise_ticket(arg)
         if ticket is None:
             await self._reply(message, cases.texts("case.escalate_how"))
             return
-        notice, rows = await self._tx(cases.escalate_complaint, CHANNEL, user_id, ticket, self._now())
+        escalated = await self._once(update_id, cases.escalate_complaint, CHANNEL, user_id, ticket,
+                                     self._now())
+        if isinstance(escalated, _Duplicate):
+            return
+        notice, rows = escalated
         await self._reply(message, notice)
         await self.channel.deliver(rows)
 

@@ -58,7 +58,7 @@ from bot.channels import common
 from bot.channels.common import KeyedLocks, Pacer, choice_label, decode_choice, encode_choice
 from bot.i18n import LANGUAGES
 from bot.models import Contact, OutboxMessage
-from bot.outbox import SendError, record_failure
+from bot.outbox import SendError, record_failure, send_within
 from bot.ratelimit import RateLimiter
 from bot.runtime import Inbound, Runtime
 from flows.types import Event, Texts
@@ -163,10 +163,10 @@ def classify(exc: Exception) -> SendError:
         return SendError(reason, permanent=True)
     if isinstance(exc, TelegramNetworkError):
         cause = exc.__cause__
-        never_sent = isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
-        if isinstance(cause, TimeoutError) and not never_sent:
-            return SendError(reason, unknown=True)  # it may have arrived: do not send twice
-        return SendError(reason)
+        if isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+            return SendError(reason)  # never connected: nothing arrived, safe to retry
+        # A read timeout or a connection dropped after the request left: it may have arrived.
+        return SendError(reason, unknown=True)
     if isinstance(exc, ClientDecodeError):
         return SendError(reason, unknown=True)
     return SendError(reason)  # 5xx (TelegramServerError) and the rest: retry later
@@ -213,12 +213,6 @@ class TelegramSender:
 
 
 # ---------------------------------------------------------------------- storage helpers
-
-
-def mark_unreachable(factory: sessionmaker[Session], contact_id: int, now: datetime) -> None:
-    """The resident blocked the bot: remember it so nothing more is sent until they write again."""
-    with factory() as db, db.begin():
-        db.execute(update(Contact).where(Contact.id == contact_id).values(unreachable_at=now))
 
 
 def mark_sent_many(runtime: Runtime, sent: list[tuple[int, str | None]], now: datetime) -> None:
@@ -552,56 +546,56 @@ class TelegramChannel:
         """Send committed replies in order and record each outcome.
 
         After a failure the rest of this turn's messages to that chat are not attempted (order
-        matters in a conversation): they get the same verdict and wait, or fail, with the
-        failed one. Rows for another channel (a relay to a resident on WhatsApp) go back to
-        the outbox dispatcher.
+        matters in a conversation): they wait behind the failed one, or go on once it is
+        settled (:func:`bot.outbox.hand_back`). A send whose outcome is unknown (timeout,
+        dropped connection) follows ``OUTBOX_RESEND_UNKNOWN`` like any outbox send: the
+        dispatcher resends it, counted as a possible duplicate. Rows for another channel (a
+        relay to a resident on WhatsApp) go back to the outbox dispatcher.
         """
         sent: list[tuple[int, str | None]] = []
-        failed: list[tuple[int, SendError]] = []
-        blocked: set[int] = set()
-        stop: dict[str, SendError] = {}
+        failed: list[tuple[int, SendError, list[int]]] = []
+        stop: dict[str, list[int]] = {}  # chat -> the rows queued behind its failed one
         other = [row.id for row in rows if row.channel != CHANNEL]
         for row in rows:
             if row.channel != CHANNEL:
                 continue
-            earlier = stop.get(row.chat_id)
-            if earlier is not None:
-                failed.append((row.id, SendError(f"not sent after an earlier failure: {earlier.reason}",
-                                                 retry_after=earlier.retry_after,
-                                                 permanent=earlier.permanent)))
+            behind = stop.get(row.chat_id)
+            if behind is not None:
+                behind.append(row.id)
                 continue
             try:
                 sent.append((row.id, await self._send_retrying(row.chat_id, row.payload)))
             except SendError as err:
-                failed.append((row.id, err))
-                if err.unreachable and row.contact_id is not None:
-                    blocked.add(row.contact_id)
-                if not err.unknown:
-                    stop[row.chat_id] = err
+                untried: list[int] = []
+                failed.append((row.id, err, untried))
+                stop[row.chat_id] = untried
         await self._sent.record(sent)
-        if failed or blocked or other:
-            await self._db(self._record_failures, failed, blocked, other)
+        if failed or other:
+            await self._db(self._record_failures, failed, other)
 
     async def _write_sent(self, batch: list[tuple[int, str | None]]) -> None:
         await self._db(mark_sent_many, self.runtime, batch, self.runtime.clock())
 
-    def _record_failures(self, failed: list[tuple[int, SendError]], blocked: set[int],
-                         other: list[int]) -> None:
+    def _record_failures(self, failed: list[tuple[int, SendError, list[int]]], other: list[int]) -> None:
         now = self.runtime.clock()
-        for row_id, err in failed:
-            status = record_failure(self.factory, row_id, err, now)
+        policy = self.runtime.send_policy
+        for row_id, err, untried in failed:
+            status = record_failure(self.factory, row_id, err, now, max_attempts=policy.max_attempts,
+                                    resend_unknown=policy.resend_unknown, untried=untried)
             log.warning("outbox %s not sent (%s): %s", row_id, status, err.reason)
-        for contact_id in blocked:
-            mark_unreachable(self.factory, contact_id, now)
         release(self.factory, other)
 
     async def _send_retrying(self, chat_id: str, payload: dict[str, Any]) -> str | None:
-        """429: wait ``retry_after`` (if short); 5xx/network: back off 0.5, 1, 2 s; else give up."""
+        """429: wait ``retry_after`` (if short); 5xx/network: back off 0.5, 1, 2 s; else give up.
+
+        An unknown outcome is never retried here: the outbox policy decides (and counts it).
+        """
         attempt = 0
+        timeout = self.runtime.send_policy.send_timeout
         while True:
             await self.pacer.wait(chat_id)
             try:
-                return await self.sender.send(chat_id, payload)
+                return await send_within(self.sender, chat_id, payload, timeout)
             except SendError as err:
                 attempt += 1
                 if err.retry_after is not None:

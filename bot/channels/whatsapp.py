@@ -53,7 +53,7 @@ from bot.models import (
     WhatsAppIdentity,
     WhatsAppWebhook,
 )
-from bot.outbox import SendError, apply_failure, mark_sent, record_failure
+from bot.outbox import SendError, apply_failure, mark_sent, record_failure, send_within
 from bot.ratelimit import RateLimiter
 from bot.runtime import Clock, Inbound, Runtime
 from flows.types import Event, Texts
@@ -1052,34 +1052,41 @@ class WhatsAppChannel:
         return replace(incoming, event=replace(event, media=saved))
 
     async def deliver(self, rows: list[OutboxMessage]) -> None:
-        """Send committed replies in order; after a failure the rest wait with the same verdict."""
+        """Send committed replies in order; after a failure the rest wait behind it.
+
+        A send whose outcome is unknown (timeout, dropped connection) follows
+        ``OUTBOX_RESEND_UNKNOWN`` like any outbox send: the dispatcher resends it (counted as
+        a possible duplicate), so the reply carrying a ticket number is not lost.
+        """
         sent: list[tuple[int, str | None]] = []
-        failed: list[tuple[int, SendError]] = []
-        stop: SendError | None = None
+        failed: list[tuple[int, SendError, list[int]]] = []
+        behind: list[int] | None = None
+        timeout = self.runtime.send_policy.send_timeout
         for row in rows:
-            if stop is not None:
-                failed.append((row.id, SendError(f"not sent after an earlier failure: {stop.reason}",
-                                                 retry_after=stop.retry_after, permanent=stop.permanent,
-                                                 wait_for_contact=stop.wait_for_contact)))
+            if behind is not None:
+                behind.append(row.id)
                 continue
             await self.pacer.wait(row.chat_id)
             try:
-                sent.append((row.id, await self.sender.send(row.chat_id, row.payload)))
+                sent.append((row.id, await send_within(self.sender, row.chat_id, row.payload, timeout)))
             except SendError as err:
-                failed.append((row.id, err))
+                untried: list[int] = []
+                failed.append((row.id, err, untried))
                 if err.retry_after is not None:
                     self.pacer.penalise(row.chat_id, err.retry_after)
-                if not err.unknown:
-                    stop = err
+                behind = untried
         if sent or failed:
             await self._db(self._record, sent, failed)
 
-    def _record(self, sent: list[tuple[int, str | None]], failed: list[tuple[int, SendError]]) -> None:
+    def _record(self, sent: list[tuple[int, str | None]],
+                failed: list[tuple[int, SendError, list[int]]]) -> None:
         now = self.runtime.clock()
+        policy = self.runtime.send_policy
         mark_sent(self.factory, sent, now)
         self.runtime.settle_erasures(r for r, _ in sent)  # erasure confirmations: deleted once sent
-        for row_id, err in failed:
-            status = record_failure(self.factory, row_id, err, now)
+        for row_id, err, untried in failed:
+            status = record_failure(self.factory, row_id, err, now, max_attempts=policy.max_attempts,
+                                    resend_unknown=policy.resend_unknown, untried=untried)
             log.warning("outbox %s not sent (%s): %s", row_id, status, err.reason)
 
 
