@@ -132,14 +132,14 @@ def tally(database_url: str, residents: Residents) -> Tally:
         with engine.connect() as conn:
             rows = conn.execute(text(
                 "SELECT event_key FROM inbound_events WHERE channel = 'telegram' ORDER BY id")).all()
-            replies = dict(conn.execute(text(
-                "SELECT status, count(*) FROM outbox WHERE kind = 'reply' GROUP BY status")).all())
+            replies: dict[str, int] = {str(status): int(n) for status, n in conn.execute(text(
+                "SELECT status, count(*) FROM outbox WHERE kind = 'reply' GROUP BY status"))}
     finally:
         engine.dispose()
     stored_order = [int(r[0]) for r in rows if r[0].isdigit()]
     sent = set(residents.update_ids)
     stored = [u for u in stored_order if u in sent]
-    owner = {}
+    owner: dict[int, int] = {}
     for n, uid in enumerate(residents.update_ids):
         owner[uid] = residents.users[n % residents.count].id
     per_resident: dict[int, list[int]] = {}
