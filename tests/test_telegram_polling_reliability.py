@@ -159,3 +159,31 @@ async def test_a_database_outage_pauses_polling_and_loses_nothing(
     finally:
         app.engine.dispose()
         pg.destroy()
+
+
+async def test_a_stop_that_cannot_wait_hands_unsent_replies_back(app: App, clock: FakeClock) -> None:
+    """Cancelled mid-send (a stop past its grace period): the reply being sent stays claimed
+    (it may have arrived), the ones not yet attempted go back to the outbox as pending."""
+    from contextlib import suppress
+
+    from bot.models import OutboxMessage
+
+    async with harness(app, clock) as h:
+        entered, gate = asyncio.Event(), asyncio.Event()
+
+        async def stuck(chat_id: str, payload: dict[str, object]) -> str | None:
+            entered.set()
+            await gate.wait()  # never set: the Bot API does not answer
+            return None
+
+        h.channel.sender.send = stuck  # type: ignore[method-assign]
+        task = asyncio.create_task(h.feed(h.server.message_update(User(id=6400), "/start")))
+        await asyncio.wait_for(entered.wait(), 5)
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+    with app.factory() as db:
+        statuses = list(db.scalars(select(OutboxMessage.status).where(OutboxMessage.kind == "reply")
+                                  .order_by(OutboxMessage.id)))
+    assert len(statuses) >= 2
+    assert statuses == ["claimed"] + ["pending"] * (len(statuses) - 1)

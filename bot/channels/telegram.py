@@ -567,26 +567,42 @@ class TelegramChannel:
         blocked: set[int] = set()
         stop: dict[str, SendError] = {}
         other = [row.id for row in rows if row.channel != CHANNEL]
-        for row in rows:
-            if row.channel != CHANNEL:
-                continue
-            earlier = stop.get(row.chat_id)
-            if earlier is not None:
-                failed.append((row.id, SendError(f"not sent after an earlier failure: {earlier.reason}",
-                                                 retry_after=earlier.retry_after,
-                                                 permanent=earlier.permanent)))
-                continue
-            try:
-                sent.append((row.id, await self._send_retrying(row.chat_id, row.payload)))
-            except SendError as err:
-                failed.append((row.id, err))
-                if err.unreachable and row.contact_id is not None:
-                    blocked.add(row.contact_id)
-                if not err.unknown:
-                    stop[row.chat_id] = err
+        sending: int | None = None
+        try:
+            for row in rows:
+                if row.channel != CHANNEL:
+                    continue
+                earlier = stop.get(row.chat_id)
+                if earlier is not None:
+                    failed.append((row.id, SendError(
+                        f"not sent after an earlier failure: {earlier.reason}",
+                        retry_after=earlier.retry_after, permanent=earlier.permanent)))
+                    continue
+                sending = row.id
+                try:
+                    sent.append((row.id, await self._send_retrying(row.chat_id, row.payload)))
+                except SendError as err:
+                    failed.append((row.id, err))
+                    if err.unreachable and row.contact_id is not None:
+                        blocked.add(row.contact_id)
+                    if not err.unknown:
+                        stop[row.chat_id] = err
+                sending = None
+        except asyncio.CancelledError:
+            # A stop that could not wait any longer: record what went out and hand the rest
+            # back to the outbox dispatcher. The one being sent stays
+            # claimed (it may have arrived; sending it again could duplicate it).
+            done = {r for r, _ in sent} | {sending}
+            back = [row.id for row in rows if row.id not in done]
+            await asyncio.shield(self._db(self._hand_back, sent, back))
+            raise
         await self._sent.record(sent)
         if failed or blocked or other:
             await self._db(self._record_failures, failed, blocked, other)
+
+    def _hand_back(self, sent: list[tuple[int, str | None]], back: list[int]) -> None:
+        mark_sent_many(self.runtime, sent, self.runtime.clock())
+        release(self.factory, back)
 
     async def _write_sent(self, batch: list[tuple[int, str | None]]) -> None:
         await self._db(mark_sent_many, self.runtime, batch, self.runtime.clock())
