@@ -25,7 +25,13 @@ sys.path.insert(0, str(ROOT))
 
 from bot.db import scratch_schema  # noqa: E402
 from tests.fake_telegram import FakeTelegram  # noqa: E402
-from tests.polling_load import BotProcess, Residents, traceback_lines, until_stored  # noqa: E402
+from tests.polling_load import (  # noqa: E402
+    BotProcess,
+    Residents,
+    tally,
+    traceback_lines,
+    until_stored,
+)
 
 
 async def run(args: argparse.Namespace, database_url: str, workdir: Path) -> int:
@@ -47,8 +53,9 @@ async def run(args: argparse.Namespace, database_url: str, workdir: Path) -> int
               f"{len(server.sent)} replies delivered; exit code {code}")
         await bot.start()
         await writing
-        result = await until_stored(database_url, residents, timeout=600)
+        await until_stored(database_url, residents, timeout=600)
         await bot.stop(signal.SIGTERM)
+        result = tally(database_url, residents)  # after the graceful stop: nothing in flight
     finally:
         if bot.proc is not None and bot.proc.returncode is None:
             bot.proc.kill()

@@ -152,14 +152,20 @@ def tally(database_url: str, residents: Residents) -> Tally:
 
 
 async def until_stored(database_url: str, residents: Residents, timeout: float = 120) -> Tally:
-    """Wait (polling the database, as an operator would) until every update is stored and no
-    reply is still pending, or ``timeout``; returns the last tally."""
+    """Wait (polling the database, as an operator would) until every update is stored, no
+    reply is pending and the claimed ones stopped changing (sending has settled), or
+    ``timeout``; returns the last tally."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    last: Tally | None = None
+    steady = 0
     while True:
         result = await asyncio.to_thread(tally, database_url, residents)
-        if (result.stored == result.sent and not result.replies_pending) or loop.time() > deadline:
+        settled = result.stored == result.sent and not result.replies_pending
+        steady = steady + 1 if settled and last is not None and last == result else 0
+        if steady >= 3 or loop.time() > deadline:
             return result
+        last = result
         await asyncio.sleep(0.5)
 
 
