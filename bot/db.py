@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -150,3 +151,47 @@ def scratch_schema(url: str, prefix: str = "scratch_") -> tuple[str, Callable[[]
 
     sep = "&" if "?" in url else "?"
     return f"{url}{sep}options=-csearch_path%3D{schema}", drop
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or is busy (worth retrying), not a bug in a turn.
+
+    A refused or dropped connection, a server shutting down, a pool timeout or SQLite's
+    "database is locked" all surface as these SQLAlchemy errors; a constraint violation or a
+    programming error does not, and retrying it would only repeat the failure.
+    """
+    from sqlalchemy import exc as sa
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa.OperationalError | sa.InterfaceError | sa.TimeoutError):
+            return True
+        if isinstance(current, sa.DBAPIError) and current.connection_invalidated:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+class DatabaseHealth:
+    """Logs a database outage once when it starts and once when it ends.
+
+    Every update that meets the outage waits and retries; without this each of them would
+    log its own traceback (tens of thousands of lines in a 30-second outage).
+    """
+
+    def __init__(self, what: str = "polling paused") -> None:
+        self.what = what
+        self.down_since: float | None = None
+
+    def failed(self, exc: BaseException) -> None:
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            log.warning("database unavailable, %s: %s", self.what, reason[0] if reason else "")
+
+    def ok(self) -> None:
+        if self.down_since is not None:
+            log.warning("database back after %.1f s", time.monotonic() - self.down_since)
+            self.down_since = None

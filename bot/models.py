@@ -132,6 +132,9 @@ class InboundEvent(Base):
     channel: Mapped[str] = mapped_column(String(16))
     event_key: Mapped[str] = mapped_column(String(ID_LEN))  # update_id or wamid
     received_at: Mapped[datetime] = mapped_column(index=True)
+    # The update as delivered, kept only when it could not be handled (unparseable, or a bug):
+    # an operator can look at it without personal data ever going to the logs.
+    raw: Mapped[dict[str, Any] | None] = mapped_column(default=None)
 
 
 class SurveyResponse(Base):

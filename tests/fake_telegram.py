@@ -140,6 +140,9 @@ class FakeTelegram:
         self.slow: dict[int, float] = {}  # chat -> seconds before the answer
         self.drop_after_send: dict[int, int] = {}  # chat -> how many sends lose their answer
         self.answered_at: list[tuple[int, float]] = []  # (chat, monotonic time) per answered send
+        self.offsets: list[int] = []  # the offset of each getUpdates call that gave one
+        # Called with the offset before it confirms anything (tests check what is stored by then).
+        self.on_confirm: Callable[[int], None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -199,6 +202,11 @@ class FakeTelegram:
                 msg["entities"] = [{"type": "bot_command", "offset": 0,
                                     "length": len(text.split()[0])}]
         return {"update_id": self._next_update, "message": msg}
+
+    @property
+    def pending(self) -> list[int]:
+        """update_ids not yet confirmed by a getUpdates offset."""
+        return [u["update_id"] for u in self._updates]
 
     def message(self, user: User, text: str | None = None, **kwargs: Any) -> dict[str, Any]:
         return self.queue(self.message_update(user, text, **kwargs))
@@ -397,6 +405,9 @@ class FakeTelegram:
         limit = int(params.get("limit") or 100)
         timeout = float(params.get("timeout") or 0)
         if offset:  # everything below offset is confirmed and forgotten
+            self.offsets.append(offset)
+            if self.on_confirm is not None:
+                self.on_confirm(offset)
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
         if not self._updates and timeout > 0:
             with contextlib.suppress(TimeoutError):
