@@ -37,8 +37,10 @@ from bot.models import (
 from bot.outbox import SendPolicy
 from flows import engine, triggers
 from flows.catalog import Catalog
+from flows.steps import Menu
 from flows.types import (
     Call,
+    Choice,
     Context,
     Effect,
     Event,
@@ -375,7 +377,7 @@ class _Work:
                 idle = self.now - datetime.fromisoformat(str(state.get("at"))) > self.rt.session_timeout
             except ValueError:
                 idle = False
-        if not idle or ev.kind not in RELAYED_KINDS:
+        if not idle or ev.kind not in RELAYED_KINDS or self.picks_from_menu(state, text):
             return False
         assert self.contact is not None
         relayed = cases.relay_from_resident(self.db, self.contact, ev, text, self.now)
@@ -385,6 +387,22 @@ class _Work:
             self.reply(Reply(relayed.notice))
         self.later.extend(relayed.rows)
         return True
+
+    def picks_from_menu(self, state: dict[str, Any], text: str) -> bool:
+        """The resident was just shown the menu (/menu) and typed one of its choices ("1",
+        "Nilai layanan"): that is for the bot, as a pressed button would be, not for staff."""
+        if not text or state.get("flow") not in (None, "menu"):
+            return False
+        try:
+            fresh = self.now - datetime.fromisoformat(str(state.get("at"))) <= self.rt.session_timeout
+        except ValueError:
+            return False
+        if not fresh:
+            return False
+        items = Menu.ITEMS
+        choices = tuple(Choice(item, self.rt.texts(self.language, f"menu.{item}"), key=str(n))
+                        for n, item in enumerate(items, start=1))
+        return engine.match_choice(text, choices) is not None
 
     def apply(self, result: StepResult) -> Call | None:
         call: Call | None = None

@@ -94,6 +94,11 @@ async def test_round_trip_resident_topic_staff_resident(app: App, clock: FakeClo
         assert topic_messages(h, topic)[-1].text == "💬 Warga (Pelapor dirahasiakan):\nTerima kasih pak"
         menu = await say(h, WARGA, "/menu")  # commands still reach the bot
         assert menu and "7. Bicara dengan petugas" in menu[-1].labels()
+        # a menu choice typed right after /menu is for the bot, as its button would be
+        helped = await say(h, WARGA, "6")
+        assert helped and not any("diteruskan ke petugas" in (m.text or "") for m in helped)
+        assert helped[-1].text == "Apa yang ingin Anda lakukan?"
+        assert topic_messages(h, topic)[-1].text == "💬 Warga (Pelapor dirahasiakan):\nTerima kasih pak"
 
         # resolve: the resident is told (quiet hours apply, sent by the dispatcher) and rates
         await press_data(h, PETUGAS, card, card.data_for("Selesai"))
