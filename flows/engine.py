@@ -170,6 +170,8 @@ def _dispatch(turn: Turn) -> None:
             turn.say("not_understood")
             return
         picked = match_choice(text, shown)
+        if picked is None:
+            picked = _yes_no(text, shown)
         if picked is not None:
             chosen = next(c for c in shown if c.id == picked)
             if not chosen.nav:  # say what was recorded, as a pressed button shows it
@@ -196,6 +198,20 @@ def _dispatch(turn: Turn) -> None:
             turn.say("location_not_expected")
     else:
         turn.say("unsupported")
+
+
+# Choice ids that mean yes or no on the questions that ask exactly that.
+_YES_IDS, _NO_IDS = frozenset(("agree", "yes")), frozenset(("decline", "no"))
+
+
+def _yes_no(text: str, shown: tuple[Choice, ...] | list[Choice]) -> str | None:
+    """"iya", "ok", "gak usah", "yes" answer a yes/no question as its buttons would."""
+    said = smalltalk.yes_no(text)
+    if said is None:
+        return None
+    ids = _YES_IDS if said == "yes" else _NO_IDS
+    found = [c.id for c in shown if c.id in ids]
+    return found[0] if len(found) == 1 else None
 
 
 def _small_talk(turn: Turn, text: str) -> bool:

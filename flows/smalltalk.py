@@ -56,3 +56,32 @@ def echo_greeting(text: str, lang: str) -> str:
     if words & {"assalamualaikum", "asalamualaikum"} or "assalamu alaikum" in _core(text):
         return "Wa'alaikumsalam!"
     return "Hello!" if lang == "en" else "Halo!"
+
+
+# A plain yes or no, in the words residents use, for questions whose answers are a yes and a no
+# (consent, "keep my identity confidential?", "may staff contact me?", "delete?").
+YES = frozenset((
+    "ya", "iya", "iyaa", "iye", "y", "yes", "yess", "yup", "yep", "yeah", "ok", "oke", "okay", "okey",
+    "okee", "boleh", "setuju", "saya setuju", "ya setuju", "iya setuju", "betul", "benar", "bener",
+    "sip", "siap", "lanjut", "mau", "ya boleh", "iya boleh", "ya mau", "iya mau", "sure", "agree",
+    "i agree", "of course", "tentu", "tentu saja", "silakan", "silahkan", "ya silakan",
+))
+NO = frozenset((
+    "tidak", "tdk", "gak", "ga", "gk", "nggak", "ngga", "enggak", "engga", "ndak", "nda", "no", "n",
+    "nope", "nah", "tidak usah", "gak usah", "ga usah", "nggak usah", "ngga usah", "enggak usah",
+    "jangan", "tidak mau", "gak mau", "ga mau", "nggak mau", "tidak setuju", "gak setuju",
+    "ga setuju", "tidak boleh", "gak boleh", "ga boleh", "disagree", "i disagree", "no thanks",
+    "no thank you", "tidak perlu", "gak perlu", "ga perlu", "nggak perlu",
+))
+_ADDRESS = POLITE - {"ya", "yah", "ok", "oke"}
+
+
+def yes_no(text: str) -> str | None:
+    """"yes", "no" or None for a message that is only a yes or a no ("iya pak", "gak usah")."""
+    words = utils.default_process(text).split()
+    phrase = " ".join(w for w in words if w not in _ADDRESS)
+    if phrase in YES:
+        return "yes"
+    if phrase in NO:
+        return "no"
+    return None

@@ -352,3 +352,24 @@ def test_parse_command_and_match_choice() -> None:
     assert match_choice("sangat mudah", choices) == "a"
     assert match_choice("mudah", choices) == "b"
     assert match_choice("3", choices) is None
+
+
+def test_a_plain_yes_or_no_answers_a_yes_no_question() -> None:
+    """Residents type "iya", "ok", "gak usah": the question's own yes or no, echoed."""
+    for word in ("ya", "iya pak", "ok", "oke", "saya setuju", "yes"):
+        d = Driver()
+        d.text("halo")
+        replies = d.text(word)
+        assert d.consented, word
+        assert replies[0].text == "✅ Setuju", word
+    for word in ("tidak", "gak", "nggak usah", "no"):
+        d = Driver()
+        d.text("halo")
+        replies = d.text(word)
+        assert not d.consented and "Kami tidak menyimpan data Anda" in texts(replies), word
+    d = Driver(consented=True)
+    d.text("/nilai")
+    d.text("ktp")
+    replies = d.text("iya")  # a rating has no yes: not taken as any score
+    assert d.surveys == {} or all(not s.answers for s in d.surveys.values())
+    assert "✅" not in texts(replies)
