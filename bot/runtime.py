@@ -27,6 +27,7 @@ from bot.catalog import DEFAULT_ZONE, agency_quiet_hours, snapshot, valid_zone
 from bot.i18n import TEXTS
 from bot.models import (
     Agency,
+    Case,
     Complaint,
     Contact,
     OutboxMessage,
@@ -672,8 +673,8 @@ class _Work:
             .join(Agency, Complaint.agency_id == Agency.id)
             .where(Complaint.ticket == ticket, Complaint.contact_id == self.contact.id)
         ).first()
-        if row is None:  # unknown and someone else's look the same
-            return {"found": False, "ticket": ticket}
+        if row is None:
+            return self._lookup_case(ticket)
         complaint, code, tz = row
         return {
             "found": True,
@@ -682,6 +683,29 @@ class _Work:
             "status": complaint.status,
             "created": local_time(complaint.created_at, tz),
             "updated": local_time(complaint.updated_at, tz),
+        }
+
+    def _lookup_case(self, ticket: str) -> dict[str, Any]:
+        """A case without a complaint ("Bicara dengan petugas", a low survey) was given a number
+        in the same form: the resident can check it like a ticket."""
+        assert self.contact is not None
+        row = self.db.execute(
+            select(Case, Agency.timezone)
+            .join(Agency, Case.agency_id == Agency.id)
+            .where(Case.ticket == ticket, Case.contact_id == self.contact.id)
+            .order_by(Case.id.desc())
+        ).first()
+        if row is None:  # unknown and someone else's look the same
+            return {"found": False, "ticket": ticket}
+        case, tz = row
+        code = self.db.scalar(select(Service.code).where(Service.id == case.service_id)) or ""
+        return {
+            "found": True,
+            "ticket": case.ticket,
+            "service": code,
+            "status": case.status,
+            "created": local_time(case.created_at, tz),
+            "updated": local_time(case.updated_at, tz),
         }
 
     def call_my_data(self) -> dict[str, Any]:

@@ -65,6 +65,11 @@ async def test_each_trigger_opens_exactly_one_case(app: App, clock: FakeClock) -
         again = await press(h, a, "Disdukcapil")
         assert "masih berjalan" in (again[-1].text or "")
         assert triggers(h) == {"person": 1}
+        # the number it was given can be checked like a complaint's ticket
+        [asked_for] = [c for c in cases(h) if c.trigger == "person"]
+        shown = await say(h, a, f"/status {asked_for.ticket}")
+        assert any(f"Tiket {asked_for.ticket}" in (m.text or "") and "Diterima, menunggu petugas" in (m.text or "")
+                   for m in shown), [m.text for m in shown]
         # ... typed words, and the menu item
         b, c = resident(2), resident(3)
         await consent(h, b)
