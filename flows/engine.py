@@ -317,6 +317,9 @@ def _digits(text: str) -> bool:
     return text.strip().rstrip(".)").isdecimal()
 
 
+_KEY_AND_WORDS = re.compile(r"^\s*(\d{1,3})\s*[.)]?\s+(\S.*)$", re.S)
+
+
 def match_choice(text: str, choices: tuple[Choice, ...] | list[Choice]) -> str | None:
     """A typed key ("4") or label ("sangat mudah") picks a choice.
 
@@ -332,6 +335,14 @@ def match_choice(text: str, choices: tuple[Choice, ...] | list[Choice]) -> str |
             return None
         number = str(int(stripped))  # "04" and full-width "４" are 4
         return next((c.id for c in choices if c.key and c.key == number), None)
+    both = _KEY_AND_WORDS.match(text)
+    if both is not None:  # "3 kurang sesuai": the number and the words must mean the same answer
+        by_key = match_choice(both.group(1), choices)
+        by_words = match_choice(both.group(2), choices)
+        if by_key is not None and by_words is not None:
+            return by_key if by_key == by_words else None
+        if by_key is not None:
+            return by_key
     wanted = utils.default_process(text)
     if not wanted or len(text) > 80:
         return None

@@ -112,6 +112,19 @@ def test_console_typed_digits_are_the_scores_shown(app: App) -> None:
     assert scores(app) == {1: 4, 2: 1, 3: None}
 
 
+def test_console_a_number_and_words_that_disagree_record_nothing(app: App) -> None:
+    """"3 kurang sesuai": 3 is Sesuai, the words are Kurang sesuai. Neither is guessed."""
+    chat = Chat(app)
+    chat.say("/start", "1", "/nilai", "ktp")
+    out = chat.say("3 kurang sesuai")
+    assert "✅" not in out and "(1/9)" in out
+    out = chat.say("4. sangat sesuai")  # number and words agree
+    assert "Prima: ✅ Sangat sesuai" in out
+    out = chat.say("2 mantap")  # a number with words that are no answer: the number
+    assert "Prima: ✅ Kurang mudah" in out
+    assert scores(app) == {1: 4, 2: 2}
+
+
 def test_console_navigation_numbers_work_in_free_text_steps(app: App) -> None:
     chat = Chat(app)
     chat.say("/start", "1", "/lapor", "ktp")
