@@ -38,6 +38,9 @@ async def run(args: argparse.Namespace, database_url: str, workdir: Path) -> int
     server = FakeTelegram()
     await server.start()
     bot = BotProcess(server, database_url, workdir)
+    # Replies the killed process had claimed are resent once they are this old (the dispatcher
+    # looks once a minute); the default of 10 minutes would make the run wait that long.
+    bot.env["OUTBOX_CLAIM_TIMEOUT_MINUTES"] = str(args.claim_timeout)
     residents = Residents(server, count=args.residents, messages=args.messages)
     sig = signal.SIGKILL if args.signal == "KILL" else signal.SIGTERM
     try:
@@ -54,6 +57,13 @@ async def run(args: argparse.Namespace, database_url: str, workdir: Path) -> int
         await bot.start()
         await writing
         await until_stored(database_url, residents, timeout=600)
+        waited = time.monotonic()
+        while time.monotonic() - waited < args.claim_timeout * 60 + 120:
+            now = await asyncio.to_thread(tally, database_url, residents)
+            if not now.replies_claimed and not now.replies_pending:
+                break
+            await asyncio.sleep(1)
+        print(f"claimed replies settled {time.monotonic() - waited:.0f} s after every update was stored")
         await bot.stop(signal.SIGTERM)
         result = tally(database_url, residents)  # after the graceful stop: nothing in flight
     finally:
@@ -75,6 +85,8 @@ def main() -> int:
     parser.add_argument("--kill-at", type=float, default=0.4,
                         help="stop the bot once this share of the replies went out")
     parser.add_argument("--signal", choices=("KILL", "TERM"), default="KILL")
+    parser.add_argument("--claim-timeout", type=float, default=0.5,
+                        help="OUTBOX_CLAIM_TIMEOUT_MINUTES for the bot (claimed replies resent after it)")
     parser.add_argument("--postgres", help="PostgreSQL URL (a scratch schema is used)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
