@@ -4,7 +4,7 @@ An update aiogram cannot parse (or whose turn failed on a bug) is marked receive
 it blocks nobody; its body is stored here for an operator instead of being written to the log
 (it carries the resident's name and words).
 
-Revision ID: 0008_privacy
+Revision ID: 0008_inbound_raw
 Revises: 0007_reliability
 Create Date: 2026-12-01 03:00:00
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_privacy"
+revision: str = "0008_inbound_raw"
 down_revision: str | Sequence[str] | None = "0007_reliability"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
