@@ -354,5 +354,18 @@ def match_choice(text: str, choices: tuple[Choice, ...] | list[Choice]) -> str |
         score = fuzz.ratio(wanted, label)
         if score >= 90 and (best is None or score > best[0]):
             best = (score, c.id)
-    return best[1] if best else None
+    if best:
+        return best[1]
+    return _word_in_one_label(wanted, choices)
+
+
+def _word_in_one_label(wanted: str, choices: tuple[Choice, ...] | list[Choice]) -> str | None:
+    """"pungli" picks "Permintaan imbalan uang/barang (pungli)", "hapus" picks "Hapus data
+    saya": whole words standing in exactly one answer's label (short words and words several
+    labels share, like "sesuai" or "tidak", pick nothing). The echo shows what was taken."""
+    if len(wanted) < 4:
+        return None
+    needle = f" {wanted} "
+    hits = [c.id for c in choices if not c.nav and needle in f" {utils.default_process(c.label)} "]
+    return hits[0] if len(hits) == 1 else None
 

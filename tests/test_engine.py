@@ -373,3 +373,21 @@ def test_a_plain_yes_or_no_answers_a_yes_no_question() -> None:
     replies = d.text("iya")  # a rating has no yes: not taken as any score
     assert d.surveys == {} or all(not s.answers for s in d.surveys.values())
     assert "✅" not in texts(replies)
+
+
+def test_a_word_standing_in_one_label_picks_it() -> None:
+    choices = (Choice("a", "Permintaan imbalan uang/barang (pungli)", key="1"),
+               Choice("b", "Penundaan berlarut", key="2"),
+               Choice("c", "Tidak memberikan pelayanan", key="3"),
+               Choice("nav:back", "« Kembali", nav=True, key="4"))
+    assert match_choice("pungli", choices) == "a"
+    assert match_choice("Pungli!", choices) == "a"
+    assert match_choice("berlarut", choices) == "b"
+    assert match_choice("pelayanan", choices) == "c"
+    assert match_choice("uang", choices) == "a"
+    assert match_choice("pung", choices) is None  # a piece of a word is no word
+    ratings = (Choice("4", "Sangat sesuai", key="4"), Choice("3", "Sesuai", key="3"),
+               Choice("2", "Kurang sesuai", key="2"), Choice("1", "Tidak sesuai", key="1"))
+    assert match_choice("sesuai", ratings) == "3"  # the whole label, as before
+    assert match_choice("tidak", ratings) == "1"  # stands in one label only
+    assert match_choice("tahu", ratings) is None
