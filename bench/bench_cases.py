@@ -1,12 +1,12 @@
 """SLA checks over many open cases, and working-time arithmetic, each against a baseline.
 
-The scheduler runs :func:`bot.cases.sla_tick` every few minutes over every open case, so the
+The scheduler runs :func:`bot.desk.cases.sla_tick` every few minutes over every open case, so the
 tick with nothing to flag must cost about what counting the open cases costs. Measured in
 the same run, on the same database:
 
 - baseline: ``SELECT count(*)`` of the open cases;
 - the idle tick (every breach already flagged), and the tick that flags a batch of breaches;
-- one deadline (:func:`bot.sla.add_working_hours`, across a weekend) against a plain
+- one deadline (:func:`bot.desk.sla.add_working_hours`, across a weekend) against a plain
   ``datetime + timedelta``.
 
     python bench/bench_cases.py                         # SQLite, 20,000 open cases
@@ -30,12 +30,12 @@ from sqlalchemy import func, insert, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot import cases as case_logic  # noqa: E402
 from bot.app import App, build_app  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.db import scratch_schema  # noqa: E402
-from bot.models import Agency, Case  # noqa: E402
-from bot.sla import OfficeHours, add_working_hours  # noqa: E402
+from bot.desk import cases as case_logic  # noqa: E402
+from bot.desk.sla import OfficeHours, add_working_hours  # noqa: E402
+from bot.storage.db import scratch_schema  # noqa: E402
+from bot.storage.models import Agency, Case  # noqa: E402
 
 NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)  # Monday 10:00 WIB
 

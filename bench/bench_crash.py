@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.db import scratch_schema  # noqa: E402
+from bot.storage.db import scratch_schema  # noqa: E402
 from tests.fake_telegram import FakeTelegram  # noqa: E402
 from tests.polling_load import (  # noqa: E402
     BotProcess,

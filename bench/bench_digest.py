@@ -5,7 +5,7 @@ spread over the 52 weeks up to the digest week, across its services) plus some c
 Then, on the same database and warm cache:
 
 - baseline: ``SELECT element, avg(score) FROM survey_answers GROUP BY element`` (every row);
-- aggregation: ``bot.digest.collect`` (week, previous week, year to date, every service,
+- aggregation: ``bot.reports.digest.collect`` (week, previous week, year to date, every service,
   12-week trend, complaints, themes): everything the digest says;
 - full digest: aggregation + text + chart PNG + XLSX of the week's responses.
 
@@ -35,11 +35,11 @@ from sqlalchemy import Table, func, select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot import digest  # noqa: E402
 from bot.app import App, build_app  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.db import scratch_schema  # noqa: E402
-from bot.models import Agency, Service, SurveyAnswer, SurveyResponse  # noqa: E402
+from bot.reports import digest  # noqa: E402
+from bot.storage.db import scratch_schema  # noqa: E402
+from bot.storage.models import Agency, Service, SurveyAnswer, SurveyResponse  # noqa: E402
 
 AGENCY = "disdukcapil"
 WEEK = "2026-W47"

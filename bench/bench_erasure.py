@@ -28,8 +28,8 @@ from sqlalchemy import func, insert, or_, select  # noqa: E402
 from bot import privacy  # noqa: E402
 from bot.app import App, build_app  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.db import scratch_schema  # noqa: E402
-from bot.models import (  # noqa: E402
+from bot.storage.db import scratch_schema  # noqa: E402
+from bot.storage.models import (  # noqa: E402
     Base,
     Case,
     CaseEvent,

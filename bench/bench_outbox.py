@@ -41,11 +41,11 @@ from sqlalchemy import func, insert, select, text  # noqa: E402
 from bot.app import App, build_app  # noqa: E402
 from bot.channels.telegram import TelegramSender, make_bot  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.db import scratch_schema  # noqa: E402
-from bot.dispatcher import DispatchConfig, Dispatcher  # noqa: E402
-from bot.models import OutboxMessage  # noqa: E402
-from bot.ratelimit import RateLimiter  # noqa: E402
+from bot.outbox.dispatcher import DispatchConfig, Dispatcher  # noqa: E402
+from bot.outbox.ratelimit import RateLimiter  # noqa: E402
 from bot.scheduler import build_scheduler, stop_background  # noqa: E402
+from bot.storage.db import scratch_schema  # noqa: E402
+from bot.storage.models import OutboxMessage  # noqa: E402
 from tests.fake_telegram import TOKEN, FakeTelegram  # noqa: E402
 
 

@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 from bot.app import App, build_app  # noqa: E402
 from bot.channels.telegram import TelegramChannel  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.db import scratch_schema  # noqa: E402
+from bot.storage.db import scratch_schema  # noqa: E402
 
 TOKEN = "123456789:BENCH-token-for-in-process-session"
 UPDATES_PER_RESIDENT = 15
@@ -236,11 +236,11 @@ async def bench_echo(records: list[list[dict[str, Any]]], concurrency: int,
 def count_statements(app: App) -> Callable[[], int]:
     """Count SQL statements from now on: a figure that does not depend on the host's load.
 
-    Statements run through ``bot.hotsql.Prepared`` bypass SQLAlchemy's events; they count too.
+    Statements run through ``bot.storage.hotsql.Prepared`` bypass SQLAlchemy's events; they count too.
     """
     from sqlalchemy import event
 
-    from bot import hotsql
+    from bot.storage import hotsql
 
     counter = [0]
     prepared = hotsql.EXECUTED[0]

@@ -12,12 +12,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.catalog import load_catalog
 from bot.config import Settings
-from bot.db import open_database, session_factory, transaction
 from bot.i18n import Texts
-from bot.models import Agency
-from bot.outbox import SendPolicy
-from bot.ratelimit import RateLimiter
+from bot.outbox.ratelimit import RateLimiter
+from bot.outbox.store import SendPolicy
 from bot.runtime import Clock, Runtime, utcnow
+from bot.storage.db import open_database, session_factory, transaction
+from bot.storage.models import Agency
 
 log = logging.getLogger(__name__)
 

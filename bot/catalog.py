@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.models import Agency, Service
+from bot.storage.models import Agency, Service
 from flows.catalog import AgencyInfo, Catalog, ServiceInfo
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class SlaSpec(BaseModel):
     escalate_survey: Literal["any_one", "grade_d", "both", "off"] = "both"
 
     def settings(self) -> dict[str, Any]:
-        """The keys stored in ``agencies.settings`` (read by bot.cases)."""
+        """The keys stored in ``agencies.settings`` (read by bot.desk.cases)."""
         return {"office_hours": self.office_hours, "sla_first_response_hours": self.first_response_hours,
                 "sla_resolution_days": self.resolution_days,
                 "holidays": [d.isoformat() for d in self.holidays],
@@ -100,7 +100,7 @@ class SlaSpec(BaseModel):
 
     @model_validator(mode="after")
     def _valid_hours(self) -> SlaSpec:
-        from bot.sla import policy_from_settings
+        from bot.desk.sla import policy_from_settings
 
         policy_from_settings("Asia/Jakarta", self.settings())  # raises a ValueError naming the key
         return self
@@ -340,7 +340,7 @@ class QuietHours:
     end: str
 
     def as_tuple(self) -> tuple[str, str, str]:
-        """(zone, start, end), the arguments of bot.followups.in_quiet_hours / quiet_adjust."""
+        """(zone, start, end), the arguments of bot.outbox.followups.in_quiet_hours / quiet_adjust."""
         return self.timezone, self.start, self.end
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import JSON, String, Table, Text, cast, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.models import (
+from bot.storage.models import (
     Agency,
     Base,
     Case,
@@ -267,7 +267,9 @@ def erase_contact(
     name); ``files``: directories whose files are scrubbed too (digests); ``keep_outbox``: rows
     of this turn (the confirmation) that must still be sent.
     """
-    from bot import cases as case_logic  # bot.cases imports much; only erasure needs it here
+    from bot.desk import (
+        cases as case_logic,  # bot.desk.cases imports much; only erasure needs it here
+    )
 
     cid = contact.id
     complaints = list(db.scalars(select(Complaint).where(Complaint.contact_id == cid).with_for_update()))

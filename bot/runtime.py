@@ -22,10 +22,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.instrumentation import manager_of_class
 
-from bot import cases, followups, hotsql, privacy, staff, tickets
+from bot import privacy
 from bot.catalog import DEFAULT_ZONE, agency_quiet_hours, snapshot, valid_zone
+from bot.desk import cases, staff
 from bot.i18n import TEXTS
-from bot.models import (
+from bot.outbox import followups
+from bot.outbox.store import SendPolicy
+from bot.storage import hotsql, tickets
+from bot.storage.models import (
     Agency,
     Case,
     Complaint,
@@ -35,7 +39,6 @@ from bot.models import (
     StatusChange,
     SurveyResponse,
 )
-from bot.outbox import SendPolicy
 from flows import engine, triggers
 from flows.catalog import Catalog
 from flows.steps import Menu

@@ -16,9 +16,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.app import App
-from bot.dispatcher import DispatchConfig, Dispatcher
-from bot.outbox import Sender
-from bot.ratelimit import ChannelLimits, RateLimiter, telegram_limits, whatsapp_limits
+from bot.outbox.dispatcher import DispatchConfig, Dispatcher
+from bot.outbox.ratelimit import ChannelLimits, RateLimiter, telegram_limits, whatsapp_limits
+from bot.outbox.store import Sender
 from bot.runtime import Clock
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,6 @@ def channel_limits(app: App) -> dict[str, ChannelLimits]:
 
 
 def build_dispatcher(app: App, senders: Mapping[str, Sender], clock: Clock | None = None) -> Dispatcher:
-    from bot.channels.staff import with_cases  # case rows go into their forum topics
-
-    senders = {name: with_cases(sender, app.factory) for name, sender in senders.items()}
     s = app.settings
     config = DispatchConfig(
         batch=s.outbox_batch,
@@ -79,12 +76,12 @@ def build_scheduler(
         misfire_grace_time=None, replace_existing=True,
     )
     try:
-        from bot.digest import register_digest_jobs
+        from bot.reports.digest import register_digest_jobs
     except ImportError:  # pragma: no cover - a build without digests
         log.info("weekly digest not available; scheduler runs the outbox only")
     else:
         register_digest_jobs(scheduler, app)
-    from bot.cases import register_sla_job
+    from bot.desk.cases import register_sla_job
 
     register_sla_job(scheduler, app.factory, clock or app.runtime.clock)
     from bot.privacy import register_purge_job

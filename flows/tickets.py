@@ -2,7 +2,7 @@
 
 Easy to read aloud (no I/L/O/U), 32^8 ≈ 1.1e12 values so they cannot be guessed, and
 forgiving when typed back: case, spaces, dashes and look-alike letters are normalised.
-Generation needs randomness, so it lives in the runtime (bot.tickets).
+Generation needs randomness, so it lives in the runtime (bot.storage.tickets).
 """
 
 from __future__ import annotations

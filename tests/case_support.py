@@ -6,12 +6,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot import staff
 from bot.app import App
-from bot.channels.staff import telegram_sender
-from bot.dispatcher import Dispatcher
-from bot.models import Case, CaseEvent
-from bot.ratelimit import RateLimiter
+from bot.channels.telegram.staffroom import telegram_sender
+from bot.desk import staff
+from bot.outbox.dispatcher import Dispatcher
+from bot.outbox.ratelimit import RateLimiter
+from bot.storage.models import Case, CaseEvent
 from tests.fake_telegram import Sent, User
 from tests.telegram_harness import Harness
 

@@ -11,7 +11,7 @@ import pytest
 
 from bot.app import App, build_app
 from bot.config import Settings
-from bot.db import scratch_schema
+from bot.storage.db import scratch_schema
 
 PG_URL = os.environ.get("PRIMA_TEST_POSTGRES_URL", "")
 ROOT = Path(__file__).resolve().parent.parent

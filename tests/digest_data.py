@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from bot.app import App
-from bot.models import (
+from bot.storage.models import (
     Agency,
     Complaint,
     Contact,

@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.dispatcher import DispatchConfig, Dispatcher
-from bot.models import OutboxMessage
-from bot.outbox import SendError
-from bot.ratelimit import ChannelLimits, RateLimiter
+from bot.outbox.dispatcher import DispatchConfig, Dispatcher
+from bot.outbox.ratelimit import ChannelLimits, RateLimiter
+from bot.outbox.store import SendError
+from bot.storage.models import OutboxMessage
 from tests.conftest import FakeClock
 
 

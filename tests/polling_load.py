@@ -17,7 +17,7 @@ from typing import IO
 
 from sqlalchemy import create_engine, text
 
-from bot.db import normalise_url
+from bot.storage.db import normalise_url
 from tests.fake_telegram import FakeTelegram, User
 
 ROOT = Path(__file__).resolve().parent.parent

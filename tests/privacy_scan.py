@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import JSON, String, Text, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.models import Base
+from bot.storage.models import Base
 
 
 @dataclass(frozen=True)

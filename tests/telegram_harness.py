@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.channels.telegram import TelegramChannel, make_bot, serve
-from bot.models import OutboxMessage
+from bot.storage.models import OutboxMessage
 from tests.conftest import FakeClock
 from tests.fake_telegram import FakeTelegram, Sent, User
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.channels.console import ConsoleChannel
-from bot.models import SurveyAnswer, SurveyResponse
+from bot.storage.models import SurveyAnswer, SurveyResponse
 from tests.conftest import FakeClock
 from tests.fake_telegram import User
 from tests.telegram_harness import harness as tg_harness

@@ -7,7 +7,7 @@ from collections import Counter
 from sqlalchemy import select
 
 from bot.app import App
-from bot.models import Agency, Case, Complaint
+from bot.storage.models import Agency, Case, Complaint
 from tests.case_support import (
     ROOM,
     cases,
@@ -155,8 +155,8 @@ async def test_each_trigger_opens_exactly_one_case(app: App, clock: FakeClock) -
 
 def test_console_resident_never_sees_the_staff_card(sqlite_app: App, clock: FakeClock) -> None:
     """The card of a case opened from another channel waits for the Telegram dispatcher."""
-    from bot.models import OutboxMessage, StaffRoom
     from bot.runtime import Inbound
+    from bot.storage.models import OutboxMessage, StaffRoom
     from flows.types import Event
 
     with sqlite_app.factory() as db, db.begin():

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from bot import cases as case_logic
-from bot import digest
 from bot.app import App
-from bot.models import Agency, Complaint, FollowupAnswer
+from bot.desk import cases as case_logic
+from bot.reports import digest
 from bot.scheduler import build_scheduler
+from bot.storage.models import Agency, Complaint, FollowupAnswer
 from tests.case_support import (
     OTHER_ROOM,
     ROOM,

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.catalog import CatalogError, load_catalog, read_catalog
-from bot.db import normalise_url, transaction
-from bot.models import Agency, Service
+from bot.storage.db import normalise_url, transaction
+from bot.storage.models import Agency, Service
 from tests.conftest import ROOT
 
 
@@ -77,8 +77,8 @@ def test_migrations_have_one_head_and_match_the_models(app: App) -> None:
     from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from bot.db import alembic_config
-    from bot.models import Base
+    from bot.storage.db import alembic_config
+    from bot.storage.models import Base
 
     assert len(ScriptDirectory.from_config(alembic_config(app.engine)).get_heads()) == 1
     with app.engine.connect() as conn:

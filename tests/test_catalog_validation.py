@@ -14,12 +14,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from bot import cases, catalog, digest, followups
+from bot import catalog
 from bot.app import App
 from bot.catalog import CatalogError, load_catalog
-from bot.db import transaction
-from bot.models import Agency, Service
+from bot.desk import cases
+from bot.outbox import followups
+from bot.reports import digest
 from bot.runtime import local_time
+from bot.storage.db import transaction
+from bot.storage.models import Agency, Service
 from tests.conftest import ROOT, FakeClock
 from tests.outbox_support import RecordingSender, add_rows, dispatcher
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from bot.app import App
 from bot.channels.console import ConsoleChannel
-from bot.models import (
+from bot.storage.models import (
     Complaint,
     Contact,
     ConversationSession,

@@ -11,9 +11,10 @@ from openpyxl import load_workbook
 from PIL import Image
 from sqlalchemy import select, update
 
-from bot import cli, digest, ikm
 from bot.app import App
-from bot.models import Agency, Digest, OutboxMessage
+from bot.cli import main as cli
+from bot.reports import digest, ikm
+from bot.storage.models import Agency, Digest, OutboxMessage
 from tests.conftest import FakeClock
 from tests.digest_data import add_complaint, add_head, add_response
 
@@ -172,15 +173,6 @@ def test_masking_nik_and_phone_numbers() -> None:
     assert "PRM-AB12CD34" in masked and "50000" in masked and "2026" in masked
 
 
-def test_split_text_respects_telegram_limits() -> None:
-    paragraphs = [("baris " * 30).strip() for _ in range(60)]
-    text = "\n\n".join(paragraphs)
-    chunks = digest.split_text(text)
-    assert len(chunks) > 1 and all(len(c) <= digest.TEXT_LIMIT for c in chunks)
-    assert "\n\n".join(chunks) == text
-    long_line = "x" * 9000
-    assert [len(c) for c in digest.split_text(long_line)] == [4096, 4096, 808]
-
 
 def test_chart_and_spreadsheet_are_valid_files(sqlite_app: App, tmp_path: Path) -> None:
     app = sqlite_app
@@ -253,7 +245,7 @@ async def test_head_receives_photo_text_and_spreadsheet_over_telegram(
     add_response(app, "ktp", MON_W47, [4, 3, 3, 2, 4, 3, 4, 3, 4], "loket ramah")
     head = User(id=8001, first_name="Kadis", language_code="id")
     with app.factory() as db, db.begin():
-        from bot import staff
+        from bot.desk import staff
 
         code = staff.create_invite(db, "disdukcapil", "head", clock())
     clock.now = DIGEST_TIME

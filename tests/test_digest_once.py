@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from bot import digest
 from bot.app import App
-from bot.models import Contact, Digest, OutboxMessage
+from bot.reports import digest
+from bot.storage.models import Contact, Digest, OutboxMessage
 from tests.conftest import FakeClock, make_app
 from tests.digest_data import add_head, add_response
 

@@ -9,9 +9,9 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select, update
 
-from bot import digest
 from bot.app import App
-from bot.models import Agency, Digest
+from bot.reports import digest
+from bot.storage.models import Agency, Digest
 
 SATURDAY = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 

@@ -12,10 +12,16 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.channels.telegram import TelegramSender
-from bot.dispatcher import Dispatcher
-from bot.followups import KIND_CHECKIN, KIND_SURVEY
-from bot.models import Complaint, FollowupAnswer, OutboxMessage, StatusChange, SurveyResponse
-from bot.ratelimit import RateLimiter
+from bot.outbox.dispatcher import Dispatcher
+from bot.outbox.followups import KIND_CHECKIN, KIND_SURVEY
+from bot.outbox.ratelimit import RateLimiter
+from bot.storage.models import (
+    Complaint,
+    FollowupAnswer,
+    OutboxMessage,
+    StatusChange,
+    SurveyResponse,
+)
 from tests.case_support import complaint, consent, press, press_data, say
 from tests.conftest import FakeClock
 from tests.fake_telegram import User

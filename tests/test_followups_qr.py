@@ -12,8 +12,8 @@ from PIL import Image, ImageChops
 from sqlalchemy import select, update
 
 from bot.app import App
-from bot.cli import main
-from bot.models import OutboxMessage, Service
+from bot.cli.main import main
+from bot.storage.models import OutboxMessage, Service
 from tests.conftest import ROOT, FakeClock
 from tests.outbox_support import add_rows
 

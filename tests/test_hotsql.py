@@ -7,7 +7,8 @@ from datetime import UTC, timedelta
 from sqlalchemy import select
 
 from bot.app import App
-from bot.models import (
+from bot.runtime import Inbound
+from bot.storage.models import (
     Contact,
     ConversationSession,
     InboundEvent,
@@ -15,7 +16,6 @@ from bot.models import (
     SurveyAnswer,
     SurveyResponse,
 )
-from bot.runtime import Inbound
 from flows.types import Event
 from tests.conftest import FakeClock
 

@@ -14,8 +14,8 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect, select, text
 
-from bot.db import alembic_config, make_engine, migrate
-from bot.models import ID_LEN, Contact, ConversationSession, OutboxMessage, WhatsAppIdentity
+from bot.storage.db import alembic_config, make_engine, migrate
+from bot.storage.models import ID_LEN, Contact, ConversationSession, OutboxMessage, WhatsAppIdentity
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 BSUID = "ID." + "Z9" * 64  # 131 characters
@@ -65,7 +65,7 @@ async def test_scheduler_per_run_lines_are_quiet_unless_debug(caplog: pytest.Log
     from apscheduler.events import EVENT_JOB_EXECUTED
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    from bot.cli import _logging
+    from bot.cli.main import _logging
     from bot.config import load_settings
 
     async def one_run(level: str) -> list[str]:

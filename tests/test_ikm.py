@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import ikm
-from bot.ikm import ElementTally
+from bot.reports import ikm
+from bot.reports.ikm import ElementTally
 
 
 def uniform(value: str) -> list[ElementTally]:

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.dispatcher import requeue, status_counts, stuck_rows
-from bot.models import Contact, OutboxMessage
-from bot.outbox import SendError
-from bot.ratelimit import Limit, telegram_limits
+from bot.outbox.dispatcher import requeue, status_counts, stuck_rows
+from bot.outbox.ratelimit import Limit, telegram_limits
+from bot.outbox.store import SendError
+from bot.storage.models import Contact, OutboxMessage
 from tests.conftest import FakeClock, make_app
 from tests.outbox_support import (
     Crash,
@@ -83,7 +83,7 @@ async def test_restart_resends_rows_claimed_by_the_dead_process_after_the_claim_
                          if r.chat_id in chats_in_flight and r.status == "pending"}
         assert not newer_blocked & set(second.counts())  # their chats wait: order is kept
         clock.advance(minutes=10, seconds=1)  # past OUTBOX_CLAIM_TIMEOUT_MINUTES
-        with caplog.at_level(logging.WARNING, logger="bot.dispatcher"):
+        with caplog.at_level(logging.WARNING, logger="bot.outbox.dispatcher"):
             stats = await d2.drain()
         assert stats.recovered == len(in_flight)
         assert "never confirmed" in caplog.text and "may arrive twice" in caplog.text
@@ -106,7 +106,7 @@ async def test_restart_reports_rows_of_the_dead_process_when_resending_is_off(
     try:
         d2 = dispatcher(restarted.factory, second, clock, batch=200, resend_unknown=False)
         clock.advance(minutes=15)
-        with caplog.at_level(logging.WARNING, logger="bot.dispatcher"):
+        with caplog.at_level(logging.WARNING, logger="bot.outbox.dispatcher"):
             await d2.drain()
         both = first.counts() + second.counts()
         assert all(v == 1 for v in both.values()), "a message was sent twice"
@@ -221,7 +221,7 @@ async def test_rate_limits_pace_sends_per_chat_and_in_total(sqlite_app: App, clo
 
 def test_group_chats_get_the_group_limit() -> None:
     vt = VirtualTime()
-    from bot.ratelimit import RateLimiter
+    from bot.outbox.ratelimit import RateLimiter
 
     limiter = RateLimiter({"telegram": telegram_limits()}, monotonic=vt.monotonic)
     waits = [limiter.reserve("telegram", "-100200") for _ in range(3)]

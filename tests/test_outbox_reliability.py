@@ -19,9 +19,9 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.channels.telegram import TelegramSender, make_bot
-from bot.dispatcher import DispatchConfig, Dispatcher
-from bot.models import Complaint, OutboxMessage
-from bot.ratelimit import ChannelLimits, Limit, RateLimiter, telegram_limits
+from bot.outbox.dispatcher import DispatchConfig, Dispatcher
+from bot.outbox.ratelimit import ChannelLimits, Limit, RateLimiter, telegram_limits
+from bot.storage.models import Complaint, OutboxMessage
 from tests.conftest import FakeClock, make_app
 from tests.fake_telegram import TOKEN, FakeTelegram, User
 from tests.outbox_support import VirtualTime, add_rows, rows_by_marker
@@ -83,7 +83,7 @@ async def test_telegram_reply_with_dropped_connection_is_only_reported_when_conf
             await tg_dispatcher(app, h.channel.sender, clock, resend_unknown=False).drain()
             assert [s.text for s in h.server.chat(WARGA.id)] == [first.payload["text"],
                                                                  second.payload["text"]]
-            from bot.cli_outbox import _report
+            from bot.cli.outbox import _report
 
             class Args:
                 older_than = None
@@ -242,7 +242,7 @@ async def test_order_kept_for_300_chats_when_rows_are_handed_back(app: App, cloc
 
 async def test_a_chat_whose_head_backs_off_waits_as_a_whole(app: App, clock: FakeClock) -> None:
     """m0 fails (502) and backs off; m1..m2 of the same chat and a row written meanwhile wait for it."""
-    from bot.outbox import SendError
+    from bot.outbox.store import SendError
     from tests.outbox_support import RecordingSender, dispatcher
 
     add_rows(app.factory, 3, lambda i: clock.now, clock.now, chats=1)

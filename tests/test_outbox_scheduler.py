@@ -10,8 +10,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
 from bot.app import App
-from bot.models import Agency
 from bot.scheduler import DISPATCH_JOB, build_scheduler, start_background, stop_background
+from bot.storage.models import Agency
 from tests.conftest import FakeClock, make_app
 from tests.outbox_support import RecordingSender, add_rows, rows_by_marker
 

@@ -23,10 +23,10 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.channels.telegram import TelegramSender, make_bot
-from bot.dispatcher import DispatchConfig, Dispatcher
-from bot.models import OutboxMessage
-from bot.outbox import MAX_UNCERTAIN
-from bot.ratelimit import RateLimiter
+from bot.outbox.dispatcher import DispatchConfig, Dispatcher
+from bot.outbox.ratelimit import RateLimiter
+from bot.outbox.store import MAX_UNCERTAIN
+from bot.storage.models import OutboxMessage
 from tests.conftest import ROOT, FakeClock, make_app
 from tests.fake_telegram import TOKEN, FakeTelegram
 from tests.outbox_support import VirtualTime, add_rows
@@ -177,7 +177,7 @@ async def run_with_faults(app: App, clock: FakeClock, resend_unknown: bool,
 async def test_faults_lose_nothing_and_count_every_possible_duplicate(
     sqlite_app: App, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="bot.outbox"):
+    with caplog.at_level(logging.WARNING, logger="bot.outbox.store"):
         server, proxy, rows = await run_with_faults(sqlite_app, clock, resend_unknown=True)
     assert all(proxy.counts[k] > 0 for k in ("429", "502", "timeout_delivered", "timeout_lost"))
     # nothing lost: sent, or after MAX_UNCERTAIN resends of unknown outcomes, reported

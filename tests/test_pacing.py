@@ -6,7 +6,7 @@ import pytest
 
 from bot.app import App
 from bot.channels.common import KeyedLocks, Pacer
-from bot.ratelimit import RateLimiter, telegram_limits
+from bot.outbox.ratelimit import RateLimiter, telegram_limits
 from tests.conftest import FakeClock
 from tests.fake_telegram import User
 from tests.telegram_harness import harness

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.models import (
+from bot.storage.models import (
     Contact,
     ConversationSession,
     InboundEvent,

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot import digest
 from bot.app import App
-from bot.models import (
+from bot.reports import digest
+from bot.storage.models import (
     Case,
     CaseEvent,
     Complaint,

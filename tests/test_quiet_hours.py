@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.app import App
-from bot.followups import in_quiet_hours, quiet_adjust
-from bot.models import Agency
+from bot.outbox.followups import in_quiet_hours, quiet_adjust
+from bot.storage.models import Agency
 from tests.conftest import FakeClock
 from tests.outbox_support import RecordingSender, add_rows, dispatcher, rows_by_marker
 

@@ -9,11 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot import cases
 from bot.app import App
 from bot.catalog import CatalogError, load_catalog, read_catalog
-from bot.models import Agency
-from bot.sla import (
+from bot.desk import cases
+from bot.desk.sla import (
     OfficeHours,
     SlaConfigError,
     add_working_days,
@@ -22,6 +21,7 @@ from bot.sla import (
     policy_from_settings,
     working_seconds,
 )
+from bot.storage.models import Agency
 
 WIB, WITA, WIT = "Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura"
 

@@ -1,7 +1,7 @@
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.models import Agency, Service
+from bot.storage.models import Agency, Service
 
 
 def test_app_migrates_and_loads_catalog(app: App) -> None:

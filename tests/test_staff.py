@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot import cli, staff
 from bot.app import App
-from bot.models import ConversationSession, StaffInvite, StaffInviteAttempt, StaffMember
+from bot.cli import main as cli
+from bot.desk import staff
 from bot.runtime import Inbound
+from bot.storage.models import ConversationSession, StaffInvite, StaffInviteAttempt, StaffMember
 from flows.types import Event
 from tests.conftest import FakeClock
 from tests.fake_telegram import User

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from bot import runtime as runtime_module
 from bot.app import App
-from bot.models import Contact, InboundEvent, OutboxMessage, SurveyResponse
+from bot.storage.models import Contact, InboundEvent, OutboxMessage, SurveyResponse
 from tests.conftest import FakeClock
 from tests.fake_telegram import User
 from tests.telegram_harness import harness

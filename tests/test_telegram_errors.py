@@ -14,10 +14,9 @@ from bot.channels.telegram import (
     keyboard,
     make_bot,
     parse_callback,
-    split_text,
 )
-from bot.models import Contact, OutboxMessage, SurveyAnswer
-from bot.outbox import SendError
+from bot.outbox.store import SendError
+from bot.storage.models import Contact, OutboxMessage, SurveyAnswer
 from tests.conftest import FakeClock
 from tests.fake_telegram import User
 from tests.telegram_harness import Harness, harness
@@ -168,9 +167,6 @@ def test_rendering_limits() -> None:
     assert parse_callback("7:nav:back") == (7, "nav:back")
     with pytest.raises(ValueError):
         callback_data(1, "x" * 70)
-    parts = split_text("baris\n" * 1500)
-    assert len(parts) == 3 and all(len(p) <= 4096 for p in parts)
-    assert "".join(parts).count("baris") == 1500
 
 
 async def test_outbox_rows_record_provider_ids(app: App, clock: FakeClock) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.models import Complaint, Contact, InboundEvent, SurveyAnswer, SurveyResponse
+from bot.storage.models import Complaint, Contact, InboundEvent, SurveyAnswer, SurveyResponse
 from tests.conftest import FakeClock
 from tests.fake_telegram import User
 from tests.telegram_harness import harness

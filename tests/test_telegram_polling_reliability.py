@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.models import InboundEvent
+from bot.storage.models import InboundEvent
 from tests.conftest import FakeClock
 from tests.fake_telegram import FakeTelegram, User
 from tests.polling_load import BotProcess, Residents, tally, traceback_lines, until_stored
@@ -171,7 +171,7 @@ async def test_a_stop_that_cannot_wait_hands_unsent_replies_back(app: App, clock
     (it may have arrived), the ones not yet attempted go back to the outbox as pending."""
     from contextlib import suppress
 
-    from bot.models import OutboxMessage
+    from bot.storage.models import OutboxMessage
 
     async with harness(app, clock) as h:
         entered, gate = asyncio.Event(), asyncio.Event()

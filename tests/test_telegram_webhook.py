@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from bot.app import App
 from bot.channels.telegram import serve
-from bot.models import InboundEvent, SurveyAnswer
+from bot.storage.models import InboundEvent, SurveyAnswer
 from tests.conftest import FakeClock
 from tests.fake_telegram import User
 from tests.telegram_harness import harness

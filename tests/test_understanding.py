@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.app import App
-from bot.models import Complaint, Service
+from bot.storage.models import Complaint, Service
 from tests.case_support import consent, press, say
 from tests.conftest import FakeClock
 from tests.fake_telegram import User

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from bot.models import (
+from bot.storage.models import (
     Complaint,
     Contact,
     ConversationSession,

@@ -14,7 +14,13 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.channels import whatsapp as wa
-from bot.models import Contact, InboundEvent, OutboxMessage, WhatsAppIdentity, WhatsAppWebhook
+from bot.storage.models import (
+    Contact,
+    InboundEvent,
+    OutboxMessage,
+    WhatsAppIdentity,
+    WhatsAppWebhook,
+)
 from tests import fake_graph as fg
 from tests.conftest import FakeClock
 from tests.whatsapp_harness import WA, harness
@@ -65,7 +71,7 @@ async def test_telegram_webhook_refuses_deep_nesting_with_400(caplog: pytest.Log
     from aiohttp.test_utils import TestClient, TestServer
 
     from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH, add_telegram_webhook
-    from bot.web import build_web_app
+    from bot.web.server import build_web_app
 
     bot = Bot("123456:" + "A" * 35)
     web_app = build_web_app()

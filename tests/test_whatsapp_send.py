@@ -18,8 +18,8 @@ from bot.channels.whatsapp import (
     unique_titles,
 )
 from bot.i18n import Texts
-from bot.models import OutboxMessage
-from bot.outbox import SendError
+from bot.outbox.store import SendError
+from bot.storage.models import OutboxMessage
 from tests import fake_graph as fg
 from tests.conftest import FakeClock
 from tests.whatsapp_harness import harness

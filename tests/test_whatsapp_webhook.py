@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from bot.channels.whatsapp import WEBHOOK_PATH, event_key
-from bot.models import (
+from bot.storage.models import (
     Contact,
     InboundEvent,
     OutboxMessage,

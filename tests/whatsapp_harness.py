@@ -17,9 +17,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import App
 from bot.channels.whatsapp import WEBHOOK_PATH, WhatsAppChannel
-from bot.dispatcher import Dispatcher, TickStats
-from bot.ratelimit import RateLimiter, whatsapp_limits
-from bot.web import build_web_app
+from bot.outbox.dispatcher import Dispatcher, TickStats
+from bot.outbox.ratelimit import RateLimiter, whatsapp_limits
+from bot.web.server import build_web_app
 from tests import fake_graph as fg
 from tests.conftest import FakeClock, make_app
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.ratelimit import RateLimiter
+from bot.outbox.ratelimit import RateLimiter
 
 
 def encode_choice(q: int | None, choice_id: str) -> str:
@@ -35,17 +35,6 @@ def choice_label(choice: dict[str, Any]) -> str:
     return f"{key}. {label}" if key else label
 
 
-def split_text(text: str, limit: int) -> list[str]:
-    """Cut an over-long text at line breaks so no part exceeds ``limit`` (no part is empty)."""
-    text = text or "-"
-    parts: list[str] = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit)
-        cut = cut if cut > 0 else limit
-        parts.append(text[:cut])
-        text = text[cut:].lstrip("\n") or "-"
-    parts.append(text)
-    return parts
 
 
 class KeyedLocks:

@@ -11,7 +11,7 @@ import logging
 import sys
 from typing import Any, TextIO
 
-from bot.outbox import mark_sent
+from bot.outbox.store import mark_sent
 from bot.runtime import Inbound, Runtime, new_event_id
 from flows.types import Event, Texts
 

@@ -1,12 +1,12 @@
-"""Alembic environment: the engine comes from the caller (bot.db.migrate)."""
+"""Alembic environment: the engine comes from the caller (bot.storage.db.migrate)."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from bot.db import normalise_url
-from bot.models import Base
+from bot.storage.db import normalise_url
+from bot.storage.models import Base
 
 config = context.config
 engine = config.attributes.get("engine")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.models
+import bot.storage.models
 
 revision: str = "0002_outbox"
 down_revision: str | Sequence[str] | None = "0001"
@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("complaint_id", sa.Integer(), nullable=False),
         sa.Column("question", sa.String(length=16), nullable=False),
         sa.Column("answer", sa.String(length=16), nullable=False),
-        sa.Column("at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("at", bot.storage.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["complaint_id"], ["complaints.id"], name=op.f("fk_followup_answers_complaint_id_complaints")
         ),

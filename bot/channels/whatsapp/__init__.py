@@ -42,10 +42,12 @@ from aiohttp import web
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.channels import common
 from bot.channels.common import KeyedLocks, Pacer, choice_label, decode_choice, encode_choice
 from bot.config import ConfigError, Settings
-from bot.models import (
+from bot.outbox.ratelimit import RateLimiter
+from bot.outbox.store import SendError, apply_failure, mark_sent, record_failure, send_within
+from bot.runtime import Clock, Inbound, Runtime
+from bot.storage.models import (
     Case,
     Contact,
     ConversationSession,
@@ -53,9 +55,7 @@ from bot.models import (
     WhatsAppIdentity,
     WhatsAppWebhook,
 )
-from bot.outbox import SendError, apply_failure, mark_sent, record_failure, send_within
-from bot.ratelimit import RateLimiter
-from bot.runtime import Clock, Inbound, Runtime
+from bot.text import split_text
 from flows.types import Event, Texts
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ MAX_ROW_ID = 200
 MAX_TEMPLATE_PARAM = 1000
 MAX_WEBHOOK_ATTEMPTS = 10
 # Meta sends webhook bodies of up to 3 MB; a body refused with 413 is redelivered for days.
-# 4 MiB leaves room (the rest of the server keeps bot.web.MAX_BODY).
+# 4 MiB leaves room (the rest of the server keeps bot.web.server.MAX_BODY).
 MAX_WEBHOOK_BODY = 4 * 1024 * 1024
 STATUS_RETRIES = 2  # a failure status for a message id we do not know yet: look again twice
 
@@ -306,9 +306,6 @@ def _int(value: Any) -> int | None:
 # ---------------------------------------------------------------------- rendering
 
 
-def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Cut an over-long text at line breaks so no part exceeds ``limit``."""
-    return common.split_text(text, limit)
 
 
 def cut(text: str, limit: int) -> str:
@@ -331,12 +328,12 @@ def unique_titles(labels: Iterable[str], limit: int) -> list[str]:
 
 
 def _text_messages(text: str) -> list[dict[str, Any]]:
-    return [{"type": "text", "text": {"body": part, "preview_url": False}} for part in split_text(text)]
+    return [{"type": "text", "text": {"body": part, "preview_url": False}} for part in split_text(text, MAX_TEXT)]
 
 
 def _interactive_split(text: str) -> tuple[list[dict[str, Any]], str]:
     """Texts to send first, and the interactive body (WhatsApp allows 1024 characters there)."""
-    parts = split_text(text)
+    parts = split_text(text, MAX_TEXT)
     last = parts.pop()
     tail = split_text(last, MAX_INTERACTIVE_BODY)
     body = tail.pop()
@@ -545,7 +542,7 @@ def contact_info(factory: sessionmaker[Session], chat_id: str) -> tuple[str | No
 
 
 class WhatsAppSender:
-    """:class:`bot.outbox.Sender` for WhatsApp; applies the 24-hour rule before sending."""
+    """:class:`bot.outbox.store.Sender` for WhatsApp; applies the 24-hour rule before sending."""
 
     channel = CHANNEL
 
@@ -1113,7 +1110,7 @@ async def serve(app: App, stop: asyncio.Event | None = None, retry_every: float 
     ``started`` is set once the server listens; ``stop`` ends it (default: run until killed).
     """
     from bot.scheduler import start_background
-    from bot.web import build_web_app, database_check, start_site
+    from bot.web.server import build_web_app, database_check, start_site
 
     settings = app.settings
     from bot.scheduler import shared_limiter
@@ -1174,7 +1171,9 @@ async def _start_telegram(app: App, web_app: web.Application, senders: dict[str,
     channel = tg.TelegramChannel(app.runtime, bot, app.texts, limiter=shared_limiter(app))
     dp = channel.dispatcher()
     await tg._setup_until_reachable(channel, tg.POLLING_BACKOFF)  # a refused token stops here
-    senders[tg.CHANNEL] = channel.sender
+    from bot.channels.telegram.staffroom import with_cases  # case rows go to their topics
+
+    senders[tg.CHANNEL] = with_cases(channel.sender, app.factory)
 
     async def close() -> None:
         channel.close()

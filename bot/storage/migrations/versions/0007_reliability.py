@@ -21,7 +21,7 @@ down_revision: str | Sequence[str] | None = "0006_merge_heads"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-ID_LEN = 256  # bot.models.ID_LEN, frozen here as migrations must be
+ID_LEN = 256  # bot.storage.models.ID_LEN, frozen here as migrations must be
 
 # (table, column, old length, nullable)
 WIDENED: list[tuple[str, str, int, bool]] = [

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.models
+import bot.storage.models
 
 revision: str = '0001'
 down_revision: str | Sequence[str] | None = None
@@ -40,10 +40,10 @@ def upgrade() -> None:
     sa.Column('external_id', sa.String(length=64), nullable=False),
     sa.Column('display_name', sa.String(length=200), nullable=True),
     sa.Column('language', sa.String(length=8), nullable=False),
-    sa.Column('consent_at', bot.models.UTCDateTime(), nullable=True),
-    sa.Column('unreachable_at', bot.models.UTCDateTime(), nullable=True),
-    sa.Column('last_inbound_at', bot.models.UTCDateTime(), nullable=True),
-    sa.Column('created_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('consent_at', bot.storage.models.UTCDateTime(), nullable=True),
+    sa.Column('unreachable_at', bot.storage.models.UTCDateTime(), nullable=True),
+    sa.Column('last_inbound_at', bot.storage.models.UTCDateTime(), nullable=True),
+    sa.Column('created_at', bot.storage.models.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_contacts')),
     sa.UniqueConstraint('channel', 'external_id', name='uq_contacts_channel_external')
     )
@@ -51,7 +51,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('event_key', sa.String(length=128), nullable=False),
-    sa.Column('received_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('received_at', bot.storage.models.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_inbound_events')),
     sa.UniqueConstraint('channel', 'event_key', name='uq_inbound_events_key')
     )
@@ -66,14 +66,14 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=32), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('due_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('due_at', bot.storage.models.UTCDateTime(), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('claimed_at', bot.models.UTCDateTime(), nullable=True),
-    sa.Column('sent_at', bot.models.UTCDateTime(), nullable=True),
+    sa.Column('claimed_at', bot.storage.models.UTCDateTime(), nullable=True),
+    sa.Column('sent_at', bot.storage.models.UTCDateTime(), nullable=True),
     sa.Column('provider_message_id', sa.String(length=128), nullable=True),
     sa.Column('dedupe_key', sa.String(length=128), nullable=True),
-    sa.Column('created_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('created_at', bot.storage.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_outbox_contact_id_contacts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox')),
     sa.UniqueConstraint('dedupe_key', name=op.f('uq_outbox_dedupe_key'))
@@ -100,7 +100,7 @@ def upgrade() -> None:
     op.create_table('sessions',
     sa.Column('contact_id', sa.Integer(), nullable=False),
     sa.Column('state', sa.JSON(), nullable=False),
-    sa.Column('updated_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', bot.storage.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_sessions_contact_id_contacts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('contact_id', name=op.f('pk_sessions'))
     )
@@ -122,10 +122,10 @@ def upgrade() -> None:
     sa.Column('contact_consent', sa.Boolean(), nullable=False),
     sa.Column('reporter_name', sa.String(length=200), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('created_at', bot.models.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', bot.models.UTCDateTime(), nullable=False),
-    sa.Column('resolved_at', bot.models.UTCDateTime(), nullable=True),
-    sa.Column('anonymised_at', bot.models.UTCDateTime(), nullable=True),
+    sa.Column('created_at', bot.storage.models.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', bot.storage.models.UTCDateTime(), nullable=False),
+    sa.Column('resolved_at', bot.storage.models.UTCDateTime(), nullable=True),
+    sa.Column('anonymised_at', bot.storage.models.UTCDateTime(), nullable=True),
     sa.Column('source_key', sa.String(length=128), nullable=False),
     sa.ForeignKeyConstraint(['agency_id'], ['agencies.id'], name=op.f('fk_complaints_agency_id_agencies')),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_complaints_contact_id_contacts'), ondelete='SET NULL'),
@@ -147,9 +147,9 @@ def upgrade() -> None:
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('suggestion', sa.Text(), nullable=True),
-    sa.Column('started_at', bot.models.UTCDateTime(), nullable=False),
-    sa.Column('completed_at', bot.models.UTCDateTime(), nullable=True),
-    sa.Column('updated_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('started_at', bot.storage.models.UTCDateTime(), nullable=False),
+    sa.Column('completed_at', bot.storage.models.UTCDateTime(), nullable=True),
+    sa.Column('updated_at', bot.storage.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['agency_id'], ['agencies.id'], name=op.f('fk_survey_responses_agency_id_agencies')),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_survey_responses_contact_id_contacts'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['service_id'], ['services.id'], name=op.f('fk_survey_responses_service_id_services')),
@@ -168,7 +168,7 @@ def upgrade() -> None:
     sa.Column('to_status', sa.String(length=16), nullable=False),
     sa.Column('actor', sa.String(length=100), nullable=False),
     sa.Column('reason', sa.Text(), nullable=True),
-    sa.Column('at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('at', bot.storage.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['complaint_id'], ['complaints.id'], name=op.f('fk_status_changes_complaint_id_complaints')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_status_changes'))
     )
@@ -182,7 +182,7 @@ def upgrade() -> None:
     sa.Column('service_id', sa.Integer(), nullable=False),
     sa.Column('element', sa.SmallInteger(), nullable=False),
     sa.Column('score', sa.SmallInteger(), nullable=True),
-    sa.Column('answered_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('answered_at', bot.storage.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['agency_id'], ['agencies.id'], name=op.f('fk_survey_answers_agency_id_agencies')),
     sa.ForeignKeyConstraint(['response_id'], ['survey_responses.id'], name=op.f('fk_survey_answers_response_id_survey_responses'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['service_id'], ['services.id'], name=op.f('fk_survey_answers_service_id_services')),

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bot.models import Agency, Contact, StaffInvite, StaffInviteAttempt, StaffMember
+from bot.storage.models import Agency, Contact, StaffInvite, StaffInviteAttempt, StaffMember
 
 ROLES = ("head", "staff", "admin")
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed on phones

@@ -7,18 +7,18 @@ One tick:
    ``BEGIN IMMEDIATE`` serialises claims (one dispatcher per database is the supported setup).
    A tick claims no more than the channel can send before the tick's time budget runs out.
    Non-urgent rows due inside their agency's quiet hours are moved to the morning instead.
-2. **Send** through the channel's :class:`bot.outbox.Sender`, one task per chat (messages to a
+2. **Send** through the channel's :class:`bot.outbox.store.Sender`, one task per chat (messages to a
    chat keep their order), every send waiting for its slot in the :class:`RateLimiter` and
    given at most ``send_timeout`` seconds. Chat tasks run side by side (``concurrency``) and
    outlive the tick if they must: a tick waits for them only until its time budget is spent,
    so one hanging chat never holds up the others. Rows whose slot would fall after the budget
    are handed back unattempted, keeping their place in the queue.
 3. **Record** results in batches: ``sent``, or the failure policy of
-   :func:`bot.outbox.apply_failure` (retry with backoff, honour 429, fail permanent errors).
+   :func:`bot.outbox.store.apply_failure` (retry with backoff, honour 429, fail permanent errors).
 
 Per-chat order: a chat with a row in flight (``claimed``) or backing off after a real
 attempt is not claimed from; rows behind a failed one are handed back with it
-(:func:`bot.outbox.hand_back`), so a newer row never overtakes an older unsent one.
+(:func:`bot.outbox.store.hand_back`), so a newer row never overtakes an older unsent one.
 
 A crash between claim and record leaves rows ``claimed``. After ``claim_timeout`` they are
 resent under the same policy as any unknowable outcome (``resend_unknown``: counted in
@@ -42,9 +42,9 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.catalog import agency_quiet_hours
-from bot.followups import in_quiet_hours, quiet_adjust
-from bot.models import Agency, OutboxMessage
-from bot.outbox import (
+from bot.outbox.followups import in_quiet_hours, quiet_adjust
+from bot.outbox.ratelimit import RateLimiter
+from bot.outbox.store import (
     BACKOFF_CAP,
     MAX_ATTEMPTS,
     MAX_UNCERTAIN,
@@ -55,7 +55,7 @@ from bot.outbox import (
     hand_back,
     send_within,
 )
-from bot.ratelimit import RateLimiter
+from bot.storage.models import Agency, OutboxMessage
 
 log = logging.getLogger(__name__)
 BACKOFF_WINDOW = timedelta(seconds=BACKOFF_CAP + 60)
@@ -336,7 +336,7 @@ class Dispatcher:
                         await self.sleep(wait)
                     result = await self._send_one(row)
                     if result.error is not None and not result.error.permanent:
-                        # Order: the chat's next rows wait with this one (see bot.outbox.hand_back).
+                        # Order: the chat's next rows wait with this one (see bot.outbox.store.hand_back).
                         result.untried = [r.id for r in chat_rows[i + 1:]]
                         self._done.append(result)
                         return
@@ -465,7 +465,7 @@ def recover_stale(
     The message may be on the resident's phone or not: an unknowable outcome, so the same
     policy as a timeout applies. With ``resend_unknown`` they become ``pending`` again at
     their old place (``due_at`` kept) and ``uncertain`` counts the possible duplicate (at
-    most :data:`bot.outbox.MAX_UNCERTAIN` times); otherwise they are marked ``unknown``.
+    most :data:`bot.outbox.store.MAX_UNCERTAIN` times); otherwise they are marked ``unknown``.
     ``attempts`` is left alone: whether the send was tried is not known. Only ``channels``
     (those this dispatcher sends on; all when None). Returns (resent, unknown).
     """

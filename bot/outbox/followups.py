@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from bot.catalog import agency_followup_days, agency_quiet_hours
 from bot.i18n import TEXTS
-from bot.models import (
+from bot.storage.models import (
     Agency,
     Complaint,
     Contact,

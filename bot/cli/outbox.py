@@ -43,7 +43,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         if args.action == "report":
             return _report(app, args)
         if args.action == "requeue":
-            from bot.dispatcher import requeue
+            from bot.outbox.dispatcher import requeue
 
             n = requeue(app.factory, args.ids, app.runtime.clock())
             print(f"{n} of {len(args.ids)} message(s) queued again.")
@@ -54,8 +54,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _report(app: Any, args: argparse.Namespace) -> int:
-    from bot.dispatcher import status_counts, stuck_rows
-    from bot.models import OutboxMessage
+    from bot.outbox.dispatcher import status_counts, stuck_rows
+    from bot.storage.models import OutboxMessage
 
     minutes = args.older_than if args.older_than is not None else app.settings.outbox_claim_timeout_minutes
     now = app.runtime.clock()
@@ -99,7 +99,7 @@ def senders_for(app: Any) -> tuple[dict[str, Any], list[Any]]:
 
         bot = make_bot(settings.telegram_bot_token, settings.telegram_api_base)
         try:
-            from bot.channels.staff import telegram_sender
+            from bot.channels.telegram.staffroom import telegram_sender
 
             senders["telegram"] = telegram_sender(bot, app.factory)
         except ImportError:  # pragma: no cover - a build without staff rooms
@@ -134,7 +134,7 @@ def _qr(settings: Settings, args: argparse.Namespace) -> int:
     import qrcode
 
     from bot.app import build_app
-    from bot.models import Agency, Service
+    from bot.storage.models import Agency, Service
 
     username = (args.bot_username or settings.telegram_bot_username or "").strip().lstrip("@")
     if not username:

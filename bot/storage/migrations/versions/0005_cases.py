@@ -9,14 +9,14 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.models
+import bot.storage.models
 
 revision: str = "0005_cases"
 down_revision: str | Sequence[str] | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = ("0003_staff_digest",)  # cases point at staff_members
 
-UTC = bot.models.UTCDateTime
+UTC = bot.storage.models.UTCDateTime
 
 
 def upgrade() -> None:

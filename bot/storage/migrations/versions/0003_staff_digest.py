@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.models
+import bot.storage.models
 
 revision: str = "0003_staff_digest"
 down_revision: str | Sequence[str] | None = "0001"
@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("chat_id", sa.String(length=64), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", bot.storage.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["agency_id"], ["agencies.id"],
                                 name=op.f("fk_staff_members_agency_id_agencies")),
         sa.ForeignKeyConstraint(["contact_id"], ["contacts.id"], ondelete="CASCADE",
@@ -43,9 +43,9 @@ def upgrade() -> None:
         sa.Column("code_hash", sa.String(length=64), nullable=False),
         sa.Column("agency_id", sa.Integer(), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
-        sa.Column("created_at", bot.models.UTCDateTime(), nullable=False),
-        sa.Column("expires_at", bot.models.UTCDateTime(), nullable=False),
-        sa.Column("used_at", bot.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", bot.storage.models.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", bot.storage.models.UTCDateTime(), nullable=False),
+        sa.Column("used_at", bot.storage.models.UTCDateTime(), nullable=True),
         sa.Column("used_by", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(["agency_id"], ["agencies.id"],
                                 name=op.f("fk_staff_invites_agency_id_agencies")),
@@ -58,7 +58,7 @@ def upgrade() -> None:
         "staff_invite_attempts",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("contact_id", sa.Integer(), nullable=False),
-        sa.Column("at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("at", bot.storage.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["contact_id"], ["contacts.id"], ondelete="CASCADE",
                                 name=op.f("fk_staff_invite_attempts_contact_id_contacts")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_invite_attempts")),
@@ -70,7 +70,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("agency_id", sa.Integer(), nullable=False),
         sa.Column("week", sa.String(length=10), nullable=False),
-        sa.Column("produced_at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("produced_at", bot.storage.models.UTCDateTime(), nullable=False),
         sa.Column("recipients", sa.Integer(), nullable=False),
         sa.Column("summary", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(["agency_id"], ["agencies.id"],

@@ -29,11 +29,12 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import cases
-from bot.channels.telegram import MAX_TEXT, split_text
-from bot.models import Case, OutboxMessage
-from bot.outbox import Sender
+from bot.channels.telegram import MAX_TEXT
+from bot.desk import cases
+from bot.outbox.store import Sender
 from bot.runtime import Inbound
+from bot.storage.models import Case, OutboxMessage
+from bot.text import split_text
 from flows.types import Event
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def _store(factory: sessionmaker[Session], case_id: int, **values: Any) -> None:
 
 
 class StaffSender:
-    """:class:`bot.outbox.Sender` for Telegram that knows case topics and case buttons.
+    """:class:`bot.outbox.store.Sender` for Telegram that knows case topics and case buttons.
 
     Wraps the plain sender: a payload about a case (``payload["case"]``) goes into the case's
     forum topic, created on first use; a group without topics gets it in the main chat.
@@ -132,7 +133,7 @@ class StaffSender:
             msg = await self.bot.send_photo(chat_id, str(payload["tg_photo"]), caption=text[:1024] or None,
                                             message_thread_id=thread, reply_markup=markup)
             return str(msg.message_id)
-        parts = split_text(text)
+        parts = split_text(text, MAX_TEXT)
         msg_id = None
         for n, part in enumerate(parts):
             last = n == len(parts) - 1
@@ -390,7 +391,7 @@ class StaffDesk:
             if isinstance(queue, _Duplicate):
                 return
             text, choices = queue
-            parts = split_text(text)
+            parts = split_text(text, MAX_TEXT)
             for n, part in enumerate(parts):
                 last = n == len(parts) - 1
                 await self.bot.send_message(message.chat.id, part,

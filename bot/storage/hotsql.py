@@ -16,7 +16,7 @@ from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import Executable
 
-from bot.models import (
+from bot.storage.models import (
     Contact,
     ConversationSession,
     InboundEvent,

@@ -45,10 +45,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from bot import ikm
 from bot.catalog import agency_zone
+from bot.desk.staff import heads as agency_heads
 from bot.i18n import TEXTS
-from bot.models import (
+from bot.reports import ikm
+from bot.storage.models import (
     Agency,
     Complaint,
     Contact,
@@ -58,7 +59,7 @@ from bot.models import (
     SurveyAnswer,
     SurveyResponse,
 )
-from bot.staff import heads as agency_heads
+from bot.text import split_text
 from flows.skm import ELEMENTS
 from flows.types import Texts
 
@@ -406,7 +407,7 @@ def _complaints(db: Session, agency: Agency, start: datetime, end: datetime) -> 
         if resolved is not None
     ]
     stats.resolved = len(durations)
-    from bot.cases import overdue_count
+    from bot.desk.cases import overdue_count
 
     stats.overdue_cases = overdue_count(db, agency.id, end)
     stats.median_days = statistics.median(durations) if durations else None
@@ -597,40 +598,6 @@ def _brief(f: _Fmt, value: ikm.Ikm, n: int) -> str:
     return f"{shown} ({f.count(n)})"
 
 
-def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Split at paragraph, then line, boundaries so every message fits Telegram's limit."""
-    chunks: list[str] = []
-    current = ""
-    for para in text.split("\n\n"):
-        pieces = [para] if len(para) <= limit else _split_lines(para, limit)
-        for piece in pieces:
-            candidate = f"{current}\n\n{piece}" if current else piece
-            if len(candidate) <= limit:
-                current = candidate
-            else:
-                chunks.append(current)
-                current = piece
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-def _split_lines(text: str, limit: int) -> list[str]:
-    out: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        while len(line) > limit:
-            out.append(line[:limit])
-            line = line[limit:]
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) <= limit:
-            current = candidate
-        else:
-            out.append(current)
-            current = line
-    if current:
-        out.append(current)
-    return out
 
 
 def caption(data: DigestData, lang: str = "id", texts: Texts = TEXTS) -> str:
@@ -808,7 +775,7 @@ def payloads(data: DigestData, files: DigestFiles, lang: str, texts: Texts = TEX
     f = _Fmt(texts, lang)
     empty: dict[str, Any] = {"text": "", "choices": [], "q": None}
     out: list[dict[str, Any]] = [{**empty, "photo": {"path": str(files.chart), "caption": caption(data, lang, texts)}}]
-    out += [{**empty, "text": chunk} for chunk in split_text(files.text)]
+    out += [{**empty, "text": chunk} for chunk in split_text(files.text, TEXT_LIMIT)]
     out.append({**empty, "document": {
         "path": str(files.xlsx), "filename": files.xlsx.name,
         "caption": _short(f.t("digest.xlsx.caption", week=data.week, n=f.count(data.respondents_week),

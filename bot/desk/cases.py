@@ -8,7 +8,7 @@ complaint finds the existing case instead of opening another.
 States: new -> open (taken) -> pending (waiting for the resident) -> resolved -> closed, and
 reopened (a follow-up answered "not resolved"). Every change is a :class:`CaseEvent` row
 (who, when, from, to, why), and a case that belongs to a complaint keeps the complaint's
-status in step through :func:`bot.followups.notify_status_change`, which tells the resident.
+status in step through :func:`bot.outbox.followups.notify_status_change`, which tells the resident.
 
 Staff-room messages carry ``payload["case"]`` (id and topic name); the Telegram staff sender
 (bot/channels/staff.py) creates the case's forum topic on first use and sends into it.
@@ -27,10 +27,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import followups, tickets
 from bot.catalog import agency_zone
+from bot.desk.sla import SlaPolicy, policy_from_settings
 from bot.i18n import TEXTS
-from bot.models import (
+from bot.outbox import followups
+from bot.storage import tickets
+from bot.storage.models import (
     ID_LEN,
     Agency,
     Case,
@@ -43,7 +45,6 @@ from bot.models import (
     StaffRoom,
     SurveyResponse,
 )
-from bot.sla import SlaPolicy, policy_from_settings
 from flows import triggers
 from flows.skm import ELEMENTS
 from flows.types import Event

@@ -58,14 +58,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.channels import common
 from bot.channels.common import KeyedLocks, Pacer, choice_label, decode_choice, encode_choice
-from bot.db import DatabaseHealth, database_unavailable
 from bot.i18n import LANGUAGES
-from bot.models import Contact, InboundEvent, OutboxMessage
-from bot.outbox import SendError, record_failure, send_within
-from bot.ratelimit import RateLimiter
+from bot.outbox.ratelimit import RateLimiter
+from bot.outbox.store import SendError, record_failure, send_within
 from bot.runtime import Inbound, Runtime
+from bot.storage.db import DatabaseHealth, database_unavailable
+from bot.storage.models import Contact, InboundEvent, OutboxMessage
+from bot.text import split_text
 from flows.types import Event, Texts
 
 if TYPE_CHECKING:
@@ -155,9 +155,6 @@ def _keyboard(q: Any, choices: tuple[tuple[str, str, bool], ...]) -> InlineKeybo
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Cut an over-long text at line breaks so no part exceeds Telegram's limit."""
-    return common.split_text(text, limit)
 
 
 def classify(exc: Exception) -> SendError:
@@ -182,7 +179,7 @@ def classify(exc: Exception) -> SendError:
 
 
 class TelegramSender:
-    """:class:`bot.outbox.Sender` for Telegram. Raises :class:`SendError`, classified."""
+    """:class:`bot.outbox.store.Sender` for Telegram. Raises :class:`SendError`, classified."""
 
     channel = CHANNEL
 
@@ -212,7 +209,7 @@ class TelegramSender:
                 chat_id, FSInputFile(doc["path"], filename=doc.get("filename")),
                 caption=(doc.get("caption") or text)[:1024] or None, reply_markup=markup)
             return str(msg.message_id)
-        parts = split_text(text)
+        parts = split_text(text, MAX_TEXT)
         msg_id = None
         for n, part in enumerate(parts):
             last = n == len(parts) - 1
@@ -225,7 +222,7 @@ class TelegramSender:
 
 
 def mark_sent_many(runtime: Runtime, sent: list[tuple[int, str | None]], now: datetime) -> None:
-    """:func:`bot.outbox.mark_sent` as one executemany on the driver: many turns' rows in one
+    """:func:`bot.outbox.store.mark_sent` as one executemany on the driver: many turns' rows in one
     Core transaction (see bot/hotsql.py for why not through SQLAlchemy's execute)."""
     if not sent:
         return
@@ -404,7 +401,9 @@ class TelegramChannel:
         # No aiogram FSM: the conversation state lives in the database (bot/runtime.py), and
         # the FSM middleware resolved a storage context for every update.
         dp = Dispatcher(disable_fsm=True)
-        from bot.channels.staff import install  # staff rooms and case buttons first (bot/cases.py)
+        from bot.channels.telegram.staffroom import (
+            install,  # staff rooms and case buttons first (bot/cases.py)
+        )
 
         install(self, dp)
         dp.message.register(self.on_message)
@@ -560,7 +559,7 @@ class TelegramChannel:
 
         After a failure the rest of this turn's messages to that chat are not attempted (order
         matters in a conversation): they wait behind the failed one, or go on once it is
-        settled (:func:`bot.outbox.hand_back`). A send whose outcome is unknown (timeout,
+        settled (:func:`bot.outbox.store.hand_back`). A send whose outcome is unknown (timeout,
         dropped connection) follows ``OUTBOX_RESEND_UNKNOWN`` like any outbox send: the
         dispatcher resends it, counted as a possible duplicate. Rows for another channel (a
         relay to a resident on WhatsApp) go back to the outbox dispatcher.
@@ -900,7 +899,7 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
     ``background`` also starts the scheduler (outbox dispatcher for follow-ups and retries,
     weekly digests) in this event loop.
     """
-    from bot.web import build_web_app, database_check, start_site
+    from bot.web.server import build_web_app, database_check, start_site
 
     own = channel is None
     from bot.scheduler import shared_limiter
@@ -911,9 +910,10 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
     settings = app.settings
     scheduler = None
     if background:
+        from bot.channels.telegram.staffroom import with_cases  # case rows go to their topics
         from bot.scheduler import start_background
 
-        scheduler = await start_background(app, {CHANNEL: channel.sender})
+        scheduler = await start_background(app, {CHANNEL: with_cases(channel.sender, app.factory)})
     try:
         if settings.telegram_webhook_url:
             secret = settings.telegram_webhook_secret or secrets.token_urlsafe(32)

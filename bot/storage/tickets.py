@@ -7,7 +7,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.models import Complaint
+from bot.storage.models import Complaint
 from flows.tickets import ALPHABET, LENGTH, format_ticket
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.models
+import bot.storage.models
 
 revision: str = "0004_whatsapp"
 down_revision: str | Sequence[str] | None = "0001"
@@ -20,8 +20,8 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.add_column(sa.Column("delivery_status", sa.String(length=16), nullable=True))
-        batch_op.add_column(sa.Column("delivered_at", bot.models.UTCDateTime(), nullable=True))
-        batch_op.add_column(sa.Column("read_at", bot.models.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column("delivered_at", bot.storage.models.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column("read_at", bot.storage.models.UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column("error_code", sa.String(length=16), nullable=True))
         # status webhooks look rows up by the platform's message id
         batch_op.create_index("ix_outbox_provider_message_id", ["provider_message_id"], unique=False)
@@ -29,7 +29,7 @@ def upgrade() -> None:
         "whatsapp_webhooks",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("body", sa.JSON(), nullable=False),
-        sa.Column("received_at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("received_at", bot.storage.models.UTCDateTime(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_whatsapp_webhooks")),
@@ -42,7 +42,7 @@ def upgrade() -> None:
         "whatsapp_identities",
         sa.Column("user_id", sa.String(length=128), nullable=False),
         sa.Column("wa_id", sa.String(length=64), nullable=False),
-        sa.Column("seen_at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("seen_at", bot.storage.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_whatsapp_identities")),
     )
 

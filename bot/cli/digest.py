@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot import digest, staff
 from bot.catalog import agency_zone
 from bot.config import Settings
+from bot.desk import staff
+from bot.reports import digest
 
 if TYPE_CHECKING:
     from bot.app import App

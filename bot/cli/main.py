@@ -8,10 +8,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot import cli_digest, cli_outbox
 from bot.catalog import CatalogError, load_catalog, read_catalog
+from bot.cli import digest as cli_digest
+from bot.cli import outbox as cli_outbox
 from bot.config import ConfigError, Settings, load_settings
-from bot.db import DATABASE_ERRORS, database_error, open_database, session_factory, transaction
+from bot.storage.db import (
+    DATABASE_ERRORS,
+    database_error,
+    open_database,
+    session_factory,
+    transaction,
+)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.models import Contact, OutboxMessage
+from bot.storage.models import Contact, OutboxMessage
 
 if TYPE_CHECKING:
     from bot.config import Settings

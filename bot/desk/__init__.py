@@ -1,0 +1,1 @@
+"""The complaint desk: cases, their deadlines (SLA) and the staff who work them."""

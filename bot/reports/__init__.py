@@ -1,0 +1,1 @@
+"""What heads read: the IKM arithmetic and the weekly digest."""

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy models, engine and migrations, ticket numbers, the hot-path SQL."""

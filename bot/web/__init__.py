@@ -1,0 +1,1 @@
+"""The aiohttp server shared by webhooks, health checks and (later) pages."""
