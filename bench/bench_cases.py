@@ -6,7 +6,7 @@ the same run, on the same database:
 
 - baseline: ``SELECT count(*)`` of the open cases;
 - the idle tick (every breach already flagged), and the tick that flags a batch of breaches;
-- one deadline (:func:`bot.desk.sla.add_working_hours`, across a weekend) against a plain
+- one deadline (:func:`bot.worktime.add_working_hours`, across a weekend) against a plain
   ``datetime + timedelta``.
 
     python bench/bench_cases.py                         # SQLite, 20,000 open cases
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from bot.app import App, build_app  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.desk import cases as case_logic  # noqa: E402
-from bot.desk.sla import OfficeHours, add_working_hours  # noqa: E402
+from bot.worktime import OfficeHours, add_working_hours  # noqa: E402
 from bot.storage.db import scratch_schema  # noqa: E402
 from bot.storage.models import Agency, Case  # noqa: E402
 

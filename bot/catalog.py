@@ -81,7 +81,7 @@ class ServiceSpec(BaseModel):
 
 
 class SlaSpec(BaseModel):
-    """Time limits of human review in working time (bot/sla.py); omitted keys keep the defaults."""
+    """Time limits of human review in working time (bot/worktime.py); omitted keys keep the defaults."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -100,7 +100,7 @@ class SlaSpec(BaseModel):
 
     @model_validator(mode="after")
     def _valid_hours(self) -> SlaSpec:
-        from bot.desk.sla import policy_from_settings
+        from bot.worktime import policy_from_settings
 
         policy_from_settings("Asia/Jakarta", self.settings())  # raises a ValueError naming the key
         return self

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from bot.app import App
 from bot.catalog import CatalogError, load_catalog, read_catalog
 from bot.desk import cases
-from bot.desk.sla import (
+from bot.worktime import (
     OfficeHours,
     SlaConfigError,
     add_working_days,

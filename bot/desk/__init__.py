@@ -1,1 +1,2 @@
-"""The complaint desk: cases, their deadlines (SLA) and the staff who work them."""
+"""The complaint desk: cases and the staff who work them (deadlines in working time come from
+``bot.worktime``)."""

@@ -28,7 +28,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.catalog import agency_zone
-from bot.desk.sla import SlaPolicy, policy_from_settings
+from bot.worktime import SlaPolicy, policy_from_settings
 from bot.i18n import TEXTS
 from bot.outbox import followups
 from bot.storage import tickets
