@@ -42,6 +42,8 @@ class Settings(BaseSettings):
         default=30, ge=1, le=7 * 24 * 60, description="Idle minutes after which a conversation expires."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text: one readable line per event; json: one JSON object per line.")
     digest_time: str = Field(
         default="07:30", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$",
         description="Local time of the Monday digest (an agency's settings.digest_time overrides it).",

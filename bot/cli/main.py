@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot import logs
 from bot.catalog import CatalogError, load_catalog, read_catalog
 from bot.cli import digest as cli_digest
 from bot.cli import outbox as cli_outbox
@@ -40,8 +41,7 @@ def _logging(settings: Settings, console: bool) -> None:
     level = getattr(logging, settings.log_level)
     if console and "LOG_LEVEL" not in {k.upper() for k in __import__("os").environ}:
         level = logging.WARNING  # keep the chat readable
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logs.configure(level, settings.log_format, sys.stderr)
     if level > logging.DEBUG:  # "Context impl SQLiteImpl" on every command helps nobody
         logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
     quiet_scheduler_logs(level)
