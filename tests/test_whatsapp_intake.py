@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.channels import whatsapp as wa
+from bot.channels.whatsapp import channel as wa
 from bot.storage.models import (
     Contact,
     InboundEvent,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.channels.whatsapp import (
+from bot.channels.whatsapp.channel import (
     classify,
     flatten,
     parse_reply_id,
