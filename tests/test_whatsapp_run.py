@@ -10,7 +10,8 @@ import aiohttp
 import pytest
 
 from bot.channels import telegram as _tg  # noqa: F401  aiogram loads slowly: import it before serve()
-from bot.channels.whatsapp import WEBHOOK_PATH, serve
+from bot.channels.whatsapp.channel import WEBHOOK_PATH
+from bot.channels.whatsapp.serve import serve
 from bot.cli import main as cli
 from tests import fake_graph as fg
 from tests import fake_telegram as ft

@@ -7,16 +7,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.channels.whatsapp import (
-    classify,
-    flatten,
-    parse_reply_id,
-    parse_webhook,
-    render,
-    reply_id,
-    template_message,
-    unique_titles,
-)
+from bot.channels.whatsapp.graph import classify
+from bot.channels.whatsapp.ids import parse_reply_id, reply_id
+from bot.channels.whatsapp.inbound import parse_webhook
+from bot.channels.whatsapp.render import flatten, render, template_message, unique_titles
 from bot.i18n import Texts
 from bot.outbox.store import SendError
 from bot.storage.models import OutboxMessage

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from bot.channels.whatsapp import WEBHOOK_PATH, event_key
+from bot.channels.whatsapp.channel import WEBHOOK_PATH
+from bot.channels.whatsapp.ids import event_key
 from bot.storage.models import (
     Contact,
     InboundEvent,

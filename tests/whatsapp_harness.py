@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import App
-from bot.channels.whatsapp import WEBHOOK_PATH, WhatsAppChannel
+from bot.channels.whatsapp.channel import WEBHOOK_PATH, WhatsAppChannel
 from bot.outbox.dispatcher import Dispatcher, TickStats
 from bot.outbox.ratelimit import RateLimiter, whatsapp_limits
 from bot.web.server import build_web_app

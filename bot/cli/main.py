@@ -95,7 +95,8 @@ def _run(settings: Settings) -> int:
     from bot.app import build_app
 
     app = build_app(settings)
-    from bot.channels.whatsapp import run_whatsapp, whatsapp_requested
+    from bot.channels.whatsapp.channel import whatsapp_requested
+    from bot.channels.whatsapp.serve import run_whatsapp
 
     if whatsapp_requested(settings):  # WhatsApp, plus Telegram in the same process when configured
         return run_whatsapp(app)

@@ -1,0 +1,138 @@
+"""Running WhatsApp: one process, one aiohttp server, one scheduler (Telegram beside it).
+
+Webhooks are served by our own aiohttp app, next to Telegram's webhook (or its long
+polling) when a Telegram token is configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from bot.channels.whatsapp.channel import WEBHOOK_PATH, WhatsAppChannel, whatsapp_missing
+from bot.channels.whatsapp.ids import CHANNEL
+from bot.config import ConfigError
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+async def serve(app: App, stop: asyncio.Event | None = None, retry_every: float = 60.0,
+                started: asyncio.Event | None = None) -> None:
+    """WhatsApp (and Telegram when configured) in one process, one aiohttp server, one scheduler.
+
+    ``started`` is set once the server listens; ``stop`` ends it (default: run until killed).
+    """
+    from bot.scheduler import start_background
+    from bot.web.server import build_web_app, database_check, start_site
+
+    settings = app.settings
+    from bot.scheduler import shared_limiter
+
+    channel = WhatsAppChannel.from_app(app, limiter=shared_limiter(app))
+    web_app = build_web_app(checks={"database": database_check(app, channel.executor)})
+    channel.add_routes(web_app)
+    senders: dict[str, Any] = {CHANNEL: channel.sender}
+    background: list[asyncio.Task[Any]] = []
+    cleanup: list[Callable[[], Awaitable[Any]]] = []
+    runner = web.AppRunner(web_app, handle_signals=False)
+    scheduler = None
+
+    async def retry_loop() -> None:
+        while True:
+            try:
+                await channel.retry_stored()
+            except Exception:  # the database may be briefly away: try again next round
+                log.exception("retrying stored WhatsApp webhooks failed")
+            await asyncio.sleep(retry_every)
+
+    try:
+        if settings.telegram_bot_token:
+            background.append(await _start_telegram(app, web_app, senders, cleanup))
+        await runner.setup()
+        await start_site(runner, settings.http_host, settings.http_port)
+        log.info("WhatsApp webhook on %s:%s%s", settings.http_host, settings.http_port, WEBHOOK_PATH)
+        scheduler = await start_background(app, senders)
+        background.append(asyncio.create_task(retry_loop()))
+        if started is not None:
+            started.set()
+        await (stop or asyncio.Event()).wait()
+    finally:
+        if scheduler is not None:
+            from bot.scheduler import stop_background
+
+            await stop_background(scheduler)  # a tick in progress records what it sent
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await runner.cleanup()
+        for fn in cleanup:
+            await fn()
+        await channel.close()
+
+
+async def _start_telegram(app: App, web_app: web.Application, senders: dict[str, Any],
+                          cleanup: list[Callable[[], Awaitable[Any]]]) -> asyncio.Task[Any]:
+    """Telegram next to WhatsApp: its webhook on the same server, or long polling in a task."""
+    import secrets
+
+    from bot.channels import telegram as tg
+
+    s = app.settings
+    bot = tg.make_bot(s.telegram_bot_token or "", s.telegram_api_base)
+    from bot.scheduler import shared_limiter
+
+    channel = tg.TelegramChannel(app.runtime, bot, app.texts, limiter=shared_limiter(app))
+    dp = channel.dispatcher()
+    await tg._setup_until_reachable(channel, tg.POLLING_BACKOFF)  # a refused token stops here
+    from bot.channels.telegram.staffroom import with_cases  # case rows go to their topics
+
+    senders[tg.CHANNEL] = with_cases(channel.sender, app.factory)
+
+    async def close() -> None:
+        channel.close()
+        await bot.session.close()
+
+    cleanup.append(close)
+    if s.telegram_webhook_url:
+        secret = s.telegram_webhook_secret or secrets.token_urlsafe(32)
+        tg.add_telegram_webhook(web_app, dp, bot, secret)
+        await bot.set_webhook(s.telegram_webhook_url, secret_token=secret,
+                              allowed_updates=dp.resolve_used_update_types())
+        return asyncio.create_task(asyncio.Event().wait())
+    await bot.delete_webhook(drop_pending_updates=False)
+    return asyncio.create_task(dp.start_polling(bot, handle_signals=False, close_bot_session=False,
+                                                backoff_config=tg.POLLING_BACKOFF))
+
+
+def run_whatsapp(app: App) -> int:
+    """Entry point used by ``python bot.py`` when the WhatsApp settings are present."""
+    missing = whatsapp_missing(app.settings)
+    if missing:
+        raise ConfigError(f"Configuration error: {missing[0]}: required for WhatsApp "
+                          f"(missing: {', '.join(missing)})")
+    from aiogram.exceptions import TelegramUnauthorizedError
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # finish accepted webhooks, then stop
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        await serve(app, stop=stop)
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        return 0
+    except TelegramUnauthorizedError:
+        log.error("TELEGRAM_BOT_TOKEN was refused by the Bot API (401 Unauthorized)")
+        return 2
+    return 0

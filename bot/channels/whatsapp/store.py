@@ -1,0 +1,203 @@
+"""WhatsApp's own database work: stored webhook bodies, identities, statuses, waiting rows.
+
+A body is stored before it is answered and deleted once processed (it holds personal
+data); one whose processing fails stays for a retry. A business-scoped user id seen with a
+``wa_id`` maps to it; a changed number moves the contact. Delivery statuses are written on
+the outbox row with that message id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.channels.whatsapp.graph import classify
+from bot.channels.whatsapp.ids import CHANNEL, is_phone
+from bot.channels.whatsapp.inbound import Incoming, Status
+from bot.outbox.store import SendError, apply_failure
+from bot.storage.models import (
+    Case,
+    Contact,
+    ConversationSession,
+    OutboxMessage,
+    WhatsAppIdentity,
+    WhatsAppWebhook,
+)
+
+MAX_WEBHOOK_ATTEMPTS = 10
+PHOTO_STEPS = {("complaint", "photos_done")}  # the questions that ask for a photo (flows/steps.py)
+STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3}
+
+
+def store_webhook(factory: sessionmaker[Session], body: dict[str, Any], now: datetime) -> int:
+    with factory() as db, db.begin():
+        row = WhatsAppWebhook(body=body, received_at=now, attempts=0)
+        db.add(row)
+        db.flush()
+        return row.id
+
+
+def load_webhook(factory: sessionmaker[Session], row_id: int) -> tuple[dict[str, Any], int] | None:
+    """(body, attempts so far) of a stored webhook, or None when it was already processed."""
+    with factory() as db:
+        row = db.get(WhatsAppWebhook, row_id)
+        return (dict(row.body), row.attempts) if row is not None else None
+
+
+def finish_webhook(factory: sessionmaker[Session], row_id: int, error: str | None) -> None:
+    """Done: forget the body (it holds personal data). Failed: keep it for the next try."""
+    with factory() as db, db.begin():
+        if error is None:
+            db.execute(delete(WhatsAppWebhook).where(WhatsAppWebhook.id == row_id))
+        else:
+            db.execute(update(WhatsAppWebhook).where(WhatsAppWebhook.id == row_id)
+                       .values(attempts=WhatsAppWebhook.attempts + 1, last_error=error[:2000]))
+
+
+def stored_webhooks(factory: sessionmaker[Session], before: datetime) -> list[int]:
+    with factory() as db:
+        return list(db.scalars(
+            select(WhatsAppWebhook.id)
+            .where(WhatsAppWebhook.received_at <= before, WhatsAppWebhook.attempts < MAX_WEBHOOK_ATTEMPTS)
+            .order_by(WhatsAppWebhook.id)
+        ))
+
+
+def resolve_identity(factory: sessionmaker[Session], wa_id: str | None, user_id: str | None,
+                     now: datetime) -> str:
+    """The resident's key: their ``wa_id``; a BSUID seen with it maps to it, else stands alone."""
+    with factory() as db, db.begin():
+        if wa_id and user_id:
+            known = db.get(WhatsAppIdentity, user_id)
+            if known is None:
+                db.add(WhatsAppIdentity(user_id=user_id, wa_id=wa_id, seen_at=now))
+            else:
+                known.wa_id, known.seen_at = wa_id, now
+            return wa_id
+        if wa_id:
+            return wa_id
+        assert user_id
+        known = db.get(WhatsAppIdentity, user_id)
+        return known.wa_id if known is not None else user_id
+
+
+def photo_wanted(factory: sessionmaker[Session], wa_id: str | None, user_id: str | None,
+                 now: datetime, timeout: timedelta) -> bool:
+    """Whether the resident's conversation is at a question that takes a photo (a complaint's
+    evidence). Anything else (a photo at the menu, before consent) is never downloaded."""
+    with factory() as db:
+        key = wa_id
+        if not key and user_id:
+            known = db.get(WhatsAppIdentity, user_id)
+            key = known.wa_id if known is not None else user_id
+        row = db.execute(
+            select(Contact.consent_at, ConversationSession.state)
+            .join(ConversationSession, ConversationSession.contact_id == Contact.id)
+            .where(Contact.channel == CHANNEL, Contact.external_id == key)
+        ).first()
+    if row is None or row[0] is None:
+        return False
+    state = row[1] or {}
+    try:
+        fresh = now - datetime.fromisoformat(str(state.get("at"))) <= timeout
+    except ValueError:
+        fresh = False
+    return fresh and (state.get("flow"), state.get("step")) in PHOTO_STEPS
+
+
+def change_number(factory: sessionmaker[Session], incoming: Incoming, now: datetime) -> bool:
+    """The resident has a new number (or business-scoped id): move the contact's key, so the
+    same person keeps consent, conversation and history; unsent messages follow them.
+
+    Returns False when there was nobody to move (unknown, or the new key is already someone).
+    """
+    change = incoming.changed
+    assert change is not None
+    with factory() as db, db.begin():
+        old = incoming.wa_id
+        if not old and incoming.user_id:
+            known = db.get(WhatsAppIdentity, incoming.user_id)
+            old = known.wa_id if known is not None else incoming.user_id
+        new = change.wa_id or (change.user_id if old == incoming.user_id else None) or old
+        number = change.wa_id or (old if old and is_phone(old) else None)
+        if change.user_id and number:  # the new business-scoped id belongs to this number
+            known = db.get(WhatsAppIdentity, change.user_id)
+            if known is None:
+                db.add(WhatsAppIdentity(user_id=change.user_id, wa_id=number, seen_at=now))
+            else:
+                known.wa_id, known.seen_at = number, now
+        if not old or not new or new == old:
+            return False
+        contact = db.scalars(select(Contact).where(Contact.channel == CHANNEL, Contact.external_id == old)
+                             .with_for_update()).first()
+        taken = db.scalar(select(Contact.id).where(Contact.channel == CHANNEL, Contact.external_id == new))
+        if contact is None or taken is not None:
+            return False
+        contact.external_id = new
+        db.execute(update(OutboxMessage)
+                   .where(OutboxMessage.channel == CHANNEL, OutboxMessage.chat_id == old,
+                          OutboxMessage.status.in_(("pending", "waiting")))
+                   .values(chat_id=new))
+        db.execute(update(Case).where(Case.channel == CHANNEL, Case.chat_id == old).values(chat_id=new))
+        db.execute(update(WhatsAppIdentity).where(WhatsAppIdentity.wa_id == old).values(wa_id=new))
+        return True
+
+
+def release_waiting(factory: sessionmaker[Session], chat_id: str, now: datetime) -> int:
+    """The resident wrote: messages parked outside the 24-hour window are due now."""
+    with factory() as db, db.begin():
+        res = db.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.channel == CHANNEL, OutboxMessage.chat_id == chat_id,
+                   OutboxMessage.status == "waiting")
+            .values(status="pending", due_at=now, claimed_at=None)
+        )
+        return int(res.rowcount)  # type: ignore[attr-defined]
+
+
+def record_statuses(factory: sessionmaker[Session], statuses: list[Status], now: datetime,
+                    template: bool = False) -> list[Status]:
+    """Write delivery statuses on their outbox rows; returns failures whose row was not found."""
+    missing: list[Status] = []
+    with factory() as db, db.begin():
+        for st in statuses:
+            row = db.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.channel == CHANNEL, OutboxMessage.provider_message_id == st.message_id)
+                .with_for_update()
+            ).first()
+            if row is None:
+                if st.status == "failed":
+                    missing.append(st)
+                continue
+            when = st.at or now
+            if st.status in STATUS_RANK:
+                if row.delivery_status != "failed" and (
+                    STATUS_RANK[st.status] > STATUS_RANK.get(row.delivery_status or "", 0)
+                ):
+                    row.delivery_status = st.status
+                if st.status in ("delivered", "read") and (
+                    row.delivered_at is None or (st.status == "delivered" and when < row.delivered_at)
+                ):
+                    row.delivered_at = when  # "read" implies delivered; the real time wins
+                if st.status == "read" and row.read_at is None:
+                    row.read_at = when
+            elif st.status == "failed":
+                _record_failed(db, row, st, now, template)
+    return missing
+
+
+def _record_failed(db: Session, row: OutboxMessage, st: Status, now: datetime, template: bool) -> None:
+    row.delivery_status = "failed"
+    row.error_code = str(st.error_code) if st.error_code is not None else None
+    reason = f"{st.error_code}: {st.error or 'failed'}"
+    error = classify(st.error_code, 200, reason)
+    if error.wait_for_contact and template and not row.payload.get("wa_template"):
+        row.payload = {**row.payload, "wa_template": True}  # resend it as the template
+        error = SendError(reason, retry_after=0.0)
+    if row.status != "sent":
+        return  # already retried or failed by someone else
+    apply_failure(db, row, error, now)
