@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 from bot.app import App, build_app  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.desk import cases as case_logic  # noqa: E402
-from bot.worktime import OfficeHours, add_working_hours  # noqa: E402
 from bot.storage.db import scratch_schema  # noqa: E402
 from bot.storage.models import Agency, Case  # noqa: E402
+from bot.worktime import OfficeHours, add_working_hours  # noqa: E402
 
 NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)  # Monday 10:00 WIB
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from bot.app import App
 from bot.catalog import CatalogError, load_catalog, read_catalog
 from bot.desk import cases
+from bot.storage.models import Agency
 from bot.worktime import (
     OfficeHours,
     SlaConfigError,
@@ -21,7 +22,6 @@ from bot.worktime import (
     policy_from_settings,
     working_seconds,
 )
-from bot.storage.models import Agency
 
 WIB, WITA, WIT = "Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura"
 

@@ -28,7 +28,6 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.catalog import agency_zone
-from bot.worktime import SlaPolicy, policy_from_settings
 from bot.i18n import TEXTS
 from bot.outbox import followups
 from bot.storage import tickets
@@ -45,6 +44,7 @@ from bot.storage.models import (
     StaffRoom,
     SurveyResponse,
 )
+from bot.worktime import SlaPolicy, policy_from_settings
 from flows import triggers
 from flows.skm import ELEMENTS
 from flows.types import Event
