@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.app import App, build_app  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.reports import digest  # noqa: E402
+from bot.reports.digest import data as digest  # noqa: E402
 from bot.storage.db import scratch_schema  # noqa: E402
 from bot.storage.models import Agency, Service, SurveyAnswer, SurveyResponse  # noqa: E402
 

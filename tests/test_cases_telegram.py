@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.desk import cases as case_logic
-from bot.reports import digest
+from bot.reports.digest import data as digest
 from bot.scheduler import build_scheduler
 from bot.storage.models import Agency, Complaint, FollowupAnswer
 from tests.case_support import (

@@ -19,7 +19,7 @@ from bot.app import App
 from bot.catalog import CatalogError, load_catalog
 from bot.desk import cases
 from bot.outbox import followups
-from bot.reports import digest
+from bot.reports.digest import data as digest
 from bot.runtime import local_time
 from bot.storage.db import transaction
 from bot.storage.models import Agency, Service

@@ -13,7 +13,8 @@ from sqlalchemy import select, update
 
 from bot.app import App
 from bot.cli import main as cli
-from bot.reports import digest, ikm
+from bot.reports import ikm
+from bot.reports.digest import data as digest
 from bot.storage.models import Agency, Digest, OutboxMessage
 from tests.conftest import FakeClock
 from tests.digest_data import add_complaint, add_head, add_response

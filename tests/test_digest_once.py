@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from bot.app import App
-from bot.reports import digest
+from bot.reports.digest import data as digest
 from bot.storage.models import Contact, Digest, OutboxMessage
 from tests.conftest import FakeClock, make_app
 from tests.digest_data import add_head, add_response

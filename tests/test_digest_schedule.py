@@ -10,7 +10,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select, update
 
 from bot.app import App
-from bot.reports import digest
+from bot.reports.digest import data as digest
 from bot.storage.models import Agency, Digest
 
 SATURDAY = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.reports import digest
+from bot.reports.digest import data as digest
 from bot.storage.models import (
     Case,
     CaseEvent,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from bot.catalog import agency_zone
 from bot.config import Settings
 from bot.desk import staff
-from bot.reports import digest
+from bot.reports.digest import data as digest
 
 if TYPE_CHECKING:
     from bot.app import App
