@@ -5,7 +5,7 @@ spread over the 52 weeks up to the digest week, across its services) plus some c
 Then, on the same database and warm cache:
 
 - baseline: ``SELECT element, avg(score) FROM survey_answers GROUP BY element`` (every row);
-- aggregation: ``bot.reports.digest.collect`` (week, previous week, year to date, every service,
+- aggregation: ``bot.reports.digest.data.collect`` (week, previous week, year to date, every service,
   12-week trend, complaints, themes): everything the digest says;
 - full digest: aggregation + text + chart PNG + XLSX of the week's responses.
 
@@ -37,7 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 from bot.app import App, build_app  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.reports import digest  # noqa: E402
+from bot.reports.digest.data import collect, find_agency  # noqa: E402
+from bot.reports.digest.files import write_files  # noqa: E402
+from bot.reports.digest.period import week_bounds  # noqa: E402
 from bot.storage.db import scratch_schema  # noqa: E402
 from bot.storage.models import Agency, Service, SurveyAnswer, SurveyResponse  # noqa: E402
 
@@ -58,7 +60,7 @@ def seed(app: App, n: int, rnd: random.Random) -> float:
         agency = db.scalars(select(Agency).where(Agency.slug == AGENCY)).one()
         services = list(db.scalars(select(Service.id).where(Service.agency_id == agency.id)))
         agency_id = agency.id
-    _, end = digest.week_bounds(WEEK, "Asia/Jakarta")
+    _, end = week_bounds(WEEK, "Asia/Jakarta")
     span = int(timedelta(weeks=52).total_seconds())
     fmt = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -165,17 +167,17 @@ def run(url: str, label: str, n: int, repeat: int, out: Path) -> dict[str, float
         load = seed(app, n, random.Random(47))
         with app.factory() as db:
             rows = db.scalar(select(func.count()).select_from(text("survey_answers"))) or 0
-            agency = digest.find_agency(db, AGENCY)
+            agency = find_agency(db, AGENCY)
 
             def bare() -> None:
                 db.execute(text(BARE)).all()
 
             def aggregate() -> None:
-                digest.collect(db, agency, WEEK)
+                collect(db, agency, WEEK)
 
             def full() -> None:
-                data = digest.collect(db, agency, WEEK)
-                digest.write_files(db, data, out / label, "id")
+                data = collect(db, agency, WEEK)
+                write_files(db, data, out / label, "id")
 
             import matplotlib.pyplot  # noqa: F401 - a running bot has these loaded already
             import openpyxl  # noqa: F401
@@ -184,7 +186,7 @@ def run(url: str, label: str, n: int, repeat: int, out: Path) -> dict[str, float
             t_bare = timed(bare, repeat)
             t_agg = timed(aggregate, repeat)
             t_full = timed(full, 1)
-            data = digest.collect(db, agency, WEEK)
+            data = collect(db, agency, WEEK)
     finally:
         app.engine.dispose()
     print(f"{label:10} responses={n:,} answers={rows:,} load={load:.1f}s")

@@ -76,7 +76,7 @@ def build_scheduler(
         misfire_grace_time=None, replace_existing=True,
     )
     try:
-        from bot.reports.digest import register_digest_jobs
+        from bot.reports.digest.job import register_digest_jobs
     except ImportError:  # pragma: no cover - a build without digests
         log.info("weekly digest not available; scheduler runs the outbox only")
     else:

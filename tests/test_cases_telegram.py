@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.desk import cases as case_logic
-from bot.reports import digest
+from bot.reports.digest.data import collect
+from bot.reports.digest.text import render_text
 from bot.scheduler import build_scheduler
 from bot.storage.models import Agency, Complaint, FollowupAnswer
 from tests.case_support import (
@@ -242,7 +243,7 @@ async def test_sla_breach_across_a_weekend(app: App, clock: FakeClock) -> None:
     with app.factory() as db:  # the weekly digest counts it
         agency = db.get(Agency, case.agency_id)
         assert agency is not None
-        text = digest.render_text(digest.collect(db, agency, "2026-W49"))
+        text = render_text(collect(db, agency, "2026-W49"))
     assert "⏰ Kasus yang ditangani petugas melewati batas waktu kerja: 1." in text
     scheduler = build_scheduler(app, {})  # the check runs on the scheduler's clock
     assert case_logic.SLA_JOB in {job.id for job in scheduler.get_jobs()}

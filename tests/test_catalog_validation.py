@@ -19,7 +19,7 @@ from bot.app import App
 from bot.catalog import CatalogError, load_catalog
 from bot.desk import cases
 from bot.outbox import followups
-from bot.reports import digest
+from bot.reports.digest.job import _weighting, digest_time, produce_digest, register_digest_jobs
 from bot.runtime import local_time
 from bot.storage.db import transaction
 from bot.storage.models import Agency, Service
@@ -93,7 +93,7 @@ def test_optional_digest_settings_are_stored_and_removed_again(app: App, tmp_pat
     with app.factory() as db:
         samsat = db.scalars(select(Agency).where(Agency.slug == "samsat")).one()
         assert samsat.settings["digest_time"] == "06:45" and samsat.settings["ikm_weights"] == "0.111"
-        assert digest.digest_time(app, samsat) == (6, 45)
+        assert digest_time(app, samsat) == (6, 45)
     with transaction(app.factory) as db:
         load_catalog(db, ROOT / "catalog.yaml")
     with app.factory() as db:
@@ -135,8 +135,8 @@ async def test_a_bad_row_in_the_database_does_not_stop_other_agencies(
         assert app.runtime.agency_quiet(db, samsat.id)(clock.now) == clock.now
         sla = cases.policy(samsat)
         assert sla.first_response_hours == 8 and sla.hours.tz == "Asia/Jakarta"
-        assert digest.digest_time(app, samsat) == (7, 30)
-        assert digest._weighting(samsat) == "exact"
+        assert digest_time(app, samsat) == (7, 30)
+        assert _weighting(samsat) == "exact"
         assert cases.local_time(clock.now, catalog.agency_zone(samsat)).endswith("WIB")
         assert local_time(clock.now, samsat.timezone).endswith("WIB")  # a resident's ticket lookup
         names = [a.name for a in catalog.snapshot(db).agencies]
@@ -144,7 +144,7 @@ async def test_a_bad_row_in_the_database_does_not_stop_other_agencies(
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     scheduler = AsyncIOScheduler(timezone="UTC")
-    digest.register_digest_jobs(scheduler, app)  # a bad zone used to stop every digest job
+    register_digest_jobs(scheduler, app)  # a bad zone used to stop every digest job
     assert {j.id for j in scheduler.get_jobs()} == {f"digest:{slug}" for slug in ids}
-    result = digest.produce_digest(app, "samsat", None, clock.now)
+    result = produce_digest(app, "samsat", None, clock.now)
     assert result is not None

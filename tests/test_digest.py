@@ -13,7 +13,15 @@ from sqlalchemy import select, update
 
 from bot.app import App
 from bot.cli import main as cli
-from bot.reports import digest, ikm
+from bot.reports import ikm
+from bot.reports.digest.data import collect as collect_digest
+from bot.reports.digest.data import find_agency
+from bot.reports.digest.files import write_files
+from bot.reports.digest.job import produce_digest
+from bot.reports.digest.mask import mask_personal
+from bot.reports.digest.model import DigestData
+from bot.reports.digest.period import parse_week, previous_week, week_bounds
+from bot.reports.digest.text import render_text
 from bot.storage.models import Agency, Digest, OutboxMessage
 from tests.conftest import FakeClock
 from tests.digest_data import add_complaint, add_head, add_response
@@ -22,9 +30,9 @@ MON_W47 = datetime(2026, 11, 16, 1, 0, tzinfo=UTC)  # Monday 08:00 WIB, inside 2
 DIGEST_TIME = datetime(2026, 11, 23, 0, 30, tzinfo=UTC)  # Monday 07:30 WIB
 
 
-def collect(app: App, slug: str = "disdukcapil", week: str = "2026-W47") -> digest.DigestData:
+def collect(app: App, slug: str = "disdukcapil", week: str = "2026-W47") -> DigestData:
     with app.factory() as db:
-        return digest.collect(db, digest.find_agency(db, slug), week)
+        return collect_digest(db, find_agency(db, slug), week)
 
 
 def set_timezone(app: App, slug: str, tz: str) -> None:
@@ -33,19 +41,19 @@ def set_timezone(app: App, slug: str, tz: str) -> None:
 
 
 def test_week_bounds_are_agency_local() -> None:
-    assert digest.week_bounds("2026-W47", "Asia/Jakarta") == (
+    assert week_bounds("2026-W47", "Asia/Jakarta") == (
         datetime(2026, 11, 15, 17, tzinfo=UTC), datetime(2026, 11, 22, 17, tzinfo=UTC))
-    assert digest.week_bounds("2026-W47", "Asia/Makassar")[0] == datetime(2026, 11, 15, 16, tzinfo=UTC)
-    assert digest.week_bounds("2026-W47", "Asia/Jayapura")[0] == datetime(2026, 11, 15, 15, tzinfo=UTC)
+    assert week_bounds("2026-W47", "Asia/Makassar")[0] == datetime(2026, 11, 15, 16, tzinfo=UTC)
+    assert week_bounds("2026-W47", "Asia/Jayapura")[0] == datetime(2026, 11, 15, 15, tzinfo=UTC)
     # Sunday 23:30 WIB is already Monday 01:30 WIT: the last complete week differs by zone
     sunday_night = datetime(2026, 11, 22, 16, 30, tzinfo=UTC)
-    assert digest.previous_week(sunday_night, "Asia/Jakarta") == "2026-W46"
-    assert digest.previous_week(sunday_night, "Asia/Jayapura") == "2026-W47"
-    assert digest.previous_week(datetime(2027, 1, 4, 0, 30, tzinfo=UTC), "Asia/Jakarta") == "2026-W53"
+    assert previous_week(sunday_night, "Asia/Jakarta") == "2026-W46"
+    assert previous_week(sunday_night, "Asia/Jayapura") == "2026-W47"
+    assert previous_week(datetime(2027, 1, 4, 0, 30, tzinfo=UTC), "Asia/Jakarta") == "2026-W53"
     with pytest.raises(ValueError, match="has no ISO week 54"):
-        digest.parse_week("2026-W54")
+        parse_week("2026-W54")
     with pytest.raises(ValueError, match="must look like"):
-        digest.parse_week("minggu lalu")
+        parse_week("minggu lalu")
 
 
 def test_sql_ikm_matches_the_hand_computation(app: App) -> None:
@@ -73,11 +81,11 @@ def test_sql_ikm_matches_the_hand_computation(app: App) -> None:
     assert ktp.week.value == ikm.from_scores([week_rows[0]]).value == Decimal("66.67")
     assert ktp.respondents_week == 1 and ktp.respondents_ytd == 2
     assert [f.element for f in data.focus] == [4, 7, 8]  # NRR 1, 2, 2 (ties: official order)
-    text = digest.render_text(data)
+    text = render_text(data)
     assert "IKM minggu ini: 61,57 (mutu D, Tidak Baik), dari 3 responden." in text
     assert "Minggu lalu 75,00: turun 13,43 poin." in text
     assert "1. Biaya/Tarif: NRR 1,00" in text
-    en = digest.render_text(data, "en")
+    en = render_text(data, "en")
     assert "IKM this week: 61.57 (grade D, Poor), from 3 respondents." in en
 
 
@@ -100,10 +108,10 @@ def test_empty_week_says_so_and_the_head_still_gets_it(sqlite_app: App, clock: F
     app.settings.digest_dir = tmp_path
     data = collect(app, "samsat")
     assert data.week_ikm.value is None and data.respondents_week == 0
-    text = digest.render_text(data)
+    text = render_text(data)
     assert "Minggu ini belum ada penilaian dari warga" in text
     assert "Fokus perbaikan" not in text
-    produced = digest.produce_digest(app, "samsat", "2026-W47", clock())
+    produced = produce_digest(app, "samsat", "2026-W47", clock())
     assert produced is not None and produced.recipients == 1
     with app.factory() as db:
         rows = list(db.scalars(select(OutboxMessage).where(OutboxMessage.kind == "digest")))
@@ -117,7 +125,7 @@ def test_missing_element_is_named_instead_of_divided_by_zero(sqlite_app: App) ->
     add_response(app, "ktp", MON_W47, [4, 4, 4, None, 4, 4, 4, 4, 4])
     data = collect(app)
     assert data.week_ikm.value is None and data.week_ikm.missing == (4,)
-    text = digest.render_text(data)
+    text = render_text(data)
     assert "IKM minggu ini: belum dapat dihitung, dari 1 responden." in text
     assert "belum dinilai siapa pun minggu ini: Biaya/Tarif." in text
     assert "4. Biaya/Tarif: belum ada jawaban" in text
@@ -138,7 +146,7 @@ def test_complaints_section_and_bribery_first(app: App) -> None:
     assert c.median_days == 3.0
     assert c.by_category == [("penundaan", 2), ("lainnya", 1)]
     assert c.by_service == [("Kartu Keluarga", 2), ("KTP Elektronik", 1)]
-    text = digest.render_text(collect(app))
+    text = render_text(collect(app))
     lines = text.split("\n")
     assert lines[3] == "⚠️ 1 laporan pungli/suap minggu ini, mohon ditindaklanjuti lebih dulu:"
     assert "0812******90" in lines[4] and "3456-7890" not in text
@@ -164,7 +172,7 @@ def test_focus_themes_group_similar_suggestions(sqlite_app: App) -> None:
 def test_masking_nik_and_phone_numbers() -> None:
     text = ("NIK 3201234567890001, hp 081234567890 / +62 812-3456-7890 / 6281234567890, "
             "tiket PRM-AB12CD34, biaya 50000, tahun 2026")
-    masked = digest.mask_personal(text)
+    masked = mask_personal(text)
     assert "3201********0001" in masked
     assert masked.count("0812******90") == 1
     assert "+62812******90" in masked and " 62812******90" in masked
@@ -183,7 +191,7 @@ def test_chart_and_spreadsheet_are_valid_files(sqlite_app: App, tmp_path: Path) 
     add_complaint(app, "ktp", MON_W47, "Diminta uang pelicin oleh calo, NIK 3201234567890001")
     data = collect(app)
     with app.factory() as db:
-        files = digest.write_files(db, data, tmp_path, "id")
+        files = write_files(db, data, tmp_path, "id")
     with Image.open(files.chart) as img:
         assert img.format == "PNG" and img.size == (900, 1350)
         colours = img.convert("RGB").getcolors(maxcolors=1_000_000) or []
@@ -252,7 +260,7 @@ async def test_head_receives_photo_text_and_spreadsheet_over_telegram(
     async with harness(app, clock) as h:
         async with h.polling():
             await h.say(head, f"/daftar {code}")
-        produced = digest.produce_digest(app, "disdukcapil", None, clock())
+        produced = produce_digest(app, "disdukcapil", None, clock())
         assert produced is not None and produced.week == "2026-W47"
         before = len(h.server.requests)
         dispatcher = build_dispatcher(app, {"telegram": TelegramSender(h.bot)}, clock)

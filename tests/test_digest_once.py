@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from bot.app import App
-from bot.reports import digest
+from bot.reports.digest.job import payloads, produce_digest, run_digest_job
 from bot.storage.models import Contact, Digest, OutboxMessage
 from tests.conftest import FakeClock, make_app
 from tests.digest_data import add_head, add_response
@@ -33,7 +33,7 @@ def _race(url: str, out_dir: str, barrier: Any, results: Any) -> None:
     app = make_app(url, FakeClock(DIGEST_TIME), digest_dir=Path(out_dir))
     try:
         barrier.wait(timeout=60)
-        produced = digest.produce_digest(app, "disdukcapil", None, DIGEST_TIME)
+        produced = produce_digest(app, "disdukcapil", None, DIGEST_TIME)
         results.put(None if produced is None else (produced.recipients, produced.messages))
     except Exception as exc:  # reported to the parent, which fails the test
         results.put(repr(exc))
@@ -77,7 +77,7 @@ def test_two_processes_produce_it_once(seeded: App, db_url: str, tmp_path: Path)
 def test_retry_after_a_failure_produces_it_once(
     seeded: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = digest.payloads
+    real = payloads
     calls = {"n": 0}
 
     def failing_once(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
@@ -86,13 +86,13 @@ def test_retry_after_a_failure_produces_it_once(
             raise OSError("disk full")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(digest, "payloads", failing_once)
+    monkeypatch.setattr("bot.reports.digest.job.payloads", failing_once)
     with pytest.raises(OSError, match="disk full"):
-        digest.produce_digest(seeded, "disdukcapil", "2026-W47", DIGEST_TIME)
+        produce_digest(seeded, "disdukcapil", "2026-W47", DIGEST_TIME)
     assert counts(seeded) == (0, 0)  # nothing half-done stays behind
-    produced = digest.produce_digest(seeded, "disdukcapil", "2026-W47", DIGEST_TIME)
+    produced = produce_digest(seeded, "disdukcapil", "2026-W47", DIGEST_TIME)
     assert produced is not None and produced.messages == 2 * MESSAGES_PER_HEAD
-    assert digest.produce_digest(seeded, "disdukcapil", "2026-W47", DIGEST_TIME) is None
+    assert produce_digest(seeded, "disdukcapil", "2026-W47", DIGEST_TIME) is None
     assert counts(seeded) == (1, 2 * MESSAGES_PER_HEAD)
     # the English-speaking head gets the English digest
     with seeded.factory() as db:
@@ -103,8 +103,8 @@ def test_retry_after_a_failure_produces_it_once(
 
 def test_the_scheduled_job_firing_twice_sends_once(seeded: App) -> None:
     seeded.runtime.clock = FakeClock(DIGEST_TIME)
-    first = asyncio.run(digest.run_digest_job(seeded, "disdukcapil"))
-    again = asyncio.run(digest.run_digest_job(seeded, "disdukcapil"))
+    first = asyncio.run(run_digest_job(seeded, "disdukcapil"))
+    again = asyncio.run(run_digest_job(seeded, "disdukcapil"))
     assert first is not None and first.week == "2026-W47"
     assert again is None
     assert counts(seeded) == (1, 2 * MESSAGES_PER_HEAD)

@@ -10,7 +10,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select, update
 
 from bot.app import App
-from bot.reports import digest
+from bot.reports.digest.job import register_digest_jobs, run_digest_job
+from bot.reports.digest.period import previous_week
 from bot.storage.models import Agency, Digest
 
 SATURDAY = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -23,7 +24,7 @@ def set_agency(app: App, slug: str, **values: object) -> None:
 
 def jobs(app: App) -> dict[str, object]:
     scheduler = AsyncIOScheduler(timezone="UTC")
-    digest.register_digest_jobs(scheduler, app)
+    register_digest_jobs(scheduler, app)
     return {job.id: job.trigger for job in scheduler.get_jobs()}
 
 
@@ -46,7 +47,7 @@ def test_cron_fires_monday_0730_local(sqlite_app: App, slug: str, tz: str, fires
     later = trigger.get_next_fire_time(nxt, nxt + timedelta(seconds=1))  # type: ignore[attr-defined]
     assert later == fires_utc + timedelta(days=7)
     # and the job run at that moment reports on the Monday-Sunday week that just ended, locally
-    assert digest.previous_week(nxt, tz) == "2026-W47"
+    assert previous_week(nxt, tz) == "2026-W47"
 
 
 def test_time_is_configurable_per_agency_and_globally(sqlite_app: App) -> None:
@@ -83,7 +84,7 @@ async def test_jobs_in_three_zones_each_report_their_own_week(sqlite_app: App, t
     # but still Sunday 23:30 WIB: the week that ended is decided in each agency's own zone.
     sqlite_app.runtime.clock = FakeClock(datetime(2026, 11, 22, 16, 30, tzinfo=UTC))
     for slug in ("samsat", "bpprd", "disdukcapil"):
-        await digest.run_digest_job(sqlite_app, slug)
+        await run_digest_job(sqlite_app, slug)
     with sqlite_app.factory() as db:
         weeks = dict(db.execute(select(Agency.slug, Digest.week).join(Digest, Digest.agency_id == Agency.id)).all())
     assert weeks == {"samsat": "2026-W47", "bpprd": "2026-W47", "disdukcapil": "2026-W46"}

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.reports import digest
+from bot.reports.digest.job import produce_digest
 from bot.storage.models import (
     Case,
     CaseEvent,
@@ -135,7 +135,7 @@ async def test_telegram_erasure_leaves_nothing_that_identifies(app_dirs: tuple[A
         week = week_of(clock)
         clock.advance(days=7, hours=1)
         await dispatcher(h).drain()
-        produced = digest.produce_digest(app, "disdukcapil", week, clock.now)
+        produced = produce_digest(app, "disdukcapil", week, clock.now)
         assert produced is not None and produced.recipients == 1
         assert scan_files([digests], TELEGRAM_PERSON), "the digest files quote the resident"
         assert scan_database(app.factory, TELEGRAM_PERSON), "the seeding stored the identifiers"
@@ -223,7 +223,7 @@ async def test_whatsapp_erasure_leaves_nothing_that_identifies(db_url: str, cloc
         week = week_of(clock)
         clock.advance(days=7, hours=1)
         await h.drain()  # the check-in follow-up
-        assert digest.produce_digest(h.app, "disdukcapil", week, clock.now) is not None
+        assert produce_digest(h.app, "disdukcapil", week, clock.now) is not None
         with h.app.factory() as db:
             assert db.scalar(select(func.count()).select_from(WhatsAppIdentity)) == 1
             assert db.scalar(select(func.count()).select_from(CaseEvent)

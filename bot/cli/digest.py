@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING
 from bot.catalog import agency_zone
 from bot.config import Settings
 from bot.desk import staff
-from bot.reports import digest
+from bot.reports.digest.data import collect, find_agency
+from bot.reports.digest.files import write_files
+from bot.reports.digest.period import parse_week, previous_week
+from bot.reports.digest.text import render_text
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -72,14 +75,14 @@ def _digest(app: App, args: argparse.Namespace) -> int:
     lang = args.lang or app.settings.default_language
     try:
         with app.factory() as db:
-            agency = digest.find_agency(db, args.agency)
-            week = args.week or digest.previous_week(app.runtime.clock(), agency_zone(agency))
-            digest.parse_week(week)
-            data = digest.collect(db, agency, week)
+            agency = find_agency(db, args.agency)
+            week = args.week or previous_week(app.runtime.clock(), agency_zone(agency))
+            parse_week(week)
+            data = collect(db, agency, week)
             if args.out is None:
-                print(digest.render_text(data, lang, app.texts))
+                print(render_text(data, lang, app.texts))
                 return 0
-            files = digest.write_files(db, data, args.out, lang, app.texts)
+            files = write_files(db, data, args.out, lang, app.texts)
     except (LookupError, ValueError) as exc:
         print(str(exc), file=sys.stderr)
         return 2

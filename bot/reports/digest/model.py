@@ -1,0 +1,90 @@
+"""What one digest says: the figures collected for an (agency, week), read by every renderer.
+
+Kept apart from the queries so the text, chart and spreadsheet depend only on these shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
+
+from bot.reports import ikm
+
+TREND_WEEKS = 12
+FOCUS_COUNT = 3
+DEFAULT_SLA_DAYS = 14
+
+
+@dataclass
+class ServiceIkm:
+    code: str
+    name: str
+    week: ikm.Ikm
+    ytd: ikm.Ikm
+    respondents_week: int
+    respondents_ytd: int
+
+
+@dataclass
+class Focus:
+    element: int
+    nrr: Fraction
+    words: list[str]
+    themes: list[tuple[str, int]]
+
+
+@dataclass
+class ComplaintRow:
+    ticket: str
+    created_at: datetime
+    service: str
+    category: str
+    status: str
+    description: str
+    confidential: bool
+    bribery: bool
+
+
+@dataclass
+class ComplaintStats:
+    new: int = 0
+    resolved: int = 0
+    open: int = 0
+    overdue: int = 0
+    overdue_cases: int = 0  # cases in human review past a working-time limit (bot/cases.py)
+    sla_days: int = DEFAULT_SLA_DAYS
+    by_category: list[tuple[str, int]] = field(default_factory=list)
+    by_service: list[tuple[str, int]] = field(default_factory=list)
+    median_days: float | None = None
+    rows: list[ComplaintRow] = field(default_factory=list)
+
+    @property
+    def bribery(self) -> list[ComplaintRow]:
+        return [r for r in self.rows if r.bribery]
+
+
+@dataclass
+class DigestData:
+    agency_id: int
+    slug: str
+    name: str
+    short_name: str
+    timezone: str
+    week: str
+    start: datetime
+    end: datetime
+    ytd_from: str
+    week_ikm: ikm.Ikm
+    prev_ikm: ikm.Ikm
+    ytd_ikm: ikm.Ikm
+    week_tallies: dict[int, ikm.ElementTally]
+    skipped_week: dict[int, int]
+    respondents_week: int
+    respondents_prev: int
+    respondents_ytd: int
+    services: list[ServiceIkm]
+    trend: list[tuple[str, Decimal | None, int]]
+    focus: list[Focus]
+    complaints: ComplaintStats

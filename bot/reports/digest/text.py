@@ -1,0 +1,113 @@
+"""The digest as plain text for a phone screen, and the caption under the chart.
+
+Bribery reports come first, then the IKM of the week against last week and the year, the
+elements to improve with their themes, every element and service, and the complaints.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from bot.i18n import TEXTS
+from bot.reports import ikm
+from bot.reports.digest.fmt import Fmt, shorten
+from bot.reports.digest.mask import mask_personal
+from bot.reports.digest.model import DigestData
+from flows.skm import ELEMENTS
+from flows.types import Texts
+
+TEXT_LIMIT = 4096  # Telegram message
+CAPTION_LIMIT = 1024  # Telegram photo/document caption
+
+
+def render_text(data: DigestData, lang: str = "id", texts: Texts = TEXTS) -> str:
+    """The digest as plain text for a phone screen (split into messages by :func:`split_text`)."""
+    f = Fmt(texts, lang)
+    tz = ZoneInfo(data.timezone)
+    last_day = data.end - timedelta(days=1)
+    parts: list[str] = [
+        f.t("digest.title", agency=data.short_name) + "\n" + f.t(
+            "digest.period", week=data.week, start=f.day(data.start, data.timezone),
+            end=f.day(last_day, data.timezone), zone=data.start.astimezone(tz).tzname() or data.timezone,
+        )
+    ]
+    bribery = data.complaints.bribery
+    if bribery:
+        items = "\n".join(
+            f"• {r.ticket} ({r.service}): {shorten(mask_personal(r.description), 80)}" for r in bribery[:5]
+        )
+        more = f.t("digest.more", n=len(bribery) - 5) if len(bribery) > 5 else ""
+        parts.append(f.t("digest.bribery", n=len(bribery)) + "\n" + items + more)
+
+    w, p = data.week_ikm, data.prev_ikm
+    if data.respondents_week == 0 and not data.week_tallies:
+        parts.append(f.t("digest.no_responses"))
+    else:
+        lines = [f.t("digest.ikm_week", ikm=f.ikm(w), n=f.count(data.respondents_week))]
+        if w.missing:
+            lines.append(f.t("digest.ikm_missing", elements=", ".join(f.element(e) for e in w.missing)))
+        if w.value is not None and p.value is not None:
+            delta = w.value - p.value
+            key = "digest.change_up" if delta > 0 else "digest.change_down" if delta < 0 else "digest.change_same"
+            lines.append(f.t(key, prev=f.num(p.value), delta=f.num(abs(delta))))
+        else:
+            lines.append(f.t("digest.change_none"))
+        parts.append("\n".join(lines))
+    parts.append(f.t("digest.ikm_ytd", since=data.ytd_from, ikm=f.ikm(data.ytd_ikm),
+                     n=f.count(data.respondents_ytd)))
+
+    if data.focus:
+        lines = [f.t("digest.focus")]
+        for i, fo in enumerate(data.focus, 1):
+            lines.append(f"{i}. {f.element(fo.element)}: NRR {f.num(fo.nrr)}")
+            if fo.words:
+                lines.append("   " + f.t("digest.words", words=", ".join(fo.words)))
+            for theme, count in fo.themes:
+                lines.append("   " + f.t("digest.theme", text=theme, n=count))
+        parts.append("\n".join(lines))
+
+    if data.week_tallies:
+        lines = [f.t("digest.nrr_all")]
+        for e in range(1, len(ELEMENTS) + 1):
+            nrr = data.week_tallies.get(e, ikm.ElementTally()).nrr
+            lines.append(f"{e}. {f.element(e)}: " + (f.num(nrr) if nrr is not None else f.t("digest.no_answers")))
+        parts.append("\n".join(lines))
+
+    rated = [s for s in data.services if s.respondents_week or s.respondents_ytd]
+    if rated:
+        lines = [f.t("digest.services")]
+        for s in rated:
+            lines.append(f.t("digest.service_line", name=s.name,
+                             week=_brief(f, s.week, s.respondents_week),
+                             ytd=_brief(f, s.ytd, s.respondents_ytd)))
+        parts.append("\n".join(lines))
+
+    c = data.complaints
+    lines = [f.t("digest.complaints", new=c.new, resolved=c.resolved, open=c.open,
+                 overdue=c.overdue, days=c.sla_days)]
+    if c.overdue_cases:
+        lines.append(f.t("digest.cases_overdue", n=c.overdue_cases))
+    if c.median_days is not None:
+        lines.append(f.t("digest.median", days=f.num(c.median_days, 1)))
+    if c.by_category:
+        lines.append(f.t("digest.by_category", items=", ".join(
+            f"{f.t(f'cat.{cat}')} {n}" for cat, n in c.by_category)))
+    if c.by_service:
+        lines.append(f.t("digest.by_service", items=", ".join(f"{name} {n}" for name, n in c.by_service)))
+    parts.append("\n".join(lines))
+    parts.append(f.t("digest.footer"))
+    return "\n\n".join(parts)
+
+
+def _brief(f: Fmt, value: ikm.Ikm, n: int) -> str:
+    if not n and value.value is None:
+        return "-"
+    shown = f.num(value.value) + f" {value.grade}" if value.value is not None else "n/a"
+    return f"{shown} ({f.count(n)})"
+
+
+def caption(data: DigestData, lang: str = "id", texts: Texts = TEXTS) -> str:
+    f = Fmt(texts, lang)
+    return shorten(f.t("digest.caption", agency=data.short_name, week=data.week, ikm=f.ikm(data.week_ikm),
+                      n=f.count(data.respondents_week)), CAPTION_LIMIT)
