@@ -752,17 +752,6 @@ def rate_choice(db: Session, contact: Contact, choice: str, now: datetime) -> st
     return rate(db, parsed[1], parsed[2], contact.channel, contact.external_id, now)
 
 
-def forget_contact(db: Session, contact_id: int, now: datetime) -> None:
-    """UU 27/2022 erasure: the agency keeps the case, without the person or a way to reach them."""
-    for case in db.scalars(select(Case).where(Case.contact_id == contact_id).with_for_update()):
-        case.contact_id = None
-        case.chat_id = None
-        case.reporter_name = None
-        case.relay = False
-        _event(db, case, "status", "resident", now, from_status=case.status, to_status=case.status,
-               reason="reporter deleted their personal data")
-
-
 def rate(db: Session, case_id: int, score: str, channel: str, user_id: str, now: datetime) -> str:
     """The resident rates how their case was handled (1-5); only the case's own resident."""
     case = db.get(Case, case_id, with_for_update=True)
