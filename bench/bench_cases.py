@@ -1,6 +1,6 @@
 """SLA checks over many open cases, and working-time arithmetic, each against a baseline.
 
-The scheduler runs :func:`bot.desk.cases.sla_tick` every few minutes over every open case, so the
+The scheduler runs :func:`bot.desk.deadlines.sla_tick` every few minutes over every open case, so the
 tick with nothing to flag must cost about what counting the open cases costs. Measured in
 the same run, on the same database:
 
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.app import App, build_app  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.desk import cases as case_logic  # noqa: E402
+from bot.desk import deadlines, states  # noqa: E402
 from bot.storage.db import scratch_schema  # noqa: E402
 from bot.storage.models import Agency, Case  # noqa: E402
 from bot.worktime import OfficeHours, add_working_hours  # noqa: E402
@@ -88,11 +88,11 @@ def main() -> int:
         def count() -> int:
             with app.factory() as db:
                 return db.scalar(select(func.count()).select_from(Case)
-                                 .where(Case.status.in_(case_logic.ACTIVE))) or 0
+                                 .where(Case.status.in_(states.ACTIVE))) or 0
 
         def tick() -> int:
             with app.factory() as db, db.begin():
-                return case_logic.sla_tick(db, NOW)
+                return deadlines.sla_tick(db, NOW)
 
         assert count() == args.cases
         start = time.perf_counter()

@@ -256,6 +256,19 @@ def _search_terms(terms: Iterable[str]) -> set[str]:
     return out
 
 
+def _forget_cases(db: Session, contact_id: int, now: datetime) -> None:
+    """The agency keeps the case, without the person or a way to reach them (an audit row
+    says why). Here rather than in bot/desk, which sits above this module: it needs only the
+    stored rows."""
+    for case in db.scalars(select(Case).where(Case.contact_id == contact_id).with_for_update()):
+        case.contact_id = None
+        case.chat_id = None
+        case.reporter_name = None
+        case.relay = False
+        db.add(CaseEvent(case_id=case.id, kind="status", actor="resident", from_status=case.status,
+                         to_status=case.status, reason="reporter deleted their personal data", at=now))
+
+
 def erase_contact(
     db: Session, contact: Contact, now: datetime, *, names: Iterable[str] = (),
     keep_outbox: Iterable[int] = (), files: Iterable[Path] = (),
@@ -267,10 +280,6 @@ def erase_contact(
     name); ``files``: directories whose files are scrubbed too (digests); ``keep_outbox``: rows
     of this turn (the confirmation) that must still be sent.
     """
-    from bot.desk import (
-        cases as case_logic,  # bot.desk.cases imports much; only erasure needs it here
-    )
-
     cid = contact.id
     complaints = list(db.scalars(select(Complaint).where(Complaint.contact_id == cid).with_for_update()))
     complaint_ids = [c.id for c in complaints]
@@ -298,7 +307,7 @@ def erase_contact(
     scrubber = Scrubber(names=sorted(all_names), numbers=numbers, keep_words=vocab)
 
     # The agency keeps these, anonymised.
-    case_logic.forget_contact(db, cid, now)
+    _forget_cases(db, cid, now)
     for complaint in complaints:
         complaint.contact_id = None
         complaint.reporter_name = None

@@ -24,7 +24,7 @@ from sqlalchemy.orm.instrumentation import manager_of_class
 
 from bot import privacy
 from bot.catalog import DEFAULT_ZONE, agency_quiet_hours, snapshot, valid_zone
-from bot.desk import cases, staff
+from bot.desk import cases, intake, relay, staff, states
 from bot.i18n import TEXTS
 from bot.outbox import followups
 from bot.outbox.store import SendPolicy
@@ -169,7 +169,7 @@ class Runtime:
         if agency_id not in self._rules:
             agency = (db() if callable(db) else db).get(Agency, agency_id)
             assert agency is not None
-            self._rules[agency_id] = cases.survey_rule(agency)
+            self._rules[agency_id] = intake.survey_rule(agency)
         return self._rules[agency_id]
 
     def agency_quiet(self, db: Session | Callable[[], Session], agency_id: int,
@@ -334,7 +334,7 @@ class _Work:
         stored = self.stored_state
         state: dict[str, Any] = dict(stored) if stored is not None else {}
         event = self.inbound.event
-        if event.kind == "choice" and (event.choice or "").startswith(cases.PREFIX):
+        if event.kind == "choice" and (event.choice or "").startswith(states.PREFIX):
             # A rating of how staff handled a case: thank them in the chat, then show where
             # they are (the question they were at, or the menu) instead of leaving them there.
             assert self.contact is not None
@@ -384,7 +384,7 @@ class _Work:
         if not idle or ev.kind not in RELAYED_KINDS or self.picks_from_menu(state, text):
             return False
         assert self.contact is not None
-        relayed = cases.relay_from_resident(self.db, self.contact, ev, text, self.now)
+        relayed = relay.relay_from_resident(self.db, self.contact, ev, text, self.now)
         if relayed is None:
             return False
         if relayed.notice:
@@ -551,7 +551,7 @@ class _Work:
         """First answer (schedule the reminder) or completion (cases, cancel the reminder)."""
         assert self.contact is not None
         if resp.status == "complete":
-            opened = cases.on_survey(self.db, resp, self.contact, self.now,
+            opened = intake.on_survey(self.db, resp, self.contact, self.now,
                                      chat_id=self.inbound.chat_id, channel=self.inbound.channel)
             if opened is not None and opened.created:
                 # In order: the engine says "thank you" before the final save, so this notice
@@ -620,7 +620,7 @@ class _Work:
             self.db, complaint, self.contact, self.now,
             chat_id=self.inbound.chat_id, channel=self.inbound.channel,
         )
-        opened = cases.on_complaint(self.db, complaint, self.contact, self.now,
+        opened = intake.on_complaint(self.db, complaint, self.contact, self.now,
                                     chat_id=self.inbound.chat_id, channel=self.inbound.channel)
         if opened is not None:  # serious category or bribery words: straight to staff
             self.later.extend(opened.rows)
@@ -637,13 +637,13 @@ class _Work:
         if result.get("ok") and kind == "c" and answer == "no":  # not resolved: back to staff
             complaint = self.db.get(Complaint, id)
             if complaint is not None:
-                self.later.extend(cases.on_not_resolved(self.db, complaint, self.contact, self.now).rows)
+                self.later.extend(intake.on_not_resolved(self.db, complaint, self.contact, self.now).rows)
         return result
 
     def call_request_person(self, agency: str) -> dict[str, Any]:
         """The resident asked for a person: open (or find) their case (bot/cases.py)."""
         assert self.contact is not None
-        result, rows = cases.request_person(
+        result, rows = intake.request_person(
             self.db, self.contact, agency, self.now, self.inbound.event.event_id,
             chat_id=self.inbound.chat_id, channel=self.inbound.channel,
         )

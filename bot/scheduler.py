@@ -81,7 +81,7 @@ def build_scheduler(
         log.info("weekly digest not available; scheduler runs the outbox only")
     else:
         register_digest_jobs(scheduler, app)
-    from bot.desk.cases import register_sla_job
+    from bot.desk.deadlines import register_sla_job
 
     register_sla_job(scheduler, app.factory, clock or app.runtime.clock)
     from bot.privacy import register_purge_job

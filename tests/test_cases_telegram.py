@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from bot.app import App
-from bot.desk import cases as case_logic
+from bot.desk import deadlines, outgoing
 from bot.reports.digest.data import collect
 from bot.reports.digest.text import render_text
 from bot.scheduler import build_scheduler
@@ -150,16 +150,16 @@ async def test_refusals_for_other_agencies_residents_and_stale_presses(app: App,
         before_resident = len(h.server.chat(WARGA.id))
 
         await press_data(h, LAIN, card, take)  # staff of another agency, in the same group
-        assert last_answer(h) == case_logic.texts("case.refused.not_staff")
+        assert last_answer(h) == outgoing.texts("case.refused.not_staff")
         await press_data(h, WARGA, card, take)  # the resident
-        assert last_answer(h) == case_logic.texts("case.refused.not_staff")
+        assert last_answer(h) == outgoing.texts("case.refused.not_staff")
         await press_data(h, PETUGAS, card, "cs:take:9999")  # forged: no such case
-        assert last_answer(h) == case_logic.texts("case.refused.unknown")
+        assert last_answer(h) == outgoing.texts("case.refused.unknown")
         await press_data(h, PETUGAS, card, "cs:explode:1")  # forged action
-        assert last_answer(h) == case_logic.texts("case.refused.unknown")
+        assert last_answer(h) == outgoing.texts("case.refused.unknown")
         # another agency's staff writing in the topic reaches nobody
         refused = await group_message(h, LAIN, "Halo bu, saya dari pajak", thread=case.topic_id)
-        assert refused[-1].text == case_logic.texts("case.refused.not_staff")
+        assert refused[-1].text == outgoing.texts("case.refused.not_staff")
         assert len(h.server.chat(WARGA.id)) == before_resident
         assert cases(h)[0].status == "new"
 
@@ -171,7 +171,7 @@ async def test_refusals_for_other_agencies_residents_and_stale_presses(app: App,
         stray = h.server.sent[-1]
         stray.chat_id = OTHER_ROOM
         await press_data(h, PETUGAS, stray, f"cs:resolve:{case.id}")
-        assert last_answer(h) == case_logic.texts("case.refused.wrong_room")
+        assert last_answer(h) == outgoing.texts("case.refused.wrong_room")
 
         # /kasus: own agency's queue only
         own = await say(h, PETUGAS, "/kasus")
@@ -226,13 +226,13 @@ async def test_sla_breach_across_a_weekend(app: App, clock: FakeClock) -> None:
                    datetime(2026, 11, 30, 7, 59, tzinfo=UTC)):  # Monday 14:59 WIB
             clock.now = at
             with app.factory() as db, db.begin():
-                assert case_logic.sla_tick(db, clock()) == 0
+                assert deadlines.sla_tick(db, clock()) == 0
         clock.now = datetime(2026, 11, 30, 8, 1, tzinfo=UTC)
         with app.factory() as db, db.begin():
-            assert case_logic.sla_tick(db, clock()) == 1
+            assert deadlines.sla_tick(db, clock()) == 1
         with app.factory() as db, db.begin():
-            assert case_logic.sla_tick(db, clock()) == 0  # flagged once
-            assert case_logic.overdue_count(db, case.agency_id, clock()) == 1
+            assert deadlines.sla_tick(db, clock()) == 0  # flagged once
+            assert deadlines.overdue_count(db, case.agency_id, clock()) == 1
         await dispatch.tick()
         flag = topic_messages(h, case.topic_id or 0)[-1]
         assert flag.text == (f"⏰ Kasus {case.ticket} (Disdukcapil) belum ditanggapi; batas tanggapan "
@@ -246,7 +246,7 @@ async def test_sla_breach_across_a_weekend(app: App, clock: FakeClock) -> None:
         text = render_text(collect(db, agency, "2026-W49"))
     assert "⏰ Kasus yang ditangani petugas melewati batas waktu kerja: 1." in text
     scheduler = build_scheduler(app, {})  # the check runs on the scheduler's clock
-    assert case_logic.SLA_JOB in {job.id for job in scheduler.get_jobs()}
+    assert deadlines.SLA_JOB in {job.id for job in scheduler.get_jobs()}
 
 
 async def test_reopen_after_followup_no(app: App, clock: FakeClock) -> None:

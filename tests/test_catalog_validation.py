@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from bot import catalog
 from bot.app import App
 from bot.catalog import CatalogError, load_catalog
-from bot.desk import cases
+from bot.desk import cases, outgoing
 from bot.outbox import followups
 from bot.reports.digest.job import _weighting, digest_time, produce_digest, register_digest_jobs
 from bot.runtime import local_time
@@ -137,7 +137,7 @@ async def test_a_bad_row_in_the_database_does_not_stop_other_agencies(
         assert sla.first_response_hours == 8 and sla.hours.tz == "Asia/Jakarta"
         assert digest_time(app, samsat) == (7, 30)
         assert _weighting(samsat) == "exact"
-        assert cases.local_time(clock.now, catalog.agency_zone(samsat)).endswith("WIB")
+        assert outgoing.local_time(clock.now, catalog.agency_zone(samsat)).endswith("WIB")
         assert local_time(clock.now, samsat.timezone).endswith("WIB")  # a resident's ticket lookup
         names = [a.name for a in catalog.snapshot(db).agencies]
         assert len(names) == len(ids)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.catalog import CatalogError, load_catalog, read_catalog
-from bot.desk import cases
+from bot.desk import cases, intake
 from bot.storage.models import Agency
 from bot.worktime import (
     OfficeHours,
@@ -137,7 +137,7 @@ def test_catalog_sets_an_agencys_limits(sqlite_app: App, tmp_path: Path) -> None
         load_catalog(db, path)
         agency = db.scalars(select(Agency).where(Agency.slug == "rsud")).one()
         p = cases.policy(agency)
-        assert cases.survey_rule(agency) == "grade_d"
+        assert intake.survey_rule(agency) == "grade_d"
     assert p.hours.tz == WIT and p.hours.open == time(7, 30) and date(2026, 12, 25) in p.hours.holidays
     assert p.first_response_due(local(WIT, 2026, 11, 27, 15, 0)) == local(WIT, 2026, 11, 30, 11, 0)
 

@@ -30,7 +30,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.telegram import MAX_TEXT
-from bot.desk import cases
+from bot.desk import cases, intake, outgoing, relay, rooms, states
+from bot.desk import queue as case_queue
 from bot.outbox.store import Sender
 from bot.runtime import Inbound
 from bot.storage.models import Case, OutboxMessage
@@ -96,7 +97,7 @@ class StaffSender:
     def handles(payload: dict[str, Any]) -> bool:
         choices = payload.get("choices") or []
         return bool(payload.get("case") or payload.get("tg_photo")
-                    or any(str(c.get("id", "")).startswith(cases.PREFIX) for c in choices))
+                    or any(str(c.get("id", "")).startswith(states.PREFIX) for c in choices))
 
     async def send(self, chat_id: str, payload: dict[str, Any]) -> str | None:
         if not self.handles(payload):
@@ -223,12 +224,12 @@ class StaffDesk:
     # ---------------------------------------------------------------- buttons
 
     async def on_button(self, query: CallbackQuery, event_update: Update) -> None:
-        parsed = cases.parse_callback(query.data)
+        parsed = states.parse_callback(query.data)
         user = query.from_user
         message = query.message
         chat = message.chat if message is not None else None
         if parsed is None or chat is None:
-            await self._answer(query, cases.texts("case.refused.unknown"))
+            await self._answer(query, outgoing.texts("case.refused.unknown"))
             return
         action, case_id, _score = parsed
         if action == "rate":
@@ -253,7 +254,7 @@ class StaffDesk:
             await self.channel._locks.run(inbound.user_id, work)
             return
         if action == "note":
-            await self._answer(query, cases.texts("case.note_how"), alert=True)
+            await self._answer(query, outgoing.texts("case.note_how"), alert=True)
             return
         outcome = await self._once(
             event_update.update_id, self._act, case_id, action, str(user.id), str(chat.id),
@@ -304,7 +305,7 @@ class StaffDesk:
             await self._escalate(message, str(user.id), command[1], uid)
             return
         if command is not None and command[0] == "ruangstaf":
-            linked = await self._once(uid, cases.link_room, CHANNEL, str(user.id), chat_id,
+            linked = await self._once(uid, rooms.link_room, CHANNEL, str(user.id), chat_id,
                                       command[1] or None, self._now())
             if isinstance(linked, _Duplicate):
                 return
@@ -355,7 +356,7 @@ class StaffDesk:
                photo: str | None, ticket: str | None = None, private: bool = False,
                ) -> tuple[bool, str, list[OutboxMessage], dict[str, Any] | None, str | None,
                           str | None] | None:
-        out = cases.staff_message(db, channel=CHANNEL, user_id=user_id, room_chat_id=chat_id,
+        out = relay.staff_message(db, channel=CHANNEL, user_id=user_id, room_chat_id=chat_id,
                                   topic_id=thread, text=text, photo=photo, now=self._now(),
                                   ticket=ticket, private=private)
         if out is None:
@@ -387,7 +388,7 @@ class StaffDesk:
             await self._escalate(message, str(user.id), arg, uid)
             return
         if name == "kasus":
-            queue = await self._once(uid, cases.queue, CHANNEL, str(user.id), self._now())
+            queue = await self._once(uid, case_queue.queue, CHANNEL, str(user.id), self._now())
             if isinstance(queue, _Duplicate):
                 return
             text, choices = queue
@@ -402,7 +403,7 @@ class StaffDesk:
 
         canonical = normalise_ticket(ticket)
         if canonical is None or not body.strip():
-            await self.bot.send_message(message.chat.id, cases.texts("case.queue.reply_help"))
+            await self.bot.send_message(message.chat.id, outgoing.texts("case.queue.reply_help"))
             return
         outcome = await self._once(uid, self._relay, str(message.chat.id), None, str(user.id),
                                    body.strip(), None, canonical, True)
@@ -410,7 +411,7 @@ class StaffDesk:
             return
         assert outcome is not None  # a ticket lookup always answers
         _ok, notice, rows, _card, _room, _card_id = outcome
-        await self.bot.send_message(message.chat.id, notice or cases.texts("case.sent"))
+        await self.bot.send_message(message.chat.id, notice or outgoing.texts("case.sent"))
         await self.channel.deliver(rows)
 
 
@@ -419,9 +420,9 @@ class StaffDesk:
 
         ticket = normalise_ticket(arg)
         if ticket is None:
-            await self._reply(message, cases.texts("case.escalate_how"))
+            await self._reply(message, outgoing.texts("case.escalate_how"))
             return
-        escalated = await self._once(update_id, cases.escalate_complaint, CHANNEL, user_id, ticket,
+        escalated = await self._once(update_id, intake.escalate_complaint, CHANNEL, user_id, ticket,
                                      self._now())
         if isinstance(escalated, _Duplicate):
             return
@@ -431,7 +432,7 @@ class StaffDesk:
 
 
 async def _case_button(query: CallbackQuery) -> bool:
-    return (query.data or "").startswith(cases.PREFIX)
+    return (query.data or "").startswith(states.PREFIX)
 
 
 async def _in_group(message: Message) -> bool:

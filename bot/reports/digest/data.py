@@ -238,7 +238,7 @@ def _complaints(db: Session, agency: Agency, start: datetime, end: datetime) -> 
         if resolved is not None
     ]
     stats.resolved = len(durations)
-    from bot.desk.cases import overdue_count
+    from bot.desk.deadlines import overdue_count
 
     stats.overdue_cases = overdue_count(db, agency.id, end)
     stats.median_days = statistics.median(durations) if durations else None

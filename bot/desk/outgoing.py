@@ -1,0 +1,119 @@
+"""Where the desk's messages go: outbox rows into a case's staff-room topic or to its resident.
+
+Every module of the desk speaks through these, so the addressing rules live once: staff-room
+messages carry ``payload["case"]`` (id and topic name), and the Telegram staff sender
+(bot/channels/telegram/staffroom.py) creates the case's forum topic on first use and sends
+into it; a resident is written to as the bot, never as the staff member, and not at all once
+unreachable. Resident text is sent as plain text (no parse mode), so it is shown literally.
+The staff room is shared, so its messages are in one language (:data:`STAFF_LANG`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.i18n import TEXTS
+from bot.outbox import followups
+from bot.storage.models import (
+    Agency,
+    Case,
+    Contact,
+    OutboxMessage,
+    Service,
+    StaffRoom,
+)
+
+STAFF_LANG = "id"  # the staff room is shared: one language for its messages
+KIND_CASE_RATING = "case_rating"
+KIND_STAFF = "case_staff"
+
+
+def local_time(when: datetime | None, tz: str) -> str:
+    """A UTC instant as the agency's wall clock, e.g. "30-11-2026 15:00 WIB"."""
+    if when is None:
+        return "-"
+    local = when.astimezone(ZoneInfo(tz))
+    return f"{local:%d-%m-%Y %H:%M} {local.tzname()}"
+
+
+def texts(key: str, lang: str = STAFF_LANG, **params: Any) -> str:
+    return TEXTS(lang, key, **params)
+
+
+def outbox_row(
+    db: Session, *, channel: str, chat_id: str, payload: dict[str, Any], now: datetime,
+    contact_id: int | None = None, agency_id: int | None = None, ref: str | None = None,
+    kind: str = KIND_STAFF, immediate: bool = True,
+) -> OutboxMessage:
+    """An outbox row: ``immediate`` ones are sent by the caller right after commit."""
+    row = OutboxMessage(
+        contact_id=contact_id, channel=channel, chat_id=chat_id, kind=kind, payload=payload,
+        status="claimed" if immediate else "pending", due_at=now,
+        claimed_at=now if immediate else None, created_at=now, attempts=0,
+        agency_id=agency_id, urgent=True, ref=ref, uncertain=0,
+    )
+    db.add(row)
+    return row
+
+
+def staff_room(db: Session, agency_id: int) -> StaffRoom | None:
+    return db.scalars(select(StaffRoom).where(StaffRoom.agency_id == agency_id)).first()
+
+
+def topic_name(case: Case, db: Session) -> str:
+    service = db.get(Service, case.service_id) if case.service_id else None
+    what = service.name if service else texts(f"case.trigger.{case.trigger}")
+    return f"{case.ticket} · {what}"[:128]
+
+
+def to_room(
+    db: Session, case: Case, text: str, now: datetime, *, choices: list[dict[str, Any]] | None = None,
+    photo: str | None = None, immediate: bool = True, card: bool = False,
+) -> OutboxMessage | None:
+    """A message into the case's topic; None while the agency has no staff room (the case queues)."""
+    room = staff_room(db, case.agency_id)
+    if room is None:
+        return None
+    case.room_chat_id = room.chat_id
+    payload: dict[str, Any] = {
+        "text": text, "choices": choices or [], "q": None,
+        "case": {"id": case.id, "topic": topic_name(case, db), "card": card},
+    }
+    if photo:
+        payload["tg_photo"] = photo
+    return outbox_row(db, channel=room.channel, chat_id=room.chat_id, payload=payload, now=now,
+                      agency_id=case.agency_id, ref=f"case:{case.id}", immediate=immediate)
+
+
+def to_resident(
+    db: Session, case: Case, text: str, now: datetime, *, choices: list[dict[str, Any]] | None = None,
+    immediate: bool = True, kind: str = KIND_STAFF,
+) -> OutboxMessage | None:
+    """A message to the resident of a case, as the bot (never as the staff member)."""
+    if case.contact_id is None:
+        return None
+    contact = db.get(Contact, case.contact_id)
+    if contact is None or contact.unreachable_at is not None:
+        return None
+    payload = {"text": text, "choices": choices or [], "q": None}
+    if immediate:
+        return outbox_row(db, channel=contact.channel, chat_id=case.chat_id or contact.external_id,
+                          payload=payload, now=now, contact_id=contact.id, agency_id=case.agency_id,
+                          ref=f"case:{case.id}", kind=kind)
+    agency = db.get(Agency, case.agency_id)
+    assert agency is not None
+    return followups.schedule(
+        db, contact=contact, agency=agency, kind=kind, payload=payload, due=now,
+        dedupe_key=f"{kind}:{case.id}:{now.isoformat()}", ref=f"case:{case.id}", now=now,
+        chat_id=case.chat_id, channel=contact.channel,
+    )
+
+
+def resident_lang(db: Session, case: Case) -> str:
+    contact = db.get(Contact, case.contact_id) if case.contact_id else None
+    return contact.language if contact else STAFF_LANG

@@ -1,0 +1,40 @@
+"""A case's states, the staff actions that move it between them, and the button data naming them.
+
+Pure (no database): the card (bot/desk/cards.py), the state machine (bot/desk/cases.py), the
+queue and the SLA check all read these, and the channels parse a button press with
+:func:`parse_callback` before anything is loaded.
+
+States: new -> open (taken) -> pending (waiting for the resident) -> resolved -> closed, and
+reopened (a follow-up answered "not resolved").
+"""
+
+from __future__ import annotations
+
+ACTIVE = ("new", "open", "pending", "reopened")
+PREFIX = "cs:"
+ACTIONS = ("take", "pending", "resolve", "head", "note")
+# action -> (statuses it may be applied in, new status; None keeps the status)
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "take": (("new", "reopened", "pending"), "open"),
+    "pending": (("open", "reopened"), "pending"),
+    "resolve": (("new", "open", "pending", "reopened"), "resolved"),
+    "head": (ACTIVE, None),
+    "note": ((*ACTIVE, "resolved", "closed"), None),
+}
+
+
+def callback(action: str, case_id: int, extra: str = "") -> str:
+    return f"{PREFIX}{action}:{case_id}" + (f":{extra}" if extra else "")
+
+
+def parse_callback(data: str | None) -> tuple[str, int, str] | None:
+    """``cs:take:12`` -> ("take", 12, ""); ``cs:rate:12:5`` -> ("rate", 12, "5"); else None."""
+    if not data or not data.startswith(PREFIX) or len(data) > 64:
+        return None
+    parts = data.split(":")
+    if len(parts) not in (3, 4) or not parts[2].isdigit():
+        return None
+    action = parts[1]
+    if action not in (*ACTIONS, "rate"):
+        return None
+    return action, int(parts[2]), parts[3] if len(parts) == 4 else ""
