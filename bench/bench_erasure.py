@@ -27,6 +27,7 @@ from sqlalchemy import func, insert, or_, select  # noqa: E402
 
 from bot.app import App, build_app  # noqa: E402
 from bot.config import Settings  # noqa: E402
+from bot.desk.cases import forget_contact  # noqa: E402
 from bot.privacy import erasure  # noqa: E402
 from bot.storage.db import scratch_schema  # noqa: E402
 from bot.storage.models import (  # noqa: E402
@@ -111,7 +112,7 @@ def erase(app: App, contact_id: int) -> tuple[float, Any]:
     with app.factory() as db, db.begin():
         contact = db.get(Contact, contact_id)
         assert contact is not None
-        result = erasure.erase_contact(db, contact, NOW)
+        result = erasure.erase_contact(db, contact, NOW, forget_cases=forget_contact)
     return time.perf_counter() - start, result
 
 

@@ -735,7 +735,7 @@ class _Work:
         assert self.contact is not None
         erased = erasure.erase_contact(
             self.db, self.contact, self.now, names=self.channel_names(),
-            files=self.rt.data_dirs,
+            files=self.rt.data_dirs, forget_cases=cases.forget_contact,
         )
         self.forgotten()
         return {"complaints_kept": erased.complaints}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -51,6 +51,9 @@ from bot.storage.models import (
     WhatsAppIdentity,
     WhatsAppWebhook,
 )
+
+# The case desk's erasure step (bot.desk.cases.forget_contact): session, contact id, now.
+ForgetCases = Callable[[Session, int, datetime], None]
 
 # Tables the sweep leaves alone: the catalog (no personal data), and the contacts table, whose
 # rows are other people's identities (the erased person's own row is gone by then).
@@ -140,20 +143,17 @@ def _search_terms(terms: Iterable[str]) -> set[str]:
 
 
 def erase_contact(
-    db: Session, contact: Contact, now: datetime, *, names: Iterable[str] = (),
-    keep_outbox: Iterable[int] = (), files: Iterable[Path] = (),
+    db: Session, contact: Contact, now: datetime, *, forget_cases: ForgetCases,
+    names: Iterable[str] = (), keep_outbox: Iterable[int] = (), files: Iterable[Path] = (),
 ) -> Erased:
     """Remove a resident: the contact, session, identities and messages go; what the agency keeps
     (complaints, cases, survey scores) loses the link and the personal data in its text.
 
     ``names``: other names the channel knows them by (Telegram username, WhatsApp profile
     name); ``files``: directories whose files are scrubbed too (digests); ``keep_outbox``: rows
-    of this turn (the confirmation) that must still be sent.
+    of this turn (the confirmation) that must still be sent; ``forget_cases``: the case desk's
+    own step (``bot.desk.cases.forget_contact``), passed in because the desk sits above privacy.
     """
-    from bot.desk import (
-        cases as case_logic,  # bot.desk.cases imports much; only erasure needs it here
-    )
-
     cid = contact.id
     complaints = list(db.scalars(select(Complaint).where(Complaint.contact_id == cid).with_for_update()))
     complaint_ids = [c.id for c in complaints]
@@ -181,7 +181,7 @@ def erase_contact(
     scrubber = Scrubber(names=sorted(all_names), numbers=numbers, keep_words=vocab)
 
     # The agency keeps these, anonymised.
-    case_logic.forget_contact(db, cid, now)
+    forget_cases(db, cid, now)
     for complaint in complaints:
         complaint.contact_id = None
         complaint.reporter_name = None
