@@ -1,7 +1,7 @@
 """Erasure cost: one resident's deletion in a database that holds many other people's data.
 
 Erasure searches every text and JSON column of every table for the person's identifiers
-(bot/privacy.py), inside the turn's transaction, so its time grows with the database. This
+(bot/privacy/erasure.py), inside the turn's transaction, so its time grows with the database. This
 bulk-loads other residents' complaints, survey suggestions, outbox rows and case events, then
 times ``erase_contact`` for one resident with a complaint, a survey and a case; baseline in the
 same run: one LIKE for one term over the same columns (the floor of any search).
@@ -25,9 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, insert, or_, select  # noqa: E402
 
-from bot import privacy  # noqa: E402
 from bot.app import App, build_app  # noqa: E402
 from bot.config import Settings  # noqa: E402
+from bot.privacy import erasure  # noqa: E402
 from bot.storage.db import scratch_schema  # noqa: E402
 from bot.storage.models import (  # noqa: E402
     Base,
@@ -99,9 +99,9 @@ def baseline(app: App) -> float:
     start = time.perf_counter()
     with app.factory() as db:
         for table in Base.metadata.sorted_tables:
-            cols = list(privacy._text_columns(table))
-            if cols and table.name not in privacy.NOT_SWEPT:
-                cond = or_(*(privacy._like(privacy._as_text(c), "Siti Aminah", sqlite) for c in cols))
+            cols = list(erasure._text_columns(table))
+            if cols and table.name not in erasure.NOT_SWEPT:
+                cond = or_(*(erasure._like(erasure._as_text(c), "Siti Aminah", sqlite) for c in cols))
                 db.scalar(select(func.count()).select_from(table).where(cond))
     return time.perf_counter() - start
 
@@ -111,7 +111,7 @@ def erase(app: App, contact_id: int) -> tuple[float, Any]:
     with app.factory() as db, db.begin():
         contact = db.get(Contact, contact_id)
         assert contact is not None
-        result = privacy.erase_contact(db, contact, NOW)
+        result = erasure.erase_contact(db, contact, NOW)
     return time.perf_counter() - start, result
 
 

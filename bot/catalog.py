@@ -5,6 +5,10 @@ refused with one line naming the file, the agency and the field. Rows that got i
 database some other way are read at run time through :func:`agency_zone`,
 :func:`agency_quiet_hours` and :func:`agency_followup_days`, which fall back to the defaults
 (one log line per agency and value) so one agency's bad data never stops another's work.
+
+It also builds the engine's read-only view of the catalog (:func:`snapshot` from the database,
+:func:`catalog_from_spec` from a file): the pure engine in flows/ knows agencies and services
+only through that :class:`flows.catalog.Catalog`, never through the storage.
 """
 
 from __future__ import annotations

@@ -22,12 +22,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.instrumentation import manager_of_class
 
-from bot import privacy
 from bot.catalog import DEFAULT_ZONE, agency_quiet_hours, snapshot, valid_zone
 from bot.desk import cases, intake, relay, staff, states
 from bot.i18n import TEXTS
 from bot.outbox import followups
 from bot.outbox.store import SendPolicy
+from bot.privacy import erasure, purge
 from bot.storage import hotsql, tickets
 from bot.storage.models import (
     Agency,
@@ -223,7 +223,7 @@ class Runtime:
             return
         self.erasures -= done
         with self.factory() as db, db.begin():
-            privacy.purge_sent(db)
+            purge.purge_sent(db)
 
     def _first_delivery(self, cur: Any, inbound: Inbound, now: datetime) -> bool:
         # RETURNING, not rowcount: psycopg reports rowcount -1 for this insert.
@@ -730,10 +730,10 @@ class _Work:
         }
 
     def call_delete_my_data(self) -> dict[str, Any]:
-        """UU 27/2022 erasure (bot/privacy.py): complaints, cases and survey scores stay for the
+        """UU 27/2022 erasure (bot/privacy/erasure.py): complaints, cases and survey scores stay for the
         agency, anonymised and scrubbed; everything else about the person goes."""
         assert self.contact is not None
-        erased = privacy.erase_contact(
+        erased = erasure.erase_contact(
             self.db, self.contact, self.now, names=self.channel_names(),
             files=self.rt.data_dirs,
         )
@@ -744,7 +744,7 @@ class _Work:
         """The resident said no before giving anything: nothing of them is kept, not even the
         contact row. Their next message starts over with the consent question."""
         assert self.contact is not None
-        privacy.forget_unconsented(self.db, self.contact)
+        erasure.forget_unconsented(self.db, self.contact)
         self.forgotten()
         return {}
 
@@ -762,8 +762,8 @@ class _Work:
 
     def _erasure_row(self, row: OutboxMessage) -> None:
         row.contact_id = None
-        row.kind = privacy.ERASURE_KIND
-        row.ref = privacy.ERASURE_REF
+        row.kind = purge.ERASURE_KIND
+        row.ref = purge.ERASURE_REF
         row.payload = {**row.payload, "erasure": True}
 
 

@@ -84,7 +84,7 @@ def build_scheduler(
     from bot.desk.deadlines import register_sla_job
 
     register_sla_job(scheduler, app.factory, clock or app.runtime.clock)
-    from bot.privacy import register_purge_job
+    from bot.privacy.purge import register_purge_job
 
     register_purge_job(scheduler, app.factory)
     scheduler.dispatcher = dispatcher

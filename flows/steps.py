@@ -65,7 +65,7 @@ class Consent(StepSpec):
             if deep and turn.ctx.catalog.service(deep):
                 SvcChoose().start(turn, "survey", service=deep)
         elif choice == "decline":
-            turn.call("decline_consent")  # the runtime forgets the contact (bot/privacy.py)
+            turn.call("decline_consent")  # the runtime forgets the contact (bot/privacy/erasure.py)
         elif choice.startswith("lang:"):
             lang = choice.split(":", 1)[1]
             turn.state["lang"] = lang

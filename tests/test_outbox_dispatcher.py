@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.outbox.dispatcher import requeue, status_counts, stuck_rows
 from bot.outbox.ratelimit import Limit, telegram_limits
+from bot.outbox.recovery import requeue, status_counts, stuck_rows
 from bot.outbox.store import SendError
 from bot.storage.models import Contact, OutboxMessage
 from tests.conftest import FakeClock, make_app

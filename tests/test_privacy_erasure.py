@@ -258,7 +258,7 @@ async def test_whatsapp_erasure_leaves_nothing_that_identifies(db_url: str, cloc
 async def test_erasure_confirmation_left_to_the_dispatcher_is_purged(sqlite_url: str,
                                                                      clock: FakeClock) -> None:
     """A confirmation the immediate send could not deliver goes out later, then is deleted."""
-    from bot.privacy import run_purge
+    from bot.privacy.purge import run_purge
 
     app = make_app(sqlite_url, clock)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.privacy import Scrubber, scrub, typed_names
+from bot.privacy.scrub import Scrubber, scrub, typed_names
 
 
 @pytest.mark.parametrize(("text", "expected"), [

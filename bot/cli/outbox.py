@@ -43,7 +43,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         if args.action == "report":
             return _report(app, args)
         if args.action == "requeue":
-            from bot.outbox.dispatcher import requeue
+            from bot.outbox.recovery import requeue
 
             n = requeue(app.factory, args.ids, app.runtime.clock())
             print(f"{n} of {len(args.ids)} message(s) queued again.")
@@ -54,7 +54,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _report(app: Any, args: argparse.Namespace) -> int:
-    from bot.outbox.dispatcher import status_counts, stuck_rows
+    from bot.outbox.recovery import status_counts, stuck_rows
     from bot.storage.models import OutboxMessage
 
     minutes = args.older_than if args.older_than is not None else app.settings.outbox_claim_timeout_minutes

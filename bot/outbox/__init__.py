@@ -1,1 +1,8 @@
-"""Everything that leaves the bot: outbox rows, the dispatcher, rate limits, follow-ups."""
+"""Everything that leaves the bot: outbox rows, the dispatcher, rate limits, follow-ups.
+
+- store: bookkeeping shared by every sender (payload schema, row status, failure policy)
+- dispatcher: the tick loop that claims due rows, sends them and records the outcomes
+- recovery: rows left claimed by a dead process, and the operator's report and requeue
+- ratelimit: per-channel and per-chat send slots
+- followups: what the bot sends by itself (check-ins, status changes, survey reminders)
+"""

@@ -23,7 +23,14 @@ attempt is not claimed from; rows behind a failed one are handed back with it
 A crash between claim and record leaves rows ``claimed``. After ``claim_timeout`` they are
 resent under the same policy as any unknowable outcome (``resend_unknown``: counted in
 ``uncertain``, a possible duplicate), or marked ``unknown`` and reported
-(``python bot.py outbox report``).
+(``python bot.py outbox report``); that SQL, and the operator's report and requeue, live in
+bot/outbox/recovery.py.
+
+Why this module stays one piece (about 450 lines): claim, send and record are the three steps
+of one :class:`Dispatcher` and share its in-process state (the tick lock, chats held until
+their next slot, rows to hand back, outcomes not yet recorded, the background tally); split
+apart, that state would have to be passed between modules on every step. The send and
+failure policy itself is bot/outbox/store.py, the rate limits bot/outbox/ratelimit.py.
 """
 
 from __future__ import annotations
@@ -38,16 +45,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.catalog import agency_quiet_hours
 from bot.outbox.followups import in_quiet_hours, quiet_adjust
 from bot.outbox.ratelimit import RateLimiter
+from bot.outbox.recovery import recover_stale
 from bot.outbox.store import (
     BACKOFF_CAP,
     MAX_ATTEMPTS,
-    MAX_UNCERTAIN,
     SEND_TIMEOUT,
     Sender,
     SendError,
@@ -454,76 +461,3 @@ class Dispatcher:
                 "outbox: %d message(s) were claimed more than %s ago and never confirmed (a crash?); "
                 "marked unknown, not resent. See `python bot.py outbox report`. ids: %s", len(unknown),
                 self.config.claim_timeout, ", ".join(str(i) for i in unknown[:20]))
-
-
-def recover_stale(
-    factory: sessionmaker[Session], now: datetime, older_than: timedelta, resend_unknown: bool,
-    postgres: bool = False, channels: list[str] | None = None, limit: int = 1000,
-) -> tuple[list[int], list[int]]:
-    """Rows claimed before ``now - older_than`` whose process never recorded an outcome.
-
-    The message may be on the resident's phone or not: an unknowable outcome, so the same
-    policy as a timeout applies. With ``resend_unknown`` they become ``pending`` again at
-    their old place (``due_at`` kept) and ``uncertain`` counts the possible duplicate (at
-    most :data:`bot.outbox.store.MAX_UNCERTAIN` times); otherwise they are marked ``unknown``.
-    ``attempts`` is left alone: whether the send was tried is not known. Only ``channels``
-    (those this dispatcher sends on; all when None). Returns (resent, unknown).
-    """
-    with factory() as db, db.begin():
-        q = (select(OutboxMessage.id, OutboxMessage.uncertain)
-             .where(OutboxMessage.status == "claimed", OutboxMessage.claimed_at < now - older_than)
-             .order_by(OutboxMessage.id).limit(limit))
-        if channels is not None:
-            q = q.where(OutboxMessage.channel.in_(channels))
-        if postgres:
-            q = q.with_for_update(skip_locked=True)
-        rows = db.execute(q).all()
-        resend = [r.id for r in rows if resend_unknown and (r.uncertain or 0) < MAX_UNCERTAIN]
-        report = [r.id for r in rows if r.id not in set(resend)]
-        note = f"claimed more than {older_than} before {now:%Y-%m-%d %H:%M} UTC, never confirmed"
-        if resend:
-            db.execute(update(OutboxMessage).where(OutboxMessage.id.in_(resend))
-                       .values(status="pending", claimed_at=None,
-                               uncertain=OutboxMessage.uncertain + 1,
-                               last_error=f"{note}; resent, may duplicate"))
-        if report:
-            db.execute(update(OutboxMessage).where(OutboxMessage.id.in_(report))
-                       .values(status="unknown", claimed_at=None,
-                               last_error=f"{note}; outcome unknown"))
-        return resend, report
-
-
-def stuck_rows(
-    factory: sessionmaker[Session], now: datetime, older_than: timedelta, limit: int = 1000
-) -> list[OutboxMessage]:
-    """Rows claimed before ``now - older_than`` with no outcome recorded: maybe sent, maybe not."""
-    with factory() as db:
-        return list(
-            db.scalars(
-                select(OutboxMessage)
-                .where(OutboxMessage.status == "claimed", OutboxMessage.claimed_at < now - older_than)
-                .order_by(OutboxMessage.claimed_at, OutboxMessage.id)
-                .limit(limit)
-            )
-        )
-
-
-def status_counts(factory: sessionmaker[Session]) -> dict[str, int]:
-    with factory() as db:
-        return {
-            s: n for s, n in db.execute(
-                select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
-            )
-        }
-
-
-def requeue(factory: sessionmaker[Session], ids: list[int], now: datetime) -> int:
-    """Operator decision: send these stuck/unknown/failed rows again (may duplicate)."""
-    with factory() as db, db.begin():
-        res = db.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids),
-                   OutboxMessage.status.in_(("claimed", "unknown", "failed")))
-            .values(status="pending", claimed_at=None, due_at=now, attempts=0)
-        )
-        return int(res.rowcount)  # type: ignore[attr-defined]

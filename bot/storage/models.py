@@ -1,4 +1,15 @@
-"""SQLAlchemy 2 models. Times are stored as naive UTC and read back as aware UTC."""
+"""SQLAlchemy 2 models. Times are stored as naive UTC and read back as aware UTC.
+
+Why one module for every table (about 460 lines): it is the schema, one declarative ``Base``
+and one ``MetaData``, and it is read as one. Relationships and foreign keys name tables of
+other areas (a complaint's service, a survey's agency, a case's complaint); Alembic
+(bot/storage/migrations/env.py) compares migrations against ``Base.metadata``; and the erasure
+sweep (bot/privacy/erasure.py) and the privacy tests walk ``Base.metadata.sorted_tables`` to
+cover every table without a hand-kept list. Split over several modules, a table would exist
+only once its module had been imported, and a table whose module nobody imported would silently
+escape both. Nothing here but the UTC time type, columns, constraints and indexes: the logic
+over them lives with each area.
+"""
 
 from __future__ import annotations
 

@@ -7,24 +7,35 @@ cards and relays in the outbox, case events, audit reasons, stored webhook bodie
 files) are scrubbed too: :func:`erase_contact` runs over every text and JSON column of every
 table in the metadata, so a table added later is covered without a hand-kept list.
 
-Scrubbing is a replacement, not a mask: ``[NIK]``, ``[telepon]``, ``[email]``, ``[nama]``.
+The text work is the scrubber's (bot/privacy/scrub.py); stored files are bot/privacy/files.py;
+the confirmation reply and its purge are bot/privacy/purge.py.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, String, Table, Text, cast, delete, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
+from bot.privacy.files import scrub_files
+from bot.privacy.scrub import (
+    EMAIL,
+    LANDLINE,
+    MIN_NAME_PART,
+    MOBILE,
+    NIK,
+    Scrubber,
+    digits,
+    typed_names,
+)
 from bot.storage.models import (
     Agency,
     Base,
@@ -41,138 +52,10 @@ from bot.storage.models import (
     WhatsAppWebhook,
 )
 
-log = logging.getLogger(__name__)
-
-NIK_MARK = "[NIK]"
-PHONE_MARK = "[telepon]"
-EMAIL_MARK = "[email]"
-NAME_MARK = "[nama]"
-ERASURE_KIND = "erasure"  # the reply confirming an erasure: deleted once sent (see purge_sent)
-ERASURE_REF = "erasure"  # ``ref`` is indexed: the purge finds these rows without a scan
 # Tables the sweep leaves alone: the catalog (no personal data), and the contacts table, whose
 # rows are other people's identities (the erased person's own row is gone by then).
 NOT_SWEPT = frozenset({"agencies", "services", "contacts"})
 IDENTITY_COLUMNS = frozenset({"reporter_name", "display_name"})
-
-_SEP = r"[ \t.\-]"
-EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
-# NIK: 16 digits, in any grouping with spaces, dots or dashes (3201 0101 0101 0001, 3201.01...).
-NIK = re.compile(rf"(?<![\w+])\d(?:{_SEP}?\d){{15}}(?![\w])")
-# Mobile numbers: 08.., +62 8.., 62 8.., (+62) 8..: 9 to 13 digits after the prefix 0.
-MOBILE = re.compile(
-    rf"(?<![\w+])(?:\(?\+62\)?{_SEP}?|62{_SEP}?|0)8\d(?:{_SEP}?\d){{6,10}}(?![\w])")
-# Landlines with an area code: 021-5551234, (0274) 512345, +62 21 5551234.
-LANDLINE = re.compile(
-    rf"(?<![\w+])(?:\(?\+62\)?{_SEP}?|62{_SEP}?|\(0|0)[1-79]\d{{1,3}}\)?{_SEP}?\d{{3,4}}{_SEP}?\d{{3,4}}(?![\w])")
-# "nama saya Siti Aminah", "my name is ...", "saya bernama ...": the words after it, up to three.
-NAME_INTRO = re.compile(
-    r"(?i:\bnama\s+saya|\bsaya\s+bernama|\bnama\s*:|\bmy\s+name\s+is)\s*(?i:adalah|ialah|:)?\s*"
-    r"((?:[^\W\d_][\w'.\-]*)(?:[ \t]+[^\W\d_][\w'.\-]*){0,2})")
-# Words that end a typed name ("nama saya Siti dan saya ...").
-_NOT_NAME = {
-    "dan", "yang", "dari", "di", "ke", "ingin", "mau", "mohon", "nik", "no", "nomor", "hp", "wa",
-    "warga", "tinggal", "alamat", "email", "umur", "usia", "sudah", "tidak", "belum", "pak", "bu",
-    "and", "from", "my", "i", "the", "want", "live", "phone", "saya", "telp", "telepon", "ktp",
-}
-MIN_NAME_PART = 3  # shorter parts of a name ("Al", "Wu") are too common to scrub on their own
-
-
-def typed_names(text: str) -> list[str]:
-    """Names a person typed about themselves ("nama saya Siti Aminah")."""
-    found: list[str] = []
-    for m in NAME_INTRO.finditer(text or ""):
-        words: list[str] = []
-        for word in m.group(1).split():
-            w = word.strip(".,;:'-")
-            if not w or w.lower() in _NOT_NAME:
-                break
-            words.append(w)
-        if words:
-            found.append(" ".join(words))
-    return found
-
-
-def digits(text: str) -> str:
-    return re.sub(r"\D", "", text)
-
-
-@dataclass
-class Scrubber:
-    """Removes NIK, phone numbers, e-mail addresses and the given names from free text.
-
-    ``numbers``: identifiers of the person as digits (their WhatsApp number, Telegram id),
-    removed in any grouping; ``names``: how they called themselves, removed whole and by
-    each part of three letters or more, case-insensitively.
-    """
-
-    names: Iterable[str] = ()
-    numbers: Iterable[str] = ()
-    keep_words: frozenset[str] = frozenset()  # words of the bot and catalog: not a name alone
-    _names: re.Pattern[str] | None = field(init=False, default=None)
-    _numbers: re.Pattern[str] | None = field(init=False, default=None)
-    _number_forms: frozenset[str] = field(init=False, default=frozenset())
-
-    def __post_init__(self) -> None:
-        self.names = tuple(self.names)
-        parts: set[str] = set()
-        for name in self.names:
-            name = " ".join((name or "").split())
-            if not name:
-                continue
-            parts.add(name)
-            parts.update(p for p in re.split(r"[\s,.;:()\"'@_-]+", name)
-                         if len(p) >= MIN_NAME_PART and p.lower() not in self.keep_words)
-        if parts:
-            alts = "|".join(re.escape(p) for p in sorted(parts, key=len, reverse=True))
-            self._names = re.compile(rf"(?<![\w])@?(?:{alts})(?![\w])", re.IGNORECASE)
-        nums = {d for d in (digits(n) for n in self.numbers) if len(d) >= 5}
-        forms: set[str] = set()
-        for d in nums:
-            forms.add(d)
-            if d.startswith("62"):
-                forms.add("0" + d[2:])  # 6281... is also written 081...
-        self._number_forms = frozenset(forms)
-        if forms:
-            alts = "|".join(f"{_SEP}?".join(d) for d in sorted(forms, key=len, reverse=True))
-            self._numbers = re.compile(rf"(?<![\w])\+?(?:{alts})(?![\w])")
-
-    def scrub(self, text: str) -> str:
-        """The text without the personal data this scrubber knows about."""
-        if not text:
-            return text
-        out = EMAIL.sub(EMAIL_MARK, text)
-        if self._numbers is not None:
-            out = self._numbers.sub(PHONE_MARK, out)
-        out = NIK.sub(NIK_MARK, out)
-        out = MOBILE.sub(PHONE_MARK, out)
-        out = LANDLINE.sub(PHONE_MARK, out)
-        names = self._names
-        typed = typed_names(out)
-        if typed:  # names typed in this very text count too
-            names = Scrubber(names=[*typed, *self.names], keep_words=self.keep_words)._names
-        if names is not None:
-            out = names.sub(NAME_MARK, out)
-        return out
-
-    def scrub_value(self, value: Any) -> Any:
-        """Strings inside JSON-like data, keys included."""
-        if isinstance(value, str):
-            return self.scrub(value)
-        if isinstance(value, dict):
-            return {self.scrub(k) if isinstance(k, str) else k: self.scrub_value(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.scrub_value(v) for v in value]
-        if isinstance(value, int) and not isinstance(value, bool) and str(value) in self._number_forms:
-            return None  # the person's id or number stored as a JSON number (a raw update's ids)
-        return value
-
-
-def scrub(text: str, names: Iterable[str] = ()) -> str:
-    """NIK, phone numbers, e-mail addresses, typed names and ``names`` removed from ``text``."""
-    return Scrubber(names=list(names)).scrub(text)
-
-
-# ---------------------------------------------------------------- erasure
 
 
 @cache
@@ -416,60 +299,6 @@ def _mentions(value: Any, needles: list[str]) -> bool:
     return False
 
 
-def scrub_files(directory: Path, scrubber: Scrubber, terms: Iterable[str]) -> int:
-    """Rewrite stored text and spreadsheet files (digests) that name the person."""
-    if not directory.is_dir():
-        return 0
-    needles = [t.lower() for t in terms]
-    changed = 0
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        try:
-            if path.suffix in (".txt", ".csv", ".json"):
-                text = path.read_text(encoding="utf-8")
-                if any(n in text.lower() for n in needles):
-                    new = scrubber.scrub(text)
-                    if new != text:
-                        path.write_text(new, encoding="utf-8")
-                        changed += 1
-            elif path.suffix == ".xlsx":
-                changed += _scrub_xlsx(path, scrubber, needles)
-        except (OSError, ValueError) as exc:  # keep going: one bad file must not stop erasure
-            log.warning("could not scrub %s: %s", path, exc)
-    return changed
-
-
-def _scrub_xlsx(path: Path, scrubber: Scrubber, needles: list[str]) -> int:
-    from openpyxl import load_workbook
-
-    wb = load_workbook(path)
-    changed = False
-    for ws in wb.worksheets:
-        for row in ws.iter_rows():
-            for cell in row:
-                if isinstance(cell.value, str) and any(n in cell.value.lower() for n in needles):
-                    new = scrubber.scrub(cell.value)
-                    if new != cell.value:
-                        cell.value = new
-                        changed = True
-    if changed:
-        tmp = path.with_suffix(".xlsx.part")
-        wb.save(tmp)
-        tmp.replace(path)
-    return int(changed)
-
-
-def purge_sent(db: Session) -> int:
-    """Erasure confirmations are deleted once their send is settled (sent, failed, cancelled):
-    until then the row holds the only trace of the person, their chat id, to reach them."""
-    res = db.execute(
-        delete(OutboxMessage)
-        .where(OutboxMessage.ref == ERASURE_REF,
-               OutboxMessage.status.in_(("sent", "failed", "cancelled", "unknown")))
-        .execution_options(synchronize_session=False)
-    )
-    return int(res.rowcount)  # type: ignore[attr-defined]
-
-
 def forget_unconsented(db: Session, contact: Contact) -> None:
     """Declined consent: the contact, its session and messages go, and on WhatsApp the
     identity link and stored bodies. Nothing was collected yet, so nothing is swept."""
@@ -493,20 +322,3 @@ def _forget_whatsapp(db: Session, wa_id: str) -> None:
     # stored bodies of their messages (processed ones are deleted already; these wait for a retry)
     db.execute(delete(WhatsAppWebhook).where(cast(WhatsAppWebhook.body, Text).contains(wa_id))
                .execution_options(synchronize_session=False))
-
-
-PURGE_JOB = "privacy_purge"
-
-
-def run_purge(factory: sessionmaker[Session]) -> int:
-    """The scheduler's safety net for confirmations sent by the dispatcher or another process."""
-    with factory() as db, db.begin():
-        return purge_sent(db)
-
-
-def register_purge_job(scheduler: Any, factory: sessionmaker[Session], every_seconds: float = 60.0) -> None:
-    from apscheduler.triggers.interval import IntervalTrigger
-
-    scheduler.add_job(run_purge, IntervalTrigger(seconds=every_seconds), args=[factory], id=PURGE_JOB,
-                      name="erasure confirmations purge", max_instances=1, coalesce=True,
-                      replace_existing=True)
