@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.storage.models import Agency, Service
-from flows.catalog import AgencyInfo, Catalog, ServiceInfo
+from flows.helpers.catalog import AgencyInfo, Catalog, ServiceInfo
 
 log = logging.getLogger(__name__)
 CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")

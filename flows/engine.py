@@ -19,11 +19,12 @@ from typing import Any
 
 from rapidfuzz import fuzz, utils
 
-from flows import followup, smalltalk
-from flows.registry import STEPS, Question
+from flows import followup
+from flows.helpers import smalltalk
+from flows.machine.registry import STEPS, Question, step_at
+from flows.machine.turn import Turn, copy_state
+from flows.machine.types import Choice, Context, Event, Reply, StepResult, SurveyCancelled
 from flows.steps import StaffRegister, SvcChoose
-from flows.turn import Turn, copy_state
-from flows.types import Choice, Context, Event, Reply, StepResult, SurveyCancelled
 
 MAX_STACK = 40
 
@@ -113,7 +114,7 @@ def _dispatch(turn: Turn) -> None:
     st = turn.state
     st.setdefault("lang", turn.ctx.language)
     if ev.kind == "result":
-        spec = turn.spec
+        spec = step_at(turn)
         if spec is None or turn.state.get("wait") != (ev.result or {}).get("call"):
             turn.ask_after = False  # a late result for a step we already left: ignore
             return
@@ -142,7 +143,7 @@ def _dispatch(turn: Turn) -> None:
             turn.goto("start", "consent", push=False)
             turn.say("greeting")
             return
-    elif st.get("flow") is None or turn.spec is None:
+    elif st.get("flow") is None or step_at(turn) is None:
         turn.home()
         if ev.kind == "text" and text and not _small_talk(turn, text):
             STEPS[("menu", "main")].text(turn, text)
@@ -155,7 +156,7 @@ def _dispatch(turn: Turn) -> None:
         turn.ask_after = False
         return
 
-    spec = turn.spec
+    spec = step_at(turn)
     assert spec is not None
     question = spec.ask(turn)
     shown = presented(turn, question)
@@ -228,8 +229,8 @@ def _choose(turn: Turn, choice: str) -> None:
         _global(turn, "back", "")
     elif choice == "nav:cancel":
         _global(turn, "cancel", "")
-    elif turn.spec is not None:
-        turn.spec.choice(turn, choice)
+    elif (spec := step_at(turn)) is not None:
+        spec.choice(turn, choice)
 
 
 def _global(turn: Turn, name: str, arg: str) -> None:
@@ -285,7 +286,7 @@ def _global(turn: Turn, name: str, arg: str) -> None:
 
 
 def _ask(turn: Turn) -> None:
-    spec = turn.spec
+    spec = step_at(turn)
     if spec is None or turn.state.get("wait"):
         return
     question: Question = spec.ask(turn)

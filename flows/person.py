@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.registry import Question, StepSpec, register
-from flows.turn import Turn
-from flows.types import Choice
+from flows.machine.registry import Question, StepSpec, register
+from flows.machine.turn import Turn
+from flows.machine.types import Choice
 
 
 @register("person", "agency")

@@ -11,13 +11,13 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flows.helpers.skm import CATEGORIES, ELEMENTS, FEE_ELEMENT
+from flows.helpers.tickets import normalise_ticket
+from flows.helpers.triggers import asks_for_person
+from flows.machine.registry import Question, StepSpec, register
+from flows.machine.turn import Turn
+from flows.machine.types import Choice, RecordConsent, SetLanguage, UpsertSurvey
 from flows.person import PersonAgency
-from flows.registry import Question, StepSpec, register
-from flows.skm import CATEGORIES, ELEMENTS, FEE_ELEMENT
-from flows.tickets import normalise_ticket
-from flows.triggers import asks_for_person
-from flows.turn import Turn
-from flows.types import Choice, RecordConsent, SetLanguage, UpsertSurvey
 
 MAX_DESCRIPTION = 2000
 MIN_DESCRIPTION = 15

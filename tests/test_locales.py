@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from bot.i18n import LANGUAGES, message_ids
-from flows.skm import CATEGORIES, ELEMENTS
+from flows.helpers.skm import CATEGORIES, ELEMENTS
 from flows.steps import COMPLAINT_FIELDS, Menu
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -45,9 +45,9 @@ from bot.storage.models import (
     StaffRoom,
     SurveyResponse,
 )
-from flows import triggers
-from flows.skm import ELEMENTS
-from flows.types import Event
+from flows.helpers import triggers
+from flows.helpers.skm import ELEMENTS
+from flows.machine.types import Event
 
 log = logging.getLogger(__name__)
 

@@ -60,8 +60,8 @@ from bot.storage.models import (
     SurveyResponse,
 )
 from bot.text import split_text
-from flows.skm import ELEMENTS
-from flows.types import Texts
+from flows.helpers.skm import ELEMENTS
+from flows.machine.types import Texts
 
 if TYPE_CHECKING:
     from bot.app import App

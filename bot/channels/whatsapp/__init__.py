@@ -56,7 +56,7 @@ from bot.storage.models import (
     WhatsAppWebhook,
 )
 from bot.text import split_text
-from flows.types import Event, Texts
+from flows.machine.types import Event, Texts
 
 if TYPE_CHECKING:
     from bot.app import App
