@@ -56,7 +56,7 @@ from flows.machine.types import (
     Texts,
     UpsertSurvey,
 )
-from flows.steps import Menu
+from flows.steps.menu import Menu
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]

@@ -1,8 +1,8 @@
 """Step specifications and the registry the engine dispatches on.
 
 A step handles a :class:`~flows.machine.turn.Turn`, while a turn knows nothing of steps:
-``step_at`` finds the step a turn stands at. The flows fill ``STEPS`` with ``@register``
-when flows/engine.py imports them.
+``step_at`` finds the step a turn stands at. The flows (flows/steps/) fill ``STEPS`` with
+``@register`` when flows/engine.py imports them.
 """
 
 from __future__ import annotations

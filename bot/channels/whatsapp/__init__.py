@@ -67,7 +67,7 @@ T = TypeVar("T")
 CHANNEL = "whatsapp"
 WEBHOOK_PATH = "/whatsapp/webhook"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
-PHOTO_STEPS = {("complaint", "photos_done")}  # the questions that ask for a photo (flows/steps.py)
+PHOTO_STEPS = {("complaint", "photos_done")}  # the questions that ask for a photo (flows/steps/complaint.py)
 WINDOW = timedelta(hours=24)  # customer-service window after the resident's last message
 
 MAX_TEXT = 4096  # one text message
