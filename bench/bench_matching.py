@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.catalog import catalog_from_spec, read_catalog  # noqa: E402
-from flows.catalog import AgencyInfo, Catalog, ServiceInfo  # noqa: E402
-from flows.matching import ServiceMatcher  # noqa: E402
+from flows.helpers.catalog import AgencyInfo, Catalog, ServiceInfo  # noqa: E402
+from flows.helpers.matching import ServiceMatcher  # noqa: E402
 
 THINGS = ("izin", "surat", "kartu", "akta", "pajak", "retribusi", "rekomendasi", "sertifikat",
           "pendaftaran", "layanan", "bantuan", "pengujian", "legalisir", "perpanjangan",

@@ -37,7 +37,7 @@ from bot.config import Settings  # noqa: E402
 from bot.runtime import Inbound  # noqa: E402
 from bot.storage.db import scratch_schema  # noqa: E402
 from bot.web.server import build_web_app  # noqa: E402
-from flows.types import Event  # noqa: E402
+from flows.machine.types import Event  # noqa: E402
 from tests import fake_graph as fg  # noqa: E402
 
 MESSAGES_PER_RESIDENT = 15

@@ -8,7 +8,7 @@ database some other way are read at run time through :func:`agency_zone`,
 
 It also builds the engine's read-only view of the catalog (:func:`snapshot` from the database,
 :func:`catalog_from_spec` from a file): the pure engine in flows/ knows agencies and services
-only through that :class:`flows.catalog.Catalog`, never through the storage.
+only through that :class:`flows.helpers.catalog.Catalog`, never through the storage.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.storage.models import Agency, Service
-from flows.catalog import AgencyInfo, Catalog, ServiceInfo
+from flows.helpers.catalog import AgencyInfo, Catalog, ServiceInfo
 
 log = logging.getLogger(__name__)
 CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")

@@ -39,10 +39,10 @@ from bot.storage.models import (
     StatusChange,
     SurveyResponse,
 )
-from flows import engine, triggers
-from flows.catalog import Catalog
-from flows.steps import Menu
-from flows.types import (
+from flows import engine
+from flows.helpers import triggers
+from flows.helpers.catalog import Catalog
+from flows.machine.types import (
     Call,
     Choice,
     Context,
@@ -56,6 +56,7 @@ from flows.types import (
     Texts,
     UpsertSurvey,
 )
+from flows.steps.menu import Menu
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]

@@ -5,8 +5,12 @@ State is a JSON-able dict (it is stored as-is in the sessions table)::
     {"lang": "id", "flow": "survey", "step": "element", "data": {...},
      "stack": [...], "q": 12, "at": "2026-11-28T03:00:00+00:00"}
 
-Global words (cancel, help, back, menu, language) are handled here once, so every step of
-every flow gets them for free; unexpected input is answered and the question asked again.
+Global words (cancel, help, back, menu, language) are recognised here once, so every step of
+every flow gets them for free (what they do is in flows/steps/commands.py); unexpected input
+is answered and the question asked again.
+
+This is the top of the package: the one module that imports every flow (``FLOWS``), which
+registers their steps, and runs them on the machine (flows/machine/).
 """
 
 from __future__ import annotations
@@ -19,11 +23,28 @@ from typing import Any
 
 from rapidfuzz import fuzz, utils
 
-from flows import followup, smalltalk
-from flows.registry import STEPS, Question
-from flows.steps import StaffRegister, SvcChoose
-from flows.turn import Turn, copy_state
-from flows.types import Choice, Context, Event, Reply, StepResult, SurveyCancelled
+from flows.helpers import smalltalk
+from flows.machine.registry import STEPS, Question, step_at
+from flows.machine.turn import Turn, copy_state
+from flows.machine.types import Choice, Context, Event, Reply, StepResult
+from flows.steps import (
+    commands,
+    complaint,
+    consent,
+    data,
+    followup,
+    language,
+    menu,
+    person,
+    service,
+    staff,
+    status,
+    survey,
+)
+
+# Every flow, imported here so that each has registered its steps before the first event:
+# this is the one module that assembles the engine from the machine and the flows.
+FLOWS = (consent, menu, language, service, survey, complaint, status, data, staff, person, followup)
 
 MAX_STACK = 40
 
@@ -113,7 +134,7 @@ def _dispatch(turn: Turn) -> None:
     st = turn.state
     st.setdefault("lang", turn.ctx.language)
     if ev.kind == "result":
-        spec = turn.spec
+        spec = step_at(turn)
         if spec is None or turn.state.get("wait") != (ev.result or {}).get("call"):
             turn.ask_after = False  # a late result for a step we already left: ignore
             return
@@ -134,7 +155,7 @@ def _dispatch(turn: Turn) -> None:
         if command is None:
             return  # the input answered a question that is gone: show the menu instead
     if command is not None:
-        _global(turn, *command)
+        commands.run(turn, *command)
         return
 
     if not turn.consented:
@@ -142,7 +163,7 @@ def _dispatch(turn: Turn) -> None:
             turn.goto("start", "consent", push=False)
             turn.say("greeting")
             return
-    elif st.get("flow") is None or turn.spec is None:
+    elif st.get("flow") is None or step_at(turn) is None:
         turn.home()
         if ev.kind == "text" and text and not _small_talk(turn, text):
             STEPS[("menu", "main")].text(turn, text)
@@ -155,7 +176,7 @@ def _dispatch(turn: Turn) -> None:
         turn.ask_after = False
         return
 
-    spec = turn.spec
+    spec = step_at(turn)
     assert spec is not None
     question = spec.ask(turn)
     shown = presented(turn, question)
@@ -225,67 +246,15 @@ def _small_talk(turn: Turn, text: str) -> bool:
 
 def _choose(turn: Turn, choice: str) -> None:
     if choice == "nav:back":
-        _global(turn, "back", "")
+        commands.run(turn, "back", "")
     elif choice == "nav:cancel":
-        _global(turn, "cancel", "")
-    elif turn.spec is not None:
-        turn.spec.choice(turn, choice)
-
-
-def _global(turn: Turn, name: str, arg: str) -> None:
-    if name == "help":
-        turn.say("help")
-        if turn.state.get("wait"):
-            turn.ask_after = False
-        return
-    if name == "lang":
-        turn.goto("lang", "choose")
-        return
-    if name == "register":  # staff registration does not wait for resident consent (bot/staff.py)
-        StaffRegister().start(turn, arg)
-        return
-    if name == "start":
-        turn.state["stack"] = []
-        if not turn.consented:
-            turn.goto("start", "consent", {"deep": arg[:64]}, push=False)
-            turn.say("greeting")
-            return
-        if arg and turn.ctx.catalog.service(arg):
-            turn.home()
-            turn.say("greeting_back")
-            SvcChoose().start(turn, "survey", service=arg)
-            return
-        turn.say("greeting_back")
-        turn.home()
-        return
-    if not turn.consented:
-        turn.goto("start", "consent", push=False)
-        turn.say("consent_needed")
-        return
-    if name == "menu":
-        turn.home()
-    elif name == "cancel":
-        in_survey = turn.state.get("flow") == "survey"
-        if in_survey and turn.data.get("key"):
-            turn.emit(SurveyCancelled(str(turn.data["key"])))
-        if turn.state.get("flow") not in (None, "menu"):
-            # "your answers are kept" only when there are answers to keep
-            turn.say("cancelled" if in_survey and turn.data.get("answers") else "cancelled.nothing")
-        turn.home()
-    elif name == "back":
-        if not turn.back():
-            turn.home()
-    elif name == "status" and arg:  # "/status K7QM-3XHD": look it up straight away
-        turn.home()
-        turn.goto("status", "ask")
-        STEPS[("status", "ask")].text(turn, arg)
-    elif name in ("survey", "complaint", "status", "data", "person"):
-        turn.home()
-        STEPS[("menu", "main")].choice(turn, name)
+        commands.run(turn, "cancel", "")
+    elif (spec := step_at(turn)) is not None:
+        spec.choice(turn, choice)
 
 
 def _ask(turn: Turn) -> None:
-    spec = turn.spec
+    spec = step_at(turn)
     if spec is None or turn.state.get("wait"):
         return
     question: Question = spec.ask(turn)

@@ -12,7 +12,7 @@ from typing import Any
 from bot.catalog import catalog_from_spec, read_catalog
 from bot.i18n import Texts
 from flows import engine
-from flows.types import (
+from flows.machine.types import (
     Call,
     Context,
     Effect,

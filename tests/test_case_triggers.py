@@ -157,7 +157,7 @@ def test_console_resident_never_sees_the_staff_card(sqlite_app: App, clock: Fake
     """The card of a case opened from another channel waits for the Telegram dispatcher."""
     from bot.runtime import Inbound
     from bot.storage.models import OutboxMessage, StaffRoom
-    from flows.types import Event
+    from flows.machine.types import Event
 
     with sqlite_app.factory() as db, db.begin():
         agency = db.scalars(select(Agency).where(Agency.slug == "disdukcapil")).one()

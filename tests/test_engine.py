@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from flows.engine import clean_text, match_choice, parse_command
-from flows.skm import ELEMENTS
-from flows.types import Choice, Event, UpsertSurvey
+from flows.helpers.skm import ELEMENTS
+from flows.machine.types import Choice, Event, UpsertSurvey
 from tests.engine_driver import Driver
 
 

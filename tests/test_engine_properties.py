@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.types import Event
+from flows.machine.types import Event
 from tests.engine_driver import Driver
 
 WORDS = ["/start", "/start ktp", "/start nope", "/menu", "/batal", "/bantuan", "/kembali", "/bahasa",

@@ -16,7 +16,7 @@ from bot.storage.models import (
     SurveyAnswer,
     SurveyResponse,
 )
-from flows.types import Event
+from flows.machine.types import Event
 from tests.conftest import FakeClock
 
 

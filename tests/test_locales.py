@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 
 from bot.i18n import LANGUAGES, message_ids
-from flows.skm import CATEGORIES, ELEMENTS
-from flows.steps import COMPLAINT_FIELDS, Menu
+from flows.helpers.skm import CATEGORIES, ELEMENTS
+from flows.steps.common import COMPLAINT_FIELDS
+from flows.steps.menu import Menu
 
 ROOT = Path(__file__).resolve().parent.parent
 # Literal ids passed to t()/say()/texts(): "menu.ask", "consent.notice" ...

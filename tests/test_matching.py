@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from flows.matching import ServiceMatcher
+from flows.helpers.matching import ServiceMatcher
 from tests.engine_driver import CATALOG
 
 PHRASINGS: list[dict[str, Any]] = yaml.safe_load(

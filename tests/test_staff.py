@@ -13,7 +13,7 @@ from bot.cli import main as cli
 from bot.desk import staff
 from bot.runtime import Inbound
 from bot.storage.models import ConversationSession, StaffInvite, StaffInviteAttempt, StaffMember
-from flows.types import Event
+from flows.machine.types import Event
 from tests.conftest import FakeClock
 from tests.fake_telegram import User
 from tests.telegram_harness import harness

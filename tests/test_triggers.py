@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from flows.triggers import asks_for_person, bribery_terms, is_serious, low_survey, response_ikm
+from flows.helpers.triggers import (
+    asks_for_person,
+    bribery_terms,
+    is_serious,
+    low_survey,
+    response_ikm,
+)
 
 BRIBERY = [
     ("ada pungli di loket", "pungli"),

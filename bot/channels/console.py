@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from bot.outbox.store import mark_sent
 from bot.runtime import Inbound, Runtime, new_event_id
-from flows.types import Event, Texts
+from flows.machine.types import Event, Texts
 
 log = logging.getLogger(__name__)
 

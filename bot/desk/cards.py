@@ -24,7 +24,7 @@ from bot.storage.models import (
     Service,
     StaffMember,
 )
-from flows.skm import ELEMENTS
+from flows.helpers.skm import ELEMENTS
 
 
 def card_text(db: Session, case: Case) -> str:

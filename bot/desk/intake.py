@@ -30,8 +30,8 @@ from bot.storage.models import (
     Service,
     SurveyResponse,
 )
-from flows import triggers
-from flows.skm import ELEMENTS
+from flows.helpers import triggers
+from flows.helpers.skm import ELEMENTS
 
 
 def _complaint_summary(complaint: Complaint) -> str:

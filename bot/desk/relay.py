@@ -20,7 +20,7 @@ from bot.desk.outgoing import resident_lang, texts, to_resident, to_room
 from bot.desk.states import ACTIVE
 from bot.i18n import TEXTS
 from bot.storage.models import Agency, Case, Contact, OutboxMessage
-from flows.types import Event
+from flows.machine.types import Event
 
 NOTICE_EVERY = timedelta(minutes=30)  # remind the resident that a human reads their messages
 

@@ -5,7 +5,7 @@ future ``due_at`` moved out of the agency's quiet hours, a ``dedupe_key`` so it 
 scheduled twice, and a ``ref`` ("complaint:12", "survey:7") so it can be cancelled when it
 stops being relevant. Buttons on these messages are not the current question, so their ids
 live in the ``fu:`` namespace (``fu:<kind>:<id>:<answer>``) that the engine routes to
-``flows.followup``; the answers come back here through the runtime's ``followup`` call, which
+``flows.steps.followup``; the answers come back here through the runtime's ``followup`` call, which
 checks the complaint or survey belongs to the resident pressing the button.
 """
 
@@ -270,7 +270,7 @@ def answer(
     db: Session, contact: Contact, now: datetime, kind: str, id: int, answer: str,
     chat_id: str | None = None, channel: str | None = None,
 ) -> dict[str, Any]:
-    """Apply a follow-up button press; the result goes back to ``flows.followup``.
+    """Apply a follow-up button press; the result goes back to ``flows.steps.followup``.
 
     Someone else's complaint or survey looks exactly like an unknown one.
     """

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.storage.models import Complaint
-from flows.tickets import ALPHABET, LENGTH, format_ticket
+from flows.helpers.tickets import ALPHABET, LENGTH, format_ticket
 
 
 def new_ticket() -> str:

@@ -66,7 +66,7 @@ from bot.runtime import Inbound, Runtime
 from bot.storage.db import DatabaseHealth, database_unavailable
 from bot.storage.models import Contact, InboundEvent, OutboxMessage
 from bot.text import split_text
-from flows.types import Event, Texts
+from flows.machine.types import Event, Texts
 
 if TYPE_CHECKING:
     from bot.app import App

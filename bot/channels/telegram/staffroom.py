@@ -36,7 +36,7 @@ from bot.outbox.store import Sender
 from bot.runtime import Inbound
 from bot.storage.models import Case, OutboxMessage
 from bot.text import split_text
-from flows.types import Event
+from flows.machine.types import Event
 
 if TYPE_CHECKING:
     from bot.channels.telegram import TelegramChannel
@@ -399,7 +399,7 @@ class StaffDesk:
                                             reply_markup=case_keyboard(choices) if last else None)
             return
         ticket, _, body = arg.partition(" ")
-        from flows.tickets import normalise_ticket
+        from flows.helpers.tickets import normalise_ticket
 
         canonical = normalise_ticket(ticket)
         if canonical is None or not body.strip():
@@ -416,7 +416,7 @@ class StaffDesk:
 
 
     async def _escalate(self, message: Message, user_id: str, arg: str, update_id: int) -> None:
-        from flows.tickets import normalise_ticket
+        from flows.helpers.tickets import normalise_ticket
 
         ticket = normalise_ticket(arg)
         if ticket is None:

@@ -2,7 +2,7 @@
 
 A webhook is checked (``X-Hub-Signature-256``, HMAC-SHA256 of the raw body with the app
 secret, compared in constant time) before anything else. Parsing is pure: a body becomes
-the residents' messages (each with its engine :class:`flows.types.Event`, or a changed
+the residents' messages (each with its engine :class:`flows.machine.types.Event`, or a changed
 number) and the delivery statuses (sent, delivered, read, failed), for our number only.
 """
 
@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.channels.whatsapp.ids import parse_reply_id
-from flows.types import Event
+from flows.machine.types import Event
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 CHANGE_TYPES = ("user_changed_number", "user_changed_user_id")

@@ -15,7 +15,7 @@ from typing import Any
 from bot.channels.common import choice_label
 from bot.channels.whatsapp.ids import MAX_ROW_ID, reply_id
 from bot.text import split_text
-from flows.types import Texts
+from flows.machine.types import Texts
 
 MAX_TEXT = 4096  # one text message
 MAX_INTERACTIVE_BODY = 1024

@@ -23,7 +23,7 @@ from bot.config import Settings
 from bot.outbox.store import SendError
 from bot.runtime import Clock
 from bot.storage.models import Contact
-from flows.types import Texts
+from flows.machine.types import Texts
 
 WINDOW = timedelta(hours=24)  # customer-service window after the resident's last message
 

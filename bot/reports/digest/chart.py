@@ -12,8 +12,8 @@ from bot.i18n import TEXTS
 from bot.reports import ikm
 from bot.reports.digest.fmt import Fmt
 from bot.reports.digest.model import DigestData
-from flows.skm import ELEMENTS
-from flows.types import Texts
+from flows.helpers.skm import ELEMENTS
+from flows.machine.types import Texts
 
 
 def render_chart(data: DigestData, path: Path, lang: str = "id", texts: Texts = TEXTS) -> Path:

@@ -15,7 +15,7 @@ from bot.reports.digest.chart import render_chart
 from bot.reports.digest.model import DigestData
 from bot.reports.digest.text import render_text
 from bot.reports.digest.xlsx import write_xlsx
-from flows.types import Texts
+from flows.machine.types import Texts
 
 
 @dataclass

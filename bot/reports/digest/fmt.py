@@ -13,8 +13,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.reports import ikm
-from flows.skm import ELEMENTS
-from flows.types import Texts
+from flows.helpers.skm import ELEMENTS
+from flows.machine.types import Texts
 
 
 class Fmt:

@@ -32,7 +32,7 @@ from bot.reports.digest.period import parse_week, previous_week
 from bot.reports.digest.text import CAPTION_LIMIT, TEXT_LIMIT, caption
 from bot.storage.models import Agency, Contact, Digest, OutboxMessage
 from bot.text import split_text
-from flows.types import Texts
+from flows.machine.types import Texts
 
 if TYPE_CHECKING:
     from bot.app import App

@@ -14,8 +14,8 @@ from bot.reports import ikm
 from bot.reports.digest.fmt import Fmt, shorten
 from bot.reports.digest.mask import mask_personal
 from bot.reports.digest.model import DigestData
-from flows.skm import ELEMENTS
-from flows.types import Texts
+from flows.helpers.skm import ELEMENTS
+from flows.machine.types import Texts
 
 TEXT_LIMIT = 4096  # Telegram message
 CAPTION_LIMIT = 1024  # Telegram photo/document caption

@@ -20,8 +20,8 @@ from bot.reports.digest.fmt import Fmt
 from bot.reports.digest.mask import mask_personal
 from bot.reports.digest.model import DigestData
 from bot.storage.models import Service, SurveyAnswer, SurveyResponse
-from flows.skm import ELEMENTS
-from flows.types import Texts
+from flows.helpers.skm import ELEMENTS
+from flows.machine.types import Texts
 
 
 def _response_rows(db: Session, data: DigestData) -> Iterator[tuple[Any, ...]]:

@@ -1,11 +1,14 @@
-"""A turn: the mutable working set while the engine handles one event."""
+"""A turn: the mutable working set while the engine handles one event.
+
+It knows no step (flows/machine/registry.py looks up the step a turn stands at), so the
+registry can name it without an import circle.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flows.registry import STEPS, StepSpec
-from flows.types import Call, Context, Effect, Event, Reply
+from flows.machine.types import Call, Context, Effect, Event, Reply
 
 _CONTAINERS = (dict, list, tuple)
 
@@ -42,11 +45,6 @@ class Turn:
     def where(self) -> tuple[str, str] | None:
         flow, step = self.state.get("flow"), self.state.get("step")
         return (flow, step) if flow and step else None
-
-    @property
-    def spec(self) -> StepSpec | None:
-        where = self.where
-        return STEPS.get(where) if where else None
 
     @property
     def data(self) -> dict[str, Any]:

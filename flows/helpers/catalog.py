@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from flows.matching import ServiceMatcher
+from flows.helpers.matching import ServiceMatcher
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from flows.catalog import Catalog
+from flows.helpers.catalog import Catalog
 
 # "ask": nothing to answer, only show the current question (after a press outside the flow).
 EventKind = Literal["text", "choice", "photo", "location", "unsupported", "result", "ask"]

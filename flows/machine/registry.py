@@ -1,15 +1,18 @@
-"""Step specifications and the registry the engine dispatches on."""
+"""Step specifications and the registry the engine dispatches on.
+
+A step handles a :class:`~flows.machine.turn.Turn`, while a turn knows nothing of steps:
+``step_at`` finds the step a turn stands at. The flows (flows/steps/) fill ``STEPS`` with
+``@register`` when flows/engine.py imports them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from flows.types import Choice
-
-if TYPE_CHECKING:
-    from flows.turn import Turn
+from flows.machine.turn import Turn
+from flows.machine.types import Choice
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class StepSpec:
         turn.say("location_not_expected")
 
     def result(self, turn: Turn, result: dict[str, Any]) -> None:
-        """Resume after a :class:`flows.types.Call` this step issued."""
+        """Resume after a :class:`flows.machine.types.Call` this step issued."""
 
 
 STEPS: dict[tuple[str, str], StepSpec] = {}
@@ -55,3 +58,9 @@ def register(flow: str, step: str) -> Callable[[type[S]], type[S]]:
         return cls
 
     return deco
+
+
+def step_at(turn: Turn) -> StepSpec | None:
+    """The step the conversation stands at, or None outside any flow."""
+    where = turn.where
+    return STEPS.get(where) if where else None

@@ -1,16 +1,16 @@
 """Asking for a person: the menu item "Bicara dengan petugas", ``/petugas`` or typed phrases.
 
 The resident picks the agency (skipped when the catalog has only one); the runtime opens or
-finds the case (bot/cases.py) and from then on the resident's messages go to staff.
+finds the case (bot/desk/cases.py) and from then on the resident's messages go to staff.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flows.registry import Question, StepSpec, register
-from flows.turn import Turn
-from flows.types import Choice
+from flows.machine.registry import Question, StepSpec, register
+from flows.machine.turn import Turn
+from flows.machine.types import Choice
 
 
 @register("person", "agency")

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.registry import Question, StepSpec, register
-from flows.skm import ELEMENTS
-from flows.turn import Turn
-from flows.types import Choice
+from flows.helpers.skm import ELEMENTS
+from flows.machine.registry import Question, StepSpec, register
+from flows.machine.turn import Turn
+from flows.machine.types import Choice
 
 PREFIX = "fu:"
 KINDS = ("c", "r", "s")

@@ -1,0 +1,66 @@
+"""Global commands and navigation: what /menu, /batal, /kembali, /start, /daftar ... do.
+
+They work on every question of every flow (the engine routes them here, and the back and
+cancel buttons too); which words are commands is read in :mod:`flows.engine`.
+"""
+
+from __future__ import annotations
+
+from flows.machine.registry import STEPS
+from flows.machine.turn import Turn
+from flows.machine.types import SurveyCancelled
+from flows.steps.service import SvcChoose
+from flows.steps.staff import StaffRegister
+
+
+def run(turn: Turn, name: str, arg: str) -> None:
+    """Do what the global command ``name`` (from :func:`flows.engine.parse_command`) asks."""
+    if name == "help":
+        turn.say("help")
+        if turn.state.get("wait"):
+            turn.ask_after = False
+        return
+    if name == "lang":
+        turn.goto("lang", "choose")
+        return
+    if name == "register":  # staff registration does not wait for resident consent (bot/desk/staff.py)
+        StaffRegister().start(turn, arg)
+        return
+    if name == "start":
+        turn.state["stack"] = []
+        if not turn.consented:
+            turn.goto("start", "consent", {"deep": arg[:64]}, push=False)
+            turn.say("greeting")
+            return
+        if arg and turn.ctx.catalog.service(arg):
+            turn.home()
+            turn.say("greeting_back")
+            SvcChoose().start(turn, "survey", service=arg)
+            return
+        turn.say("greeting_back")
+        turn.home()
+        return
+    if not turn.consented:
+        turn.goto("start", "consent", push=False)
+        turn.say("consent_needed")
+        return
+    if name == "menu":
+        turn.home()
+    elif name == "cancel":
+        in_survey = turn.state.get("flow") == "survey"
+        if in_survey and turn.data.get("key"):
+            turn.emit(SurveyCancelled(str(turn.data["key"])))
+        if turn.state.get("flow") not in (None, "menu"):
+            # "your answers are kept" only when there are answers to keep
+            turn.say("cancelled" if in_survey and turn.data.get("answers") else "cancelled.nothing")
+        turn.home()
+    elif name == "back":
+        if not turn.back():
+            turn.home()
+    elif name == "status" and arg:  # "/status K7QM-3XHD": look it up straight away
+        turn.home()
+        turn.goto("status", "ask")
+        STEPS[("status", "ask")].text(turn, arg)
+    elif name in ("survey", "complaint", "status", "data", "person"):
+        turn.home()
+        STEPS[("menu", "main")].choice(turn, name)

@@ -1,0 +1,43 @@
+"""What several flows share: what counts as an answer, a yes/no pair, and the complaint's order.
+
+The complaint's order lives here, not in complaint.py, because choosing a service
+(service.py) and the fee flag after a survey (survey.py) both continue a complaint, and the
+complaint's own "edit the service" goes back to choosing one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.machine.turn import Turn
+from flows.machine.types import Choice
+
+
+def meaningful(text: str) -> bool:
+    """At least two letters or digits: emoji-only or punctuation-only text is not an answer."""
+    return sum(ch.isalnum() for ch in text) >= 2
+
+
+def yes_no(turn: Turn) -> tuple[Choice, ...]:
+    return (Choice("yes", turn.t("yes")), Choice("no", turn.t("no")))
+
+
+COMPLAINT_FIELDS = (
+    "service",
+    "description",
+    "category",
+    "occurred",
+    "photos_done",
+    "location_done",
+    "confidential",
+    "contact_ok",
+)
+
+
+def complaint_next(turn: Turn, data: dict[str, Any], push: bool = True) -> None:
+    """Go to the first question not answered yet: nothing is ever asked twice."""
+    for field in COMPLAINT_FIELDS:
+        if field not in data:
+            turn.goto("complaint", field, data, push=push)
+            return
+    turn.goto("complaint", "confirm", data, push=push)

@@ -1,0 +1,57 @@
+"""The resident's data rights under UU 27/2022 (flow "data"): see what is kept, delete it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.machine.registry import Question, StepSpec, register
+from flows.machine.turn import Turn
+from flows.machine.types import Choice
+
+
+@register("data", "show")
+class DataShow(StepSpec):
+    def ask(self, turn: Turn) -> Question:
+        d = turn.data
+        return Question(
+            turn.t(
+                "data.summary",
+                channel=d.get("channel", "-"),
+                name=d.get("name") or "-",
+                language=turn.t(f"lang.name.{turn.lang}"),
+                consent=d.get("consent", "-"),
+                surveys=d.get("surveys", 0),
+                complaints=d.get("complaints", 0),
+                tickets=", ".join(d.get("tickets", [])) or "-",
+            ),
+            (Choice("delete", turn.t("data.delete")),),
+        )
+
+    def choice(self, turn: Turn, choice: str) -> None:
+        turn.goto("data", "confirm", {})
+
+    def result(self, turn: Turn, result: dict[str, Any]) -> None:
+        turn.state["data"] = dict(result)
+
+
+@register("data", "confirm")
+class DataConfirm(StepSpec):
+    def ask(self, turn: Turn) -> Question:
+        return Question(
+            turn.t("data.confirm"),
+            (Choice("yes", turn.t("data.confirm_yes")), Choice("no", turn.t("data.confirm_no"))),
+        )
+
+    def choice(self, turn: Turn, choice: str) -> None:
+        if choice == "no":
+            turn.home()
+            return
+        turn.call("delete_my_data")
+
+    def result(self, turn: Turn, result: dict[str, Any]) -> None:
+        turn.say("data.deleted")
+        lang = turn.lang
+        turn.state.clear()
+        turn.state["lang"] = lang
+        turn.consented = False
+        turn.ask_after = False

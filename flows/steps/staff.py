@@ -1,0 +1,40 @@
+"""Staff registration (flow "staff"): ``/daftar <code>`` makes someone a head or staff member.
+
+The runtime checks the code (bot/desk/staff.py); this step only talks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.machine.registry import Question, StepSpec, register
+from flows.machine.turn import Turn
+
+
+@register("staff", "register")
+class StaffRegister(StepSpec):
+    """``/daftar <code>``: become a head or staff member of an agency (bot/desk/staff.py decides)."""
+
+    def start(self, turn: Turn, code: str) -> None:
+        if not code.strip():
+            turn.say("staff.need_code")
+            turn.ask_after = turn.consented
+            return
+        turn.goto("staff", "register", {})
+        turn.call("register_staff", code=code.strip()[:64])
+
+    def ask(self, turn: Turn) -> Question:
+        return Question(turn.t("still_working"), nav=False)  # the call answers in the same turn
+
+    def result(self, turn: Turn, result: dict[str, Any]) -> None:
+        reason = str(result.get("reason", "invalid"))
+        if result.get("ok"):
+            role = turn.t(f"staff.role.{result.get('role', 'staff')}")
+            turn.say(f"staff.{reason}", agency=result.get("agency", ""), role=role)
+            turn.say("staff.privacy")
+        else:
+            turn.say(f"staff.refused.{reason}")
+        if not turn.back():
+            turn.home()
+        # Someone who has not agreed as a resident is not pushed into the resident notice here.
+        turn.ask_after = turn.consented
