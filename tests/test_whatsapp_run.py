@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.channels import telegram as _tg  # noqa: F401  aiogram loads slowly: import it before serve()
+from bot.channels.telegram import run as _tg  # noqa: F401  aiogram loads slowly: import it before serve()
 from bot.channels.whatsapp import WEBHOOK_PATH, serve
 from bot.cli import main as cli
 from tests import fake_graph as fg
