@@ -1162,18 +1162,23 @@ async def _start_telegram(app: App, web_app: web.Application, senders: dict[str,
     """Telegram next to WhatsApp: its webhook on the same server, or long polling in a task."""
     import secrets
 
-    from bot.channels import telegram as tg
+    from bot.channels.telegram.channel import TelegramChannel
+    from bot.channels.telegram.polling import POLLING_BACKOFF
+    from bot.channels.telegram.render import CHANNEL as TG_CHANNEL
+    from bot.channels.telegram.run import _setup_until_reachable
+    from bot.channels.telegram.sender import make_bot
+    from bot.channels.telegram.webhook import add_telegram_webhook
 
     s = app.settings
-    bot = tg.make_bot(s.telegram_bot_token or "", s.telegram_api_base)
+    bot = make_bot(s.telegram_bot_token or "", s.telegram_api_base)
     from bot.scheduler import shared_limiter
 
-    channel = tg.TelegramChannel(app.runtime, bot, app.texts, limiter=shared_limiter(app))
+    channel = TelegramChannel(app.runtime, bot, app.texts, limiter=shared_limiter(app))
     dp = channel.dispatcher()
-    await tg._setup_until_reachable(channel, tg.POLLING_BACKOFF)  # a refused token stops here
+    await _setup_until_reachable(channel, POLLING_BACKOFF)  # a refused token stops here
     from bot.channels.telegram.staffroom import with_cases  # case rows go to their topics
 
-    senders[tg.CHANNEL] = with_cases(channel.sender, app.factory)
+    senders[TG_CHANNEL] = with_cases(channel.sender, app.factory)
 
     async def close() -> None:
         channel.close()
@@ -1182,13 +1187,13 @@ async def _start_telegram(app: App, web_app: web.Application, senders: dict[str,
     cleanup.append(close)
     if s.telegram_webhook_url:
         secret = s.telegram_webhook_secret or secrets.token_urlsafe(32)
-        tg.add_telegram_webhook(web_app, dp, bot, secret)
+        add_telegram_webhook(web_app, dp, bot, secret)
         await bot.set_webhook(s.telegram_webhook_url, secret_token=secret,
                               allowed_updates=dp.resolve_used_update_types())
         return asyncio.create_task(asyncio.Event().wait())
     await bot.delete_webhook(drop_pending_updates=False)
     return asyncio.create_task(dp.start_polling(bot, handle_signals=False, close_bot_session=False,
-                                                backoff_config=tg.POLLING_BACKOFF))
+                                                backoff_config=POLLING_BACKOFF))
 
 
 def run_whatsapp(app: App) -> int:
