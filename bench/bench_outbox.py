@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
 from bot.app import App, build_app  # noqa: E402
-from bot.channels.telegram import TelegramSender, make_bot  # noqa: E402
+from bot.channels.telegram.sender import TelegramSender, make_bot  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.outbox.dispatcher import DispatchConfig, Dispatcher  # noqa: E402
 from bot.outbox.ratelimit import RateLimiter  # noqa: E402

@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.app import App, build_app  # noqa: E402
-from bot.channels.telegram import TelegramChannel  # noqa: E402
+from bot.channels.telegram.channel import TelegramChannel  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.storage.db import scratch_schema  # noqa: E402
 

@@ -12,7 +12,9 @@ from aiogram.utils.backoff import BackoffConfig
 from sqlalchemy import select
 
 from bot.app import App
-from bot.channels.telegram import TelegramChannel, make_bot, serve
+from bot.channels.telegram.channel import TelegramChannel
+from bot.channels.telegram.run import serve
+from bot.channels.telegram.sender import make_bot
 from bot.storage.models import OutboxMessage
 from tests.conftest import FakeClock
 from tests.fake_telegram import FakeTelegram, Sent, User

@@ -244,7 +244,7 @@ async def test_head_receives_photo_text_and_spreadsheet_over_telegram(
     sqlite_app: App, clock: FakeClock, tmp_path: Path
 ) -> None:
     app = sqlite_app
-    from bot.channels.telegram import TelegramSender
+    from bot.channels.telegram.sender import TelegramSender
     from bot.scheduler import build_dispatcher
     from tests.fake_telegram import User
     from tests.telegram_harness import harness

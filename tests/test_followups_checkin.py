@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.app import App
-from bot.channels.telegram import TelegramSender
+from bot.channels.telegram.sender import TelegramSender
 from bot.outbox.dispatcher import Dispatcher
 from bot.outbox.followups import KIND_CHECKIN, KIND_SURVEY
 from bot.outbox.ratelimit import RateLimiter

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.channels.telegram import TelegramSender, make_bot
+from bot.channels.telegram.sender import TelegramSender, make_bot
 from bot.outbox.dispatcher import DispatchConfig, Dispatcher
 from bot.outbox.ratelimit import ChannelLimits, Limit, RateLimiter, telegram_limits
 from bot.storage.models import Complaint, OutboxMessage

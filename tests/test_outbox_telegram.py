@@ -22,7 +22,7 @@ from aiohttp import ClientSession, web
 from sqlalchemy import select
 
 from bot.app import App
-from bot.channels.telegram import TelegramSender, make_bot
+from bot.channels.telegram.sender import TelegramSender, make_bot
 from bot.outbox.dispatcher import DispatchConfig, Dispatcher
 from bot.outbox.ratelimit import RateLimiter
 from bot.outbox.store import MAX_UNCERTAIN

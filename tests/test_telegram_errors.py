@@ -8,13 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.channels.telegram import (
-    TelegramSender,
-    callback_data,
-    keyboard,
-    make_bot,
-    parse_callback,
-)
+from bot.channels.telegram.render import callback_data, keyboard, parse_callback
+from bot.channels.telegram.sender import TelegramSender, make_bot
 from bot.outbox.store import SendError
 from bot.storage.models import Contact, OutboxMessage, SurveyAnswer
 from tests.conftest import FakeClock

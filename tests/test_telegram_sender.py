@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.app import App
-from bot.channels.telegram import TelegramSender
+from bot.channels.telegram.sender import TelegramSender
 from tests.conftest import FakeClock
 from tests.fake_telegram import User
 from tests.telegram_harness import harness
@@ -49,7 +49,7 @@ def test_timeout_after_sending_is_unknown_but_connect_failures_retry() -> None:
     from aiogram.exceptions import TelegramNetworkError
     from aiogram.methods import SendMessage
 
-    from bot.channels.telegram import classify
+    from bot.channels.telegram.sender import classify
 
     method = SendMessage(chat_id=1, text="halo")
 

@@ -10,7 +10,7 @@ from aiohttp import ClientSession
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.channels.telegram import serve
+from bot.channels.telegram.run import serve
 from bot.storage.models import InboundEvent, SurveyAnswer
 from tests.conftest import FakeClock
 from tests.fake_telegram import User

@@ -72,7 +72,7 @@ async def test_telegram_webhook_refuses_deep_nesting_with_400(caplog: pytest.Log
     from aiogram import Bot, Dispatcher
     from aiohttp.test_utils import TestClient, TestServer
 
-    from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH, add_telegram_webhook
+    from bot.channels.telegram.webhook import SECRET_HEADER, WEBHOOK_PATH, add_telegram_webhook
     from bot.web.server import build_web_app
 
     bot = Bot("123456:" + "A" * 35)

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.channels import telegram as _tg  # noqa: F401  aiogram loads slowly: import it before serve()
+from bot.channels.telegram import run as _tg  # noqa: F401  aiogram loads slowly: import it before serve()
 from bot.channels.whatsapp.channel import WEBHOOK_PATH
 from bot.channels.whatsapp.serve import serve
 from bot.cli import main as cli

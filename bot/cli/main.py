@@ -102,7 +102,7 @@ def _run(settings: Settings) -> int:
         return run_whatsapp(app)
     if settings.telegram_bot_token:
         try:
-            from bot.channels.telegram import run_telegram
+            from bot.channels.telegram.run import run_telegram
         except ImportError:  # pragma: no cover - the Telegram channel is not built yet
             print("Telegram channel is not available in this build.", file=sys.stderr)
             return 2

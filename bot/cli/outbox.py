@@ -95,7 +95,7 @@ def senders_for(app: Any) -> tuple[dict[str, Any], list[Any]]:
     senders: dict[str, Any] = {}
     closers: list[Any] = []
     if settings.telegram_bot_token:
-        from bot.channels.telegram import TelegramSender, make_bot
+        from bot.channels.telegram.sender import TelegramSender, make_bot
 
         bot = make_bot(settings.telegram_bot_token, settings.telegram_api_base)
         try:

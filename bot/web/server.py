@@ -1,7 +1,7 @@
 """The HTTP side of the bot: one aiohttp app for health checks and channel webhooks.
 
 ``build_web_app`` gives ``/healthz``; each channel adds its own routes to the same app
-(``bot.channels.telegram.add_telegram_webhook``; a WhatsApp webhook can be added the same
+(``bot.channels.telegram.webhook.add_telegram_webhook``; a WhatsApp webhook can be added the same
 way), so one port serves them all.
 """
 

@@ -9,7 +9,7 @@
 - ``/kasus`` in a private chat lists the agency's open cases (the queue when there is no
   staff room yet) and ``/balas <ticket> <text>`` answers a resident from there.
 
-Every press and message is checked in bot/cases.py against the case's agency and the
+Every press and message is checked in bot/desk/cases.py against the case's agency and the
 person's registration; a forged or stale press changes nothing and is answered with a notice.
 Staff messages are plain text (no parse mode), so what residents typed is shown literally.
 """
@@ -29,7 +29,8 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.channels.telegram import MAX_TEXT
+from bot.channels.telegram.render import CHANNEL, MAX_TEXT
+from bot.channels.telegram.sender import TelegramSender, classify
 from bot.desk import cases, intake, outgoing, relay, rooms, states
 from bot.desk import queue as case_queue
 from bot.outbox.store import Sender
@@ -39,12 +40,11 @@ from bot.text import split_text
 from flows.machine.types import Event
 
 if TYPE_CHECKING:
-    from bot.channels.telegram import TelegramChannel
+    from bot.channels.telegram.channel import TelegramChannel
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-CHANNEL = "telegram"
 _COMMAND = re.compile(r"^/(?P<name>[a-z]+)(?:@(?P<bot>\w+))?(?:\s+(?P<arg>.*))?$", re.DOTALL | re.IGNORECASE)
 
 
@@ -102,8 +102,6 @@ class StaffSender:
     async def send(self, chat_id: str, payload: dict[str, Any]) -> str | None:
         if not self.handles(payload):
             return await self.inner.send(chat_id, payload)
-        from bot.channels.telegram import classify
-
         try:
             return await self._send(chat_id, payload)
         except (TelegramAPIError, ClientDecodeError) as exc:
@@ -156,8 +154,6 @@ def with_cases(sender: Sender, factory: sessionmaker[Session]) -> Sender:
 
 def telegram_sender(bot: Bot, factory: sessionmaker[Session]) -> StaffSender:
     """The Telegram sender to give the outbox dispatcher, so case rows reach their topics."""
-    from bot.channels.telegram import TelegramSender
-
     return StaffSender(TelegramSender(bot), bot, factory)
 
 

@@ -80,36 +80,48 @@ async def serve(app: App, stop: asyncio.Event | None = None, retry_every: float 
 
 async def _start_telegram(app: App, web_app: web.Application, senders: dict[str, Any],
                           cleanup: list[Callable[[], Awaitable[Any]]]) -> asyncio.Task[Any]:
-    """Telegram next to WhatsApp: its webhook on the same server, or long polling in a task."""
+    """Telegram next to WhatsApp: its webhook on the same server, or long polling in a task.
+
+    Long polling here is the same :class:`Poller` as a Telegram-only process: an update is
+    confirmed to Telegram only once stored, and a stop finishes the updates in hand.
+    """
     import secrets
 
-    from bot.channels import telegram as tg
-
-    s = app.settings
-    bot = tg.make_bot(s.telegram_bot_token or "", s.telegram_api_base)
+    from bot.channels.telegram.channel import TelegramChannel
+    from bot.channels.telegram.polling import POLLING_BACKOFF, Poller
+    from bot.channels.telegram.render import CHANNEL as TG_CHANNEL
+    from bot.channels.telegram.run import _setup_until_reachable
+    from bot.channels.telegram.sender import make_bot
+    from bot.channels.telegram.staffroom import with_cases  # case rows go to their topics
+    from bot.channels.telegram.webhook import add_telegram_webhook
     from bot.scheduler import shared_limiter
 
-    channel = tg.TelegramChannel(app.runtime, bot, app.texts, limiter=shared_limiter(app))
+    s = app.settings
+    bot = make_bot(s.telegram_bot_token or "", s.telegram_api_base)
+    channel = TelegramChannel(app.runtime, bot, app.texts, limiter=shared_limiter(app))
     dp = channel.dispatcher()
-    await tg._setup_until_reachable(channel, tg.POLLING_BACKOFF)  # a refused token stops here
-    from bot.channels.telegram.staffroom import with_cases  # case rows go to their topics
-
-    senders[tg.CHANNEL] = with_cases(channel.sender, app.factory)
+    await _setup_until_reachable(channel, POLLING_BACKOFF)  # a refused token stops here
+    senders[TG_CHANNEL] = with_cases(channel.sender, app.factory)
+    stop_polling = asyncio.Event()
+    polling: list[asyncio.Task[Any]] = []
 
     async def close() -> None:
+        stop_polling.set()  # the poller finishes the updates in hand and their replies
+        await asyncio.gather(*polling, return_exceptions=True)
         channel.close()
         await bot.session.close()
 
     cleanup.append(close)
     if s.telegram_webhook_url:
         secret = s.telegram_webhook_secret or secrets.token_urlsafe(32)
-        tg.add_telegram_webhook(web_app, dp, bot, secret)
+        add_telegram_webhook(web_app, dp, bot, secret)
         await bot.set_webhook(s.telegram_webhook_url, secret_token=secret,
                               allowed_updates=dp.resolve_used_update_types())
-        return asyncio.create_task(asyncio.Event().wait())
-    await bot.delete_webhook(drop_pending_updates=False)
-    return asyncio.create_task(dp.start_polling(bot, handle_signals=False, close_bot_session=False,
-                                                backoff_config=tg.POLLING_BACKOFF))
+    else:
+        await bot.delete_webhook(drop_pending_updates=False)
+        polling.append(asyncio.create_task(Poller(channel, dp, bot, backoff=POLLING_BACKOFF).run(stop_polling)))
+    # The caller cancels this placeholder on exit; the poller itself is stopped gracefully above.
+    return asyncio.create_task(asyncio.Event().wait())
 
 
 def run_whatsapp(app: App) -> int:

@@ -1,0 +1,55 @@
+"""Telegram's webhook on our aiohttp server: 401 without the secret, 200 once handled.
+
+Used by :func:`bot.channels.telegram.run.serve` and by the WhatsApp server, which serves
+Telegram's webhook next to its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.types import Update
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+def add_telegram_webhook(web_app: Any, dp: Dispatcher, bot: Bot, secret: str,
+                         path: str = WEBHOOK_PATH) -> None:
+    """Serve Telegram's webhook on ``path``: 401 without the secret, 200 after the commit."""
+    import hmac
+
+    from aiogram.types.update import UpdateTypeLookupError
+    from aiohttp import web
+    from pydantic import ValidationError
+
+    expected = secret.encode()
+
+    async def webhook(request: web.Request) -> web.Response:
+        got = request.headers.get(SECRET_HEADER, "").encode()
+        if not hmac.compare_digest(got, expected):
+            return web.json_response({"ok": False, "error": "unauthorized"}, status=401)
+        try:
+            raw = await request.json()
+            upd = Update.model_validate(raw, context={"bot": bot})
+        except (ValueError, ValidationError, RecursionError) as exc:  # RecursionError: deep nesting
+            log.warning("Telegram webhook body refused (%s): not a Telegram update", type(exc).__name__)
+            return web.json_response({"ok": False, "error": "not a Telegram update"}, status=400)
+        try:
+            upd.event_type  # noqa: B018 - raises for an update type this version does not know
+        except UpdateTypeLookupError:  # a newer Bot API type: skip it, or Telegram resends it
+            log.warning("Telegram update %s of an unknown type skipped", upd.update_id)
+            return web.json_response({"ok": True, "ignored": True})
+        try:
+            await dp.feed_update(bot, upd)
+        except Exception:  # Telegram redelivers on 5xx; the update_id makes that safe
+            log.exception("update %s failed", upd.update_id)
+            return web.json_response({"ok": False}, status=500)
+        return web.json_response({"ok": True})
+
+    web_app.router.add_post(path, webhook)
+
