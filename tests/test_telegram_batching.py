@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot import runtime as runtime_module
+from bot.runtime import turn as runtime_module
 from bot.app import App
 from bot.storage.models import Contact, InboundEvent, OutboxMessage, SurveyResponse
 from tests.conftest import FakeClock
