@@ -20,7 +20,7 @@ from bot.catalog import CatalogError, load_catalog
 from bot.desk import cases
 from bot.outbox import followups
 from bot.reports import digest
-from bot.runtime.turn import local_time
+from bot.runtime.types import local_time
 from bot.storage.db import transaction
 from bot.storage.models import Agency, Service
 from tests.conftest import ROOT, FakeClock

@@ -62,7 +62,8 @@ from bot.channels.common import KeyedLocks, Pacer, choice_label, decode_choice, 
 from bot.i18n import LANGUAGES
 from bot.outbox.ratelimit import RateLimiter
 from bot.outbox.store import SendError, record_failure, send_within
-from bot.runtime.turn import Inbound, Runtime
+from bot.runtime.facade import Runtime
+from bot.runtime.types import Inbound
 from bot.storage.db import DatabaseHealth, database_unavailable
 from bot.storage.models import Contact, InboundEvent, OutboxMessage
 from bot.text import split_text

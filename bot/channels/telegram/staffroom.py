@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.channels.telegram import MAX_TEXT
 from bot.desk import cases
 from bot.outbox.store import Sender
-from bot.runtime.turn import Inbound
+from bot.runtime.types import Inbound
 from bot.storage.models import Case, OutboxMessage
 from bot.text import split_text
 from flows.types import Event

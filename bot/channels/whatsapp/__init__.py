@@ -46,7 +46,8 @@ from bot.channels.common import KeyedLocks, Pacer, choice_label, decode_choice, 
 from bot.config import ConfigError, Settings
 from bot.outbox.ratelimit import RateLimiter
 from bot.outbox.store import SendError, apply_failure, mark_sent, record_failure, send_within
-from bot.runtime.turn import Clock, Inbound, Runtime
+from bot.runtime.facade import Runtime
+from bot.runtime.types import Clock, Inbound
 from bot.storage.models import (
     Case,
     Contact,

@@ -1,0 +1,126 @@
+"""Survey answers -> stored rows: the response and its answers (the hottest write, Core SQL),
+its reminder (bot.outbox.followups), and a case when a finished survey is very low.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.desk import cases
+from bot.outbox import followups
+from bot.storage.models import SurveyResponse
+from flows import triggers
+from flows.types import Reply, SurveyCancelled, UpsertSurvey
+
+if TYPE_CHECKING:
+    from bot.runtime.turn import Turn
+
+
+def upsert_survey(turn: Turn, eff: UpsertSurvey) -> None:
+    """Store the survey so far: the hottest write of all (one per answer), so it is Core SQL.
+
+    The engine sends every answer given so far; elements undone with "back" disappear.
+    """
+    assert turn.cid is not None
+    rt, now = turn.rt, turn.now
+    service_id, agency_id = rt.service_ids(lambda: turn.db, now)[eff.service]
+    raw, cur = rt.raw, turn.cur
+    key = f"{turn.cid}:{eff.key}"
+    response_id = raw.response_find.scalar(cur, {"key": key})
+    created = response_id is None
+    if response_id is None:
+        response_id = raw.response_insert.scalar(
+            cur,
+            {"response_key": key, "contact_id": turn.cid, "agency_id": agency_id,
+             "service_id": service_id, "channel": turn.inbound.channel, "status": "partial",
+             "started_at": now, "updated_at": now},
+        )
+    if eff.answers:
+        raw.answers_upsert.many(
+            cur,
+            [{"response_id": response_id, "agency_id": agency_id, "service_id": service_id,
+              "element": element, "score": score, "answered_at": now}
+             for element, score in eff.answers.items()],
+        )
+    raw.answers_prune.run(cur, {"rid": response_id, "n": len(eff.answers)})
+    if eff.status == "complete":
+        raw.response_complete.run(
+            cur, {"rid": response_id, "at": now, "suggestion": eff.suggestion})
+    else:
+        raw.response_update.run(cur, {"rid": response_id, "status": eff.status, "at": now})
+    if eff.status == "complete" and not may_escalate(turn, eff.answers, agency_id):
+        # No case to open, so no ORM objects to load: just cancel the reminder.
+        if rt.survey_reminder is not None:
+            raw.reminder_cancel.run(cur, {"key": f"survey_reminder:{response_id}"})
+    elif eff.status == "complete":
+        resp = turn.db.get(SurveyResponse, response_id, populate_existing=True)
+        assert resp is not None
+        survey_milestone(turn, resp, created)
+    elif created and rt.survey_reminder is not None:
+        first_answer(turn, response_id, agency_id, eff.service)
+    elif rt.survey_reminder is not None:
+        due = rt.agency_quiet(lambda: turn.db, agency_id)(now + rt.survey_reminder)
+        raw.reminder_push.run(cur, {"key": f"survey_reminder:{response_id}", "due": due})
+
+
+def may_escalate(turn: Turn, answers: dict[int, int | None], agency_id: int) -> bool:
+    """Whether cases.on_survey could open a case for this finished survey: the same test
+    it makes (triggers.low_survey under cases.survey_rule), with the rule cached."""
+    rule = turn.rt.survey_rule(lambda: turn.db, agency_id)
+    return bool(triggers.low_survey(answers, rule))
+
+
+def first_answer(turn: Turn, response_id: int, agency_id: int, service: str) -> None:
+    """followups.survey_reminder for a survey just started, as one INSERT.
+
+    Nothing needs looking up (the catalog has the service's name, the runtime the agency's
+    quiet hours), so the ORM round trips of the general path are skipped.
+    """
+    rt = turn.rt
+    assert rt.survey_reminder is not None and turn.cid is not None
+    due = rt.agency_quiet(lambda: turn.db, agency_id)(turn.now + rt.survey_reminder)
+    svc = turn.catalog.service(service)
+    lang = turn.loaded_contact.language if turn.loaded_contact is not None else turn.language
+    key = f"survey_reminder:{response_id}"
+    created = rt.raw.reminder_insert.one(turn.cur, {
+        "contact_id": turn.cid, "channel": turn.inbound.channel, "chat_id": turn.inbound.chat_id,
+        "kind": followups.KIND_SURVEY, "status": "pending", "due_at": due, "attempts": 0,
+        "payload": followups.survey_reminder_payload(lang, svc.name if svc else service, response_id),
+        "created_at": turn.now, "dedupe_key": key, "agency_id": agency_id, "urgent": False,
+        "ref": f"survey:{response_id}", "uncertain": 0,
+    })
+    if created is None:  # the key exists already: push it back, as the general path would
+        rt.raw.reminder_push.run(turn.cur, {"key": key, "due": due})
+
+
+def survey_milestone(turn: Turn, resp: SurveyResponse, created: bool) -> None:
+    """First answer (schedule the reminder) or completion (cases, cancel the reminder)."""
+    assert turn.contact is not None
+    if resp.status == "complete":
+        opened = cases.on_survey(turn.db, resp, turn.contact, turn.now,
+                                 chat_id=turn.inbound.chat_id, channel=turn.inbound.channel)
+        if opened is not None and opened.created:
+            # In order: the engine says "thank you" before the final save, so this notice
+            # lands between the thanks and the menu.
+            turn.reply(Reply(turn.rt.texts(turn.contact.language, "case.survey_escalated",
+                                           ticket=opened.case.ticket)))
+            turn.later.extend(opened.rows)
+    if turn.rt.survey_reminder is not None and resp.status == "complete":
+        # What followups.survey_reminder does for a finished survey, as one statement.
+        turn.db.flush()
+        turn.rt.raw.reminder_cancel.run(turn.cur, {"key": f"survey_reminder:{resp.id}"})
+    elif turn.rt.survey_reminder is not None:
+        followups.survey_reminder(
+            turn.db, resp, turn.contact, turn.now, turn.rt.survey_reminder,
+            chat_id=turn.inbound.chat_id, channel=turn.inbound.channel,
+        )
+
+
+def survey_cancelled(turn: Turn, effect: SurveyCancelled) -> None:
+    """The resident stopped the survey: its reminder is cancelled."""
+    assert turn.contact is not None
+    conn = turn.db.connection()
+    key = f"{turn.contact.id}:{effect.key}"
+    response_id = conn.execute(turn.rt.sql.response_find, {"key": key}).scalar()
+    if response_id is not None:
+        conn.execute(turn.rt.sql.reminder_cancel, {"key": f"survey_reminder:{response_id}"})
