@@ -51,16 +51,16 @@ def upsert_survey(turn: Turn, eff: UpsertSurvey) -> None:
     if eff.status == "complete" and not may_escalate(turn, eff.answers, agency_id):
         # No case to open, so no ORM objects to load: just cancel the reminder.
         if rt.survey_reminder is not None:
-            raw.reminder_cancel.run(cur, {"key": f"survey_reminder:{response_id}"})
+            followups.survey_reminder_cancel(raw, cur, response_id)
     elif eff.status == "complete":
         resp = turn.db.get(SurveyResponse, response_id, populate_existing=True)
         assert resp is not None
-        survey_milestone(turn, resp, created)
+        survey_completed(turn, resp)
     elif created and rt.survey_reminder is not None:
         first_answer(turn, response_id, agency_id, eff.service)
     elif rt.survey_reminder is not None:
         due = rt.agency_quiet(lambda: turn.db, agency_id)(now + rt.survey_reminder)
-        raw.reminder_push.run(cur, {"key": f"survey_reminder:{response_id}", "due": due})
+        followups.survey_reminder_push(raw, cur, response_id, due)
 
 
 def may_escalate(turn: Turn, answers: dict[int, int | None], agency_id: int) -> bool:
@@ -71,49 +71,40 @@ def may_escalate(turn: Turn, answers: dict[int, int | None], agency_id: int) -> 
 
 
 def first_answer(turn: Turn, response_id: int, agency_id: int, service: str) -> None:
-    """followups.survey_reminder for a survey just started, as one INSERT.
+    """A survey just started: schedule its reminder (followups.survey_reminder_start).
 
     Nothing needs looking up (the catalog has the service's name, the runtime the agency's
-    quiet hours), so the ORM round trips of the general path are skipped.
+    quiet hours), so no ORM round trips.
     """
     rt = turn.rt
     assert rt.survey_reminder is not None and turn.cid is not None
     due = rt.agency_quiet(lambda: turn.db, agency_id)(turn.now + rt.survey_reminder)
     svc = turn.catalog.service(service)
     lang = turn.loaded_contact.language if turn.loaded_contact is not None else turn.language
-    key = f"survey_reminder:{response_id}"
-    created = rt.raw.reminder_insert.one(turn.cur, {
-        "contact_id": turn.cid, "channel": turn.inbound.channel, "chat_id": turn.inbound.chat_id,
-        "kind": followups.KIND_SURVEY, "status": "pending", "due_at": due, "attempts": 0,
-        "payload": followups.survey_reminder_payload(lang, svc.name if svc else service, response_id),
-        "created_at": turn.now, "dedupe_key": key, "agency_id": agency_id, "urgent": False,
-        "ref": f"survey:{response_id}", "uncertain": 0,
-    })
-    if created is None:  # the key exists already: push it back, as the general path would
-        rt.raw.reminder_push.run(turn.cur, {"key": key, "due": due})
+    followups.survey_reminder_start(
+        rt.raw, turn.cur, contact_id=turn.cid, channel=turn.inbound.channel,
+        chat_id=turn.inbound.chat_id, lang=lang, service_name=svc.name if svc else service,
+        response_id=response_id, agency_id=agency_id, due=due, now=turn.now,
+    )
 
 
-def survey_milestone(turn: Turn, resp: SurveyResponse, created: bool) -> None:
-    """First answer (schedule the reminder) or completion (cases, cancel the reminder)."""
+def survey_completed(turn: Turn, resp: SurveyResponse) -> None:
+    """A finished survey that may be very low: open its case (cases.on_survey), cancel the reminder.
+
+    ``resp`` was just completed in this transaction (``response_complete``).
+    """
     assert turn.contact is not None
-    if resp.status == "complete":
-        opened = cases.on_survey(turn.db, resp, turn.contact, turn.now,
-                                 chat_id=turn.inbound.chat_id, channel=turn.inbound.channel)
-        if opened is not None and opened.created:
-            # In order: the engine says "thank you" before the final save, so this notice
-            # lands between the thanks and the menu.
-            turn.reply(Reply(turn.rt.texts(turn.contact.language, "case.survey_escalated",
-                                           ticket=opened.case.ticket)))
-            turn.later.extend(opened.rows)
-    if turn.rt.survey_reminder is not None and resp.status == "complete":
-        # What followups.survey_reminder does for a finished survey, as one statement.
+    opened = cases.on_survey(turn.db, resp, turn.contact, turn.now,
+                             chat_id=turn.inbound.chat_id, channel=turn.inbound.channel)
+    if opened is not None and opened.created:
+        # In order: the engine says "thank you" before the final save, so this notice
+        # lands between the thanks and the menu.
+        turn.reply(Reply(turn.rt.texts(turn.contact.language, "case.survey_escalated",
+                                       ticket=opened.case.ticket)))
+        turn.later.extend(opened.rows)
+    if turn.rt.survey_reminder is not None:
         turn.db.flush()
-        turn.rt.raw.reminder_cancel.run(turn.cur, {"key": f"survey_reminder:{resp.id}"})
-    elif turn.rt.survey_reminder is not None:
-        followups.survey_reminder(
-            turn.db, resp, turn.contact, turn.now, turn.rt.survey_reminder,
-            chat_id=turn.inbound.chat_id, channel=turn.inbound.channel,
-        )
+        followups.survey_reminder_cancel(turn.rt.raw, turn.cur, resp.id)
 
 
 def survey_cancelled(turn: Turn, effect: SurveyCancelled) -> None:
@@ -123,4 +114,5 @@ def survey_cancelled(turn: Turn, effect: SurveyCancelled) -> None:
     key = f"{turn.contact.id}:{effect.key}"
     response_id = conn.execute(turn.rt.sql.response_find, {"key": key}).scalar()
     if response_id is not None:
-        conn.execute(turn.rt.sql.reminder_cancel, {"key": f"survey_reminder:{response_id}"})
+        conn.execute(turn.rt.sql.reminder_cancel,
+                     {"key": followups.survey_reminder_key(response_id)})
