@@ -75,7 +75,7 @@ class Turn:
         self.consented = row[2] is not None
         self.has_session = row[4] is not None
         self.stored_state: dict[str, Any] | None = row[5]
-        self.loaded_contact: Contact | None = None
+        self.loaded_contact: Contact | None = None  # the ORM object, if this turn loaded it
         self.now = now
         # The name is personal data: stored only once the resident agreed (see RecordConsent).
         if inbound.display_name and self.consented and row[3] != inbound.display_name:
