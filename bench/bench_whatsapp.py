@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from bot.app import App, build_app  # noqa: E402
 from bot.channels.whatsapp.channel import WEBHOOK_PATH, WhatsAppChannel  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.runtime import Inbound  # noqa: E402
+from bot.runtime.types import Inbound  # noqa: E402
 from bot.storage.db import scratch_schema  # noqa: E402
 from bot.web.server import build_web_app  # noqa: E402
 from flows.machine.types import Event  # noqa: E402

@@ -15,7 +15,8 @@ from bot.config import Settings
 from bot.i18n import Texts
 from bot.outbox.ratelimit import RateLimiter
 from bot.outbox.store import SendPolicy
-from bot.runtime import Clock, Runtime, utcnow
+from bot.runtime.facade import Runtime
+from bot.runtime.types import Clock, utcnow
 from bot.storage.db import open_database, session_factory, transaction
 from bot.storage.models import Agency
 

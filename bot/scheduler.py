@@ -19,7 +19,7 @@ from bot.app import App
 from bot.outbox.dispatcher import DispatchConfig, Dispatcher
 from bot.outbox.ratelimit import ChannelLimits, RateLimiter, telegram_limits, whatsapp_limits
 from bot.outbox.store import Sender
-from bot.runtime import Clock
+from bot.runtime.types import Clock
 
 log = logging.getLogger(__name__)
 DISPATCH_JOB = "outbox-dispatcher"

@@ -155,7 +155,7 @@ async def test_each_trigger_opens_exactly_one_case(app: App, clock: FakeClock) -
 
 def test_console_resident_never_sees_the_staff_card(sqlite_app: App, clock: FakeClock) -> None:
     """The card of a case opened from another channel waits for the Telegram dispatcher."""
-    from bot.runtime import Inbound
+    from bot.runtime.types import Inbound
     from bot.storage.models import OutboxMessage, StaffRoom
     from flows.machine.types import Event
 

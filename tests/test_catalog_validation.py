@@ -20,7 +20,7 @@ from bot.catalog import CatalogError, load_catalog
 from bot.desk import cases, outgoing
 from bot.outbox import followups
 from bot.reports.digest.job import _weighting, digest_time, produce_digest, register_digest_jobs
-from bot.runtime import local_time
+from bot.runtime.types import local_time
 from bot.storage.db import transaction
 from bot.storage.models import Agency, Service
 from tests.conftest import ROOT, FakeClock

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from bot.app import App
 from bot.outbox.followups import KIND_CHECKIN, KIND_STATUS, notify_status_change
 from bot.outbox.store import mark_sent
-from bot.runtime import Inbound, new_event_id
+from bot.runtime.types import Inbound, new_event_id
 from bot.storage.models import Complaint, Contact, OutboxMessage, StatusChange
 from flows.machine.types import Event
 from tests.conftest import FakeClock

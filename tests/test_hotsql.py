@@ -7,7 +7,7 @@ from datetime import UTC, timedelta
 from sqlalchemy import select
 
 from bot.app import App
-from bot.runtime import Inbound
+from bot.runtime.types import Inbound
 from bot.storage.models import (
     Contact,
     ConversationSession,

@@ -270,7 +270,7 @@ async def test_replies_claimed_when_the_process_died_are_resent_after_the_claim_
 ) -> None:
     """A turn is stored and its replies claimed; the process dies before sending them. The
     redelivered update is a duplicate, so only the outbox can still answer the resident."""
-    from bot.runtime import Inbound
+    from bot.runtime.types import Inbound
     from flows.machine.types import Event
 
     inbound = Inbound("telegram", str(WARGA.id), str(WARGA.id), Event("text", "tg:1", text="/start"),

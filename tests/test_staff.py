@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from bot.app import App
 from bot.cli import main as cli
 from bot.desk import staff
-from bot.runtime import Inbound
+from bot.runtime.types import Inbound
 from bot.storage.models import ConversationSession, StaffInvite, StaffInviteAttempt, StaffMember
 from flows.machine.types import Event
 from tests.conftest import FakeClock

@@ -1,1 +1,1 @@
-"""Channel adapters: turn platform updates into :class:`bot.runtime.Inbound`, render replies."""
+"""Channel adapters: turn platform updates into :class:`bot.runtime.types.Inbound`, render replies."""

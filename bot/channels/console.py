@@ -12,7 +12,8 @@ import sys
 from typing import Any, TextIO
 
 from bot.outbox.store import mark_sent
-from bot.runtime import Inbound, Runtime, new_event_id
+from bot.runtime.facade import Runtime
+from bot.runtime.types import Inbound, new_event_id
 from flows.machine.types import Event, Texts
 
 log = logging.getLogger(__name__)

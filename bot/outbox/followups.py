@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from bot.catalog import agency_followup_days, agency_quiet_hours
 from bot.i18n import TEXTS
+from bot.storage.hotsql import RawSQL
 from bot.storage.models import (
     Agency,
     Complaint,
@@ -104,24 +105,35 @@ def schedule(
     exists = db.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key))
     if exists is not None:
         return None
-    row = OutboxMessage(
+    row = OutboxMessage(**scheduled_values(
         contact_id=contact.id,
         channel=channel or contact.channel,
         chat_id=chat_id or contact.external_id,
         kind=kind,
         payload=payload,
-        status="pending",
         due_at=due if urgent else agency_quiet(agency, due),
-        attempts=0,
-        created_at=now,
         dedupe_key=dedupe_key,
         agency_id=agency.id,
         urgent=urgent,
         ref=ref,
-        uncertain=0,
-    )
+        now=now,
+    ))
     db.add(row)
     return row
+
+
+def scheduled_values(
+    *, contact_id: int, channel: str, chat_id: str, kind: str, payload: dict[str, Any],
+    due_at: datetime, dedupe_key: str, agency_id: int, ref: str, now: datetime, urgent: bool = False,
+) -> dict[str, Any]:
+    """The columns of a scheduled message (``hotsql.REMINDER_COLUMNS``): for :func:`schedule` and
+    for the runtime's one-statement insert of a survey reminder, so both write the same row."""
+    return {
+        "contact_id": contact_id, "channel": channel, "chat_id": chat_id, "kind": kind,
+        "payload": payload, "status": "pending", "due_at": due_at, "attempts": 0,
+        "created_at": now, "dedupe_key": dedupe_key, "agency_id": agency_id, "urgent": urgent,
+        "ref": ref, "uncertain": 0,
+    }
 
 
 def cancel(db: Session, ref: str, kind: str | None = None) -> int:
@@ -220,39 +232,45 @@ def notify_status_change(
     )
 
 
-def survey_reminder(
-    db: Session, response: SurveyResponse, contact: Contact, now: datetime, delay: timedelta,
-    chat_id: str | None = None, channel: str | None = None,
-) -> None:
-    """Keep one gentle reminder per unfinished survey, pushed back while the resident is active.
+def survey_reminder_key(response_id: int) -> str:
+    """The ``dedupe_key`` of a survey's one reminder: the statements below find it by this key."""
+    return f"survey_reminder:{response_id}"
 
-    A completed survey cancels it; once it has been sent there is never another one.
-    """
-    db.flush()
-    ref = f"survey:{response.id}"
-    key = f"survey_reminder:{response.id}"
-    row = db.scalars(select(OutboxMessage).where(OutboxMessage.dedupe_key == key)).first()
-    if response.status == "complete":
-        if row is not None and row.status == "pending":
-            row.status = "cancelled"
-        return
-    agency = db.get(Agency, response.agency_id)
-    service = db.get(Service, response.service_id)
-    assert agency is not None and service is not None
-    due = agency_quiet(agency, now + delay)
-    if row is not None:
-        if row.status == "pending":
-            row.due_at = due
-        return
-    payload = survey_reminder_payload(contact.language, service.name, response.id)
-    schedule(
-        db, contact=contact, agency=agency, kind=KIND_SURVEY, payload=payload, due=due,
-        dedupe_key=key, ref=ref, now=now, chat_id=chat_id, channel=channel,
-    )
+
+# One gentle reminder per unfinished survey: scheduled at the first answer, pushed back while
+# the resident keeps answering, cancelled when the survey is finished or dropped; once it has
+# been sent there is never another one. Each is one statement (``hotsql.RawSQL``) in the
+# runtime's transaction: the survey is the hottest write of all, one per answer. ``due`` is
+# already out of the agency's quiet hours (the runtime caches the agency's adjustment).
+
+
+def survey_reminder_start(
+    raw: RawSQL, cur: Any, *, contact_id: int, channel: str, chat_id: str, lang: str,
+    service_name: str, response_id: int, agency_id: int, due: datetime, now: datetime,
+) -> None:
+    """A survey just started: schedule its reminder (or push back the one it has)."""
+    key = survey_reminder_key(response_id)
+    created = raw.reminder_insert.one(cur, scheduled_values(
+        contact_id=contact_id, channel=channel, chat_id=chat_id, kind=KIND_SURVEY,
+        payload=survey_reminder_payload(lang, service_name, response_id), due_at=due,
+        dedupe_key=key, agency_id=agency_id, ref=f"survey:{response_id}", now=now,
+    ))
+    if created is None:  # the key exists already: push it back
+        raw.reminder_push.run(cur, {"key": key, "due": due})
+
+
+def survey_reminder_push(raw: RawSQL, cur: Any, response_id: int, due: datetime) -> None:
+    """Another answer: the pending reminder waits again (a sent one stays sent)."""
+    raw.reminder_push.run(cur, {"key": survey_reminder_key(response_id), "due": due})
+
+
+def survey_reminder_cancel(raw: RawSQL, cur: Any, response_id: int) -> None:
+    """The survey is finished: its pending reminder is cancelled."""
+    raw.reminder_cancel.run(cur, {"key": survey_reminder_key(response_id)})
 
 
 def survey_reminder_payload(lang: str, service_name: str, response_id: int) -> dict[str, Any]:
-    """The reminder's message; also used by the runtime's one-statement path for a new survey."""
+    """The reminder's message (see :func:`survey_reminder_start`)."""
     return {
         "text": TEXTS(lang, "followup.survey_reminder", service=service_name),
         "choices": [

@@ -43,7 +43,8 @@ from bot.channels.telegram.turns import (
 from bot.i18n import LANGUAGES
 from bot.outbox.ratelimit import RateLimiter
 from bot.outbox.store import SendError, record_failure, send_within
-from bot.runtime import Inbound, Runtime
+from bot.runtime.facade import Runtime
+from bot.runtime.types import Inbound
 from bot.storage.models import OutboxMessage
 from flows.machine.types import Event, Texts
 

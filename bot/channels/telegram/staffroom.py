@@ -34,7 +34,7 @@ from bot.channels.telegram.sender import TelegramSender, classify
 from bot.desk import cases, intake, outgoing, relay, rooms, states
 from bot.desk import queue as case_queue
 from bot.outbox.store import Sender
-from bot.runtime import Inbound
+from bot.runtime.types import Inbound
 from bot.storage.models import Case, OutboxMessage
 from bot.text import split_text
 from flows.machine.types import Event

@@ -18,7 +18,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.telegram.render import CHANNEL
-from bot.runtime import Inbound, Runtime
+from bot.runtime.facade import Runtime
+from bot.runtime.types import Inbound
 from bot.storage.models import Contact, OutboxMessage
 
 if TYPE_CHECKING:

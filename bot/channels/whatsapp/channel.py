@@ -46,7 +46,8 @@ from bot.channels.whatsapp.store import (
 from bot.config import ConfigError, Settings
 from bot.outbox.ratelimit import RateLimiter
 from bot.outbox.store import SendError, mark_sent, record_failure, send_within
-from bot.runtime import Inbound, Runtime
+from bot.runtime.facade import Runtime
+from bot.runtime.types import Inbound
 from bot.storage.models import OutboxMessage
 
 if TYPE_CHECKING:

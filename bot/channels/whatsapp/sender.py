@@ -21,7 +21,7 @@ from bot.channels.whatsapp.ids import CHANNEL
 from bot.channels.whatsapp.render import render, template_message
 from bot.config import Settings
 from bot.outbox.store import SendError
-from bot.runtime import Clock
+from bot.runtime.types import Clock
 from bot.storage.models import Contact
 from flows.machine.types import Texts
 

@@ -1,0 +1,77 @@
+"""The resident's data (UU 27/2022): what we hold, erasure, and a declined consent, through
+bot.privacy; after erasure this turn's replies still go out, as rows deleted once sent."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from bot.privacy import erasure as privacy_erasure
+from bot.privacy import purge
+from bot.runtime.types import local_time
+from bot.storage.models import Complaint, OutboxMessage, SurveyResponse
+
+if TYPE_CHECKING:
+    from bot.runtime.turn import Turn
+
+
+def my_data(turn: Turn) -> dict[str, Any]:
+    assert turn.contact is not None
+    c = turn.contact
+    surveys = turn.db.scalar(
+        select(func.count()).select_from(SurveyResponse).where(SurveyResponse.contact_id == c.id)
+    )
+    tickets_ = turn.db.scalars(
+        select(Complaint.ticket).where(Complaint.contact_id == c.id).order_by(Complaint.id)
+    ).all()
+    return {
+        "channel": c.channel,
+        "name": c.display_name,
+        "consent": local_time(c.consent_at, "Asia/Jakarta"),
+        "surveys": surveys or 0,
+        "complaints": len(tickets_),
+        "tickets": list(tickets_)[-10:],
+    }
+
+
+def delete_my_data(turn: Turn) -> dict[str, Any]:
+    """UU 27/2022 erasure (bot/privacy/erasure.py): complaints, cases and survey scores stay for the
+    agency, anonymised and scrubbed; everything else about the person goes."""
+    assert turn.contact is not None
+    erased = privacy_erasure.erase_contact(
+        turn.db, turn.contact, turn.now, names=channel_names(turn),
+        files=turn.rt.data_dirs,
+    )
+    forgotten(turn)
+    return {"complaints_kept": erased.complaints}
+
+
+def decline_consent(turn: Turn) -> dict[str, Any]:
+    """The resident said no before giving anything: nothing of them is kept, not even the
+    contact row. Their next message starts over with the consent question."""
+    assert turn.contact is not None
+    privacy_erasure.forget_unconsented(turn.db, turn.contact)
+    forgotten(turn)
+    return {}
+
+
+def channel_names(turn: Turn) -> list[str]:
+    """What the channel calls the resident (profile name, username): scrubbed as names."""
+    return [n for n in (turn.inbound.display_name, turn.inbound.username) if n]
+
+
+def forgotten(turn: Turn) -> None:
+    """After erasure: this turn's replies still go out, as rows deleted once sent."""
+    turn.erased = True
+    for row in turn.outbox:
+        erasure_row(row)
+    turn.db.flush()
+    turn.contact = None
+
+
+def erasure_row(row: OutboxMessage) -> None:
+    row.contact_id = None
+    row.kind = purge.ERASURE_KIND
+    row.ref = purge.ERASURE_REF
+    row.payload = {**row.payload, "erasure": True}

@@ -1,0 +1,78 @@
+"""Who is writing: a delivery seen once, the resident's contact row (found or made, locked),
+and the effects that change it (language, consent).
+
+The contact is read with its session state in one statement; the ORM object is loaded only by
+turns that need it, so the usual turn changes the row with direct statements.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from bot.runtime.types import Inbound
+from bot.storage.models import Contact
+
+if TYPE_CHECKING:
+    from bot.runtime.facade import Runtime
+    from bot.runtime.turn import Turn
+
+
+def first_delivery(rt: Runtime, cur: Any, inbound: Inbound, now: datetime) -> bool:
+    """Whether this delivery (channel, event key) is seen for the first time."""
+    # RETURNING, not rowcount: psycopg reports rowcount -1 for this insert.
+    row = rt.raw.first_delivery.one(
+        cur, {"channel": inbound.channel, "event_key": inbound.event_key, "received_at": now})
+    return row is not None
+
+
+def contact_row(rt: Runtime, conn: Connection, cur: Any, inbound: Inbound, now: datetime,
+                ) -> tuple[Any, ...]:
+    """The resident's row (locked) and session state: see ``hotsql.RawSQL.contact_state``."""
+    params = {"channel": inbound.channel, "external_id": inbound.user_id}
+    find = rt.raw.contact_state
+    contact = find.one(cur, params)  # the usual case: one statement, no insert attempt
+    if contact is None:
+        insert = pg_insert if rt.postgres else sqlite_insert
+        hint = (inbound.language_hint or "").split("-")[0].lower()
+        language = hint if hint in ("id", "en") else rt.default_language
+        conn.execute(
+            insert(Contact)
+            .values(
+                channel=inbound.channel,
+                external_id=inbound.user_id,
+                display_name=None,  # stored with the consent (RecordConsent)
+                language=language,
+                created_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        contact = find.one(cur, params)
+        assert contact is not None
+    # They wrote to us, so they have not blocked the bot. A direct UPDATE, before the ORM
+    # ever loads the contact (only turns that need it do): it then sees these values.
+    rt.raw.contact_seen.run(cur, {"cid": contact[0], "now": now})
+    return contact
+
+
+def set_language(turn: Turn, language: str) -> None:
+    """SetLanguage: on the ORM object if the turn loaded it, else a direct UPDATE."""
+    turn.language = language
+    if turn.loaded_contact is not None:
+        turn.loaded_contact.language = language
+    else:  # no ORM object this turn: a direct UPDATE, which a later load sees
+        turn.rt.raw.contact_language.run(turn.cur, {"cid": turn.cid, "language": language})
+
+
+def record_consent(turn: Turn) -> None:
+    """RecordConsent: the resident agreed, so their channel name may be stored from now on."""
+    turn.consented = True
+    contact = turn.contact  # once per resident: the ORM is fine here
+    assert contact is not None
+    contact.consent_at = turn.now
+    if turn.inbound.display_name:
+        contact.display_name = turn.inbound.display_name[:200]
