@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bot.catalog import CatalogError, load_catalog, read_catalog
 from bot.cli import digest as cli_digest
+from bot.cli import doctor as cli_doctor
 from bot.cli import outbox as cli_outbox
 from bot.config import ConfigError, Settings, load_settings
 from bot.storage.db import (
@@ -31,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     cat_sub = cat.add_subparsers(dest="action", required=True)
     load = cat_sub.add_parser("load", help="load the catalog YAML into the database (idempotent)")
     load.add_argument("path", nargs="?", type=Path, help="YAML file (default: CATALOG_PATH)")
+    sub.add_parser("doctor", help="check this deployment: settings, database, folders, Telegram, "
+                   "WhatsApp, outbox, scheduler (exit code 1 on a failure)")
     cli_digest.add_parsers(sub)
     cli_outbox.add_parsers(sub)
     return p
@@ -57,6 +60,8 @@ def quiet_scheduler_logs(level: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "doctor":  # reports a bad setting as one of its lines
+        return cli_doctor.run()
     try:
         settings = load_settings()
         command = args.command or "run"
