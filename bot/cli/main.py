@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.catalog import CatalogError, load_catalog, read_catalog
+from bot.cli import backup as cli_backup
 from bot.cli import digest as cli_digest
 from bot.cli import doctor as cli_doctor
 from bot.cli import outbox as cli_outbox
@@ -35,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="check this deployment: settings, database, folders, Telegram, "
                    "WhatsApp, outbox, scheduler (exit code 1 on a failure)")
     cli_digest.add_parsers(sub)
+    cli_backup.add_parsers(sub)
     cli_outbox.add_parsers(sub)
     return p
 
@@ -82,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if command in ("staff", "digest"):
             return cli_digest.run(settings, args)
+        if command in ("backup", "restore"):
+            return cli_backup.run(settings, args)
         if command in ("outbox", "qr"):
             return cli_outbox.run(settings, args)
         return _run(settings)
