@@ -103,6 +103,29 @@ async def test_webhook_mode_matching_and_reachable(sqlite_url: str, tmp_path: Pa
     assert line(lines, "telegram webhook reachable").startswith("OK")
 
 
+class FailingWebhook(ft.FakeTelegram):
+    async def _m_getwebhookinfo(self, params: dict[str, Any]) -> Any:
+        info = await super()._m_getwebhookinfo(params)
+        return {**info, "last_error_date": 1764036000, "last_error_message": "Connection refused"}
+
+
+async def test_webhook_delivery_error_is_shown(sqlite_url: str, tmp_path: Path, graph: fg.FakeGraph,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    telegram = FailingWebhook()
+    await telegram.start()
+    try:
+        hook = telegram.base_url + "/hook"
+        telegram.webhook = {"url": hook}
+        rc, lines = await doctor_run(good(sqlite_url, tmp_path, telegram, graph,
+                                          telegram_webhook_url=hook), capsys)
+    finally:
+        await telegram.stop()
+    errors = [x for x in lines if "last delivery error" in x]
+    assert rc == 0 and len(errors) == 1
+    assert errors[0].startswith("WARN") and "Connection refused" in errors[0]
+    assert line(lines, "telegram webhook url").startswith("WARN")  # http://, not https://
+
+
 async def test_webhook_mismatch_warns(sqlite_url: str, tmp_path: Path, telegram: ft.FakeTelegram,
                                       graph: fg.FakeGraph, capsys: pytest.CaptureFixture[str]) -> None:
     telegram.webhook = {"url": "https://other.example/telegram/webhook"}
@@ -200,6 +223,14 @@ async def test_missing_sqlite_file_fails(tmp_path: Path, capsys: pytest.CaptureF
     rc, lines = await doctor_run(settings, capsys)
     assert rc == 1 and line(lines, "database").startswith("FAIL")
     assert not (tmp_path / "none.db").exists()  # the doctor does not create it
+
+
+async def test_unreachable_database_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = Settings(database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/prima",
+                        digest_dir=tmp_path / "d")
+    rc, lines = await doctor_run(settings, capsys)
+    assert rc == 1
+    assert line(lines, "database").startswith("FAIL") and "cannot use the database" in line(lines, "database")
 
 
 def test_bad_setting_is_a_fail_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

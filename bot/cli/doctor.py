@@ -333,6 +333,9 @@ async def check_telegram(settings: Settings, report: Report) -> None:
     else:
         report.add(OK, "telegram", f"token valid: @{me.username} (id {me.id})")
     wanted = settings.telegram_webhook_url or ""
+    if wanted and not wanted.startswith("https://"):
+        report.add(WARN, "telegram webhook url", f"{wanted}: Telegram delivers only to https:// "
+                   "(ports 443, 80, 88 or 8443); put nginx with a certificate in front")
     if wanted and info.url == wanted:
         report.add(OK, "telegram webhook", f"set to {wanted}")
     elif wanted:
