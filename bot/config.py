@@ -125,6 +125,11 @@ class Settings(BaseSettings):
         default=0, ge=0, le=10,
         description="Quick-reply buttons the approved template has; filled with the follow-up's answers.",
     )
+    whatsapp_business_account_id: str | None = Field(
+        default=None,
+        description="WhatsApp Business Account id (WABA); only `python bot.py doctor` uses it, to "
+        "check that WHATSAPP_TEMPLATE_FOLLOWUP exists and is approved.",
+    )
 
     @property
     def whatsapp_graph_url(self) -> str:

@@ -32,6 +32,7 @@ PHONE_NUMBER_ID = "106540352242922"
 APP_SECRET = "app-secret-for-tests"
 VERIFY_TOKEN = "verify-me"
 VERSION = "v26.0"
+BUSINESS_ACCOUNT_ID = "102290129340398"
 
 ERRORS: dict[int, tuple[int, str]] = {
     130429: (400, "Rate limit hit"),
@@ -116,6 +117,9 @@ class FakeGraph:
     gone: set[str] = field(default_factory=set)  # media ids Meta no longer has
     downloads: list[str] = field(default_factory=list)
     drop_after_send: dict[str, int] = field(default_factory=dict)  # recipient -> sends whose answer is lost
+    app_secret: str = APP_SECRET  # checks appsecret_proof when a call carries one
+    business_account_id: str = BUSINESS_ACCOUNT_ID
+    templates: list[dict[str, Any]] = field(default_factory=list)  # message_templates entries
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -130,6 +134,7 @@ class FakeGraph:
         app.router.add_post("/{version}/{phone}/messages", self._messages)
         app.router.add_post("/{version}/{phone}/media", self._media)
         app.router.add_get("/download/{media_id}", self._media_download)  # before the catch-all
+        app.router.add_get("/{version}/{waba}/message_templates", self._templates)
         app.router.add_get("/{version}/{media_id}", self._media_info)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -227,6 +232,14 @@ class FakeGraph:
         media_id = request.match_info["media_id"]
         if not self._authorised(request):
             return self._error(190)
+        if request.query.get("appsecret_proof") not in (None, proof(self.token, self.app_secret)):
+            return self._error(100, 400, "Invalid appsecret_proof provided in the API argument")
+        if media_id == self.phone_number_id:  # the phone number node: a harmless read
+            return web.json_response({"id": media_id, "display_phone_number": "+62 811-0000-0000",
+                                      "verified_name": "Prima Test", "quality_rating": "GREEN"})
+        if "display_phone_number" in request.query.get("fields", ""):  # asked as a phone number
+            return self._error(100, 400, f"Unsupported get request. Object with ID '{media_id}' "
+                               "does not exist")
         if media_id in self.gone:
             return self._error(100, 400, "Unsupported get request: media does not exist")
         data = self._media_bytes(media_id)
@@ -234,6 +247,15 @@ class FakeGraph:
             "messaging_product": "whatsapp", "id": media_id, "mime_type": "image/jpeg",
             "sha256": hashlib.sha256(data).hexdigest(), "file_size": len(data),
             "url": f"http://127.0.0.1:{self.port}/download/{media_id}"})
+
+    async def _templates(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return self._error(190)
+        if request.match_info["waba"] != self.business_account_id:
+            return self._error(100, 400, "Unsupported get request: unknown business account id")
+        name = request.query.get("name")
+        data = [t for t in self.templates if name is None or t.get("name") == name]
+        return web.json_response({"data": data, "paging": {}})
 
     async def _media_download(self, request: web.Request) -> web.Response:
         if not self._authorised(request):  # Meta wants the token on the download too
@@ -316,6 +338,11 @@ def new_wamid() -> str:
 
 def sign(body: bytes, secret: str = APP_SECRET) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def proof(token: str, secret: str = APP_SECRET) -> str:
+    """``appsecret_proof``: HMAC-SHA256 of the access token keyed with the app secret."""
+    return hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
 
 
 def webhook(*, messages: list[dict[str, Any]] | None = None, statuses: list[dict[str, Any]] | None = None,

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from bot import logs
 from bot.catalog import CatalogError, load_catalog, read_catalog
+from bot.cli import backup as cli_backup
 from bot.cli import digest as cli_digest
+from bot.cli import doctor as cli_doctor
 from bot.cli import outbox as cli_outbox
 from bot.config import ConfigError, Settings, load_settings
 from bot.storage.db import (
@@ -32,7 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     cat_sub = cat.add_subparsers(dest="action", required=True)
     load = cat_sub.add_parser("load", help="load the catalog YAML into the database (idempotent)")
     load.add_argument("path", nargs="?", type=Path, help="YAML file (default: CATALOG_PATH)")
+    sub.add_parser("doctor", help="check this deployment: settings, database, folders, Telegram, "
+                   "WhatsApp, outbox, scheduler (exit code 1 on a failure)")
     cli_digest.add_parsers(sub)
+    cli_backup.add_parsers(sub)
     cli_outbox.add_parsers(sub)
     return p
 
@@ -57,6 +62,8 @@ def quiet_scheduler_logs(level: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "doctor":  # reports a bad setting as one of its lines
+        return cli_doctor.run()
     try:
         settings = load_settings()
         command = args.command or "run"
@@ -77,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if command in ("staff", "digest"):
             return cli_digest.run(settings, args)
+        if command in ("backup", "restore"):
+            return cli_backup.run(settings, args)
         if command in ("outbox", "qr"):
             return cli_outbox.run(settings, args)
         return _run(settings)
