@@ -18,7 +18,11 @@ from importlinter import cli
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bot", "flows")
 LIMIT = 400  # lines; a module above it must be one cohesive thing, named here with the reason
-COHESIVE: dict[str, str] = {}
+COHESIVE: dict[str, str] = {
+    "bot.storage.models": "one Base and MetaData: Alembic, the erasure sweep and the privacy tests walk it whole",
+    "bot.outbox.dispatcher": "one Dispatcher whose claim, send and record share its tick lock and held chats",
+    "bot.channels.telegram.staffroom": "the staff room's handlers: topics, case buttons, /kasus and /balas together",
+}
 
 
 def test_layers_only_import_downward(capsys: pytest.CaptureFixture[str]) -> None:
