@@ -227,7 +227,7 @@ def check_catalog(settings: Settings, report: Report) -> None:
 
 
 def _directories(settings: Settings) -> list[tuple[str, Path]]:
-    from bot.channels.whatsapp import whatsapp_requested
+    from bot.channels.whatsapp.channel import whatsapp_requested
 
     dirs = [("DIGEST_DIR", Path(settings.digest_dir))]
     if settings.whatsapp_media_dir is not None and whatsapp_requested(settings):
@@ -276,7 +276,7 @@ async def _remote(settings: Settings, report: Report, today: date) -> None:
         await check_telegram(settings, report)
     else:
         report.add(OK, "telegram", "not configured (TELEGRAM_BOT_TOKEN unset)")
-    from bot.channels.whatsapp import whatsapp_requested
+    from bot.channels.whatsapp.channel import whatsapp_requested
 
     if whatsapp_requested(settings):
         for result in await check_whatsapp(settings, today):
@@ -306,7 +306,7 @@ async def _reachable(name: str, url: str) -> tuple[str, str, str]:
 async def check_telegram(settings: Settings, report: Report) -> None:
     from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramUnauthorizedError
 
-    from bot.channels.telegram import make_bot
+    from bot.channels.telegram.sender import make_bot
 
     bot = make_bot(settings.telegram_bot_token or "", settings.telegram_api_base, timeout=10)
     try:

@@ -88,7 +88,7 @@ def _graph_error(status: int, data: dict[str, Any]) -> str:
 
 
 async def check_whatsapp(settings: Settings, today: date) -> Lines:
-    from bot.channels.whatsapp import whatsapp_missing
+    from bot.channels.whatsapp.channel import whatsapp_missing
 
     report = Lines()
     missing = whatsapp_missing(settings)
