@@ -40,6 +40,7 @@ DEFAULT_FIRST_RESPONSE_HOURS = 8.0  # one office day
 DEFAULT_RESOLUTION_DAYS = 10  # two working weeks, about the 14 calendar days of the digest
 DEFAULT_COUNTRY = "ID"  # the national calendar every agency follows unless switched off
 WORKDAYS = frozenset({0, 1, 2, 3, 4})  # Monday..Friday
+UTC_ZONE = ZoneInfo("UTC")
 MAX_DAYS_SCANNED = 3700  # ten years of holidays cannot stall the loop
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_KEYS = {**{name: i for i, name in enumerate(DAY_NAMES)},
@@ -119,6 +120,7 @@ class OfficeHours:
     cuti_bersama: bool = True
     _off: dict[int, frozenset[date]] = field(default_factory=dict, init=False, repr=False,
                                              compare=False, hash=False)
+    _zone: ZoneInfo = field(default=UTC_ZONE, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not self.week:
@@ -137,11 +139,11 @@ class OfficeHours:
             object.__setattr__(self, "open", min(w[0][0] for w in self.week if w))
             object.__setattr__(self, "close", max(w[-1][1] for w in self.week if w))
             object.__setattr__(self, "workdays", frozenset(i for i, w in enumerate(self.week) if w))
-        ZoneInfo(self.tz)  # raises for an unknown zone
+        object.__setattr__(self, "_zone", ZoneInfo(self.tz))  # raises for an unknown zone
 
     @property
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.tz)
+        return self._zone
 
     @property
     def day_seconds(self) -> float:
@@ -162,7 +164,7 @@ class OfficeHours:
 
     def windows(self, day: date) -> list[tuple[datetime, datetime]]:
         """The office windows of ``day`` (whatever its weekday) as aware UTC datetimes."""
-        zone = self.zone
+        zone = self._zone
         return [(datetime.combine(day, o, tzinfo=zone).astimezone(UTC),
                  datetime.combine(day, c, tzinfo=zone).astimezone(UTC))
                 for o, c in self.week[day.weekday()]]
