@@ -18,7 +18,8 @@ time when the office has closed by then (a moment outside office hours counts fr
 closing before it, so one working day after Monday 17:00 is the end of Tuesday).
 
 The calendar of days off is built once per (agency calendar, year) and cached, so a deadline
-costs a few microseconds.
+costs a few microseconds. One module on purpose (a little over 400 lines): the calendar, the
+arithmetic over it and the parsing of the catalog's settings that feed them change together.
 """
 
 from __future__ import annotations
