@@ -7,7 +7,9 @@ the same run, on the same database:
 - baseline: ``SELECT count(*)`` of the open cases;
 - the idle tick (every breach already flagged), and the tick that flags a batch of breaches;
 - one deadline (:func:`bot.worktime.add_working_hours`, across a weekend) against a plain
-  ``datetime + timedelta``.
+  ``datetime + timedelta``: with the bundled catalog's working time (office hours with breaks,
+  Indonesia's public holidays and cuti bersama, the regency's local days; the calendar cached
+  per agency and year) and with plain 08:00-16:00 and no holidays.
 
     python bench/bench_cases.py                         # SQLite, 20,000 open cases
     python bench/bench_cases.py --cases 200000          # the full size
@@ -31,11 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.app import App, build_app  # noqa: E402
+from bot.catalog import read_catalog  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.desk import deadlines, states  # noqa: E402
 from bot.storage.db import scratch_schema  # noqa: E402
 from bot.storage.models import Agency, Case  # noqa: E402
-from bot.worktime import OfficeHours, add_working_hours  # noqa: E402
+from bot.worktime import OfficeHours, add_working_hours, policy_from_settings  # noqa: E402
 
 NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)  # Monday 10:00 WIB
 
@@ -101,11 +104,14 @@ def main() -> int:
         assert flagged == args.late, flagged
         baseline = timed(count, args.repeat)
         idle = timed(tick, args.repeat)
-        office = OfficeHours()
+        spec = read_catalog(ROOT / "catalog.yaml")
+        office = policy_from_settings("Asia/Jakarta", spec.sla_for(spec.agencies[0]).settings()).hours
+        bare = OfficeHours()
         friday = datetime(2026, 11, 27, 8, 30, tzinfo=UTC)
         n = 20_000
         plain = timed(lambda: [friday + timedelta(hours=8) for _ in range(n)], 3) / n
         working = timed(lambda: [add_working_hours(friday, 8, office) for _ in range(n)], 3) / n
+        no_calendar = timed(lambda: [add_working_hours(friday, 8, bare) for _ in range(n)], 3) / n
         db_name = "PostgreSQL" if args.postgres else "SQLite"
         print(f"{db_name}, {args.cases:,} open cases, {args.late} past their limit")
         print(f"  baseline count of open cases : {baseline * 1000:8.2f} ms")
@@ -113,7 +119,8 @@ def main() -> int:
         print(f"  tick flagging {args.late:>5} breaches : {flag_s * 1000:8.2f} ms  "
               f"({flag_s / args.late * 1000:.2f} ms per breach, topic + head rows)")
         print(f"  deadline across a weekend    : {working * 1e6:8.2f} us  "
-              f"(datetime + timedelta: {plain * 1e6:.2f} us)")
+              f"(08:00-16:00, no holidays: {no_calendar * 1e6:.2f} us; "
+              f"datetime + timedelta: {plain * 1e6:.2f} us)")
         app.engine.dispose()
     finally:
         drop()

@@ -28,6 +28,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.storage.models import Agency, Service
+from bot.worktime import (
+    DEFAULT_OFFICE_HOURS,
+    format_office_hours,
+    parse_day_off,
+    parse_office_hours,
+    policy_from_settings,
+)
 from flows.helpers.catalog import AgencyInfo, Catalog, ServiceInfo
 
 log = logging.getLogger(__name__)
@@ -85,27 +92,50 @@ class ServiceSpec(BaseModel):
 
 
 class SlaSpec(BaseModel):
-    """Time limits of human review in working time (bot/worktime.py); omitted keys keep the defaults."""
+    """Time limits of human review in working time (bot/worktime.py); omitted keys keep the defaults.
+
+    At the top of the catalog it is the regency's rule for every agency; an agency's own ``sla``
+    changes single keys, and its ``holidays`` add to the regency's (:meth:`CatalogSpec.sla_for`).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    office_hours: str = "08:00-16:00"
+    # "08:00-16:00" (Monday to Friday) or per weekday: {"mon-thu": "07:30-16:00",
+    # "fri": "07:30-11:30, 13:00-16:30"}; days left out are closed.
+    office_hours: str | dict[str, str] = DEFAULT_OFFICE_HOURS
     first_response_hours: float = Field(default=8, gt=0, le=24 * 30)
     resolution_days: float = Field(default=10, gt=0, le=365)
-    holidays: list[date] = Field(default_factory=list)
+    holidays: list[date | str] = Field(default_factory=list)  # local days: 2026-12-25 or "10-19" yearly
+    national_holidays: bool = True  # Indonesia's public holidays (the `holidays` package)
+    cuti_bersama: bool = True  # false: the office works on cuti bersama days
     escalate_survey: Literal["any_one", "grade_d", "both", "off"] = "both"
+
+    @field_validator("office_hours", mode="before")
+    @classmethod
+    def _office_hours(cls, v: object) -> object:
+        week = parse_office_hours(v)  # SlaConfigError is a ValueError: one line naming the field
+        return v.strip() if isinstance(v, str) else format_office_hours(week)
+
+    @field_validator("holidays", mode="before")
+    @classmethod
+    def _holidays(cls, v: object) -> object:
+        if v is None:
+            return []
+        if isinstance(v, str | bytes) or not isinstance(v, list):
+            raise ValueError("expected a list of dates (YYYY-MM-DD) or yearly days (MM-DD)")
+        days = [parse_day_off(x) for x in v]
+        return list(dict.fromkeys(d if isinstance(d, date) else f"{d[0]:02d}-{d[1]:02d}" for d in days))
 
     def settings(self) -> dict[str, Any]:
         """The keys stored in ``agencies.settings`` (read by bot.desk.cases)."""
         return {"office_hours": self.office_hours, "sla_first_response_hours": self.first_response_hours,
                 "sla_resolution_days": self.resolution_days,
-                "holidays": [d.isoformat() for d in self.holidays],
+                "holidays": [d.isoformat() if isinstance(d, date) else d for d in self.holidays],
+                "national_holidays": self.national_holidays, "cuti_bersama": self.cuti_bersama,
                 "escalate_survey": self.escalate_survey}
 
     @model_validator(mode="after")
     def _valid_hours(self) -> SlaSpec:
-        from bot.worktime import policy_from_settings
-
         policy_from_settings("Asia/Jakarta", self.settings())  # raises a ValueError naming the key
         return self
 
@@ -163,7 +193,17 @@ class CatalogSpec(BaseModel):
     region: str = ""
     # The agency that receives complaints no listed service covers (its first service is used).
     default_agency: str = ""
+    # The regency's working time for every agency (office hours, local days off such as its
+    # anniversary); an agency's own ``sla`` changes single keys.
+    sla: SlaSpec = Field(default_factory=SlaSpec)
     agencies: list[AgencySpec] = Field(min_length=1)
+
+    def sla_for(self, agency: AgencySpec) -> SlaSpec:
+        """The regency's ``sla`` with the keys the agency set; local days off add up."""
+        data = self.sla.model_dump()
+        data.update(agency.sla.model_dump(include=agency.sla.model_fields_set))
+        data["holidays"] = [*self.sla.holidays, *agency.sla.holidays]
+        return SlaSpec.model_validate(data)
 
     @model_validator(mode="after")
     def _default_agency_exists(self) -> CatalogSpec:
@@ -246,7 +286,7 @@ def load_catalog(db: Session, path: Path) -> dict[str, int]:
              "quiet_end": a.quiet_end, "active": True,
              "settings": {**{k: v for k, v in (agency.settings or {}).items()
                              if k not in ("digest_time", "ikm_weights")},
-                          "aliases": a.aliases, **a.sla.settings(),
+                          "aliases": a.aliases, **spec.sla_for(a).settings(),
                           **{k: v for k, v in a.extra_settings().items() if v is not None},
                           **_english(a.name_en, a.aliases_en),
                           "default": a.slug == spec.default_agency}},

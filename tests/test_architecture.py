@@ -21,6 +21,8 @@ LIMIT = 400  # lines; a module above it must be one cohesive thing, named here w
 COHESIVE: dict[str, str] = {
     "bot.storage.models": "one Base and MetaData: Alembic, the erasure sweep and the privacy tests walk it whole",
     "bot.outbox.dispatcher": "one Dispatcher whose claim, send and record share its tick lock and held chats",
+    "bot.worktime": "one calendar: office hours per weekday, national holidays and local days, cached together",
+    "bot.catalog": "the catalog's one schema, loader and read-back; split, a field would be checked in one place only",
     "bot.channels.telegram.staffroom": "the staff room's handlers: topics, case buttons, /kasus and /balas together",
 }
 

@@ -59,7 +59,9 @@ async def test_round_trip_resident_topic_staff_resident(app: App, clock: FakeClo
         card, photo = topic_messages(h, topic)
         assert card.text is not None and case.ticket in card.text and text in card.text
         assert "Pelapor dirahasiakan" in card.text
-        assert "Batas tanggapan pertama: 24-11-2026 09:00 WIB" in card.text  # Mon 09:00 + 8 h
+        # Mon 09:00 + 8 h of the bundled catalog's hours: 6 h on Monday (break 12:00-13:00),
+        # then Tuesday 07:30 + 2 h
+        assert "Batas tanggapan pertama: 24-11-2026 09:30 WIB" in card.text
         assert card.labels() == ["Ambil kasus", "Selesai", "Naikkan ke kepala", "Catatan internal"]
         assert photo.method == "sendPhoto" and photo.params["photo"] == "AgACbukti"
         # confidentiality: the resident's name appears nowhere in the staff room
