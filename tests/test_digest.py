@@ -130,6 +130,7 @@ def test_missing_element_is_named_instead_of_divided_by_zero(sqlite_app: App) ->
     assert "IKM minggu ini: belum dapat dihitung, dari 1 responden." in text
     assert "belum dinilai siapa pun minggu ini: Biaya/Tarif." in text
     assert "4. Biaya/Tarif: belum ada jawaban" in text
+    assert "Fokus perbaikan: tidak ada" not in text  # an unrated element is not "all grade A"
 
 
 def test_complaints_section_and_bribery_first(app: App) -> None:

@@ -65,7 +65,7 @@ def render_text(data: DigestData, lang: str = "id", texts: Texts = TEXTS) -> str
                      respondents=respondents(f, data.respondents_ytd, "digest.respondents_from")))
     parts[-1] += "\n" + f.t("digest.weighting_line", weighting=f.weighting(data.weighting))
 
-    if data.week_tallies and not data.focus:
+    if data.week_tallies and not data.focus and not w.missing:  # every element rated, all A
         parts.append(f.t("digest.focus_none", target=f.t("digest.target.grade_a")))
     if data.focus:
         lines = [f.t("digest.focus_below", target=f.t("digest.target.grade_a"))]
