@@ -3,8 +3,9 @@
 Every field is validated when the file is read, before anything is written: a bad value is
 refused with one line naming the file, the agency and the field. Rows that got into the
 database some other way are read at run time through :func:`agency_zone`,
-:func:`agency_quiet_hours` and :func:`agency_followup_days`, which fall back to the defaults
-(one log line per agency and value) so one agency's bad data never stops another's work.
+:func:`agency_quiet_hours`, :func:`agency_followup_days` and :func:`agency_ikm_weights`, which
+fall back to the defaults (one log line per agency and value) so one agency's bad data never
+stops another's work.
 
 It also builds the engine's read-only view of the catalog (:func:`snapshot` from the database,
 :func:`catalog_from_spec` from a file): the pure engine in flows/ knows agencies and services
@@ -44,6 +45,9 @@ DEFAULT_ZONE = "Asia/Jakarta"
 DEFAULT_QUIET = ("21:00", "07:00")
 DEFAULT_FOLLOWUP_DAYS = 7
 MAX_FOLLOWUP_DAYS = 90
+# The official weightings of the IKM (bot/reports/ikm.py WEIGHTS); the first is the default.
+IKM_WEIGHTS = ("exact", "0.111", "0.11")
+OPTIONAL_SETTINGS = ("digest_time", "ikm_weights")
 
 
 def valid_zone(value: object) -> bool:
@@ -151,7 +155,7 @@ class AgencySpec(BaseModel):
     quiet_start: str = DEFAULT_QUIET[0]
     quiet_end: str = DEFAULT_QUIET[1]
     digest_time: str | None = None  # local time of the Monday digest; unset: DIGEST_TIME
-    ikm_weights: Literal["exact", "0.111", "0.11"] | None = None  # unset: exact 1/9
+    ikm_weights: str | None = None  # one of IKM_WEIGHTS as written; unset: exact 1/9
     aliases: list[str] = Field(default_factory=list)
     name_en: str = Field(default="", max_length=200)
     aliases_en: list[str] = Field(default_factory=list)
@@ -167,6 +171,14 @@ class AgencySpec(BaseModel):
     @classmethod
     def _digest_time(cls, v: str | None) -> str | None:
         return None if v is None else _hhmm(v)
+
+    @field_validator("ikm_weights", mode="before")
+    @classmethod
+    def _ikm_weights(cls, v: object) -> str | None:
+        v = v.text if isinstance(v, _Float) else v
+        if v is not None and v not in IKM_WEIGHTS:
+            raise ValueError(f"must be one of {', '.join(IKM_WEIGHTS)} (written exactly so), got {str(v)!r}")
+        return v
 
     def extra_settings(self) -> dict[str, Any]:
         """Optional keys for ``agencies.settings``; an omitted one is removed on reload."""
@@ -228,10 +240,26 @@ def _where(raw: object, loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc) or "catalog"
 
 
+class _Float(float):
+    text = ""  # the float as written: ``ikm_weights: 0.1110`` must not pass as 0.111
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, with floats that remember their text."""
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> _Float:
+        value = _Float(super().construct_yaml_float(node))
+        value.text = node.value
+        return value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
+
+
 def read_catalog(path: Path) -> CatalogSpec:
     """Read and validate the whole file; raise :class:`CatalogError` with one line otherwise."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except FileNotFoundError:
         raise CatalogError(f"catalog file not found: {path}") from None
     except UnicodeDecodeError as exc:
@@ -285,7 +313,7 @@ def load_catalog(db: Session, path: Path) -> dict[str, int]:
              "followup_days": a.followup_days, "quiet_start": a.quiet_start,
              "quiet_end": a.quiet_end, "active": True,
              "settings": {**{k: v for k, v in (agency.settings or {}).items()
-                             if k not in ("digest_time", "ikm_weights")},
+                             if k not in OPTIONAL_SETTINGS},
                           "aliases": a.aliases, **spec.sla_for(a).settings(),
                           **{k: v for k, v in a.extra_settings().items() if v is not None},
                           **_english(a.name_en, a.aliases_en),
@@ -396,6 +424,14 @@ def agency_quiet_hours(agency: Agency) -> QuietHours:
         _fallback(agency, "quiet hours", f"{start}-{end}", "-".join(DEFAULT_QUIET))
         start, end = DEFAULT_QUIET
     return QuietHours(zone, start, end)
+
+
+def agency_ikm_weights(agency: Agency) -> Literal["exact", "0.111", "0.11"]:
+    """The weighting every report uses (digest job and ``bot.py digest`` alike); default exact."""
+    value = (agency.settings or {}).get("ikm_weights") or "exact"
+    if value not in IKM_WEIGHTS:
+        _fallback(agency, "ikm_weights", value, "exact")
+    return value if value in IKM_WEIGHTS else "exact"  # type: ignore[return-value]
 
 
 def agency_followup_days(agency: Agency) -> int:

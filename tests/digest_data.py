@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from bot.app import App
 from bot.storage.models import (
@@ -28,12 +29,17 @@ def add_response(
     at: datetime,
     scores: Sequence[int | None],
     suggestion: str | None = None,
+    display_name: str | None = None,
 ) -> int:
-    """One questionnaire; ``scores`` may be shorter than nine (an incomplete survey)."""
+    """One questionnaire; ``scores`` may be shorter than nine (an incomplete survey).
+
+    ``display_name``: the resident's chat name (a contact is created for them)."""
     with app.factory() as db, db.begin():
         svc = db.scalars(select(Service).where(Service.code == service)).one()
+        contact_id = _contact(db, display_name, at) if display_name else None
         resp = SurveyResponse(
             response_key=f"seed:{next(_seq)}", agency_id=svc.agency_id, service_id=svc.id,
+            contact_id=contact_id,
             channel="telegram", status="complete" if len(scores) == 9 else "partial",
             suggestion=suggestion, started_at=at, completed_at=at if len(scores) == 9 else None,
             updated_at=at,
@@ -54,6 +60,10 @@ def add_complaint(
     description: str,
     category: str = "penundaan",
     resolved_at: datetime | None = None,
+    *,
+    reporter_name: str | None = None,
+    display_name: str | None = None,
+    confidential: bool = False,
 ) -> str:
     with app.factory() as db, db.begin():
         svc = db.scalars(select(Service).where(Service.code == service)).one()
@@ -61,11 +71,21 @@ def add_complaint(
         ticket = f"PRM-T{n:03d}"
         db.add(Complaint(
             ticket=ticket, agency_id=svc.agency_id, service_id=svc.id, channel="telegram",
+            contact_id=_contact(db, display_name, at) if display_name else None,
+            reporter_name=reporter_name, confidential=confidential,
             description=description, category=category, status="resolved" if resolved_at else "new",
             created_at=at, updated_at=resolved_at or at, resolved_at=resolved_at,
             source_key=f"seed:{n}",
         ))
         return ticket
+
+
+def _contact(db: Session, display_name: str, at: datetime) -> int:
+    contact = Contact(channel="telegram", external_id=f"resident-{next(_seq)}", language="id",
+                      display_name=display_name, created_at=at)
+    db.add(contact)
+    db.flush()
+    return contact.id
 
 
 def add_head(app: App, agency: str, user_id: str, at: datetime, language: str = "id") -> int:

@@ -19,7 +19,7 @@ from bot.app import App
 from bot.catalog import CatalogError, load_catalog
 from bot.desk import cases, outgoing
 from bot.outbox import followups
-from bot.reports.digest.job import _weighting, digest_time, produce_digest, register_digest_jobs
+from bot.reports.digest.job import digest_time, produce_digest, register_digest_jobs
 from bot.runtime.types import local_time
 from bot.storage.db import transaction
 from bot.storage.models import Agency, Service
@@ -136,7 +136,7 @@ async def test_a_bad_row_in_the_database_does_not_stop_other_agencies(
         sla = cases.policy(samsat)
         assert sla.first_response_hours == 8 and sla.hours.tz == "Asia/Jakarta"
         assert digest_time(app, samsat) == (7, 30)
-        assert _weighting(samsat) == "exact"
+        assert catalog.agency_ikm_weights(samsat) == "exact"
         assert outgoing.local_time(clock.now, catalog.agency_zone(samsat)).endswith("WIB")
         assert local_time(clock.now, samsat.timezone).endswith("WIB")  # a resident's ticket lookup
         names = [a.name for a in catalog.snapshot(db).agencies]

@@ -115,7 +115,8 @@ def test_empty_week_says_so_and_the_head_still_gets_it(sqlite_app: App, clock: F
     assert produced is not None and produced.recipients == 1
     with app.factory() as db:
         rows = list(db.scalars(select(OutboxMessage).where(OutboxMessage.kind == "digest")))
-    assert rows[0].payload["photo"]["caption"].startswith("IKM Samsat minggu 2026-W47: belum dapat dihitung")
+    assert rows[0].payload["photo"]["caption"].startswith(
+        "IKM Samsat minggu 16-22 November 2026: belum dapat dihitung; belum ada responden.")
     assert "belum ada penilaian" in rows[1].payload["text"]
     assert rows[-1].payload["document"]["filename"] == "prima-samsat-2026-W47-id.xlsx"
 
@@ -129,6 +130,7 @@ def test_missing_element_is_named_instead_of_divided_by_zero(sqlite_app: App) ->
     assert "IKM minggu ini: belum dapat dihitung, dari 1 responden." in text
     assert "belum dinilai siapa pun minggu ini: Biaya/Tarif." in text
     assert "4. Biaya/Tarif: belum ada jawaban" in text
+    assert "Fokus perbaikan: tidak ada" not in text  # an unrated element is not "all grade A"
 
 
 def test_complaints_section_and_bribery_first(app: App) -> None:
@@ -197,11 +199,11 @@ def test_chart_and_spreadsheet_are_valid_files(sqlite_app: App, tmp_path: Path) 
         colours = img.convert("RGB").getcolors(maxcolors=1_000_000) or []
         assert len(colours) > 50  # a drawn chart, not a blank canvas
     wb = load_workbook(files.xlsx, read_only=True)
-    assert wb.sheetnames == ["Ringkasan", "Responden", "Pengaduan"]
+    assert wb.sheetnames == ["Ringkasan", "Responden", "Pengaduan", "Keterangan"]
     summary = list(wb["Ringkasan"].iter_rows(values_only=True))
-    assert summary[2][:3] == ("IKM", float(data.week_ikm.value or 0), data.week_ikm.grade)
-    assert summary[6] == ("1. Persyaratan", 3.5, 2, 0)
-    assert summary[7] == ("2. Sistem, Mekanisme, dan Prosedur", 3.0, 1, 1)
+    assert summary[4][:3] == ("IKM", float(data.week_ikm.value or 0), data.week_ikm.grade)
+    assert summary[9][:4] == ("U1. Persyaratan", 3.5, 2, 0)
+    assert summary[10][:4] == ("U2. Sistem, Mekanisme, dan Prosedur", 3.0, 1, 1)
     responses = list(wb["Responden"].iter_rows(values_only=True))
     assert responses[0][5:14] == tuple(f"U{e}" for e in range(1, 10))
     assert len(responses) == 3
@@ -270,9 +272,10 @@ async def test_head_receives_photo_text_and_spreadsheet_over_telegram(
     assert [m for m, _ in sends][:3] == ["sendPhoto", "sendMessage", "sendDocument"]
     photo, text, document = (p for _, p in sends[:3])
     assert len(photo["caption"]) <= 1024
-    assert photo["caption"].startswith("IKM Disdukcapil minggu 2026-W47: 83,33 (mutu B, Baik); 1 responden.")
+    assert photo["caption"].startswith(
+        "IKM Disdukcapil minggu 16-22 November 2026: 83,33 (mutu B, Baik); 1 responden.")
     assert text["text"].startswith("📊 Ringkasan mingguan Disdukcapil") and len(text["text"]) <= 4096
     uploads = [v for v in document.values() if isinstance(v, dict) and "filename" in v]
     assert [u["filename"] for u in uploads] == ["prima-disdukcapil-2026-W47-id.xlsx"]
     assert uploads[0]["size"] > 1000
-    assert document["caption"].startswith("Rekap minggu 2026-W47: 1 responden")
+    assert document["caption"].startswith("Rekap minggu 16-22 November 2026: 1 responden")

@@ -16,6 +16,7 @@ import statistics
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from bot.catalog import agency_zone
+from bot.catalog import agency_ikm_weights, agency_zone
 from bot.reports import ikm
 from bot.reports.digest.model import (
     DEFAULT_SLA_DAYS,
@@ -44,9 +45,9 @@ from bot.reports.digest.model import (
     Focus,
     ServiceIkm,
 )
-from bot.reports.digest.period import local_midnight_utc, week_label, week_monday
+from bot.reports.digest.period import local_midnight_utc, week_monday
 from bot.reports.digest.themes import element_themes
-from bot.storage.models import Agency, Complaint, Service, SurveyAnswer
+from bot.storage.models import Agency, Complaint, Contact, Service, SurveyAnswer
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +120,26 @@ def _answer_groups(
     ]
 
 
-def collect(db: Session, agency: Agency, week: str, weighting: ikm.Weighting = "exact") -> DigestData:
-    """Everything the digest says, from a handful of grouped queries."""
+def focus_elements(week_ikm: ikm.Ikm) -> list[tuple[int, Fraction]]:
+    """The elements to improve: below grade A (NRR x 25 under 88.31), lowest first, at most
+    FOCUS_COUNT unless more tie with the last one (a tie is never cut by the official order).
+    Empty when every element reaches grade A.
+    """
+    bar = ikm.GRADES[0][0]
+    below = [(e, v) for e, v in week_ikm.lowest(len(week_ikm.nrr)) if ikm.round2(v * 25) < bar]
+    if len(below) <= FOCUS_COUNT:
+        return below
+    last = below[FOCUS_COUNT - 1][1]
+    return [(e, v) for e, v in below if v <= last]
+
+
+def collect(db: Session, agency: Agency, week: str) -> DigestData:
+    """Everything the digest says, from a handful of grouped queries.
+
+    The weighting is always the agency's own ``ikm_weights``, so the Monday job and
+    ``bot.py digest`` print the same official number for the same week.
+    """
+    weighting = agency_ikm_weights(agency)
     dialect = db.get_bind().dialect.name
     zone = ZoneInfo(agency_zone(agency))
     monday = week_monday(week)
@@ -176,25 +195,26 @@ def collect(db: Session, agency: Agency, week: str, weighting: ikm.Weighting = "
             )
         )
     trend = [
-        (week_label(mondays[b]), ikm_of((None, b)).value, respondents[(None, b)])
+        (mondays[b], ikm_of((None, b)).value, respondents[(None, b)])
         for b in range(n_weeks - TREND_WEEKS, n_weeks)
     ]
     start, end = bounds[this], bounds[this + 1]
     complaints = _complaints(db, agency, start, end)
     focus = [
         Focus(e, v, *element_themes(db, agency.id, e, start, end, complaints.rows))
-        for e, v in week_ikm.lowest(FOCUS_COUNT)
+        for e, v in focus_elements(week_ikm)
     ]
     return DigestData(
         agency_id=agency.id, slug=agency.slug, name=agency.name, short_name=agency.short_name,
         timezone=agency_zone(agency), week=week, start=start, end=end,
-        ytd_from=week_label(ytd_monday),
+        ytd_from=ytd_monday,
         week_ikm=week_ikm, prev_ikm=ikm_of((None, prev)),
         ytd_ikm=ikm.compute(ytd.get(None, {}), weighting),
         week_tallies=tallies.get((None, this), {}), skipped_week=skipped,
         respondents_week=respondents[(None, this)], respondents_prev=respondents[(None, prev)],
         respondents_ytd=respondents_ytd[None],
         services=services, trend=trend, focus=focus, complaints=complaints,
+        weighting=weighting,
     )
 
 
@@ -242,14 +262,17 @@ def _complaints(db: Session, agency: Agency, start: datetime, end: datetime) -> 
 
     stats.overdue_cases = overdue_count(db, agency.id, end)
     stats.median_days = statistics.median(durations) if durations else None
-    for c, svc_name in db.execute(
-        select(Complaint, Service.name).join(Service, Complaint.service_id == Service.id)
+    for c, svc_name, chat_name in db.execute(
+        select(Complaint, Service.name, Contact.display_name)
+        .join(Service, Complaint.service_id == Service.id)
+        .join(Contact, Complaint.contact_id == Contact.id, isouter=True)
         .where(new_in_week).order_by(Complaint.created_at, Complaint.id)
     ):
         stats.rows.append(
             ComplaintRow(
                 c.ticket, c.created_at, svc_name, c.category, c.status, c.description,
-                c.confidential, c.category == "pungli" or bool(_BRIBERY.search(c.description)),
+                bool(c.confidential), c.category == "pungli" or bool(_BRIBERY.search(c.description)),
+                tuple(n for n in (c.reporter_name, chat_name) if n),
             )
         )
     return stats

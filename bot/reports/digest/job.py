@@ -23,13 +23,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from bot.catalog import agency_zone
 from bot.desk.staff import heads as agency_heads
 from bot.i18n import TEXTS
-from bot.reports import ikm
 from bot.reports.digest.data import collect, find_agency
 from bot.reports.digest.files import DigestFiles, write_files
 from bot.reports.digest.fmt import Fmt, shorten
 from bot.reports.digest.model import DigestData
 from bot.reports.digest.period import parse_week, previous_week
-from bot.reports.digest.text import CAPTION_LIMIT, TEXT_LIMIT, caption
+from bot.reports.digest.text import CAPTION_LIMIT, TEXT_LIMIT, caption, respondents, week_span
 from bot.storage.models import Agency, Contact, Digest, OutboxMessage
 from bot.text import split_text
 from flows.machine.types import Texts
@@ -55,8 +54,9 @@ def payloads(data: DigestData, files: DigestFiles, lang: str, texts: Texts = TEX
     out += [{**empty, "text": chunk} for chunk in split_text(files.text, TEXT_LIMIT)]
     out.append({**empty, "document": {
         "path": str(files.xlsx), "filename": files.xlsx.name,
-        "caption": shorten(f.t("digest.xlsx.caption", week=data.week, n=f.count(data.respondents_week),
-                              complaints=data.complaints.new), CAPTION_LIMIT),
+        "caption": shorten(f.t("digest.xlsx.caption_week", span=week_span(f, data),
+                               respondents=respondents(f, data.respondents_week),
+                               complaints=data.complaints.new), CAPTION_LIMIT),
     }})
     return out
 
@@ -81,7 +81,7 @@ def produce_digest(app: App, agency_slug: str, week: str | None, now: datetime) 
         parse_week(week)
         if db.scalar(select(Digest.id).where(Digest.agency_id == agency.id, Digest.week == week)):
             return None
-        data = collect(db, agency, week, _weighting(agency))
+        data = collect(db, agency, week)
         langs = {c.language for c in db.scalars(
             select(Contact).where(Contact.id.in_([h.contact_id for h in agency_heads(db, agency.id)]))
         )} or {app.settings.default_language}
@@ -115,11 +115,6 @@ def produce_digest(app: App, agency_slug: str, week: str | None, now: datetime) 
                 count += 1
         log.info("digest %s %s queued for %d heads (%d messages)", agency_slug, week, len(heads), count)
         return Produced(row_id, week, len(heads), count)
-
-
-def _weighting(agency: Agency) -> ikm.Weighting:
-    value = str((agency.settings or {}).get("ikm_weights", "exact"))
-    return value if value in ("exact", "0.111", "0.11") else "exact"  # type: ignore[return-value]
 
 
 def _summary(data: DigestData) -> dict[str, Any]:

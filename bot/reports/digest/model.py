@@ -6,7 +6,7 @@ Kept apart from the queries so the text, chart and spreadsheet depend only on th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
 
@@ -43,8 +43,9 @@ class ComplaintRow:
     category: str
     status: str
     description: str
-    confidential: bool
+    confidential: bool  # its text never leaves the desk: counted here, never shown
     bribery: bool
+    names: tuple[str, ...] = ()  # the reporter's own names (stored name, chat name): masked
 
 
 @dataclass
@@ -64,6 +65,11 @@ class ComplaintStats:
     def bribery(self) -> list[ComplaintRow]:
         return [r for r in self.rows if r.bribery]
 
+    @property
+    def bribery_shown(self) -> list[ComplaintRow]:
+        """Bribery reports whose text may be quoted (confidential ones are only counted)."""
+        return [r for r in self.bribery if not r.confidential]
+
 
 @dataclass
 class DigestData:
@@ -75,7 +81,7 @@ class DigestData:
     week: str
     start: datetime
     end: datetime
-    ytd_from: str
+    ytd_from: date  # Monday of the first ISO week of the year
     week_ikm: ikm.Ikm
     prev_ikm: ikm.Ikm
     ytd_ikm: ikm.Ikm
@@ -85,6 +91,7 @@ class DigestData:
     respondents_prev: int
     respondents_ytd: int
     services: list[ServiceIkm]
-    trend: list[tuple[str, Decimal | None, int]]
-    focus: list[Focus]
+    trend: list[tuple[date, Decimal | None, int]]  # (Monday, IKM, respondents), oldest first
+    focus: list[Focus]  # elements below grade A, lowest first (empty: none below it)
     complaints: ComplaintStats
+    weighting: str = "exact"  # the agency's ikm_weights: exact | 0.111 | 0.11

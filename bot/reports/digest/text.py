@@ -1,12 +1,13 @@
 """The digest as plain text for a phone screen, and the caption under the chart.
 
-Bribery reports come first, then the IKM of the week against last week and the year, the
-elements to improve with their themes, every element and service, and the complaints.
+Bribery reports come first (a confidential one only counted), then the IKM of the week
+against last week and the year with the weighting used, the elements below grade A with their
+themes, every element and service, and the complaints. People read weeks as dates
+("16-22 November 2026"), never ISO labels, and never "n/a" or "dari 0 responden".
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from bot.i18n import TEXTS
@@ -14,6 +15,7 @@ from bot.reports import ikm
 from bot.reports.digest.fmt import Fmt, shorten
 from bot.reports.digest.mask import mask_personal
 from bot.reports.digest.model import DigestData
+from bot.reports.digest.period import week_monday
 from flows.helpers.skm import ELEMENTS
 from flows.machine.types import Texts
 
@@ -25,26 +27,31 @@ def render_text(data: DigestData, lang: str = "id", texts: Texts = TEXTS) -> str
     """The digest as plain text for a phone screen (split into messages by :func:`split_text`)."""
     f = Fmt(texts, lang)
     tz = ZoneInfo(data.timezone)
-    last_day = data.end - timedelta(days=1)
     parts: list[str] = [
         f.t("digest.title", agency=data.short_name) + "\n" + f.t(
-            "digest.period", week=data.week, start=f.day(data.start, data.timezone),
-            end=f.day(last_day, data.timezone), zone=data.start.astimezone(tz).tzname() or data.timezone,
+            "digest.period_week", span=week_span(f, data),
+            zone=data.start.astimezone(tz).tzname() or data.timezone,
         )
     ]
     bribery = data.complaints.bribery
     if bribery:
-        items = "\n".join(
-            f"• {r.ticket} ({r.service}): {shorten(mask_personal(r.description), 80)}" for r in bribery[:5]
-        )
-        more = f.t("digest.more", n=len(bribery) - 5) if len(bribery) > 5 else ""
-        parts.append(f.t("digest.bribery", n=len(bribery)) + "\n" + items + more)
+        shown = data.complaints.bribery_shown
+        lines = [f.t("digest.bribery", n=len(bribery))]
+        lines += [f"• {r.ticket} ({r.service}): {shorten(mask_personal(r.description, r.names), 80)}"
+                  for r in shown[:5]]
+        if len(shown) > 5:
+            lines[-1] += f.t("digest.more", n=len(shown) - 5)
+        hidden = len(bribery) - len(shown)
+        if hidden:
+            lines.append(f.t("digest.confidential", n=hidden))
+        parts.append("\n".join(lines))
 
     w, p = data.week_ikm, data.prev_ikm
     if data.respondents_week == 0 and not data.week_tallies:
         parts.append(f.t("digest.no_responses"))
     else:
-        lines = [f.t("digest.ikm_week", ikm=f.ikm(w), n=f.count(data.respondents_week))]
+        lines = [f.t("digest.ikm_week_n", ikm=f.ikm(w),
+                     respondents=respondents(f, data.respondents_week, "digest.respondents_from"))]
         if w.missing:
             lines.append(f.t("digest.ikm_missing", elements=", ".join(f.element(e) for e in w.missing)))
         if w.value is not None and p.value is not None:
@@ -54,11 +61,14 @@ def render_text(data: DigestData, lang: str = "id", texts: Texts = TEXTS) -> str
         else:
             lines.append(f.t("digest.change_none"))
         parts.append("\n".join(lines))
-    parts.append(f.t("digest.ikm_ytd", since=data.ytd_from, ikm=f.ikm(data.ytd_ikm),
-                     n=f.count(data.respondents_ytd)))
+    parts.append(f.t("digest.ikm_ytd_n", since=f.day_of(data.ytd_from), ikm=f.ikm(data.ytd_ikm),
+                     respondents=respondents(f, data.respondents_ytd, "digest.respondents_from")))
+    parts[-1] += "\n" + f.t("digest.weighting_line", weighting=f.weighting(data.weighting))
 
+    if data.week_tallies and not data.focus and not w.missing:  # every element rated, all A
+        parts.append(f.t("digest.focus_none", target=f.t("digest.target.grade_a")))
     if data.focus:
-        lines = [f.t("digest.focus")]
+        lines = [f.t("digest.focus_below", target=f.t("digest.target.grade_a"))]
         for i, fo in enumerate(data.focus, 1):
             lines.append(f"{i}. {f.element(fo.element)}: NRR {f.num(fo.nrr)}")
             if fo.words:
@@ -96,18 +106,31 @@ def render_text(data: DigestData, lang: str = "id", texts: Texts = TEXTS) -> str
     if c.by_service:
         lines.append(f.t("digest.by_service", items=", ".join(f"{name} {n}" for name, n in c.by_service)))
     parts.append("\n".join(lines))
-    parts.append(f.t("digest.footer"))
+    parts.append(f.t("digest.footer_masked"))
     return "\n\n".join(parts)
 
 
 def _brief(f: Fmt, value: ikm.Ikm, n: int) -> str:
     if not n and value.value is None:
-        return "-"
-    shown = f.num(value.value) + f" {value.grade}" if value.value is not None else "n/a"
+        return f.t("digest.respondents_none")
+    shown = f.num(value.value) + f" {value.grade}" if value.value is not None else f.t("digest.no_data")
     return f"{shown} ({f.count(n)})"
+
+
+def respondents(f: Fmt, n: int, key: str = "digest.respondents") -> str:
+    """"27 responden" ("dari 27 responden" with digest.respondents_from), or "belum ada
+    responden" (never "dari 0 responden")."""
+    return f.t(key, n=f.count(n)) if n else f.t("digest.respondents_none")
+
+
+def week_span(f: Fmt, data: DigestData) -> str:
+    """The digest's week as people write it ("23-29 November 2026"), never "2026-W48"."""
+    return f.week(week_monday(data.week))
+
 
 
 def caption(data: DigestData, lang: str = "id", texts: Texts = TEXTS) -> str:
     f = Fmt(texts, lang)
-    return shorten(f.t("digest.caption", agency=data.short_name, week=data.week, ikm=f.ikm(data.week_ikm),
-                      n=f.count(data.respondents_week)), CAPTION_LIMIT)
+    return shorten(f.t("digest.caption_week", agency=data.short_name, span=week_span(f, data),
+                       ikm=f.ikm(data.week_ikm), respondents=respondents(f, data.respondents_week)),
+                   CAPTION_LIMIT)
