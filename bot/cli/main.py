@@ -12,6 +12,7 @@ from bot import logs
 from bot.catalog import CatalogError, load_catalog, read_catalog
 from bot.cli import digest as cli_digest
 from bot.cli import outbox as cli_outbox
+from bot.cli import retention as cli_retention
 from bot.config import ConfigError, Settings, load_settings
 from bot.storage.db import (
     DATABASE_ERRORS,
@@ -34,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("path", nargs="?", type=Path, help="YAML file (default: CATALOG_PATH)")
     cli_digest.add_parsers(sub)
     cli_outbox.add_parsers(sub)
+    cli_retention.add_parsers(sub)
     return p
 
 
@@ -79,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_digest.run(settings, args)
         if command in ("outbox", "qr"):
             return cli_outbox.run(settings, args)
+        if command == "retention":
+            return cli_retention.run(settings, args)
         return _run(settings)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
