@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.catalog import DEFAULT_ZONE, agency_zone
 from bot.config import Settings
 from bot.privacy.erasure import bot_words, catalog_words
+from bot.privacy.media import delete_files, named_files, unnamed_files, without_photos
 from bot.privacy.scrub import Scrubber, digits
 from bot.storage.models import (
     Agency,
@@ -104,7 +105,7 @@ class Outcome:
         if not self.days:
             return f"{self.label}: kept forever ({self.setting}=0)"
         verb = f"would be {self.action}" if self.dry_run else self.action
-        return f"{self.label}: {self.count} {verb} (older than {self.days} days, {self.setting})"
+        return f"{self.label}: {self.count} {verb} ({self.setting}={self.days} days)"
 
 
 @dataclass
@@ -133,19 +134,12 @@ class _Run:
                     self.files.clear()
                 else:
                     db.commit()
-                    self._delete_files()
+                    delete_files(self.files)
+                    self.files.clear()
             total += len(chunk) if n is None else n
             last = chunk[-1]
             if len(chunk) < self.batch:
                 return total
-
-    def _delete_files(self) -> None:
-        for path in self.files:
-            try:
-                path.unlink(missing_ok=True)
-            except OSError as exc:
-                log.warning("retention: could not delete %s (%s)", path.name, exc.strerror or exc)
-        self.files.clear()
 
     def scrubber(self, db: Session, names: Iterable[str | None], contact: Contact | None) -> Scrubber:
         """A scrubber for one resident: their names and number, besides NIK, phones, e-mails."""
@@ -155,25 +149,11 @@ class _Run:
         numbers = [contact.external_id] if contact and digits(contact.external_id) == contact.external_id else []
         return Scrubber(names=all_names, numbers=numbers, keep_words=self._vocab)
 
-    def media_file(self, photo: Any) -> Path | None:
-        """The saved file of a photo entry, only when it lies in the media folder."""
-        media_dir = self.policy.media_dir
-        if media_dir is None or not isinstance(photo, dict) or not photo.get("path"):
-            return None
-        path = media_dir / Path(str(photo["path"])).name
-        return path if path.is_file() else None
-
     def drop_photos(self, attachments: dict[str, Any] | None) -> tuple[dict[str, Any], int]:
-        """Attachments without their photos (files queued for deletion), and how many went."""
-        attachments = dict(attachments or {})
-        photos = attachments.pop("photos", None) or []
-        for photo in photos:
-            path = self.media_file(photo)
-            if path is not None:
-                self.files.append(path)
-        removed = int(attachments.pop("photos_removed", 0) or 0) + len(photos)
-        return {"photos": [], **({"photos_removed": removed} if removed else {})}, len(photos)
-
+        """Attachments without photos; their files are deleted once the batch commits."""
+        kept, removed, files = without_photos(attachments, self.policy.media_dir)
+        self.files += files
+        return kept, removed
 
 def _sql(statement: Callable[[list[Any]], Any]) -> Callable[[Session, list[Any]], None]:
     """An ``apply`` that runs one bulk statement over the page's ids."""
@@ -242,33 +222,18 @@ def _media(run: _Run, cutoff: datetime) -> int:
 
 
 def _orphan_files(run: _Run, cutoff: datetime) -> int:
-    """Saved photos no complaint or conversation refers to (a complaint never sent)."""
-    media_dir = run.policy.media_dir
-    if media_dir is None or not media_dir.is_dir():
+    """Saved photos no complaint or conversation names (a complaint never sent)."""
+    if run.policy.media_dir is None:
         return 0
     with run.factory() as db:
-        used = {Path(str(p["path"])).name for value in (
+        named = named_files([
             *db.scalars(select(Complaint.attachments).where(cast(Complaint.attachments, Text).like('%"path"%'))),
             *db.scalars(select(ConversationSession.state)
-                        .where(cast(ConversationSession.state, Text).like('%"path"%'))),
-        ) for p in _dicts(value) if p.get("path")}
-    stale = cutoff.timestamp()
-    old = [p for p in sorted(media_dir.iterdir())
-           if p.is_file() and p.name not in used and p.stat().st_mtime < stale]
+                        .where(cast(ConversationSession.state, Text).like('%"path"%')))])
+    old = unnamed_files(run.policy.media_dir, named, cutoff.timestamp())
     if not run.dry_run:
-        run.files.extend(old)
-        run._delete_files()
+        delete_files(old)
     return len(old)
-
-
-def _dicts(value: Any) -> Iterable[dict[str, Any]]:
-    if isinstance(value, dict):
-        yield value
-        for v in value.values():
-            yield from _dicts(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _dicts(v)
 
 
 def _complaints(run: _Run, cutoff: datetime) -> int:
@@ -359,24 +324,26 @@ class Rule:
 
 # Media before complaints: a photo's own period may be the shorter one.
 RULES: tuple[Rule, ...] = (
-    Rule("inbound_texts", "inbound update bodies", "RETENTION_INBOUND_DAYS", "inbound", "cleared",
-         _inbound_texts),
-    Rule("inbound_keys", "inbound de-duplication keys", "RETENTION_INBOUND_KEYS_DAYS", "inbound_keys",
-         "deleted", _inbound_keys),
-    Rule("outbox_texts", "outbox message texts", "RETENTION_OUTBOX_DAYS", "outbox", "cleared",
-         _outbox_texts),
-    Rule("sessions", "conversation states", "RETENTION_SESSIONS_DAYS", "sessions", "deleted", _sessions),
-    Rule("webhook_bodies", "stored WhatsApp webhook bodies", "RETENTION_WEBHOOK_BODIES_DAYS",
+    Rule("inbound_texts", "bodies of inbound updates kept for an operator", "RETENTION_INBOUND_DAYS",
+         "inbound", "cleared", _inbound_texts),
+    Rule("inbound_keys", "inbound de-duplication keys", "RETENTION_INBOUND_KEYS_DAYS",
+         "inbound_keys", "deleted", _inbound_keys),
+    Rule("outbox_texts", "texts and chat ids of settled outbox messages", "RETENTION_OUTBOX_DAYS",
+         "outbox", "cleared", _outbox_texts),
+    Rule("sessions", "idle conversation states", "RETENTION_SESSIONS_DAYS",
+         "sessions", "deleted", _sessions),
+    Rule("webhook_bodies", "unprocessed WhatsApp webhook bodies", "RETENTION_WEBHOOK_BODIES_DAYS",
          "webhook_bodies", "deleted", _webhook_bodies),
-    Rule("media", "photos", "RETENTION_MEDIA_DAYS", "media", "deleted", _media),
-    Rule("complaints", "finished complaints' personal data", "RETENTION_CLOSED_COMPLAINT_PERSONAL_DAYS",
+    Rule("media", "photos of finished complaints, and unused ones", "RETENTION_MEDIA_DAYS",
+         "media", "deleted", _media),
+    Rule("complaints", "personal data of finished complaints", "RETENTION_CLOSED_COMPLAINT_PERSONAL_DAYS",
          "complaints", "anonymised", _complaints),
-    Rule("cases", "finished cases' personal data", "RETENTION_CLOSED_COMPLAINT_PERSONAL_DAYS",
+    Rule("cases", "personal data of finished cases", "RETENTION_CLOSED_COMPLAINT_PERSONAL_DAYS",
          "complaints", "anonymised", _cases),
-    Rule("surveys", "survey links to residents", "RETENTION_SURVEY_LINK_DAYS", "surveys", "unlinked",
-         _surveys),
-    Rule("audit", "audit rows of finished complaints and cases", "RETENTION_AUDIT_DAYS", "audit",
-         "deleted", _audit),
+    Rule("surveys", "survey links to residents", "RETENTION_SURVEY_LINK_DAYS",
+         "surveys", "unlinked", _surveys),
+    Rule("audit", "audit rows of finished complaints and cases", "RETENTION_AUDIT_DAYS",
+         "audit", "deleted", _audit),
 )
 
 
