@@ -49,6 +49,16 @@ NAME = "Siti Aminah"
 TEXT = "Nama saya Siti Aminah, hp 0812-3456-7890, petugas minta uang 50 ribu"
 
 
+@pytest.fixture(autouse=True)
+def retention_logs() -> Any:
+    """The module's log lines are asserted on: a logging.config call elsewhere in the session
+    (import-linter's, in tests/test_architecture.py) disables loggers that existed before it."""
+    logger = logging.getLogger("bot.privacy.retention")
+    disabled, logger.disabled = logger.disabled, False
+    yield
+    logger.disabled = disabled
+
+
 @pytest.fixture
 def media(tmp_path: Path) -> Path:
     folder = tmp_path / "media"
