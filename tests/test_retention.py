@@ -413,3 +413,15 @@ def test_readme_documents_every_retention_setting() -> None:
     for name in Settings.model_fields:
         if name.startswith("retention_"):
             assert readme.count(f"`{name.upper()}`") >= 2, name  # configuration table and Retention
+
+
+def test_a_cleared_outbox_row_cannot_be_requeued(sqlite_app: App, clock: FakeClock) -> None:
+    from bot.outbox.recovery import requeue
+
+    old = clock.now - timedelta(days=100)
+    with sqlite_app.factory() as db, db.begin():
+        rows = [OutboxMessage(channel="telegram", chat_id="7001", kind="reply", payload={"text": "hai"},
+                              status="failed", due_at=at, created_at=at) for at in (old, clock.now)]
+        db.add_all(rows)
+    run_retention(sqlite_app.factory, Policy(), clock.now)
+    assert requeue(sqlite_app.factory, [rows[0].id, rows[1].id], clock.now) == 1  # only the recent one
