@@ -425,3 +425,21 @@ def test_a_cleared_outbox_row_cannot_be_requeued(sqlite_app: App, clock: FakeClo
         db.add_all(rows)
     run_retention(sqlite_app.factory, Policy(), clock.now)
     assert requeue(sqlite_app.factory, [rows[0].id, rows[1].id], clock.now) == 1  # only the recent one
+
+
+def test_a_failing_kind_does_not_stop_the_others(sqlite_app: App, clock: FakeClock,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    from bot.privacy import retention
+
+    def boom(run: Any, cutoff: datetime) -> int:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(retention, "RULES", (replace(retention.RULES[0], apply=boom), *retention.RULES[1:]))
+    with sqlite_app.factory() as db, db.begin():
+        db.add(WhatsAppWebhook(body={"x": 1}, received_at=clock.now - timedelta(days=31)))
+    with caplog.at_level(logging.INFO, logger="bot.privacy.retention"):
+        out = {o.kind: o for o in run_retention(sqlite_app.factory, Policy(), clock.now)}
+    assert out["inbound_texts"].error == "RuntimeError" and "FAILED" in out["inbound_texts"].line()
+    assert out["webhook_bodies"].count == 1
+    assert any(r.levelno == logging.ERROR and r.exc_info for r in caplog.records)
