@@ -131,6 +131,41 @@ class Settings(BaseSettings):
         "check that WHATSAPP_TEMPLATE_FOLLOWUP exists and is approved.",
     )
 
+    # Retention (UU 27/2022 Pasal 42-44): days each kind of personal data is kept; 0 keeps it.
+    # bot/privacy/retention.py deletes or anonymises what is older, daily at RETENTION_TIME.
+    retention_time: str = Field(
+        default="02:30", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$",
+        description="Local time (the regency's zone) of the daily retention job.",
+    )
+    retention_inbound_days: int = Field(
+        default=30, ge=0, description="Days the body of an inbound update that could not be handled "
+        "is kept for an operator to look at (0: forever).")
+    retention_inbound_keys_days: int = Field(
+        default=30, ge=0, description="Days the de-duplication key of an inbound delivery is kept "
+        "(0: forever; at least 8: WhatsApp retries a webhook for up to 7 days).")
+    retention_outbox_days: int = Field(
+        default=90, ge=0, description="Days after which a settled outbox message (sent, failed, "
+        "cancelled, unknown) loses its text and chat id (0: forever).")
+    retention_sessions_days: int = Field(
+        default=30, ge=0, description="Days an idle conversation state is kept (0: forever).")
+    retention_webhook_bodies_days: int = Field(
+        default=30, ge=0, description="Days a stored WhatsApp webhook body that still failed to be "
+        "processed is kept (0: forever).")
+    retention_media_days: int = Field(
+        default=90, ge=0, description="Days after a complaint is resolved or closed that its photos "
+        "are deleted; also the age at which a saved photo no complaint refers to goes (0: forever; "
+        "at least 8).")
+    retention_closed_complaint_personal_days: int = Field(
+        default=365, ge=0, description="Days after a complaint or case is resolved or closed that "
+        "its personal data is removed (reporter, contact link, names and numbers in its texts, "
+        "photos, exact location); the complaint stays for statistics (0: forever).")
+    retention_survey_link_days: int = Field(
+        default=90, ge=0, description="Days after a survey's last answer that it loses the link to "
+        "the resident and personal data in its suggestion; scores stay (0: forever).")
+    retention_audit_days: int = Field(
+        default=1825, ge=0, description="Days audit rows (status changes, case events) of a finished "
+        "complaint or case are kept (0: forever).")
+
     @property
     def whatsapp_graph_url(self) -> str:
         """Base of every Graph API call: the host plus the version, unless the host has one."""
@@ -164,6 +199,14 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_media_dir(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("retention_inbound_keys_days", "retention_media_days")
+    @classmethod
+    def _long_enough(cls, value: int) -> int:
+        if 0 < value < 8:
+            raise ValueError("must be 0 (keep forever) or at least 8 days: WhatsApp redelivers "
+                             "for up to 7 days and a conversation may wait that long for a photo")
+        return value
 
     @field_validator("telegram_bot_token")
     @classmethod

@@ -64,7 +64,8 @@ def build_scheduler(
     app: App, senders: Mapping[str, Sender], clock: Clock | None = None,
     dispatcher: Dispatcher | None = None,
 ) -> AsyncIOScheduler:
-    """The outbox tick plus the hooks of later features (weekly digest), not yet started."""
+    """The outbox tick plus the hooks of later features (weekly digest, SLA check, erasure
+    purge, daily retention), not yet started."""
     dispatcher = dispatcher or build_dispatcher(app, senders, clock)
     scheduler = AsyncIOScheduler(timezone="UTC")
     scheduler.add_job(
@@ -87,6 +88,10 @@ def build_scheduler(
     from bot.privacy.purge import register_purge_job
 
     register_purge_job(scheduler, app.factory)
+    from bot.privacy.retention import Policy, register_retention_job
+
+    register_retention_job(scheduler, app.factory, Policy.from_settings(app.settings),
+                           clock or app.runtime.clock, at=app.settings.retention_time)
     scheduler.dispatcher = dispatcher
     return scheduler
 

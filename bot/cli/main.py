@@ -14,6 +14,7 @@ from bot.cli import backup as cli_backup
 from bot.cli import digest as cli_digest
 from bot.cli import doctor as cli_doctor
 from bot.cli import outbox as cli_outbox
+from bot.cli import retention as cli_retention
 from bot.config import ConfigError, Settings, load_settings
 from bot.storage.db import (
     DATABASE_ERRORS,
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_digest.add_parsers(sub)
     cli_backup.add_parsers(sub)
     cli_outbox.add_parsers(sub)
+    cli_retention.add_parsers(sub)
     return p
 
 
@@ -88,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_backup.run(settings, args)
         if command in ("outbox", "qr"):
             return cli_outbox.run(settings, args)
+        if command == "retention":
+            return cli_retention.run(settings, args)
         return _run(settings)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)

@@ -85,7 +85,8 @@ def requeue(factory: sessionmaker[Session], ids: list[int], now: datetime) -> in
         res = db.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(ids),
-                   OutboxMessage.status.in_(("claimed", "unknown", "failed")))
+                   OutboxMessage.status.in_(("claimed", "unknown", "failed")),
+                   OutboxMessage.chat_id != "")  # retention removed its text and chat: nothing to send
             .values(status="pending", claimed_at=None, due_at=now, attempts=0)
         )
         return int(res.rowcount)  # type: ignore[attr-defined]
