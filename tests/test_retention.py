@@ -24,7 +24,7 @@ from bot.app import App
 from bot.config import ConfigError, load_settings
 from bot.privacy.retention import REMOVED, Policy, run_retention, run_retention_job
 from bot.reports.digest.data import collect, find_agency
-from bot.runtime import Inbound
+from bot.runtime.types import Inbound
 from bot.storage.models import (
     Base,
     Case,
@@ -40,7 +40,7 @@ from bot.storage.models import (
     SurveyResponse,
     WhatsAppWebhook,
 )
-from flows.types import Event
+from flows.machine.types import Event
 from tests.conftest import ROOT, FakeClock, make_app
 
 MINUTE = timedelta(minutes=1)
