@@ -60,7 +60,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.common import KeyedLocks, Pacer, choice_label, decode_choice, encode_choice
 from bot.i18n import LANGUAGES
-from bot.outbox.ratelimit import RateLimiter
+from bot.outbox.ratelimit import SendBudget
 from bot.outbox.store import SendError, record_failure, send_within
 from bot.runtime import Inbound, Runtime
 from bot.storage.db import DatabaseHealth, database_unavailable
@@ -376,7 +376,7 @@ class TelegramChannel:
         send_retries: int = 3,
         max_inline_wait: float = 30.0,
         workers: int | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: SendBudget | None = None,
     ) -> None:
         self.runtime = runtime
         self.factory = runtime.factory
@@ -627,7 +627,7 @@ class TelegramChannel:
             except SendError as err:
                 attempt += 1
                 if err.retry_after is not None:
-                    self.pacer.penalise(chat_id, err.retry_after)
+                    await self.pacer.penalise(chat_id, err.retry_after)
                 if err.permanent or err.unknown or attempt > self.send_retries:
                     raise
                 wait = err.retry_after if err.retry_after is not None else 0.5 * 2 ** (attempt - 1)
