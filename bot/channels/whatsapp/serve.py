@@ -107,6 +107,9 @@ async def _start_telegram(app: App, web_app: web.Application, senders: dict[str,
         await bot.set_webhook(s.telegram_webhook_url, secret_token=secret,
                               allowed_updates=dp.resolve_used_update_types())
         return asyncio.create_task(asyncio.Event().wait())
+    from bot.storage.locks import poller_lock  # a second poller: 409 Conflict, so refused
+
+    cleanup.append(poller_lock(app.engine, bot.id).aclose)
     await bot.delete_webhook(drop_pending_updates=False)
     return asyncio.create_task(dp.start_polling(bot, handle_signals=False, close_bot_session=False,
                                                 backoff_config=tg.POLLING_BACKOFF))
