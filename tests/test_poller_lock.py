@@ -102,3 +102,21 @@ async def test_two_bot_processes_one_polls_the_other_exits_2(
             assert lock.held
     finally:
         engine.dispose()
+
+
+def test_releasing_a_lock_whose_connection_died_is_harmless(pg_url: str) -> None:
+    """A database restart ends the holder's connection (and its lock); a graceful stop then
+    must not fail on the unlock."""
+    from sqlalchemy import text
+
+    engine = open_database(pg_url)
+    bot_id = uuid.uuid4().int % 10**9
+    try:
+        lock = poller_lock(engine, bot_id)
+        with engine.connect() as conn:  # what a restart does to the holder's connection
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE application_name LIKE :n"), {"n": f"prima telegram-poller:{bot_id} %"})
+        lock.release()
+        poller_lock(engine, bot_id).release()  # and the lock is free
+    finally:
+        engine.dispose()

@@ -8,7 +8,8 @@ same bot against the same database with one line naming the holder.
 - PostgreSQL: a session advisory lock on a connection of its own (outside the pool), kept
   open while the lock is held; the holder's pid and host are its ``application_name``, which
   the refused process reads from ``pg_stat_activity``. If the holder dies its connection
-  closes and the lock goes with it.
+  closes and the lock goes with it. (So does a database restart: until the poller restarts,
+  a second one would not be refused; releasing a lock so lost is harmless.)
 - SQLite: an exclusive ``flock`` on a file next to the database file, holding the holder's
   pid and host; the kernel drops it when the process dies. An in-memory database is never
   shared, so nothing is locked.
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from bot.config import ConfigError
@@ -90,6 +92,8 @@ def _hold_postgres(engine: Engine, name: str) -> ProcessLock | str:
             def release() -> None:
                 try:
                     conn.execute(text("SELECT pg_advisory_unlock(:c, :k)"), {"c": LOCK_CLASS, "k": key})
+                except DBAPIError:
+                    pass  # the connection is gone (a database restart), and the lock with it
                 finally:
                     conn.close()
                     own.dispose()
