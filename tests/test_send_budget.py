@@ -128,6 +128,39 @@ async def test_budgets_of_two_bots_are_separate(make: Make) -> None:
     assert 1.0 - SLACK <= await a.reserve("telegram", "2") <= 1.0 + 0.01
 
 
+async def test_two_dispatchers_on_one_outbox_send_within_one_budget(pg_engine: Engine) -> None:
+    """Two processes' dispatchers drain one outbox, each with its own handle on the shared
+    budget (20/s): together they send at 20/s, every row once."""
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from bot.outbox.dispatcher import DispatchConfig, Dispatcher
+    from bot.storage.db import session_factory
+    from tests.outbox_support import RecordingSender, add_rows
+
+    factory = session_factory(pg_engine)
+    now = datetime.now(UTC)
+    add_rows(factory, 30, lambda i: now - timedelta(seconds=1), now, chats=30)
+    limits = {"telegram": telegram_limits(total=20.0)}
+    times: list[float] = []
+
+    class Timed(RecordingSender):
+        async def send(self, chat_id: str, payload: dict[str, object]) -> str | None:
+            times.append(time.monotonic())
+            return await super().send(chat_id, payload)
+
+    senders = [Timed(), Timed()]
+    prefix = f"test:{uuid.uuid4().hex[:10]}:"
+    dispatchers = [Dispatcher(factory, {"telegram": s}, PostgresBudget(pg_engine, limits, prefix=prefix),
+                              clock=lambda: datetime.now(UTC), config=DispatchConfig(tick_budget=0.5))
+                   for s in senders]
+    await asyncio.gather(*(d.drain() for d in dispatchers))
+    assert sorted(senders[0].counts() + senders[1].counts()) == sorted(f"m{i}" for i in range(30))
+    times.sort()
+    gaps = [times[i + 20] - times[i] for i in range(len(times) - 20)]
+    assert min(gaps) >= 1.0 - SLACK, gaps  # never more than 20 in a second, both together
+
+
 async def test_the_store_holds_no_chat_id(pg_engine: Engine) -> None:
     budget = PostgresBudget(pg_engine, {"telegram": telegram_limits()}, {"telegram": "42"})
     await budget.reserve("telegram", "123456789")
