@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.catalog import load_catalog
 from bot.config import Settings
 from bot.i18n import Texts
-from bot.outbox.ratelimit import RateLimiter
+from bot.outbox.ratelimit import SendBudget
 from bot.outbox.store import SendPolicy
 from bot.runtime.facade import Runtime
 from bot.runtime.types import Clock, utcnow
@@ -30,7 +30,7 @@ class App:
     factory: sessionmaker[Session]
     runtime: Runtime
     texts: Texts
-    limiter: RateLimiter | None = None  # shared send pacing (bot.scheduler.shared_limiter)
+    limiter: SendBudget | None = None  # send pacing of every sender (bot.scheduler.shared_limiter)
 
 
 def _data_dirs(settings: Settings) -> tuple[Path, ...]:

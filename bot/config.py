@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,6 +91,14 @@ class Settings(BaseSettings):
     telegram_chat_burst: int = Field(default=3, ge=1, le=30, description="Short burst allowed per private chat.")
     telegram_group_per_minute: float = Field(default=20, ge=0, description="Telegram messages per minute to one group.")
     whatsapp_rate_total: float = Field(default=80, ge=0, description="WhatsApp messages per second (0: no limit).")
+    redis_url: str | None = Field(
+        default=None, description="Redis server for SEND_BUDGET=redis (redis://host:6379/0).")
+    send_budget: Literal["local", "postgres", "redis"] = Field(
+        default="local",
+        description="Where the send rate limits are kept: local (this process; one process), "
+        "postgres (shared through DATABASE_URL) or redis (shared through REDIS_URL), so that "
+        "several processes together stay within the platforms' limits.",
+    )
 
     whatsapp_token: str | None = Field(default=None, description="WhatsApp Cloud API access token.")
     whatsapp_phone_number_id: str | None = Field(default=None, description="Sender phone number id.")
@@ -186,6 +194,25 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must be sqlite:///path/to/file.db or postgresql+psycopg://user@host/db"
             )
+        return value
+
+    @field_validator("send_budget")
+    @classmethod
+    def _budget_backend(cls, value: str, info: ValidationInfo) -> str:
+        if value == "postgres" and not str(info.data.get("database_url", "")).startswith("postgres"):
+            raise ValueError("postgres needs DATABASE_URL on PostgreSQL (or use redis, or local "
+                             "for one process)")
+        if value == "redis" and not info.data.get("redis_url"):
+            raise ValueError("redis needs REDIS_URL (redis://host:6379/0)")
+        return value
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis_scheme(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        if not str(value).startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be redis://host:port/db, rediss://... or unix:///path")
         return value
 
     @field_validator("whatsapp_api_version")

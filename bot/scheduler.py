@@ -16,8 +16,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.app import App
+from bot.outbox.budget import build_budget
 from bot.outbox.dispatcher import DispatchConfig, Dispatcher
-from bot.outbox.ratelimit import ChannelLimits, RateLimiter, telegram_limits, whatsapp_limits
+from bot.outbox.ratelimit import ChannelLimits, SendBudget, telegram_limits, whatsapp_limits
 from bot.outbox.store import Sender
 from bot.runtime.types import Clock
 
@@ -52,11 +53,12 @@ def build_dispatcher(app: App, senders: Mapping[str, Sender], clock: Clock | Non
     )
 
 
-def shared_limiter(app: App) -> RateLimiter:
-    """The process's one rate limiter: the dispatcher and the channels' immediate replies share
-    it, so together they stay within each platform's limits."""
+def shared_limiter(app: App) -> SendBudget:
+    """The process's one send budget: the dispatcher and the channels' immediate replies share
+    it, so together they stay within each platform's limits. With SEND_BUDGET=postgres or
+    redis it is also shared with every other process (bot/outbox/budget.py)."""
     if app.limiter is None:
-        app.limiter = RateLimiter(channel_limits(app))
+        app.limiter = build_budget(app.settings, channel_limits(app), app.engine)
     return app.limiter
 
 

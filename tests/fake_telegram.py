@@ -3,8 +3,9 @@
 aiogram's real ``Bot`` talks to it through ``TelegramAPIServer.from_base(server.base_url)``.
 It keeps what a user would see (messages per chat, edits, callback answers, registered
 commands, the webhook) and lets a test queue updates, inject faults (429 with retry_after,
-403, 5xx) and apply a server-side rate limit. Waiting is event-driven (``wait_for``), never
-a sleep.
+403, 5xx) and apply a server-side rate limit (one budget for all its clients together, like
+Telegram's per bot token; ``throttled`` counts the 429s it answered). Waiting is event-driven
+(``wait_for``), never a sleep.
 
     server = FakeTelegram()
     await server.start()
@@ -124,6 +125,7 @@ class FakeTelegram:
         self.faults: list[Fault] = []
         self.blocked: set[int] = set()
         self.rate_limit: float | None = None  # messages per second, answered with 429 above it
+        self.throttled = 0  # sends answered 429 by that limit (from every client together)
         self._bucket: tuple[float, float] = (0.0, 0.0)  # (tokens, at)
         self._updates: list[dict[str, Any]] = []
         self._next_update = 1000
@@ -357,6 +359,7 @@ class FakeTelegram:
             tokens = min(self.rate_limit, tokens + (now - at) * self.rate_limit) if at else self.rate_limit
             if tokens < 1:
                 self._bucket = (tokens, now)
+                self.throttled += 1
                 wait = max(1, int((1 - tokens) / self.rate_limit + 0.999))
                 return self._error(429, f"Too Many Requests: retry after {wait}", wait)
             self._bucket = (tokens - 1, now)

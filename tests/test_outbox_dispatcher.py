@@ -224,7 +224,7 @@ def test_group_chats_get_the_group_limit() -> None:
     from bot.outbox.ratelimit import RateLimiter
 
     limiter = RateLimiter({"telegram": telegram_limits()}, monotonic=vt.monotonic)
-    waits = [limiter.reserve("telegram", "-100200") for _ in range(3)]
+    waits = [limiter.reserve_now("telegram", "-100200") for _ in range(3)]
     assert waits == pytest.approx([0.0, 3.0, 6.0])  # 20 per minute
     assert Limit(30).tolerance == 0.0
 

@@ -33,7 +33,7 @@ async def test_replies_wait_for_the_slots_follow_ups_already_took(sqlite_app: Ap
     async with harness(sqlite_app, clock) as h:
         h.channel.pacer = Pacer("telegram", limiter, mono.sleep)
         for n in range(29):  # the dispatcher sent 29 follow-ups to other chats this second
-            assert limiter.reserve("telegram", f"9{n}") == pytest.approx(n / 30)
+            assert limiter.reserve_now("telegram", f"9{n}") == pytest.approx(n / 30)
         warga = User(4242)
         await h.feed(h.server.message(warga, "/start"))
         sent = h.server.chat(warga.id)

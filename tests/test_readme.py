@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 
 from bot.cli.main import _parser
@@ -22,6 +23,6 @@ def test_every_setting_has_a_row_in_the_configuration_table() -> None:
 def test_every_command_is_in_the_commands_table() -> None:
     table = README[README.index("## Commands"):]
     table = table[:table.index("\n## ")]
-    subparsers = next(a for a in _parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    subparsers = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
     missing = sorted(name for name in subparsers.choices if f"python bot.py {name}" not in table)
     assert not missing, f"commands missing from the README's commands table: {missing}"

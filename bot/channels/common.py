@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.outbox.ratelimit import RateLimiter
+from bot.outbox.ratelimit import SendBudget
 
 
 def encode_choice(q: int | None, choice_id: str) -> str:
@@ -64,14 +64,14 @@ class KeyedLocks:
 
 
 class Pacer:
-    """Immediate replies take their send slot from the process's rate limiter.
+    """Immediate replies take their send slot from the send budget (this process's, or shared).
 
     The outbox dispatcher uses the same limiter for follow-ups and retries, so replies and
     scheduled messages together stay within the platform's limits instead of each using the
     whole budget. Without a limiter (tests, benchmarks) nothing waits.
     """
 
-    def __init__(self, channel: str, limiter: RateLimiter | None,
+    def __init__(self, channel: str, limiter: SendBudget | None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.channel = channel
         self.limiter = limiter
@@ -80,11 +80,11 @@ class Pacer:
     async def wait(self, chat_id: str) -> None:
         if self.limiter is None:
             return
-        delay = self.limiter.reserve(self.channel, chat_id)
+        delay = await self.limiter.reserve(self.channel, chat_id)
         if delay > 0:
             await self.sleep(delay)
 
-    def penalise(self, chat_id: str, seconds: float) -> None:
+    async def penalise(self, chat_id: str, seconds: float) -> None:
         """The platform said 429: nobody on this channel sends before ``retry_after``."""
         if self.limiter is not None:
-            self.limiter.penalise(self.channel, chat_id, seconds)
+            await self.limiter.penalise(self.channel, chat_id, seconds)

@@ -8,7 +8,7 @@ One tick:
    A tick claims no more than the channel can send before the tick's time budget runs out.
    Non-urgent rows due inside their agency's quiet hours are moved to the morning instead.
 2. **Send** through the channel's :class:`bot.outbox.store.Sender`, one task per chat (messages to a
-   chat keep their order), every send waiting for its slot in the :class:`RateLimiter` and
+   chat keep their order), every send waiting for its slot in the send budget (:class:`SendBudget`) and
    given at most ``send_timeout`` seconds. Chat tasks run side by side (``concurrency``) and
    outlive the tick if they must: a tick waits for them only until its time budget is spent,
    so one hanging chat never holds up the others. Rows whose slot would fall after the budget
@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.catalog import agency_quiet_hours
 from bot.outbox.followups import in_quiet_hours, quiet_adjust
-from bot.outbox.ratelimit import RateLimiter
+from bot.outbox.ratelimit import SendBudget
 from bot.outbox.recovery import recover_stale
 from bot.outbox.store import (
     BACKOFF_CAP,
@@ -119,7 +119,7 @@ class Dispatcher:
         self,
         factory: sessionmaker[Session],
         senders: Mapping[str, Sender],
-        limiter: RateLimiter,
+        limiter: SendBudget,
         *,
         clock: Clock,
         config: DispatchConfig | None = None,
@@ -333,12 +333,14 @@ class Dispatcher:
         try:
             async with self._gate:
                 for i, row in enumerate(chat_rows):
-                    wait = self.limiter.peek(row.channel, row.chat_id)
-                    if wait > 0 and self.monotonic() + wait > deadline:  # what can go now, goes
+                    # What can go now, goes: a slot after the deadline is not taken (one round
+                    # trip with a shared budget: peek and take in one step).
+                    max_wait = max(0.0, deadline - self.monotonic())
+                    wait = await self.limiter.reserve(row.channel, row.chat_id, max_wait)
+                    if wait > max_wait:
                         self._held[(row.channel, row.chat_id)] = self.monotonic() + wait
                         self._release.extend(r.id for r in chat_rows[i:])
                         return
-                    wait = self.limiter.reserve(row.channel, row.chat_id)
                     if wait > 0:
                         await self.sleep(wait)
                     result = await self._send_one(row)
@@ -378,7 +380,7 @@ class Dispatcher:
             provider_id = await send_within(sender, row.chat_id, row.payload, self.config.send_timeout)
         except SendError as exc:
             if exc.retry_after is not None:
-                self.limiter.penalise(row.channel, row.chat_id, exc.retry_after)
+                await self.limiter.penalise(row.channel, row.chat_id, exc.retry_after)
             return _Result(row, error=exc)
         except Exception as exc:  # an unclassified error: treat it like a network error
             log.exception("outbox %s: sender raised", row.id)

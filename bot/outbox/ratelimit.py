@@ -8,13 +8,20 @@ are injected: tests run on virtual time and never wait for real.
 
 Reservations are made before sending, in order, so concurrent workers share the budget
 without a lock (the event loop is single-threaded).
+
+:class:`RateLimiter` is the budget of one process. Several processes share one budget through
+bot/outbox/budget.py (PostgreSQL or Redis, setting SEND_BUDGET), which keeps the same GCRA on
+the shared server's clock. Both answer the :class:`SendBudget` interface, async because the
+shared one is a round trip; the local one never awaits anything, so it costs what it did.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 Monotonic = Callable[[], float]
 
@@ -71,8 +78,27 @@ def whatsapp_limits(total: float = 80.0) -> ChannelLimits:
     return ChannelLimits(total=Limit(total, 1) if total > 0 else None)
 
 
+class SendBudget(Protocol):
+    """What senders need of a budget: slots per (channel, chat), and a pause after a 429."""
+
+    limits: dict[str, ChannelLimits]
+    monotonic: Monotonic  # the clock the waits are measured against (for deadlines)
+
+    def total_rate(self, channel: str) -> float | None: ...
+
+    async def peek(self, channel: str, chat_id: str) -> float: ...
+
+    async def reserve(self, channel: str, chat_id: str, max_wait: float = math.inf) -> float: ...
+
+    async def penalise(self, channel: str, chat_id: str, seconds: float) -> None: ...
+
+
 class RateLimiter:
-    """Hands out send slots per (channel, chat). ``reserve`` returns how long to wait."""
+    """Hands out send slots per (channel, chat) in this process. ``reserve`` returns how long to wait.
+
+    The async methods only wrap the synchronous ones (``*_now``), which tests on virtual
+    time may call directly.
+    """
 
     def __init__(self, limits: dict[str, ChannelLimits], monotonic: Monotonic = time.monotonic) -> None:
         self.limits = limits
@@ -80,7 +106,8 @@ class RateLimiter:
         self._tat: dict[tuple[str, str], float] = {}
         self._reserved = 0
 
-    def _keys(self, channel: str, chat_id: str) -> list[tuple[tuple[str, str], Limit]]:
+    def keys(self, channel: str, chat_id: str) -> list[tuple[tuple[str, str], Limit]]:
+        """The limits one send to this chat counts against: (channel, "") total, (channel, chat)."""
         lim = self.limits.get(channel)
         if lim is None:
             return []
@@ -92,11 +119,27 @@ class RateLimiter:
             keys.append(((channel, chat_id), per_chat))
         return keys
 
-    def peek(self, channel: str, chat_id: str) -> float:
+    async def peek(self, channel: str, chat_id: str) -> float:
+        """Seconds until this chat could send, without taking the slot."""
+        return self.peek_now(channel, chat_id)
+
+    async def reserve(self, channel: str, chat_id: str, max_wait: float = math.inf) -> float:
+        """Take the next slot for this chat; returns seconds to wait before sending (>= 0).
+
+        A slot more than ``max_wait`` seconds away is not taken: the wait returned is then
+        larger than ``max_wait`` (the caller sends later, and nobody's budget was spent).
+        """
+        return self.reserve_now(channel, chat_id, max_wait)
+
+    async def penalise(self, channel: str, chat_id: str, seconds: float) -> None:
+        """The platform said "retry after" (see :meth:`penalise_now`)."""
+        self.penalise_now(channel, chat_id, seconds)
+
+    def peek_now(self, channel: str, chat_id: str) -> float:
         """Seconds until this chat could send, without taking the slot."""
         now = self.monotonic()
         at = now
-        for key, limit in self._keys(channel, chat_id):
+        for key, limit in self.keys(channel, chat_id):
             at = max(at, self._tat.get(key, now) - limit.tolerance)
         return at - now
 
@@ -105,14 +148,16 @@ class RateLimiter:
         lim = self.limits.get(channel)
         return lim.total.rate if lim is not None and lim.total is not None else None
 
-    def reserve(self, channel: str, chat_id: str) -> float:
-        """Take the next slot for this chat; returns seconds to wait before sending (>= 0)."""
+    def reserve_now(self, channel: str, chat_id: str, max_wait: float = math.inf) -> float:
+        """Take the next slot for this chat unless it is more than ``max_wait`` s away; the wait."""
         now = self.monotonic()
-        keys = self._keys(channel, chat_id)
+        keys = self.keys(channel, chat_id)
         at = now
         for key, limit in keys:
             tat = self._tat.get(key, now)
             at = max(at, tat - limit.tolerance)
+        if at - now > max_wait:
+            return at - now
         for key, limit in keys:
             tat = self._tat.get(key, now)
             self._tat[key] = max(tat, at) + limit.interval
@@ -121,14 +166,14 @@ class RateLimiter:
             self.prune()
         return at - now
 
-    def penalise(self, channel: str, chat_id: str, seconds: float) -> None:
+    def penalise_now(self, channel: str, chat_id: str, seconds: float) -> None:
         """The platform said "retry after": nothing more to this chat, nor on this channel, until then.
 
         A 429 does not say which limit was hit, so the whole channel pauses too; with the
         limits set right this is rare, and pausing is cheaper than a ban.
         """
         until = self.monotonic() + max(0.0, seconds)
-        for key, limit in self._keys(channel, chat_id):
+        for key, limit in self.keys(channel, chat_id):
             self._tat[key] = max(self._tat.get(key, 0.0), until + limit.tolerance)
 
     def prune(self) -> None:

@@ -1,1 +1,2 @@
-"""Storage: SQLAlchemy models, engine and migrations, ticket numbers, the hot-path SQL."""
+"""Storage: SQLAlchemy models, engine and migrations, ticket numbers, the hot-path SQL, and
+locks held for a process's life (locks: one Telegram poller per bot)."""

@@ -461,6 +461,22 @@ class CaseEvent(Base):
     case: Mapped[Case] = relationship(back_populates="events")
 
 
+class SendBudgetKey(Base):
+    """One key of the send budget shared by several processes (SEND_BUDGET=postgres).
+
+    ``tat`` is the GCRA's theoretical arrival time of the key's next message, in seconds since
+    the epoch on the database server's clock (so every process reads the same clock). A key
+    names a channel, the bot or phone number, and a hash of the chat (no chat id is stored);
+    a key whose time has passed means the same as none and is pruned. The step itself is the
+    function ``send_budget_reserve`` (migration 0009, bot/outbox/budget.py). Unused on SQLite.
+    """
+
+    __tablename__ = "send_budget"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tat: Mapped[float] = mapped_column(Float)
+
+
 # Covering index for the weekly digest (migration 0003b): its GROUP BY reads only the index.
 Index(
     "ix_survey_answers_digest",

@@ -41,7 +41,7 @@ from bot.channels.telegram.turns import (
     set_reachable,
 )
 from bot.i18n import LANGUAGES
-from bot.outbox.ratelimit import RateLimiter
+from bot.outbox.ratelimit import SendBudget
 from bot.outbox.store import SendError, record_failure, send_within
 from bot.runtime.facade import Runtime
 from bot.runtime.types import Inbound
@@ -79,7 +79,7 @@ class TelegramChannel:
         send_retries: int = 3,
         max_inline_wait: float = 30.0,
         workers: int | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: SendBudget | None = None,
     ) -> None:
         self.runtime = runtime
         self.factory = runtime.factory
@@ -326,7 +326,7 @@ class TelegramChannel:
             except SendError as err:
                 attempt += 1
                 if err.retry_after is not None:
-                    self.pacer.penalise(chat_id, err.retry_after)
+                    await self.pacer.penalise(chat_id, err.retry_after)
                 if err.permanent or err.unknown or attempt > self.send_retries:
                     raise
                 wait = err.retry_after if err.retry_after is not None else 0.5 * 2 ** (attempt - 1)

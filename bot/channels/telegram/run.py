@@ -72,10 +72,13 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
             finally:
                 await runner.cleanup()
         else:
-            await bot.delete_webhook(drop_pending_updates=False)
-            log.info("Telegram long polling")
-            poller = Poller(channel, dp, bot, timeout=polling_timeout, backoff=backoff)
-            await poller.run(stop or _until_signal())
+            from bot.storage.locks import poller_lock  # a second poller: 409 Conflict, so refused
+
+            with poller_lock(app.engine, bot.id):
+                await bot.delete_webhook(drop_pending_updates=False)
+                log.info("Telegram long polling")
+                poller = Poller(channel, dp, bot, timeout=polling_timeout, backoff=backoff)
+                await poller.run(stop or _until_signal())
     finally:
         if scheduler is not None:
             from bot.scheduler import stop_background

@@ -44,7 +44,7 @@ from bot.channels.whatsapp.store import (
     stored_webhooks,
 )
 from bot.config import ConfigError, Settings
-from bot.outbox.ratelimit import RateLimiter
+from bot.outbox.ratelimit import SendBudget
 from bot.outbox.store import SendError, mark_sent, record_failure, send_within
 from bot.runtime.facade import Runtime
 from bot.runtime.types import Inbound
@@ -98,7 +98,7 @@ class WhatsAppChannel:
         phone_number_id: str | None = None,
         media_dir: Path | None = None,
         workers: int | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: SendBudget | None = None,
     ) -> None:
         self.runtime = runtime
         self.factory = runtime.factory
@@ -118,7 +118,7 @@ class WhatsAppChannel:
         self._tails: dict[str, asyncio.Future[None]] = {}  # per resident: their last body's end
 
     @classmethod
-    def from_app(cls, app: App, limiter: RateLimiter | None = None) -> WhatsAppChannel:
+    def from_app(cls, app: App, limiter: SendBudget | None = None) -> WhatsAppChannel:
         s = app.settings
         missing = whatsapp_missing(s)
         if missing:
@@ -330,7 +330,7 @@ class WhatsAppChannel:
                 untried: list[int] = []
                 failed.append((row.id, err, untried))
                 if err.retry_after is not None:
-                    self.pacer.penalise(row.chat_id, err.retry_after)
+                    await self.pacer.penalise(row.chat_id, err.retry_after)
                 behind = untried
         if sent or failed:
             await self._db(self._record, sent, failed)

@@ -118,6 +118,9 @@ async def _start_telegram(app: App, web_app: web.Application, senders: dict[str,
         await bot.set_webhook(s.telegram_webhook_url, secret_token=secret,
                               allowed_updates=dp.resolve_used_update_types())
     else:
+        from bot.storage.locks import poller_lock  # a second poller: 409 Conflict, so refused
+
+        cleanup.append(poller_lock(app.engine, bot.id).aclose)  # after close() stopped the poller
         await bot.delete_webhook(drop_pending_updates=False)
         polling.append(asyncio.create_task(Poller(channel, dp, bot, backoff=POLLING_BACKOFF).run(stop_polling)))
     # The caller cancels this placeholder on exit; the poller itself is stopped gracefully above.
