@@ -56,7 +56,10 @@ def make(url: str, graph: fg.FakeGraph | None = None) -> App:
 def pick(titles: list[str], step: int) -> str:
     """The tap a resident makes at ``step`` of the survey script."""
     wanted = {1: "Setuju", 2: "Nilai layanan", 3: "Disdukcapil", 4: "KTP Elektronik"}.get(step)
-    return wanted if wanted in titles else titles[step % 4]
+    for title in titles:  # titles show the number that may be typed: "1. Setuju"
+        if wanted and title.split(". ", 1)[-1] == wanted:
+            return title
+    return titles[step % len(titles)]
 
 
 async def channel_run(url: str, residents: int) -> tuple[float, list[float], int]:
