@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.catalog import load_catalog
 from bot.config import Settings
 from bot.i18n import Texts
+from bot.metrics import Metrics
 from bot.outbox.ratelimit import SendBudget
 from bot.outbox.store import SendPolicy
 from bot.runtime.facade import Runtime
@@ -31,6 +32,11 @@ class App:
     runtime: Runtime
     texts: Texts
     limiter: SendBudget | None = None  # send pacing of every sender (bot.scheduler.shared_limiter)
+
+    @property
+    def metrics(self) -> Metrics:
+        """The counters of this app (the runtime's), served on ``/metrics``."""
+        return self.runtime.metrics
 
 
 def _data_dirs(settings: Settings) -> tuple[Path, ...]:

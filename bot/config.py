@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     telegram_webhook_secret: str | None = Field(default=None, description="secret_token for the webhook.")
     http_host: str = Field(default="127.0.0.1", description="Address of the webhook/health HTTP server.")
     http_port: int = Field(default=8080, ge=1, le=65535, description="Port of the webhook/health HTTP server.")
+    metrics_token: str | None = Field(
+        default=None, description="Bearer token for /metrics and /healthz's detailed body; unset: "
+        "both open to anyone who reaches HTTP_HOST:HTTP_PORT.")
 
     telegram_bot_username: str | None = Field(
         default=None, description="Bot username for deep links and QR codes (t.me/<username>?start=<code>)."
@@ -221,6 +224,11 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"v\d{1,3}\.\d", value):
             raise ValueError(f"must look like {GRAPH_API_VERSION} (v, major, dot, minor), got {value!r}")
         return value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_token(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("whatsapp_media_dir", mode="before")
     @classmethod

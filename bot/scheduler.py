@@ -49,7 +49,7 @@ def build_dispatcher(app: App, senders: Mapping[str, Sender], clock: Clock | Non
     )
     return Dispatcher(
         app.factory, senders, shared_limiter(app),
-        clock=clock or app.runtime.clock, config=config,
+        clock=clock or app.runtime.clock, config=config, metrics=app.metrics,
     )
 
 
@@ -104,6 +104,8 @@ async def start_background(
     """Start ticking inside the running event loop; call ``scheduler.shutdown()`` on exit."""
     scheduler = build_scheduler(app, senders, clock)
     scheduler.start()
+    # /healthz: the dispatcher should tick every OUTBOX_TICK_SECONDS from now on
+    app.metrics.scheduler.started((clock or app.runtime.clock)(), app.settings.outbox_tick_seconds)
     log.info("scheduler started: %s", ", ".join(job.id for job in scheduler.get_jobs()))
     return scheduler
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,6 +64,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'prima.db'}"
     else:
         yield from _pg_schema_url()
+
+
+def free_port() -> int:
+    """A port nobody listens on now: the bot's HTTP server runs in every mode, so each test
+    process gets its own HTTP_PORT instead of the default 8080 (tests run side by side)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def make_app(url: str, clock: FakeClock, **overrides: object) -> App:

@@ -18,6 +18,7 @@ from typing import IO
 from sqlalchemy import create_engine, text
 
 from bot.storage.db import normalise_url
+from tests.conftest import free_port
 from tests.fake_telegram import FakeTelegram, User
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +32,8 @@ class BotProcess:
                  log_level: str = "WARNING") -> None:
         self.env = {**os.environ, "TELEGRAM_BOT_TOKEN": server.token,
                     "TELEGRAM_API_BASE": server.base_url, "DATABASE_URL": database_url,
-                    "LOG_LEVEL": log_level, "PYTHONUNBUFFERED": "1"}
+                    "LOG_LEVEL": log_level, "PYTHONUNBUFFERED": "1",
+                    "HTTP_PORT": str(free_port())}  # the HTTP server runs in polling mode too
         self.env.pop("TELEGRAM_WEBHOOK_URL", None)
         self.server = server
         self.workdir = workdir

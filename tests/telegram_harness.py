@@ -16,7 +16,7 @@ from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.telegram.run import serve
 from bot.channels.telegram.sender import make_bot
 from bot.storage.models import OutboxMessage
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, free_port
 from tests.fake_telegram import FakeTelegram, Sent, User
 
 FAST_BACKOFF = BackoffConfig(min_delay=0.05, max_delay=0.2, factor=1.5, jitter=0.0)
@@ -94,6 +94,7 @@ class Harness:
 
     @asynccontextmanager
     async def polling(self) -> AsyncIterator[None]:
+        self.app.settings.http_port = free_port()  # /healthz and /metrics listen in polling mode too
         stop = asyncio.Event()
         task = asyncio.create_task(serve(self.app, self.bot, channel=self.channel, dp=self.dp,
                                          stop=stop, backoff=FAST_BACKOFF, polling_timeout=1,

@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from tests.conftest import free_port
 from tests.fake_telegram import FakeTelegram, User
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,7 +18,8 @@ async def test_bot_py_polls_a_custom_bot_api_server(tmp_path: Path) -> None:
     server = FakeTelegram()
     await server.start()
     env = {**os.environ, "TELEGRAM_BOT_TOKEN": server.token, "TELEGRAM_API_BASE": server.base_url,
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'prima.db'}", "LOG_LEVEL": "WARNING"}
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'prima.db'}", "LOG_LEVEL": "WARNING",
+           "HTTP_PORT": str(free_port())}
     env.pop("TELEGRAM_WEBHOOK_URL", None)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(ROOT / "bot.py"), cwd=tmp_path, env=env,

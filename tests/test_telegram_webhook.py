@@ -67,7 +67,7 @@ async def test_webhook_with_and_without_the_secret(app: App, clock: FakeClock) -
             async with ClientSession() as http:
                 async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
                     assert resp.status == 200
-                    assert (await resp.json())["checks"] == {"database": "ok"}
+                    assert (await resp.json())["checks"] == {"database": "ok", "outbox": "ok"}
                 headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
                 async with http.post(f"http://127.0.0.1:{port}/telegram/webhook",
                                      data="not json", headers=headers) as resp:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.outbox.ratelimit import SendBudget
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
+    from bot.outbox.store import SendError
 
 
 def encode_choice(q: int | None, choice_id: str) -> str:
@@ -68,14 +72,22 @@ class Pacer:
 
     The outbox dispatcher uses the same limiter for follow-ups and retries, so replies and
     scheduled messages together stay within the platform's limits instead of each using the
-    whole budget. Without a limiter (tests, benchmarks) nothing waits.
+    whole budget. Without a limiter (tests, benchmarks) nothing waits. Each attempt's outcome
+    is counted (:meth:`record`) like the dispatcher's, as path ``reply``.
     """
 
     def __init__(self, channel: str, limiter: SendBudget | None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 metrics: Metrics | None = None) -> None:
         self.channel = channel
         self.limiter = limiter
         self.sleep = sleep
+        self.metrics = metrics
+
+    def record(self, error: SendError | None = None) -> None:
+        """One immediate send attempt: went out (``error`` None) or failed as classified."""
+        if self.metrics is not None:
+            self.metrics.send(self.channel, "reply", error)
 
     async def wait(self, chat_id: str) -> None:
         if self.limiter is None:

@@ -26,7 +26,7 @@ resent under the same policy as any unknowable outcome (``resend_unknown``: coun
 (``python bot.py outbox report``); that SQL, and the operator's report and requeue, live in
 bot/outbox/recovery.py.
 
-Why this module stays one piece (about 450 lines): claim, send and record are the three steps
+Why this module stays one piece (about 480 lines): claim, send and record are the three steps
 of one :class:`Dispatcher` and share its in-process state (the tick lock, chats held until
 their next slot, rows to hand back, outcomes not yet recorded, the background tally); split
 apart, that state would have to be passed between modules on every step. The send and
@@ -43,7 +43,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -63,6 +63,9 @@ from bot.outbox.store import (
     send_within,
 )
 from bot.storage.models import Agency, OutboxMessage
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 BACKOFF_WINDOW = timedelta(seconds=BACKOFF_CAP + 60)
@@ -126,6 +129,7 @@ class Dispatcher:
         sleep: Sleep = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
         monotonic: Callable[[], float] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.factory = factory
         self.senders = dict(senders)
@@ -135,6 +139,7 @@ class Dispatcher:
         self.sleep = sleep
         self.jitter = jitter
         self.monotonic = monotonic or limiter.monotonic
+        self.metrics = metrics  # send outcomes and the tick's time (/metrics, /healthz)
         self.postgres = factory.kw["bind"].dialect.name == "postgresql"
         self._agencies: dict[int, tuple[str, str, str]] = {}
         self._agencies_at: datetime | None = None
@@ -181,6 +186,8 @@ class Dispatcher:
                 setattr(self.totals, name, getattr(self.totals, name) + getattr(stats, name))
             if stats.claimed or stats.deferred or stats.recovered:
                 log.debug("outbox tick: %s", stats)
+            if self.metrics is not None:
+                self.metrics.scheduler.ticked(self.clock())
             return stats
 
     async def idle(self, stats: TickStats | None = None) -> None:
@@ -375,6 +382,12 @@ class Dispatcher:
         self._merge(stats if stats is not None else self._background, delta)
 
     async def _send_one(self, row: Claimed) -> _Result:
+        result = await self._attempt(row)
+        if self.metrics is not None:
+            self.metrics.send(row.channel, "outbox", result.error)
+        return result
+
+    async def _attempt(self, row: Claimed) -> _Result:
         sender = self.senders[row.channel]
         try:
             provider_id = await send_within(sender, row.chat_id, row.payload, self.config.send_timeout)
@@ -384,7 +397,7 @@ class Dispatcher:
             return _Result(row, error=exc)
         except Exception as exc:  # an unclassified error: treat it like a network error
             log.exception("outbox %s: sender raised", row.id)
-            return _Result(row, error=SendError(f"{type(exc).__name__}: {exc}"))
+            return _Result(row, error=SendError(f"{type(exc).__name__}: {exc}", code=type(exc).__name__))
         return _Result(row, provider_id=provider_id)
 
     # ------------------------------------------------------------------ record

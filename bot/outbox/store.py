@@ -84,6 +84,7 @@ class SendError(Exception):
         unknown: bool = False,
         unreachable: bool = False,
         wait_for_contact: bool = False,
+        code: str | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -92,6 +93,18 @@ class SendError(Exception):
         self.unknown = unknown
         self.unreachable = unreachable  # the resident blocked the bot: stop sending to them
         self.wait_for_contact = wait_for_contact  # allowed only after the resident writes again
+        self.code = code  # the platform's error code (HTTP status, Graph code) or "timeout", "network"
+
+    @property
+    def outcome(self) -> str:
+        """What the failure means, as counted in ``/metrics`` (``prima_sends_total{result}``)."""
+        if self.wait_for_contact:
+            return "waiting"
+        if self.retry_after is not None:
+            return "rate_limited"
+        if self.permanent:
+            return "permanent"
+        return "unknown" if self.unknown else "retry"
 
 
 class Sender(Protocol):
@@ -136,7 +149,7 @@ async def send_within(sender: Sender, chat_id: str, payload: dict[str, Any], tim
         async with asyncio.timeout(timeout):  # no extra task: the send runs in the caller's
             return await sender.send(chat_id, payload)
     except TimeoutError as exc:
-        raise SendError(f"no answer within {timeout:g} s", unknown=True) from exc
+        raise SendError(f"no answer within {timeout:g} s", unknown=True, code="timeout") from exc
 
 
 def backoff_seconds(attempts: int, jitter: float) -> float:

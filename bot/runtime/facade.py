@@ -10,6 +10,7 @@ half-saved. The runtime also keeps what turns share: the catalog and per-agency 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.catalog import agency_quiet_hours, snapshot
 from bot.desk import intake
 from bot.i18n import TEXTS
+from bot.metrics import Metrics
 from bot.outbox import followups
 from bot.outbox.store import SendPolicy
 from bot.privacy import purge
@@ -47,8 +49,10 @@ class Runtime:
         catalog_ttl: timedelta = timedelta(seconds=60),
         data_dirs: tuple[Path, ...] = (),
         send_policy: SendPolicy | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.factory = factory
+        self.metrics = metrics or Metrics()  # this app's counters (/metrics), one registry each
         self.send_policy = send_policy or SendPolicy()  # immediate replies fail like outbox sends
         self.clock = clock
         self.texts = texts
@@ -123,7 +127,17 @@ class Runtime:
     # ------------------------------------------------------------------ entry point
 
     def handle(self, inbound: Inbound) -> list[OutboxMessage]:
-        """Process one inbound event. Returns the committed replies to send now (status claimed)."""
+        """Process one inbound event. Returns the committed replies to send now (status claimed).
+
+        Its time goes to the turn latency histogram (``prima_turn_seconds``), failures too.
+        """
+        started = time.perf_counter()
+        try:
+            return self._handle(inbound)
+        finally:
+            self.metrics.turns.labels(inbound.channel).observe(time.perf_counter() - started)
+
+    def _handle(self, inbound: Inbound) -> list[OutboxMessage]:
         now = self.clock()
         # A Core transaction; an ORM session joins it only in turns that need one: the
         # session's own transaction bookkeeping cost as much as the rest of a short turn.

@@ -1,8 +1,8 @@
-"""The HTTP side of the bot: one aiohttp app for health checks and channel webhooks.
+"""The HTTP side of the bot: one aiohttp app for health, metrics and channel webhooks.
 
-``build_web_app`` gives ``/healthz``; each channel adds its own routes to the same app
-(``bot.channels.telegram.webhook.add_telegram_webhook``; a WhatsApp webhook can be added the same
-way), so one port serves them all.
+``build_web_app`` gives ``/healthz`` (and, for a whole bot process, ``/metrics``); each channel
+adds its own routes to the same app (``bot.channels.telegram.webhook.add_telegram_webhook``,
+``WhatsAppChannel.add_routes``), so one port serves them all, in every mode (long polling too).
 """
 
 from __future__ import annotations
@@ -10,28 +10,51 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from sqlalchemy import text
+
+from bot.web import metrics as metrics_page
+from bot.web.health import Check, Health
 
 if TYPE_CHECKING:
     from bot.app import App
 
 log = logging.getLogger(__name__)
-Check = Callable[[], Awaitable[None]]
 CHECKS = web.AppKey("checks", dict[str, Check])
+HEALTH = web.AppKey("health", Health)
 MAX_BODY = 1024 * 1024  # Telegram updates are small; refuse anything huge
 
 
-def build_web_app(checks: Mapping[str, Check] | None = None) -> web.Application:
-    """An app with ``GET /healthz``: 200 when every check passes, 503 naming the failing ones."""
-    app = web.Application(client_max_size=MAX_BODY)
-    app[CHECKS] = dict(checks or {})
-    app.router.add_get("/healthz", healthz)
-    return app
+def build_web_app(checks: Mapping[str, Check] | None = None, *, app: App | None = None,
+                  executor: Executor | None = None) -> web.Application:
+    """An app with ``GET /healthz``: 200 when every check passes, 503 naming the failing ones.
+
+    With ``app`` (a bot process): ``/healthz`` also checks the database, the scheduler's last
+    tick and stuck outbox rows (bot/web/health.py), and ``GET /metrics`` serves Prometheus
+    text (bot/web/metrics.py); ``METRICS_TOKEN`` guards both. Without it only ``checks`` run.
+    """
+    web_app = web.Application(client_max_size=MAX_BODY)
+    web_app[CHECKS] = dict(checks or {})
+    if app is not None:
+        web_app[HEALTH] = Health(app, checks, executor)
+        metrics_page.install(web_app, app)
+        token = app.settings.metrics_token
+    else:
+        token = None
+
+    async def healthz(request: web.Request) -> web.Response:
+        if app is None:
+            return await _checks_only(request)
+        healthy, body = await request.app[HEALTH].report()
+        if not metrics_page.authorized(request, token):
+            body = {"status": body["status"]}  # enough for a load balancer, nothing more
+        return web.json_response(body, status=200 if healthy else 503)
+
+    web_app.router.add_get("/healthz", healthz)
+    return web_app
 
 
 async def start_site(runner: web.AppRunner, host: str, port: int) -> web.TCPSite:
@@ -48,7 +71,7 @@ async def start_site(runner: web.AppRunner, host: str, port: int) -> web.TCPSite
     return site
 
 
-async def healthz(request: web.Request) -> web.Response:
+async def _checks_only(request: web.Request) -> web.Response:
     results: dict[str, str] = {}
     for name, check in request.app[CHECKS].items():
         try:
@@ -59,16 +82,3 @@ async def healthz(request: web.Request) -> web.Response:
     healthy = all(v == "ok" for v in results.values())
     return web.json_response({"status": "ok" if healthy else "unhealthy", "checks": results},
                              status=200 if healthy else 503)
-
-
-def database_check(app: App, executor: Executor | None = None) -> Check:
-    """``SELECT 1`` through the pool, off the event loop."""
-
-    def ping() -> None:
-        with app.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-
-    async def check() -> None:
-        await asyncio.get_running_loop().run_in_executor(executor, ping)
-
-    return check

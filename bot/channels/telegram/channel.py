@@ -93,7 +93,7 @@ class TelegramChannel:
         threads = workers or (4 if runtime.postgres else 1)  # SQLite has one writer
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="prima-db")
         self._locks = KeyedLocks()
-        self.pacer = Pacer(CHANNEL, limiter, sleep)
+        self.pacer = Pacer(CHANNEL, limiter, sleep, runtime.metrics)
         self._stale = {texts(lang, "stale_button") for lang in LANGUAGES}
         self._sent = GroupCommit(self._write_sent)
         self._turns = TurnBatcher(self, threads)
@@ -104,6 +104,13 @@ class TelegramChannel:
         # No aiogram FSM: the conversation state lives in the database (bot/runtime.py), and
         # the FSM middleware resolved a storage context for every update.
         dp = Dispatcher(disable_fsm=True)
+        received = self.runtime.metrics.updates.labels(CHANNEL)
+
+        async def count(handler: Callable[..., Awaitable[Any]], update: Any, data: dict[str, Any]) -> Any:
+            received.inc()  # polled or pushed by the webhook alike
+            return await handler(update, data)
+
+        dp.update.outer_middleware(count)
         install_staffroom(self, dp)  # staff rooms and case buttons first (bot/desk/cases.py)
         dp.message.register(self.on_message)
         dp.callback_query.register(self.on_callback)
@@ -322,8 +329,9 @@ class TelegramChannel:
         while True:
             await self.pacer.wait(chat_id)
             try:
-                return await send_within(self.sender, chat_id, payload, timeout)
+                provider_id = await send_within(self.sender, chat_id, payload, timeout)
             except SendError as err:
+                self.pacer.record(err)
                 attempt += 1
                 if err.retry_after is not None:
                     await self.pacer.penalise(chat_id, err.retry_after)
@@ -334,4 +342,7 @@ class TelegramChannel:
                     raise  # the outbox dispatcher sends it when due
                 log.info("send to %s failed (%s); retrying in %.1fs", chat_id, err.reason, wait)
                 await self.sleep(wait)
+            else:
+                self.pacer.record()
+                return provider_id
 

@@ -1,7 +1,8 @@
 """Running the Telegram channel: ``python bot.py`` with TELEGRAM_BOT_TOKEN set.
 
-:func:`serve` wires the channel, the scheduler, and either the webhook (TELEGRAM_WEBHOOK_URL)
-or long polling, and stops cleanly on a signal.
+:func:`serve` wires the channel, the scheduler, the HTTP server (health and metrics in every
+mode) and either the webhook (TELEGRAM_WEBHOOK_URL) or long polling, and stops cleanly on a
+signal.
 """
 
 from __future__ import annotations
@@ -33,59 +34,65 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
                 dp: Dispatcher | None = None, stop: asyncio.Event | None = None,
                 backoff: BackoffConfig = POLLING_BACKOFF, polling_timeout: int = 30,
                 background: bool = True) -> None:
-    """Run the channel until ``stop`` is set (or a signal arrives in polling mode).
+    """Run the channel until ``stop`` is set (or a signal arrives).
 
-    ``background`` also starts the scheduler (outbox dispatcher for follow-ups and retries,
-    weekly digests) in this event loop.
+    The HTTP server (HTTP_HOST:HTTP_PORT: ``/healthz``, ``/metrics``, and the webhook in
+    webhook mode) runs in both modes. ``background`` also starts the scheduler (outbox
+    dispatcher for follow-ups and retries, weekly digests) in this event loop.
     """
-    from bot.web.server import build_web_app, database_check, start_site
+    from aiohttp import web
+
+    from bot.scheduler import shared_limiter
+    from bot.web.server import build_web_app, start_site
 
     own = channel is None
-    from bot.scheduler import shared_limiter
-
     channel = channel or TelegramChannel(app.runtime, bot, app.texts, limiter=shared_limiter(app))
     dp = dp or channel.dispatcher()
     await _setup_until_reachable(channel, backoff)
     settings = app.settings
+    web_app = build_web_app(app=app)
+    secret = None
+    if settings.telegram_webhook_url:
+        secret = settings.telegram_webhook_secret or secrets.token_urlsafe(32)
+        add_telegram_webhook(web_app, dp, bot, secret, metrics=app.metrics)
+    locks = contextlib.ExitStack()
+    if not settings.telegram_webhook_url:
+        from bot.storage.locks import poller_lock
+
+        # Before the port: a second poller of this bot (409 Conflict at Telegram) is told why,
+        # not that HTTP_PORT is taken.
+        locks.enter_context(poller_lock(app.engine, bot.id))
+    runner = web.AppRunner(web_app, handle_signals=False)
+    await runner.setup()
     scheduler = None
-    if background:
-        from bot.scheduler import start_background
-
-        # case rows go to their topics
-        scheduler = await start_background(app, {CHANNEL: with_cases(channel.sender, app.factory)})
     try:
-        if settings.telegram_webhook_url:
-            secret = settings.telegram_webhook_secret or secrets.token_urlsafe(32)
-            web_app = build_web_app(checks={"database": database_check(app, channel.executor)})
-            add_telegram_webhook(web_app, dp, bot, secret)
-            from aiohttp import web
+        await start_site(runner, settings.http_host, settings.http_port)
+        if background:
+            from bot.scheduler import start_background
 
-            runner = web.AppRunner(web_app, handle_signals=False)
-            await runner.setup()
-            await start_site(runner, settings.http_host, settings.http_port)
-            await bot.set_webhook(settings.telegram_webhook_url, secret_token=secret,
+            # case rows go to their topics
+            scheduler = await start_background(app, {CHANNEL: with_cases(channel.sender, app.factory)})
+        if secret is not None:
+            await bot.set_webhook(settings.telegram_webhook_url or "", secret_token=secret,
                                   allowed_updates=dp.resolve_used_update_types())
             log.info("Telegram webhook mode on %s:%s%s", settings.http_host, settings.http_port,
                      WEBHOOK_PATH)
-            try:
-                await (stop or _until_signal()).wait()
-            finally:
-                await runner.cleanup()
+            await (stop or _until_signal()).wait()
         else:
-            from bot.storage.locks import poller_lock  # a second poller: 409 Conflict, so refused
-
-            with poller_lock(app.engine, bot.id):
-                await bot.delete_webhook(drop_pending_updates=False)
-                log.info("Telegram long polling")
-                poller = Poller(channel, dp, bot, timeout=polling_timeout, backoff=backoff)
-                await poller.run(stop or _until_signal())
+            await bot.delete_webhook(drop_pending_updates=False)
+            log.info("Telegram long polling; /healthz and /metrics on %s:%s", settings.http_host,
+                     settings.http_port)
+            poller = Poller(channel, dp, bot, timeout=polling_timeout, backoff=backoff)
+            await poller.run(stop or _until_signal())
     finally:
+        await runner.cleanup()  # webhook requests in progress finish first
         if scheduler is not None:
             from bot.scheduler import stop_background
 
             await stop_background(scheduler)  # a tick in progress records what it sent
         if own:
             channel.close()
+        locks.close()
 
 
 def _until_signal() -> asyncio.Event:

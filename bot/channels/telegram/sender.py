@@ -18,12 +18,15 @@ from aiogram.exceptions import (
     ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
+    TelegramConflictError,
     TelegramEntityTooLarge,
     TelegramForbiddenError,
     TelegramMigrateToChat,
     TelegramNetworkError,
     TelegramNotFound,
     TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
 )
 from aiogram.types import FSInputFile
 
@@ -46,26 +49,42 @@ def make_bot(token: str, api_base: str | None = None, timeout: float = 30.0) -> 
 
 # ---------------------------------------------------------------------- sending
 
+_CODES: tuple[tuple[type[Exception], str], ...] = (
+    (TelegramRetryAfter, "429"), (TelegramForbiddenError, "403"), (TelegramNotFound, "404"),
+    (TelegramEntityTooLarge, "413"), (TelegramMigrateToChat, "400"), (TelegramBadRequest, "400"),
+    (TelegramUnauthorizedError, "401"), (TelegramConflictError, "409"),
+    (TelegramServerError, "5xx"), (TelegramNetworkError, "network"), (ClientDecodeError, "decode"),
+)
+
+
+def error_code(exc: Exception) -> str:
+    """The error's HTTP status as Telegram gave it (aiogram keeps only the class), for metrics."""
+    for cls, code in _CODES:
+        if isinstance(exc, cls):
+            return code
+    return type(exc).__name__
+
 
 def classify(exc: Exception) -> SendError:
     """Map aiogram's errors onto the outbox's retry rules."""
     reason = f"{type(exc).__name__}: {exc}"
+    code = error_code(exc)
     if isinstance(exc, TelegramRetryAfter):
-        return SendError(reason, retry_after=float(exc.retry_after))
+        return SendError(reason, retry_after=float(exc.retry_after), code=code)
     if isinstance(exc, TelegramForbiddenError):
-        return SendError(reason, permanent=True, unreachable=True)
+        return SendError(reason, permanent=True, unreachable=True, code=code)
     if isinstance(exc, TelegramBadRequest | TelegramNotFound | TelegramMigrateToChat
                   | TelegramEntityTooLarge):
-        return SendError(reason, permanent=True)
+        return SendError(reason, permanent=True, code=code)
     if isinstance(exc, TelegramNetworkError):
         cause = exc.__cause__
         if isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-            return SendError(reason)  # never connected: nothing arrived, safe to retry
+            return SendError(reason, code=code)  # never connected: nothing arrived, safe to retry
         # A read timeout or a connection dropped after the request left: it may have arrived.
-        return SendError(reason, unknown=True)
+        return SendError(reason, unknown=True, code=code)
     if isinstance(exc, ClientDecodeError):
-        return SendError(reason, unknown=True)
-    return SendError(reason)  # 5xx (TelegramServerError) and the rest: retry later
+        return SendError(reason, unknown=True, code=code)
+    return SendError(reason, code=code)  # 5xx (TelegramServerError) and the rest: retry later
 
 
 class TelegramSender:
@@ -82,7 +101,7 @@ class TelegramSender:
         except (TelegramAPIError, ClientDecodeError) as exc:
             raise classify(exc) from exc
         except OSError as exc:  # a file to upload went missing: retrying will not help
-            raise SendError(f"{type(exc).__name__}: {exc}", permanent=True) from exc
+            raise SendError(f"{type(exc).__name__}: {exc}", permanent=True, code="file") from exc
 
     async def _send(self, chat_id: str, payload: dict[str, Any]) -> str | None:
         markup = keyboard(payload)

@@ -7,10 +7,13 @@ Telegram's webhook next to its own.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +22,11 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 def add_telegram_webhook(web_app: Any, dp: Dispatcher, bot: Bot, secret: str,
-                         path: str = WEBHOOK_PATH) -> None:
-    """Serve Telegram's webhook on ``path``: 401 without the secret, 200 after the commit."""
+                         path: str = WEBHOOK_PATH, *, metrics: Metrics | None = None) -> None:
+    """Serve Telegram's webhook on ``path``: 401 without the secret, 200 after the commit.
+
+    ``metrics``: requests that carried the secret are counted (``prima_webhooks_received_total``).
+    """
     import hmac
 
     from aiogram.types.update import UpdateTypeLookupError
@@ -33,6 +39,8 @@ def add_telegram_webhook(web_app: Any, dp: Dispatcher, bot: Bot, secret: str,
         got = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(got, expected):
             return web.json_response({"ok": False, "error": "unauthorized"}, status=401)
+        if metrics is not None:
+            metrics.webhooks.labels("telegram").inc()
         try:
             raw = await request.json()
             upd = Update.model_validate(raw, context={"bot": bot})

@@ -112,7 +112,7 @@ class WhatsAppChannel:
         # Storing a body gets its own thread: the 200 never queues behind message processing.
         self.intake = ThreadPoolExecutor(1, thread_name_prefix="prima-wa-in")
         self._locks = KeyedLocks()
-        self.pacer = Pacer(CHANNEL, limiter)
+        self.pacer = Pacer(CHANNEL, limiter, metrics=runtime.metrics)
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[int] = set()
         self._tails: dict[str, asyncio.Future[None]] = {}  # per resident: their last body's end
@@ -173,9 +173,13 @@ class WhatsAppChannel:
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply to store
             log.warning("signed WhatsApp webhook body refused (%s): not usable JSON", type(exc).__name__)
             return web.json_response({"error": "not JSON"}, status=400)
+        metrics = self.runtime.metrics
+        metrics.webhooks.labels(CHANNEL).inc()
         if not isinstance(body, dict) or body.get("object") != "whatsapp_business_account":
             return web.json_response({"ok": True, "ignored": True})
-        keys = self.resident_keys(body)
+        messages = parse_webhook(body, self.phone_number_id).messages
+        metrics.updates.labels(CHANNEL).inc(len(messages))
+        keys = {m.key for m in messages}
         # One intake thread: bodies are stored, and spawned below, in the order they came in.
         row_id = await asyncio.get_running_loop().run_in_executor(
             self.intake, store_webhook, self.factory, body, self.runtime.clock())
@@ -326,7 +330,9 @@ class WhatsAppChannel:
             await self.pacer.wait(row.chat_id)
             try:
                 sent.append((row.id, await send_within(self.sender, row.chat_id, row.payload, timeout)))
+                self.pacer.record()
             except SendError as err:
+                self.pacer.record(err)
                 untried: list[int] = []
                 failed.append((row.id, err, untried))
                 if err.retry_after is not None:

@@ -41,17 +41,18 @@ class GraphError(Exception):
 
 def classify(code: int | None, http_status: int, reason: str) -> SendError:
     """Map a Graph API error onto the outbox's rules."""
+    label = str(code) if code is not None else str(http_status)  # counted in /metrics
     if code == THROUGHPUT:
-        return SendError(reason, retry_after=2.0)  # pause the whole number a little
+        return SendError(reason, retry_after=2.0, code=label)  # pause the whole number a little
     if code in WINDOW_CODES:
-        return SendError(reason, wait_for_contact=True)
+        return SendError(reason, wait_for_contact=True, code=label)
     if code in RETRY_CODES or code in AUTH_CODES:
         if code in AUTH_CODES:
             log.error("WhatsApp refused our credentials (%s); check WHATSAPP_TOKEN", reason)
-        return SendError(reason)  # exponential backoff (131056: only this recipient waits)
+        return SendError(reason, code=label)  # exponential backoff (131056: only this recipient waits)
     if code is None and (http_status >= 500 or http_status == 429):
-        return SendError(reason)
-    return SendError(reason, permanent=True)
+        return SendError(reason, code=label)
+    return SendError(reason, permanent=True, code=label)
 
 
 class GraphClient:

@@ -100,11 +100,11 @@ class WhatsAppSender:
         except GraphError as exc:
             raise classify(exc.code, exc.http_status, str(exc)) from exc
         except aiohttp.ClientConnectorError as exc:  # never reached the server: safe to retry
-            raise SendError(f"{type(exc).__name__}: {exc}") from exc
+            raise SendError(f"{type(exc).__name__}: {exc}", code="network") from exc
         except (TimeoutError, aiohttp.ClientError) as exc:  # it may have arrived
-            raise SendError(f"{type(exc).__name__}: {exc}", unknown=True) from exc
+            raise SendError(f"{type(exc).__name__}: {exc}", unknown=True, code="network") from exc
         except (OSError, ValueError) as exc:  # a file went missing, an id too long
-            raise SendError(f"{type(exc).__name__}: {exc}", permanent=True) from exc
+            raise SendError(f"{type(exc).__name__}: {exc}", permanent=True, code="file") from exc
 
     async def _outside_window(self, chat_id: str, payload: dict[str, Any], lang: str) -> str:
         t = self.templates

@@ -10,16 +10,21 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from bot.channels.whatsapp.channel import WEBHOOK_PATH, WhatsAppChannel, whatsapp_missing
 from bot.channels.whatsapp.ids import CHANNEL
+from bot.channels.whatsapp.store import webhook_backlog
 from bot.config import ConfigError
 
 if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+    from sqlalchemy import Connection
+
     from bot.app import App
 
 log = logging.getLogger(__name__)
@@ -30,15 +35,15 @@ async def serve(app: App, stop: asyncio.Event | None = None, retry_every: float 
 
     ``started`` is set once the server listens; ``stop`` ends it (default: run until killed).
     """
-    from bot.scheduler import start_background
-    from bot.web.server import build_web_app, database_check, start_site
+    from bot.scheduler import shared_limiter, start_background
+    from bot.web.metrics import add_probe
+    from bot.web.server import build_web_app, start_site
 
     settings = app.settings
-    from bot.scheduler import shared_limiter
-
     channel = WhatsAppChannel.from_app(app, limiter=shared_limiter(app))
-    web_app = build_web_app(checks={"database": database_check(app, channel.executor)})
+    web_app = build_web_app(app=app)  # /healthz and /metrics
     channel.add_routes(web_app)
+    add_probe(web_app, webhook_gauges)
     senders: dict[str, Any] = {CHANNEL: channel.sender}
     background: list[asyncio.Task[Any]] = []
     cleanup: list[Callable[[], Awaitable[Any]]] = []
@@ -114,7 +119,7 @@ async def _start_telegram(app: App, web_app: web.Application, senders: dict[str,
     cleanup.append(close)
     if s.telegram_webhook_url:
         secret = s.telegram_webhook_secret or secrets.token_urlsafe(32)
-        add_telegram_webhook(web_app, dp, bot, secret)
+        add_telegram_webhook(web_app, dp, bot, secret, metrics=app.metrics)
         await bot.set_webhook(s.telegram_webhook_url, secret_token=secret,
                               allowed_updates=dp.resolve_used_update_types())
     else:
@@ -125,6 +130,19 @@ async def _start_telegram(app: App, web_app: web.Application, senders: dict[str,
         polling.append(asyncio.create_task(Poller(channel, dp, bot, backoff=POLLING_BACKOFF).run(stop_polling)))
     # The caller cancels this placeholder on exit; the poller itself is stopped gracefully above.
     return asyncio.create_task(asyncio.Event().wait())
+
+
+def webhook_gauges(conn: Connection, now: datetime) -> Iterator[Metric]:
+    """/metrics: stored webhook bodies awaiting a retry, and those given up on."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    retry, given_up = webhook_backlog(conn)
+    family = GaugeMetricFamily("prima_webhook_bodies_stored", "Signed webhook bodies kept after "
+                               "a failed processing: awaiting a retry, or given up on",
+                               labels=["channel", "state"])
+    family.add_metric([CHANNEL, "awaiting_retry"], retry)
+    family.add_metric([CHANNEL, "given_up"], given_up)
+    yield family
 
 
 def run_whatsapp(app: App) -> int:

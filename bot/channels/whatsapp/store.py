@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, case, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.whatsapp.graph import classify
@@ -64,6 +64,15 @@ def stored_webhooks(factory: sessionmaker[Session], before: datetime) -> list[in
             .where(WhatsAppWebhook.received_at <= before, WhatsAppWebhook.attempts < MAX_WEBHOOK_ATTEMPTS)
             .order_by(WhatsAppWebhook.id)
         ))
+
+
+def webhook_backlog(conn: Connection) -> tuple[int, int]:
+    """(bodies whose processing failed and will be retried, bodies given up on) for /metrics."""
+    retry = case((WhatsAppWebhook.attempts.between(1, MAX_WEBHOOK_ATTEMPTS - 1), 1), else_=0)
+    given_up = case((WhatsAppWebhook.attempts >= MAX_WEBHOOK_ATTEMPTS, 1), else_=0)
+    row = conn.execute(select(func.coalesce(func.sum(retry), 0),
+                              func.coalesce(func.sum(given_up), 0))).one()
+    return int(row[0]), int(row[1])
 
 
 def resolve_identity(factory: sessionmaker[Session], wa_id: str | None, user_id: str | None,

@@ -114,7 +114,8 @@ def produce_digest(app: App, agency_slug: str, week: str | None, now: datetime) 
                 ))
                 count += 1
         log.info("digest %s %s queued for %d heads (%d messages)", agency_slug, week, len(heads), count)
-        return Produced(row_id, week, len(heads), count)
+    app.metrics.digests.labels(agency_slug).inc()  # after the commit: produced
+    return Produced(row_id, week, len(heads), count)
 
 
 def _summary(data: DigestData) -> dict[str, Any]:
