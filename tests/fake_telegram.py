@@ -135,6 +135,9 @@ class FakeTelegram:
         self._runner: web.AppRunner | None = None
         self.forums: set[int] = set()  # supergroups with topics enabled
         self.topics: dict[tuple[int, int], str] = {}  # (chat id, message_thread_id) -> name
+        # The bot's membership per group (getChatMember): an admin allowed to manage topics
+        # unless a test says otherwise, e.g. {"status": "member"} or can_manage_topics False.
+        self.bot_rights: dict[int, dict[str, Any]] = {}
         self._callback_seq = 0
         self._closing = False
         # Outbound faults after the message is stored (it reaches the chat): answered late, or
@@ -468,6 +471,42 @@ class FakeTelegram:
         self._next_message[chat_id] = thread
         self.topics[(chat_id, thread)] = name
         return {"message_thread_id": thread, "name": name, "icon_color": 7322096}
+
+    async def _m_getchat(self, params: dict[str, Any]) -> Any:
+        chat_id = int(params.get("chat_id") or 0)
+        if chat_id > 0:
+            return {"id": chat_id, "type": "private", "first_name": "Warga", "accent_color_id": 0,
+                    "max_reaction_count": 11, "accepted_gift_types": self._gift_types()}
+        forum = chat_id in self.forums
+        # topics need a supergroup (ids -100...); a basic group is "group" and never a forum
+        kind = "supergroup" if forum or str(chat_id).startswith("-100") else "group"
+        chat: dict[str, Any] = {"id": chat_id, "type": kind, "title": "Grup Petugas",
+                                "accent_color_id": 0, "max_reaction_count": 11,
+                                "accepted_gift_types": self._gift_types()}
+        if forum:
+            chat["is_forum"] = True
+        return chat
+
+    @staticmethod
+    def _gift_types() -> dict[str, bool]:
+        return {"unlimited_gifts": False, "limited_gifts": False, "unique_gifts": False,
+                "premium_subscription": False, "gifts_from_channels": False}
+
+    async def _m_getchatmember(self, params: dict[str, Any]) -> Any:
+        chat_id, user_id = int(params.get("chat_id") or 0), int(params.get("user_id") or 0)
+        if user_id != self.bot_user["id"]:
+            return {"status": "member", "user": {"id": user_id, "is_bot": False, "first_name": "X"}}
+        rights = {"status": "administrator", "can_manage_topics": True, **self.bot_rights.get(chat_id, {})}
+        member: dict[str, Any] = {"user": self.bot_user, "status": rights["status"]}
+        if rights["status"] == "administrator":
+            flags = ("can_manage_chat", "can_delete_messages", "can_manage_video_chats",
+                     "can_restrict_members", "can_promote_members", "can_change_info",
+                     "can_invite_users", "can_post_stories", "can_edit_stories",
+                     "can_delete_stories", "can_send_welcome_messages")
+            member.update({"can_be_edited": False, "is_anonymous": False,
+                           **{flag: True for flag in flags},
+                           "can_manage_topics": bool(rights["can_manage_topics"])})
+        return member
 
     async def _m_answercallbackquery(self, params: dict[str, Any]) -> Any:
         self.callback_answers.append(params)

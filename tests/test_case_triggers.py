@@ -136,8 +136,11 @@ async def test_each_trigger_opens_exactly_one_case(app: App, clock: FakeClock) -
         # escalation to the head: the head is told privately; a second press changes nothing
         serious_card = topic_messages(h, serious.topic_id or 0)[0]
         await press_data(h, PETUGAS, serious_card, serious_card.data_for("Naikkan ke kepala"))
-        assert h.server.last(KEPALA.id).text == (
-            f"⬆️ Kasus {serious.ticket} di Disdukcapil dinaikkan kepada Anda untuk ditangani.")
+        alert = h.server.last(KEPALA.id).text or ""
+        assert alert.startswith(
+            f"⬆️ Kasus {serious.ticket} di Disdukcapil dinaikkan kepada Anda untuk ditangani.\n\n")
+        assert "Ringkasan: Petugas hanya melayani kenalannya dulu" in alert  # what it is about
+        assert "Pelapor: Warga" in alert and "/desk/cases/" not in alert  # no PUBLIC_BASE_URL
         assert "Tingkat: Kepala instansi" in (serious_card.text or "")
         assert "Naikkan ke kepala" not in serious_card.labels()
         await press_data(h, PETUGAS, serious_card, f"cs:head:{serious.id}")

@@ -11,7 +11,7 @@ from bot.desk import deadlines, outgoing
 from bot.reports.digest.data import collect
 from bot.reports.digest.text import render_text
 from bot.scheduler import build_scheduler
-from bot.storage.models import Agency, Complaint, FollowupAnswer
+from bot.storage.models import Agency, Case, Complaint, FollowupAnswer
 from tests.case_support import (
     OTHER_ROOM,
     ROOM,
@@ -30,8 +30,8 @@ from tests.case_support import (
     topic_messages,
 )
 from tests.conftest import FakeClock
-from tests.fake_telegram import User
-from tests.telegram_harness import harness
+from tests.fake_telegram import Sent, User
+from tests.telegram_harness import Harness, harness
 
 WARGA = User(id=5001, first_name="Siti", last_name="Aminah")
 PETUGAS = User(id=7001, first_name="Budi", last_name="Santoso")
@@ -72,7 +72,7 @@ async def test_round_trip_resident_topic_staff_resident(app: App, clock: FakeClo
         # staff take the case: the card shows it, the resident is told
         before = len(h.server.chat(WARGA.id))
         await press_data(h, PETUGAS, card, card.data_for("Ambil kasus"))
-        assert last_answer(h) == "Kasus Anda ambil."
+        assert last_answer(h) == "Kasus ini sekarang Anda tangani; Anda penanggung jawabnya."
         assert "Status: Ditangani" in (card.text or "") and "Budi Santoso" in (card.text or "")
         told = h.server.chat(WARGA.id)[before:]
         assert any("Petugas sedang menangani" in (m.text or "") for m in told)
@@ -117,6 +117,11 @@ async def test_round_trip_resident_topic_staff_resident(app: App, clock: FakeClo
         after = h.server.chat(WARGA.id)[before:]
         assert after[0].text == "Terima kasih atas penilaian Anda."
         assert after[-1].text == "Apa yang ingin Anda lakukan?" and after[-1].buttons
+        # staff hear of the rating and the card shows the closed case (with a way back)
+        assert topic_messages(h, topic)[-1].text == (
+            f"⭐ Warga menilai penanganan {case.ticket}: 5 - Sangat puas.\nKasus ditutup.")
+        assert "Status: Ditutup" in (card.text or "")
+        assert card.labels() == ["Buka kembali", "Catatan internal"]
 
     [case] = cases(h)
     assert case.status == "closed" and case.rating == 5
@@ -198,7 +203,7 @@ async def test_queue_without_a_room_then_linking_posts_the_cards(app: App, clock
         listed = await say(h, KEPALA, "/kasus")  # a head sees the agency's cases
         assert case.ticket in (listed[-1].text or "") and listed[-1].labels() == [f"Ambil {case.ticket}"]
         answer = await say(h, PETUGAS, f"/balas {case.ticket} Kami cek ke loket, Bu.")
-        assert answer[-1].text == "Pesan terkirim ke warga lewat bot."
+        assert answer[-1].text == outgoing.texts("case.sent_unassigned", ticket=case.ticket)
         assert h.server.last(WARGA.id).text == f"💬 Petugas Disdukcapil ({case.ticket}):\nKami cek ke loket, Bu."
         await say(h, WARGA, "Terima kasih, saya tunggu")  # stored while no room exists
         listed = await say(h, PETUGAS, "/kasus")
@@ -317,7 +322,8 @@ async def test_redelivered_staff_updates_act_once(app: App, clock: FakeClock) ->
         await h.feed(balas)  # delivered again
         got = h.server.chat(WARGA.id)[before:]
         assert [m.text for m in got] == [f"💬 Petugas Disdukcapil ({case.ticket}):\nKami cek ke loket, Bu."]
-        assert [m.text for m in h.server.chat(PETUGAS.id)].count("Pesan terkirim ke warga lewat bot.") == 1
+        assert [m.text for m in h.server.chat(PETUGAS.id)].count(
+            outgoing.texts("case.sent_unassigned", ticket=case.ticket)) == 1
         await link_room(h, PETUGAS)
         [case] = cases(h)
         assert case.topic_id is not None
@@ -338,3 +344,231 @@ async def test_redelivered_staff_updates_act_once(app: App, clock: FakeClock) ->
         assert h2.server.chat(WARGA.id)[before:] == []
     relayed = [e.reason for e in events(app, case.id) if e.kind == "to_resident"]
     assert relayed == ["Kami cek ke loket, Bu.", "Sudah kami tegur petugasnya."]  # once each
+
+
+# ---------------------------------------------------------------- staff room fixes (issue 13)
+
+BASIC_GROUP = -4001  # a basic group: no topics possible
+
+
+async def test_ruangstaf_refuses_a_group_without_topics_or_rights(app: App, clock: FakeClock) -> None:
+    """getChat (is_forum) and getChatMember (the bot's rights) are asked first; a group that
+    cannot hold topics is not linked, and staff are told what to change."""
+    async with harness(app, clock) as h:
+        await h.channel.setup()
+        await register(h, PETUGAS)
+        # a resident still learns only that staff link rooms
+        refused = await group_message(h, WARGA, f"/ruangstaf@{h.server.username}", BASIC_GROUP)
+        assert refused[-1].text == outgoing.texts("case.room.refused")
+        refused = await group_message(h, PETUGAS, f"/ruangstaf@{h.server.username}", BASIC_GROUP)
+        assert refused[-1].text == outgoing.texts("case.room.no_topics")
+        assert "Topik" in (refused[-1].text or "") and "/ruangstaf" in (refused[-1].text or "")
+        refused = await group_message(h, PETUGAS, "/ruangstaf", ROOM)  # a supergroup, Topics off
+        assert refused[-1].text == outgoing.texts("case.room.no_topics")
+        h.server.forums.add(ROOM)
+        h.server.bot_rights[ROOM] = {"status": "member"}
+        refused = await group_message(h, PETUGAS, "/ruangstaf", ROOM)
+        assert refused[-1].text == outgoing.texts("case.room.not_admin")
+        assert "Kelola Topik" in (refused[-1].text or "")
+        h.server.bot_rights[ROOM] = {"status": "administrator", "can_manage_topics": False}
+        refused = await group_message(h, PETUGAS, "/ruangstaf", ROOM)
+        assert refused[-1].text == outgoing.texts("case.room.no_manage_topics")
+        # nothing half-linked: a case opened now still queues
+        await consent(h, WARGA)
+        await complaint(h, WARGA, "Diminta uang pelicin oleh oknum", PUNGLI, confidential=False)
+        [case] = cases(h)
+        assert case.room_chat_id is None and case.topic_id is None
+        assert not h.server.calls("createForumTopic")
+        asked = [p for p in h.server.calls("getChatMember")]
+        assert asked and all(int(p["user_id"]) == h.bot.id for p in asked)
+        # the rights given: linked, and the queued case gets its topic (unless Telegram fails)
+        h.server.bot_rights[ROOM] = {"status": "administrator", "can_manage_topics": True}
+        h.server.fail_next("getChat", 500)
+        refused = await group_message(h, PETUGAS, "/ruangstaf", ROOM)
+        assert refused[-1].text == outgoing.texts("case.room.check_failed")
+        linked = await group_message(h, PETUGAS, "/ruangstaf", ROOM)
+        assert "Kasus yang mengantre: 1" in (linked[0].text or "")
+        assert cases(h)[0].topic_id is not None
+
+
+def test_split_ticket_reads_a_ticket_typed_loosely() -> None:
+    from flows.helpers.tickets import split_ticket
+
+    for typed in ("w61h x923 Baik, Bu", "W61H-X923 Baik, Bu", "w61hx923  Baik, Bu", "W6 1H X923 Baik, Bu"):
+        assert split_ticket(typed) == ("W61H-X923", "Baik, Bu"), typed
+    assert split_ticket("w61h x923") == ("W61H-X923", "")
+    assert split_ticket("w61 Baik Bu") is None  # words do not add up to eight characters
+    assert split_ticket("Baik, Bu") is None
+
+
+async def test_balas_takes_a_loosely_typed_ticket_and_shows_the_reply_in_the_topic(
+        app: App, clock: FakeClock) -> None:
+    async with harness(app, clock) as h:
+        await h.channel.setup()
+        await register(h, PETUGAS)
+        await link_room(h, PETUGAS)
+        await consent(h, WARGA)
+        await complaint(h, WARGA, "Diminta uang pelicin oleh oknum", PUNGLI, confidential=True)
+        [case] = cases(h)
+        card = topic_messages(h, case.topic_id or 0)[0]
+        spaced = f"{case.ticket[:4].lower()} {case.ticket[5:].lower()}"  # "w61h x923"
+        answer = await say(h, PETUGAS, f"/balas {spaced} Kami cek ke loket, Bu.")
+        assert answer[-1].text == outgoing.texts("case.sent_unassigned", ticket=case.ticket)
+        assert h.server.last(WARGA.id).text == (
+            f"💬 Petugas Disdukcapil ({case.ticket}):\nKami cek ke loket, Bu.")
+        # the topic shows it as the staff reply it is, not as the resident's message
+        copy = topic_messages(h, case.topic_id or 0)[-1]
+        assert copy.text == "↩️ Dibalas ke warga lewat /balas oleh Budi Santoso:\nKami cek ke loket, Bu."
+        assert not any((m.text or "").startswith("💬 Warga") for m in h.server.chat(ROOM))
+        # the card follows: answered (first response), nobody responsible yet
+        assert "Status: Ditangani" in (card.text or "")
+        assert "Penanggung jawab: belum ada" in (card.text or "")
+        dashed = f"{case.ticket[:4].lower()}-{case.ticket[5:]}"
+        await say(h, PETUGAS, f"/balas {dashed} Sudah kami tegur.")
+        assert h.server.last(WARGA.id).text == f"💬 Petugas Disdukcapil ({case.ticket}):\nSudah kami tegur."
+        helped = await say(h, PETUGAS, f"/balas {spaced}")  # no message: the help, nothing sent
+        assert helped[-1].text == outgoing.texts("case.queue.reply_help")
+    assert [e.reason for e in events(app, case.id) if e.kind == "to_resident"] == [
+        "Kami cek ke loket, Bu.", "Sudah kami tegur."]
+
+
+async def test_writing_in_a_topic_answers_but_does_not_assign(app: App, clock: FakeClock) -> None:
+    async with harness(app, clock) as h:
+        await h.channel.setup()
+        await register(h, PETUGAS)
+        await link_room(h, PETUGAS)
+        await consent(h, WARGA)
+        await complaint(h, WARGA, "Diminta uang pelicin oleh oknum", PUNGLI, confidential=False)
+        [case] = cases(h)
+        topic = case.topic_id or 0
+        card = topic_messages(h, topic)[0]
+        said = await group_message(h, PETUGAS, "Selamat siang Bu, kami pelajari dulu.", thread=topic)
+        assert h.server.last(WARGA.id).text == (
+            f"💬 Petugas Disdukcapil ({case.ticket}):\nSelamat siang Bu, kami pelajari dulu.")
+        assert [m.text for m in said] == [outgoing.texts("case.sent_unassigned", ticket=case.ticket)]
+        [case] = cases(h)
+        assert case.status == "open" and case.assignee_id is None and case.first_response_at
+        assert "Penanggung jawab: belum ada" in (card.text or "") and "Ambil kasus" in card.labels()
+        # a second message: no second notice
+        assert await group_message(h, PETUGAS, "Mohon ditunggu.", thread=topic) == []
+        await press_data(h, PETUGAS, card, card.data_for("Ambil kasus"))
+        assert "Penanggung jawab: Budi Santoso" in (card.text or "")
+        assert "Ambil kasus" not in card.labels()
+        await press_data(h, PETUGAS, card, f"cs:take:{case.id}")  # taken already
+        assert (last_answer(h) or "").startswith("Tidak ada yang diubah")
+    assert [(e.kind, e.to_status) for e in events(app, case.id) if e.kind in ("status", "assign")] == [
+        ("status", "new"), ("status", "open"), ("assign", "open")]
+
+
+async def _resolved_and_rated(h: Harness, label: str) -> tuple[Case, Sent]:
+    """A case taken, resolved and rated ``label`` by its resident; returns it and its card."""
+    await h.channel.setup()
+    await register(h, PETUGAS)
+    await register(h, KEPALA, role="head")
+    await link_room(h, PETUGAS)
+    await consent(h, WARGA)
+    await complaint(h, WARGA, "Diminta uang pelicin oleh oknum", PUNGLI, confidential=False)
+    [case] = cases(h)
+    card = topic_messages(h, case.topic_id or 0)[0]
+    await press_data(h, PETUGAS, card, card.data_for("Ambil kasus"))
+    await press_data(h, PETUGAS, card, card.data_for("Selesai"))
+    await dispatcher(h).tick()
+    rating = h.server.last(WARGA.id)
+    await press_data(h, WARGA, rating, rating.data_for(label))
+    return cases(h)[0], card
+
+
+async def test_a_low_rating_closes_loudly(app: App, clock: FakeClock) -> None:
+    """"2 - Kurang puas" closes the case, but the topic and the heads are told, and the card
+    offers to reopen it."""
+    async with harness(app, clock) as h:
+        case, card = await _resolved_and_rated(h, "Kurang puas")
+        assert case.status == "closed" and case.rating == 2
+        said = topic_messages(h, case.topic_id or 0)[-1].text or ""
+        assert said.startswith(f"⚠️ Warga menilai penanganan {case.ticket} rendah: 2 - Kurang puas.")
+        assert said.endswith("Kasus ditutup.")
+        assert h.server.last(KEPALA.id).text == outgoing.texts(
+            "case.head_rated_low", ticket=case.ticket, agency="Disdukcapil", rating="2 - Kurang puas")
+        assert "Status: Ditutup" in (card.text or "") and card.labels() == ["Buka kembali",
+                                                                           "Catatan internal"]
+
+
+async def test_staff_reopen_a_closed_case(app: App, clock: FakeClock) -> None:
+    async with harness(app, clock) as h:
+        case, card = await _resolved_and_rated(h, "Tidak puas")
+        await press_data(h, LAIN, card, card.data_for("Buka kembali"))  # not their agency
+        assert last_answer(h) == outgoing.texts("case.refused.not_staff")
+        await press_data(h, PETUGAS, card, card.data_for("Buka kembali"))
+        assert last_answer(h) == outgoing.texts("case.done.reopen")
+        assert "Status: Dibuka kembali" in (card.text or "")
+        assert card.labels() == ["Ambil kasus", "Menunggu warga", "Selesai", "Naikkan ke kepala",
+                                 "Catatan internal"]
+        before = len(h.server.chat(WARGA.id))
+        await dispatcher(h).tick()  # the resident hears the complaint is open again
+        assert any("Dibuka kembali" in (m.text or "") for m in h.server.chat(WARGA.id)[before:])
+        [case] = cases(h)
+        assert case.status == "reopened" and case.closed_at is None and case.rating is None
+        # handled again, resolved again, and the resident may rate the new resolution
+        clock.advance(minutes=30)
+        await press_data(h, PETUGAS, card, card.data_for("Ambil kasus"))
+        await press_data(h, PETUGAS, card, card.data_for("Selesai"))
+        await dispatcher(h).tick()
+        rating = h.server.last(WARGA.id)
+        await press_data(h, WARGA, rating, rating.data_for("Puas"))
+    [case] = cases(h)
+    assert case.status == "closed" and case.rating == 4
+    reopened = [e for e in events(app, case.id) if e.to_status == "reopened"]
+    assert [(e.from_status, e.reason) for e in reopened] == [("closed", "reopened by staff")]
+    assert reopened[0].actor.startswith("staff:")
+    with app.factory() as db:
+        assert [c.to_status for c in db.scalars(select(Complaint)).one().history][-4:] == [
+            "reopened", "open", "resolved", "closed"]
+
+
+async def test_the_card_shows_words_not_codes(app: App, clock: FakeClock) -> None:
+    async with harness(app, clock) as h:
+        await h.channel.setup()
+        await register(h, PETUGAS)
+        await link_room(h, PETUGAS)
+        await consent(h, WARGA)
+        await complaint(h, WARGA, "Antrian KTP sangat panjang", "Penundaan berlarut",
+                        confidential=False)
+        with app.factory() as db:
+            ordinary = db.scalars(select(Complaint).order_by(Complaint.id.desc())).first()
+            assert ordinary is not None
+        await press_data(h, WARGA, h.server.last(WARGA.id), f"0:fu:c:{ordinary.id}:no")
+        other = User(id=5002, first_name="Rina")
+        await consent(h, other)
+        await say(h, other, "/petugas")  # no reasons: the trigger says it
+        await press(h, other, "Disdukcapil")
+        not_resolved, person = cases(h)
+        person_card = topic_messages(h, person.topic_id or 0)[0].text or ""
+        assert "Pemicu: Warga minta bicara dengan petugas\n" in person_card
+        assert "Penanggung jawab: belum ada" in person_card
+        assert "Lokasi: tidak dicantumkan" in person_card
+        card = topic_messages(h, not_resolved.topic_id or 0)[0].text or ""
+        assert not_resolved.reasons == {"reasons": ["followup:no"]}
+        assert "Pemicu: Warga menyatakan belum selesai (warga menjawab masalahnya belum selesai)" in card
+        for text in (person_card, card):
+            assert "(-)" not in text and "followup:" not in text
+
+
+async def test_head_alert_has_the_summary_masked_and_the_desk_link(app: App, clock: FakeClock) -> None:
+    async with harness(app, clock) as h:
+        h.channel.public_base_url = "https://prima.example.go.id/"
+        await h.channel.setup()
+        await register(h, PETUGAS)
+        await register(h, KEPALA, role="head")
+        await link_room(h, PETUGAS)
+        await consent(h, WARGA)
+        text = "Nama saya Siti Aminah, HP 0812-3456-7890. Petugas minta uang rokok ke bu Aminah."
+        await complaint(h, WARGA, text, PUNGLI, confidential=True)
+        [case] = cases(h)
+        card = topic_messages(h, case.topic_id or 0)[0]
+        await press_data(h, PETUGAS, card, card.data_for("Naikkan ke kepala"))
+        alert = h.server.last(KEPALA.id).text or ""
+        assert alert.startswith(f"⬆️ Kasus {case.ticket} di Disdukcapil dinaikkan kepada Anda")
+        assert "Pelapor: Pelapor dirahasiakan" in alert
+        assert "Petugas minta uang rokok ke bu [nama]." in alert  # what it is about
+        assert "Siti" not in alert and "3456" not in alert  # but not who
+        assert alert.endswith(f"Buka di desk: https://prima.example.go.id/desk/cases/{case.id}")

@@ -40,11 +40,14 @@ def members(app: App) -> list[tuple[str, str, str]]:
         return [(m.role, a.slug, c.external_id) for m, a, c in staff.members(db)]
 
 
-def test_daftar_registers_a_head_once_and_shows_the_privacy_notice(app: App, clock: FakeClock) -> None:
+def test_daftar_registers_a_head_once_and_shows_the_privacy_notice_and_next_steps(app: App, clock: FakeClock) -> None:
     code = invite(app, clock)
     replies = say(app, "kepala-1", f"/daftar {code}")
     assert "Anda terdaftar sebagai kepala instansi di Dinas Kependudukan" in replies[0]
     assert "Pemberitahuan privasi untuk petugas" in replies[1]
+    # then what to do next: the staff room, the queue, the web desk
+    assert replies[2].startswith("Langkah berikutnya:")
+    assert all(cmd in replies[2] for cmd in ("/ruangstaf", "Kelola Topik", "/kasus", "/balas", "/masuk"))
     assert members(app) == [("head", "disdukcapil", "kepala-1")]
     # the code works once: someone else is refused, politely
     other = say(app, "orang-lain", f"/daftar {code}")
@@ -64,7 +67,7 @@ def test_unconsented_staff_is_not_pushed_into_the_resident_flow(sqlite_app: App,
     code = invite(app, clock, role="staff")
     replies = say(app, "petugas-1", f"/daftar {code.lower().replace('-', ' ')}")  # typed loosely
     assert "terdaftar sebagai petugas" in replies[0]
-    assert len(replies) == 2  # no consent question appended for a staff registration
+    assert len(replies) == 3  # registered, privacy, next steps: no consent question appended
     # using the bot as a resident afterwards still asks for consent first
     later = say(app, "petugas-1", "halo")
     assert any("Apakah Anda setuju?" in r for r in later)
@@ -147,6 +150,7 @@ async def test_daftar_over_telegram(app: App, clock: FakeClock) -> None:
         replies = await h.say(head, f"/daftar {code}")
         assert "terdaftar sebagai kepala instansi di Badan Pengelola Pajak" in (replies[0].text or "")
         assert "Pemberitahuan privasi" in (replies[1].text or "")
+        assert "/ruangstaf" in (replies[2].text or "")  # told what to do next
     with app.factory() as db:
         member = db.scalars(select(StaffMember)).one()
         assert (member.channel, member.chat_id, member.role) == ("telegram", "7001", "head")

@@ -1,7 +1,9 @@
 """A case's card: what staff see first in its topic, and the buttons its state allows.
 
 The card is posted when a case opens (or when a staff room is linked while it queued) and
-edited in place after every staff action, so its text and buttons are built in one place.
+edited in place after every staff action, so its text and buttons are built in one place. A
+change from outside the staff room (the resident's rating) edits it through the outbox
+(:func:`refresh_card`).
 The reporter's name is shown only when the complaint is not confidential.
 """
 
@@ -13,8 +15,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot.catalog import agency_zone
-from bot.desk.outgoing import local_time, texts, to_room
-from bot.desk.states import ACTIONS, TRANSITIONS, callback
+from bot.desk.outgoing import local_time, staff_room, texts, to_room
+from bot.desk.states import ACTIONS, allowed, callback
 from bot.storage.models import (
     Agency,
     Case,
@@ -38,17 +40,18 @@ def card_text(db: Session, case: Case) -> str:
         case.reporter_name or texts("case.card.no_name"))
     category = texts(f"cat.{complaint.category}") if complaint else "-"
     photos = len((complaint.attachments or {}).get("photos", [])) if complaint else 0
-    location = "-"
+    location = texts("case.card.no_location")
     if complaint and complaint.latitude is not None and complaint.longitude is not None:
         location = f"{complaint.latitude:.5f}, {complaint.longitude:.5f}"
     elif complaint and complaint.location_text:
         location = complaint.location_text
-    assignee = "-"
+    assignee = texts("case.card.unassigned")
     if case.assignee_id:
         member = db.get(StaffMember, case.assignee_id)
         contact = db.get(Contact, member.contact_id) if member else None
-        assignee = (contact.display_name if contact else None) or "-"
-    reasons = ", ".join(reason_label(r) for r in (case.reasons or {}).get("reasons", [])) or "-"
+        assignee = (contact.display_name if contact else None) or texts("case.card.no_name")
+    # no reasons (a resident asked for a person, staff escalated by hand): the trigger says it all
+    reasons = ", ".join(reason_label(r) for r in (case.reasons or {}).get("reasons", []))
     return texts(
         "case.card",
         ticket=case.ticket,
@@ -58,7 +61,7 @@ def card_text(db: Session, case: Case) -> str:
         service=service.name if service else "-",
         category=category,
         trigger=texts(f"case.trigger.{case.trigger}"),
-        reasons=reasons,
+        reasons=f" ({reasons})" if reasons else "",
         reporter=reporter,
         first_due=local_time(case.first_response_due, tz),
         resolution_due=local_time(case.resolution_due, tz),
@@ -70,7 +73,10 @@ def card_text(db: Session, case: Case) -> str:
 
 
 def reason_label(reason: str) -> str:
+    """A stored reason code (``category:pungli``, ``followup:no``) in words staff read."""
     kind, _, value = reason.partition(":")
+    if reason == "followup:no":
+        return texts("case.reason.followup_no")
     if kind == "category":
         return texts(f"cat.{value}")
     if kind == "element" and value.isdigit() and 1 <= int(value) <= len(ELEMENTS):
@@ -83,11 +89,8 @@ def reason_label(reason: str) -> str:
 
 
 def card_buttons(case: Case) -> list[dict[str, Any]]:
-    labels = [(a, texts(f"case.button.{a}")) for a in ACTIONS]
-    allowed = [(a, label) for a, label in labels if case.status in TRANSITIONS[a][0]]
-    if case.level == "head":
-        allowed = [(a, label) for a, label in allowed if a != "head"]
-    return [{"id": callback(a, case.id), "label": label, "nav": False} for a, label in allowed]
+    return [{"id": callback(a, case.id), "label": texts(f"case.button.{a}"), "nav": False}
+            for a in ACTIONS if allowed(a, case.status, case.level, case.assignee_id is not None)]
 
 
 def card_payload(db: Session, case: Case) -> dict[str, Any]:
@@ -111,3 +114,15 @@ def post_card(db: Session, case: Case, now: datetime, immediate: bool = True) ->
                 if row is not None:
                     rows.append(row)
     return rows
+
+
+def refresh_card(db: Session, case: Case, now: datetime) -> OutboxMessage | None:
+    """An outbox row that edits the case's card in place (``payload["case"]["edit"]``), for a
+    change made outside the staff room; None when the card is not in the current room."""
+    room = staff_room(db, case.agency_id)
+    if room is None or not case.card_message_id or case.room_chat_id != room.chat_id:
+        return None
+    row = to_room(db, case, card_text(db, case), now, choices=card_buttons(case))
+    if row is not None:
+        row.payload = {**row.payload, "case": {**row.payload["case"], "edit": case.card_message_id}}
+    return row

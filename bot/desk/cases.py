@@ -10,7 +10,9 @@ States and actions are in bot/desk/states.py. Every change is a :class:`CaseEven
 when, from, to, why), and a case that belongs to a complaint keeps the complaint's status in
 step through :func:`bot.outbox.followups.notify_status_change`, which tells the resident.
 Staff press buttons on the case's card (:func:`act`); the resident rates the handling
-(:func:`rate`), which closes a resolved case.
+(:func:`rate`), which closes a resolved case but never silently: every rating is posted in
+the case's topic and the card is refreshed, and a low one (:data:`LOW_RATING` or less) also
+alerts the agency's heads. Staff reopen a resolved or closed case with "Buka kembali".
 
 The rest of the desk: cards.py (the card), access.py (who may act), relay.py (messages between
 staff and resident), rooms.py (linking a staff room), queue.py (``/kasus``), deadlines.py (SLA
@@ -20,6 +22,7 @@ ticks), outgoing.py (the rows everything sends).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from bot.catalog import agency_zone
 from bot.desk.access import actor_of, authorise
-from bot.desk.cards import card_payload, post_card
+from bot.desk.cards import card_payload, post_card, refresh_card
 from bot.desk.outgoing import (
     KIND_CASE_RATING,
     STAFF_LANG,
@@ -40,7 +43,7 @@ from bot.desk.outgoing import (
     to_room,
 )
 from bot.desk.staff import heads
-from bot.desk.states import TRANSITIONS, callback, parse_callback
+from bot.desk.states import TRANSITIONS, allowed, callback, parse_callback
 from bot.i18n import TEXTS
 from bot.outbox import followups
 from bot.storage import tickets
@@ -57,6 +60,9 @@ from bot.storage.models import (
 from bot.worktime import SlaPolicy, policy_from_settings
 
 log = logging.getLogger(__name__)
+LOW_RATING = 2  # "Kurang puas" or worse: the heads hear of it, staff may reopen the case
+ALERT_SUMMARY = 500  # characters of the case's summary in a head's alert
+Mask = Callable[[str, Sequence[str]], str]  # (text, the reporter's names) -> text without them
 
 
 def policy(agency: Agency) -> SlaPolicy:
@@ -174,15 +180,21 @@ def set_status(db: Session, case: Case, new_status: str, actor: str, reason: str
 def act(
     db: Session, case_id: int, action: str, *, channel: str, user_id: str, chat_id: str,
     now: datetime, private: bool = False, note: str | None = None,
+    mask: Mask | None = None, desk_url: str | None = None,
 ) -> Outcome:
     """A button on a case card (or a command). Checked against agency and role; a forged or
-    stale press changes nothing and says why."""
+    stale press changes nothing and says why.
+
+    ``mask(text, names)`` scrubs personal data (and the reporter's names) out of a confidential
+    case's summary in the heads' alert (injected, e.g. :func:`bot.privacy.scrub.scrub`: the
+    privacy layer sits above the desk; without it that summary is left out) and
+    ``desk_url`` is ``PUBLIC_BASE_URL``, for the link to the case's page on the web desk."""
     auth = authorise(db, case_id, channel, user_id, chat_id, private)
     if isinstance(auth, str):
         return Outcome(False, texts(auth))
     case, member = auth
-    allowed, new_status = TRANSITIONS.get(action, ((), None))
-    if case.status not in allowed or (action == "head" and case.level == "head"):
+    new_status = TRANSITIONS.get(action, ((), None))[1]
+    if not allowed(action, case.status, case.level, case.assignee_id is not None):
         return Outcome(False, texts("case.refused.stale", status=texts(f"case.status.{case.status}")),
                        case=case, card=card_payload(db, case))
     actor = actor_of(member)
@@ -201,7 +213,7 @@ def act(
         case.updated_at = now
         record_event(db, case, "escalate", actor, now, from_status=case.status, to_status=case.status,
                      reason=f"level {old_level} -> head")
-        text = texts("case.head_alert", ticket=case.ticket, agency=agency.short_name)
+        text = head_alert(db, case, agency, mask, desk_url)
         for head in heads(db, case.agency_id):
             rows.append(outbox_row(db, channel=head.channel, chat_id=head.chat_id,
                                    payload={"text": text, "choices": [], "q": None}, now=now,
@@ -211,13 +223,23 @@ def act(
         rows += [row] if row else []
         return Outcome(True, texts("case.done.head"), rows, case, card_payload(db, case))
     assert new_status is not None
-    set_status(db, case, new_status, actor, None, now)
+    if action == "take" and case.status == "open":  # answered in the topic before anyone took it
+        case.assignee_id = member.id
+        case.updated_at = now
+        record_event(db, case, "assign", actor, now, from_status="open", to_status="open",
+                     reason="took the case")
+        return Outcome(True, texts("case.done.take"), rows, case, card_payload(db, case))
+    set_status(db, case, new_status, actor, "reopened by staff" if action == "reopen" else None, now)
     if action == "take":
         case.assignee_id = member.id
         case.relay = True
         sync_complaint(db, case, "open", "staff", None, now)
         row = to_resident(db, case, TEXTS(lang, "case.resident.taken", ticket=case.ticket), now)
         rows += [row] if row else []
+    elif action == "reopen":
+        # back in the queue, to be taken again; the resident may rate the next resolution
+        case.resolved_at = case.closed_at = case.rating = None
+        sync_complaint(db, case, "reopened", "staff", None, now)
     elif action == "pending":
         told = sync_complaint(db, case, "pending", "staff", None, now)
         if not told:
@@ -239,16 +261,49 @@ def act(
     return Outcome(True, texts(f"case.done.{action}"), rows, case, card_payload(db, case))
 
 
-def rate_choice(db: Session, contact: Contact, choice: str, now: datetime) -> str:
-    """A rating button that came through the runtime (channels without their own handler)."""
+def head_alert(db: Session, case: Case, agency: Agency, mask: Mask | None,
+               desk_url: str | None) -> str:
+    """What a head is sent when a case is raised to them: what it is about, and where to act.
+
+    A confidential case's summary is scrubbed by ``mask`` (left out without one) and its
+    reporter is not named; the link goes to the case's page on the web desk."""
+    if case.confidential:
+        reporter = texts("case.card.confidential")
+        contact = db.get(Contact, case.contact_id) if case.contact_id else None
+        names = [contact.display_name] if contact and contact.display_name else []
+        summary = (mask(case.summary or "", names) if mask is not None
+                   else texts("case.head_alert.hidden"))
+    else:
+        reporter = case.reporter_name or texts("case.card.no_name")
+        summary = case.summary or "-"
+    if len(summary) > ALERT_SUMMARY:
+        summary = summary[:ALERT_SUMMARY - 1].rstrip() + "…"
+    parts = [texts("case.head_alert", ticket=case.ticket, agency=agency.short_name),
+             texts("case.head_alert.about", trigger=texts(f"case.trigger.{case.trigger}"),
+                   status=texts(f"case.status.{case.status}"), reporter=reporter, summary=summary)]
+    if desk_url:
+        parts.append(texts("case.head_alert.link", url=f"{desk_url.rstrip('/')}/desk/cases/{case.id}"))
+    return "\n\n".join(parts)
+
+
+def rate_choice(db: Session, contact: Contact, choice: str,
+                now: datetime) -> tuple[str, list[OutboxMessage]]:
+    """A rating button that came through the runtime: the thanks, and the staff-room rows."""
     parsed = parse_callback(choice)
     if parsed is None or parsed[0] != "rate":
-        return TEXTS(contact.language, "stale_button")
-    return rate(db, parsed[1], parsed[2], contact.channel, contact.external_id, now)
+        return TEXTS(contact.language, "stale_button"), []
+    rows: list[OutboxMessage] = []
+    thanks = rate(db, parsed[1], parsed[2], contact.channel, contact.external_id, now, rows)
+    return thanks, rows
 
 
-def rate(db: Session, case_id: int, score: str, channel: str, user_id: str, now: datetime) -> str:
-    """The resident rates how their case was handled (1-5); only the case's own resident."""
+def rate(db: Session, case_id: int, score: str, channel: str, user_id: str, now: datetime,
+         rows: list[OutboxMessage] | None = None) -> str:
+    """The resident rates how their case was handled (1-5); only the case's own resident.
+
+    A resolved case closes, and staff always hear of it (``rows``: the rating in the case's
+    topic, the refreshed card with "Buka kembali"); a rating of :data:`LOW_RATING` or less
+    also goes to the agency's heads, so an unhappy resident is not closed away unseen."""
     case = db.get(Case, case_id, with_for_update=True)
     contact = db.scalars(select(Contact).where(Contact.channel == channel,
                                                Contact.external_id == user_id)).first()
@@ -260,10 +315,38 @@ def rate(db: Session, case_id: int, score: str, channel: str, user_id: str, now:
         return TEXTS(lang, "followup.rating_thanks")
     case.rating = int(score)
     record_event(db, case, "rating", "resident", now, reason=score)
-    if case.status == "resolved":
+    closed = case.status == "resolved"
+    if closed:
         set_status(db, case, "closed", "resident", f"rated {score}", now)
         if case.complaint_id is not None:
             complaint = db.get(Complaint, case.complaint_id)
             if complaint is not None and complaint.status != "closed":
                 followups.set_status(db, complaint, "closed", "resident", f"rated {score}", now)
+    out = rows if rows is not None else []
+    out += rating_notices(db, case, int(score), closed, now)
     return TEXTS(lang, "followup.rating_thanks")
+
+
+def rating_notices(db: Session, case: Case, score: int, closed: bool,
+                   now: datetime) -> list[OutboxMessage]:
+    """The rating told to staff: a line in the topic and the card refreshed; heads for a low one."""
+    label = f"{score} - {texts(f'followup.rating.{score}')}"
+    low = score <= LOW_RATING
+    key = "case.room.rated_low" if low else "case.room.rated"
+    rows: list[OutboxMessage] = []
+    line = texts(key, ticket=case.ticket, rating=label) + (
+        "\n" + texts("case.room.rated_closed") if closed else "")
+    row = to_room(db, case, line, now)
+    rows += [row] if row else []
+    card = refresh_card(db, case, now)
+    rows += [card] if card else []
+    if low:
+        agency = db.get(Agency, case.agency_id)
+        assert agency is not None
+        text = texts("case.head_rated_low", ticket=case.ticket, agency=agency.short_name, rating=label)
+        for head in heads(db, case.agency_id):
+            rows.append(outbox_row(db, channel=head.channel, chat_id=head.chat_id,
+                                   payload={"text": text, "choices": [], "q": None}, now=now,
+                                   contact_id=head.contact_id, agency_id=case.agency_id,
+                                   ref=f"case:{case.id}"))
+    return rows

@@ -3,6 +3,11 @@
 A staff member's message in the case's topic (or ``/balas <ticket>``) goes to the resident as
 the bot, never from the staff member's own account; the resident's messages go to the topic
 while the case relays, with a reminder now and then that a person reads them.
+
+The first answer to a new or reopened case counts as its first response (status "open"), but
+does not make the writer responsible: nobody is assigned silently. The writer is told that
+the case has no one responsible yet and how to take it ("Ambil kasus"). A ``/balas`` from a
+private chat is copied into the case's topic as a staff reply, so colleagues see it.
 """
 
 from __future__ import annotations
@@ -53,11 +58,13 @@ def staff_message(
     actor = actor_of(member)
     rows: list[OutboxMessage] = []
     card = None
+    notice = ""
     if case.status in ("new", "reopened"):
         set_status(db, case, "open", actor, "staff answered", now)
-        case.assignee_id = case.assignee_id or member.id
         sync_complaint(db, case, "open", "staff", None, now)
         card = card_payload(db, case)
+        if case.assignee_id is None:  # answered, not taken: say so instead of assigning
+            notice = texts("case.sent_unassigned", ticket=case.ticket)
     case.relay = True
     lang = resident_lang(db, case)
     agency = db.get(Agency, case.agency_id)
@@ -71,7 +78,13 @@ def staff_message(
         return Outcome(False, texts("case.refused.unreachable"), case=case)
     rows.append(row)
     record_event(db, case, "to_resident", actor, now, reason=(text or "")[:4000] or "[photo]")
-    return Outcome(True, "", rows, case, card)
+    if ticket is not None:  # /balas from a private chat: the topic shows what was answered
+        writer = db.get(Contact, member.contact_id)
+        name = (writer.display_name if writer else None) or texts("case.card.no_name")
+        copy = to_room(db, case, texts("case.room.staff_reply", name=name,
+                                       text=(text or "").strip()[:3500] or "-"), now, photo=photo)
+        rows += [copy] if copy else []
+    return Outcome(True, notice, rows, case, card)
 
 
 @dataclass

@@ -20,8 +20,12 @@ from bot.storage.models import Case, CaseEvent, OutboxMessage, StaffRoom
 
 
 def link_room(db: Session, channel: str, user_id: str, chat_id: str, slug: str | None,
-              now: datetime) -> tuple[bool, str, list[OutboxMessage]]:
-    """``/ruangstaf``: link this group as an agency's staff room (staff/admins of it only)."""
+              now: datetime, problem: str | None = None) -> tuple[bool, str, list[OutboxMessage]]:
+    """``/ruangstaf``: link this group as an agency's staff room (staff/admins of it only).
+
+    ``problem`` is what the channel found wrong with the group (no Topics, the bot not an
+    admin allowed to manage topics: bot/channels/telegram/roomcheck.py), as the text key of
+    the instructions; a registered member is shown them and nothing is linked."""
     mine = memberships(db, channel, user_id)
     if slug:
         mine = [(m, a) for m, a in mine if a.slug == slug.strip().lower()]
@@ -30,6 +34,8 @@ def link_room(db: Session, channel: str, user_id: str, chat_id: str, slug: str |
     if len(mine) > 1:
         names = ", ".join(a.slug for _, a in mine)
         return False, texts("case.room.which", agencies=names), []
+    if problem is not None:
+        return False, texts(problem), []
     member, agency = mine[0]
     other = db.scalars(select(StaffRoom).where(StaffRoom.chat_id == chat_id)).first()
     if other is not None and other.agency_id != agency.id:

@@ -5,22 +5,33 @@ queue and the SLA check all read these, and the channels parse a button press wi
 :func:`parse_callback` before anything is loaded.
 
 States: new -> open (taken) -> pending (waiting for the resident) -> resolved -> closed, and
-reopened (a follow-up answered "not resolved").
+reopened (a follow-up answered "not resolved", or staff pressed "Buka kembali" on a resolved
+or closed case). A case answered in its topic before anyone took it is "open" without an
+assignee; "take" then makes someone responsible (bot/desk/relay.py never assigns silently).
 """
 
 from __future__ import annotations
 
 ACTIVE = ("new", "open", "pending", "reopened")
 PREFIX = "cs:"
-ACTIONS = ("take", "pending", "resolve", "head", "note")
+ACTIONS = ("take", "pending", "resolve", "reopen", "head", "note")
 # action -> (statuses it may be applied in, new status; None keeps the status)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
-    "take": (("new", "reopened", "pending"), "open"),
+    "take": (("new", "reopened", "pending", "open"), "open"),  # "open": only while unassigned
     "pending": (("open", "reopened"), "pending"),
     "resolve": (("new", "open", "pending", "reopened"), "resolved"),
+    "reopen": (("resolved", "closed"), "reopened"),
     "head": (ACTIVE, None),
     "note": ((*ACTIVE, "resolved", "closed"), None),
 }
+
+
+def allowed(action: str, status: str, level: str, assigned: bool) -> bool:
+    """May ``action`` be applied to a case in this state? (The card shows only these buttons.)"""
+    statuses, _ = TRANSITIONS.get(action, ((), None))
+    if status not in statuses or (action == "head" and level == "head"):
+        return False
+    return not (action == "take" and status == "open" and assigned)  # taken already
 
 
 def callback(action: str, case_id: int, extra: str = "") -> str:

@@ -134,7 +134,9 @@ class Turn:
             # A rating of how staff handled a case: thank them in the chat, then show where
             # they are (the question they were at, or the menu) instead of leaving them there.
             assert self.contact is not None
-            self.reply(Reply(cases.rate_choice(self.db, self.contact, event.choice or "", self.now)))
+            thanks, rows = cases.rate_choice(self.db, self.contact, event.choice or "", self.now)
+            self.reply(Reply(thanks))
+            self.later.extend(rows)  # the rating in the case's topic (and to heads when low)
             event = Event("ask", event.event_id)
         elif relay.relay_to_staff(self, state):
             return  # a human handles this resident's case: the engine steps aside

@@ -7,6 +7,8 @@ Generation needs randomness, so it lives in the runtime (bot.storage.tickets).
 
 from __future__ import annotations
 
+import re
+
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 LENGTH = 8
 _LOOKALIKE = str.maketrans({"O": "0", "I": "1", "L": "1"})
@@ -22,3 +24,18 @@ def normalise_ticket(text: str) -> str | None:
     if len(compact) != LENGTH or any(ch not in ALPHABET for ch in compact):
         return None
     return format_ticket(compact)
+
+
+def split_ticket(text: str) -> tuple[str, str] | None:
+    """A ticket at the start of ``text``, typed as forgivingly as :func:`normalise_ticket`
+    takes it (``w61h x923``, ``W61H-X923``, ``w61hx923``), and the rest of the text:
+    ``"w61h x923 Baik, Bu"`` -> ("W61H-X923", "Baik, Bu"). None without a ticket there."""
+    seen = 0
+    for word in re.finditer(r"\S+", text):
+        seen += sum(ch.isalnum() for ch in word.group())
+        if seen > LENGTH:
+            return None
+        if seen == LENGTH:
+            ticket = normalise_ticket(text[:word.end()])
+            return (ticket, text[word.end():].strip()) if ticket is not None else None
+    return None

@@ -32,6 +32,7 @@ class StaffRegister(StepSpec):
             role = turn.t(f"staff.role.{result.get('role', 'staff')}")
             turn.say(f"staff.{reason}", agency=result.get("agency", ""), role=role)
             turn.say("staff.privacy")
+            turn.say("staff.next")  # what to do now: the staff room, the queue, the web desk
         else:
             turn.say(f"staff.refused.{reason}")
         if not turn.back():

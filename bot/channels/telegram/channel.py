@@ -97,6 +97,8 @@ class TelegramChannel:
         self._stale = {texts(lang, "stale_button") for lang in LANGUAGES}
         self._sent = GroupCommit(self._write_sent)
         self._turns = TurnBatcher(self, threads)
+        # PUBLIC_BASE_URL, for links to the web desk in staff alerts (set by run.py)
+        self.public_base_url: str | None = None
 
     # -------------------------------------------------------------- wiring
 

@@ -47,6 +47,7 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
 
     own = channel is None
     channel = channel or TelegramChannel(app.runtime, bot, app.texts, limiter=shared_limiter(app))
+    channel.public_base_url = channel.public_base_url or getattr(app.settings, "public_base_url", None)
     dp = dp or channel.dispatcher()
     await _setup_until_reachable(channel, backoff)
     settings = app.settings

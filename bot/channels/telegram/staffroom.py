@@ -30,13 +30,16 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.telegram.render import CHANNEL, MAX_TEXT
+from bot.channels.telegram.roomcheck import room_problem
 from bot.channels.telegram.sender import TelegramSender, classify
 from bot.desk import cases, intake, outgoing, relay, rooms, states
 from bot.desk import queue as case_queue
 from bot.outbox.store import Sender
+from bot.privacy.scrub import scrub
 from bot.runtime.types import Inbound
 from bot.storage.models import Case, OutboxMessage
 from bot.text import split_text
+from flows.helpers.tickets import normalise_ticket, split_ticket
 from flows.machine.types import Event
 
 if TYPE_CHECKING:
@@ -125,9 +128,17 @@ class StaffSender:
 
     async def _send(self, chat_id: str, payload: dict[str, Any]) -> str | None:
         case = payload.get("case")
-        thread = await self._topic(chat_id, case) if case else None
         markup = case_keyboard(payload.get("choices") or [])
         text = str(payload.get("text") or "")
+        if case and case.get("edit"):  # the card, refreshed after a change outside the room
+            try:
+                await self.bot.edit_message_text(text=text[:MAX_TEXT], chat_id=chat_id,
+                                                 message_id=int(case["edit"]), reply_markup=markup)
+            except TelegramBadRequest as exc:
+                if "not modified" not in str(exc):
+                    raise
+            return str(case["edit"])
+        thread = await self._topic(chat_id, case) if case else None
         if payload.get("tg_photo"):
             msg = await self.bot.send_photo(chat_id, str(payload["tg_photo"]), caption=text[:1024] or None,
                                             message_thread_id=thread, reply_markup=markup)
@@ -268,7 +279,8 @@ class StaffDesk:
              private: bool) -> tuple[bool, str, list[OutboxMessage], dict[str, Any] | None,
                                      str | None, str | None]:
         out = cases.act(db, case_id, action, channel=CHANNEL, user_id=user_id, chat_id=chat_id,
-                        now=self._now(), private=private)
+                        now=self._now(), private=private, mask=scrub,
+                        desk_url=self.channel.public_base_url)
         case = out.case
         return (out.ok, out.notice, out.rows, out.card,
                 case.room_chat_id if case else None, case.card_message_id if case else None)
@@ -301,11 +313,12 @@ class StaffDesk:
             await self._escalate(message, str(user.id), command[1], uid)
             return
         if command is not None and command[0] == "ruangstaf":
+            problem = await room_problem(self.bot, message.chat.id)  # Topics on, bot may manage them
             linked = await self._once(uid, rooms.link_room, CHANNEL, str(user.id), chat_id,
-                                      command[1] or None, self._now())
+                                      command[1] or None, self._now(), problem)
             if isinstance(linked, _Duplicate):
                 return
-            ok, notice, rows = linked
+            _ok, notice, rows = linked
             await self._reply(message, notice)
             await self.channel.deliver(rows)
             return
@@ -333,9 +346,8 @@ class StaffDesk:
             raise SkipHandler  # a topic that is not a case
         if isinstance(outcome, _Duplicate):
             return
-        ok, notice, rows, card, room, card_id = outcome
-        if not ok:
-            await self._reply(message, notice)
+        _ok, notice, rows, card, room, card_id = outcome
+        await self._reply(message, notice)  # a refusal, or that nobody has taken the case yet
         if card is not None and room and card_id:
             await self._edit_card(room, card_id, card)
         await self.channel.deliver(rows)
@@ -394,26 +406,24 @@ class StaffDesk:
                 await self.bot.send_message(message.chat.id, part,
                                             reply_markup=case_keyboard(choices) if last else None)
             return
-        ticket, _, body = arg.partition(" ")
-        from flows.helpers.tickets import normalise_ticket
-
-        canonical = normalise_ticket(ticket)
-        if canonical is None or not body.strip():
+        found = split_ticket(arg)  # typed as residents type them: w61h x923, W61H-X923
+        if found is None or not found[1]:
             await self.bot.send_message(message.chat.id, outgoing.texts("case.queue.reply_help"))
             return
+        canonical, body = found
         outcome = await self._once(uid, self._relay, str(message.chat.id), None, str(user.id),
-                                   body.strip(), None, canonical, True)
+                                   body, None, canonical, True)
         if isinstance(outcome, _Duplicate):
             return
         assert outcome is not None  # a ticket lookup always answers
-        _ok, notice, rows, _card, _room, _card_id = outcome
+        _ok, notice, rows, card, room, card_id = outcome
         await self.bot.send_message(message.chat.id, notice or outgoing.texts("case.sent"))
+        if card is not None and room and card_id:  # the card in the staff room shows it too
+            await self._edit_card(room, card_id, card)
         await self.channel.deliver(rows)
 
 
     async def _escalate(self, message: Message, user_id: str, arg: str, update_id: int) -> None:
-        from flows.helpers.tickets import normalise_ticket
-
         ticket = normalise_ticket(arg)
         if ticket is None:
             await self._reply(message, outgoing.texts("case.escalate_how"))
