@@ -455,7 +455,8 @@ class CaseEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # status | note | to_resident | from_resident | overdue | rating | refused
+    # status | note | to_resident | from_resident | overdue | rating | refused | priority
+    kind: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str] = mapped_column(String(100))
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str | None] = mapped_column(String(16))
