@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_complaint_cases"
-down_revision: str | Sequence[str] | None = "0008_inbound_raw"  # TEMP: commit as 0009_send_budget
+down_revision: str | Sequence[str] | None = "0009_send_budget"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
