@@ -60,6 +60,7 @@ async def test_round_trip_resident_topic_staff_resident(app: App, clock: FakeClo
         assert topic is not None and h.server.topics[(ROOM, topic)].startswith(f"🔴 {case.ticket}")
         card, photo = topic_messages(h, topic)
         assert card.text is not None and case.ticket in card.text and text in card.text
+        assert card.text.startswith(f"🔴 MENDESAK\n📋 Kasus {case.ticket}")  # urgent: said first
         assert "Pelapor dirahasiakan" in card.text
         # Mon 09:00 + 8 h of the bundled catalog's hours: 6 h on Monday (break 12:00-13:00),
         # then Tuesday 07:30 + 2 h

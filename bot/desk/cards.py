@@ -49,7 +49,8 @@ def card_text(db: Session, case: Case) -> str:
         contact = db.get(Contact, member.contact_id) if member else None
         assignee = (contact.display_name if contact else None) or "-"
     reasons = ", ".join(reason_label(r) for r in (case.reasons or {}).get("reasons", [])) or "-"
-    return texts(
+    urgent = texts("case.card.urgent") + "\n" if case.priority == "urgent" else ""  # first thing seen
+    return urgent + texts(
         "case.card",
         ticket=case.ticket,
         status=texts(f"case.status.{case.status}"),
