@@ -37,6 +37,7 @@ from bot.worktime import (
     policy_from_settings,
 )
 from flows.helpers.catalog import AgencyInfo, Catalog, ServiceInfo
+from flows.helpers.skm import CATEGORIES
 
 log = logging.getLogger(__name__)
 CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -95,6 +96,25 @@ class ServiceSpec(BaseModel):
         return v
 
 
+class CategorySla(BaseModel):
+    """One complaint category's own limits (an Ombudsman category id such as ``pungli``);
+    an omitted key keeps the agency's limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    first_response_hours: float | None = Field(default=None, gt=0, le=24 * 30)
+    resolution_days: float | None = Field(default=None, gt=0, le=365)
+
+    def settings(self) -> dict[str, float]:
+        """The keys that override the agency's ``sla_*`` settings for this category."""
+        out: dict[str, float] = {}
+        if self.first_response_hours is not None:
+            out["sla_first_response_hours"] = self.first_response_hours
+        if self.resolution_days is not None:
+            out["sla_resolution_days"] = self.resolution_days
+        return out
+
+
 class SlaSpec(BaseModel):
     """Time limits of human review in working time (bot/worktime.py); omitted keys keep the defaults.
 
@@ -113,6 +133,19 @@ class SlaSpec(BaseModel):
     national_holidays: bool = True  # Indonesia's public holidays (the `holidays` package)
     cuti_bersama: bool = True  # false: the office works on cuti bersama days
     escalate_survey: Literal["any_one", "grade_d", "both", "off"] = "both"
+    # Limits per complaint category, e.g. {"pungli": {"first_response_hours": 4}}; the keys are
+    # the ids of flows.helpers.skm.CATEGORIES. Complaints of other categories (and cases that
+    # are not complaints) use the limits above.
+    categories: dict[str, CategorySla] = Field(default_factory=dict)
+
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, v: dict[str, CategorySla]) -> dict[str, CategorySla]:
+        unknown = sorted(set(v) - set(CATEGORIES))
+        if unknown:
+            raise ValueError(f"unknown complaint categor{'y' if len(unknown) == 1 else 'ies'} "
+                             f"{', '.join(unknown)} (use {', '.join(CATEGORIES)})")
+        return v
 
     @field_validator("office_hours", mode="before")
     @classmethod
@@ -136,7 +169,9 @@ class SlaSpec(BaseModel):
                 "sla_resolution_days": self.resolution_days,
                 "holidays": [d.isoformat() if isinstance(d, date) else d for d in self.holidays],
                 "national_holidays": self.national_holidays, "cuti_bersama": self.cuti_bersama,
-                "escalate_survey": self.escalate_survey}
+                "escalate_survey": self.escalate_survey,
+                "sla_categories": {c: lim.settings() for c, lim in self.categories.items()
+                                   if lim.settings()}}
 
     @model_validator(mode="after")
     def _valid_hours(self) -> SlaSpec:
@@ -215,6 +250,10 @@ class CatalogSpec(BaseModel):
         data = self.sla.model_dump()
         data.update(agency.sla.model_dump(include=agency.sla.model_fields_set))
         data["holidays"] = [*self.sla.holidays, *agency.sla.holidays]
+        categories = {c: lim.model_dump() for c, lim in self.sla.categories.items()}
+        for c, lim in agency.sla.categories.items():  # an agency changes single keys per category
+            categories[c] = {**categories.get(c, {}), **lim.model_dump(include=lim.model_fields_set)}
+        data["categories"] = categories
         return SlaSpec.model_validate(data)
 
     @model_validator(mode="after")
@@ -432,6 +471,16 @@ def agency_ikm_weights(agency: Agency) -> Literal["exact", "0.111", "0.11"]:
     if value not in IKM_WEIGHTS:
         _fallback(agency, "ikm_weights", value, "exact")
     return value if value in IKM_WEIGHTS else "exact"  # type: ignore[return-value]
+
+
+def sla_settings(settings: dict[str, Any] | None, category: str | None = None) -> dict[str, Any]:
+    """The agency's SLA settings with the limits of one complaint category laid over them
+    (``sla_categories``, written by :meth:`SlaSpec.settings`); no category: the agency's own."""
+    merged = dict(settings or {})
+    per_category = merged.pop("sla_categories", None)
+    if category and isinstance(per_category, dict) and isinstance(per_category.get(category), dict):
+        merged.update(per_category[category])
+    return merged
 
 
 def agency_followup_days(agency: Agency) -> int:

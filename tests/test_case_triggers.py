@@ -109,20 +109,25 @@ async def test_each_trigger_opens_exactly_one_case(app: App, clock: FakeClock) -
         assert triggers(h)["serious"] == 1 and len(h.server.chat(ROOM)) == room_before
         assert serious.reasons == {"reasons": ["category:diskriminasi"]}
 
-        # an ordinary complaint: no case until staff escalate it by hand (once)
+        assert serious.priority == "urgent"
+
+        # an ordinary complaint opens a normal case at once; staff may make it urgent by hand (once)
         await complaint(h, e, "Antrian KTP sangat panjang dan lama", "Penundaan berlarut",
                         confidential=False)
-        assert triggers(h)["manual"] == 0 and len(cases(h)) == 5
+        assert triggers(h)["complaint"] == 1 and len(cases(h)) == 6
         with app.factory() as db:
             ordinary = db.scalars(select(Complaint).order_by(Complaint.id.desc())).first()
             assert ordinary is not None
+        [normal] = [x for x in cases(h) if x.trigger == "complaint"]
+        assert normal.priority == "normal" and normal.complaint_id == ordinary.id
         answer = await say(h, PETUGAS, f"/eskalasi {ordinary.ticket.lower()}")
-        assert answer[-1].text == f"Pengaduan {ordinary.ticket} kini menjadi kasus yang ditangani petugas."
+        assert answer[-1].text == (f"Kasus {ordinary.ticket} kini berprioritas mendesak dan tampil "
+                                   "paling atas di antrean.")
         answer = await say(h, PETUGAS, f"/eskalasi {ordinary.ticket}")
         assert "sudah menjadi kasus" in (answer[-1].text or "")
-        assert triggers(h)["manual"] == 1
+        assert [x.priority for x in cases(h) if x.trigger == "complaint"] == ["urgent"]
 
-        # a follow-up answered "No" on a complaint without a case opens one, once
+        # a follow-up answered "No" reopens the complaint's own case, once
         await complaint(h, e, "KTP saya salah cetak nama belakang", "Petugas tidak kompeten",
                         confidential=True)
         with app.factory() as db:
@@ -131,7 +136,8 @@ async def test_each_trigger_opens_exactly_one_case(app: App, clock: FakeClock) -
         anything = h.server.last(e.id)
         for _ in range(2):
             await press_data(h, e, anything, f"0:fu:c:{third.id}:no")
-        assert triggers(h)["not_resolved"] == 1
+        [reopened] = [x for x in cases(h) if x.complaint_id == third.id]
+        assert reopened.status == "reopened" and triggers(h)["not_resolved"] == 0
 
         # escalation to the head: the head is told privately; a second press changes nothing
         serious_card = topic_messages(h, serious.topic_id or 0)[0]
@@ -150,7 +156,7 @@ async def test_each_trigger_opens_exactly_one_case(app: App, clock: FakeClock) -
         assert topic_messages(h, serious.topic_id or 0)[-1].text == "Catatan disimpan (tidak dikirim ke warga)."
         assert all("Rahmat" not in (m.text or "") for m in h.server.chat(e.id))
 
-    assert triggers(h) == {"person": 3, "low_survey": 1, "serious": 1, "manual": 1, "not_resolved": 1}
+    assert triggers(h) == {"person": 3, "low_survey": 1, "serious": 1, "complaint": 2}
     with app.factory() as db:  # one case per source, whatever the trigger
         keys = db.scalars(select(Case.source_key)).all()
         assert len(keys) == len(set(keys)) == 7

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
 from bot.app import App
-from bot.desk import deadlines, outgoing
+from bot.desk import deadlines, intake, outgoing
+from bot.outbox import followups
 from bot.reports.digest.data import collect
 from bot.reports.digest.text import render_text
 from bot.scheduler import build_scheduler
-from bot.storage.models import Agency, Case, Complaint, FollowupAnswer
+from bot.storage.models import Agency, Case, Complaint, OutboxMessage
 from tests.case_support import (
     OTHER_ROOM,
     ROOM,
@@ -53,11 +55,13 @@ async def test_round_trip_resident_topic_staff_resident(app: App, clock: FakeClo
 
         [case] = cases(h)
         assert case.trigger == "serious" and case.status == "new"
-        # the card: in its own topic, named by the ticket, with the text shown literally
+        assert case.priority == "urgent"
+        # the card: in its own topic, named by the ticket (marked urgent), with the text shown literally
         topic = case.topic_id
-        assert topic is not None and h.server.topics[(ROOM, topic)].startswith(case.ticket)
+        assert topic is not None and h.server.topics[(ROOM, topic)].startswith(f"🔴 {case.ticket}")
         card, photo = topic_messages(h, topic)
         assert card.text is not None and case.ticket in card.text and text in card.text
+        assert card.text.startswith(f"🔴 MENDESAK\n📋 Kasus {case.ticket}")  # urgent: said first
         assert "Pelapor dirahasiakan" in card.text
         # Mon 09:00 + 8 h of the bundled catalog's hours: 6 h on Monday (break 12:00-13:00),
         # then Tuesday 07:30 + 2 h
@@ -103,14 +107,18 @@ async def test_round_trip_resident_topic_staff_resident(app: App, clock: FakeClo
         assert helped[-1].text == "Apa yang ingin Anda lakukan?"
         assert topic_messages(h, topic)[-1].text == "💬 Warga (Pelapor dirahasiakan):\nTerima kasih pak"
 
-        # resolve: the resident is told (quiet hours apply, sent by the dispatcher) and rates
+        # resolve: the resident is asked to confirm and rate, in one message (quiet hours
+        # apply, sent by the dispatcher)
         await press_data(h, PETUGAS, card, card.data_for("Selesai"))
         before = len(h.server.chat(WARGA.id))
         await dispatcher(h).tick()
-        news = h.server.chat(WARGA.id)[before:]
-        assert "Selesai ditangani" in (news[-2].text or "")
+        news = h.server.chat(WARGA.id)[before:]  # (with the status news held by quiet hours)
         rating = news[-1]
-        assert "Seberapa puas Anda dengan penanganan" in (rating.text or "")
+        assert not any("“Selesai" in (m.text or "") for m in news)  # one message, not two
+        assert f"Petugas menyatakan {case.ticket} sudah selesai ditangani" in (rating.text or "")
+        assert "seberapa puas Anda dengan penanganannya" in (rating.text or "")
+        assert rating.labels() == ["Sangat puas", "Puas", "Cukup", "Kurang puas", "Tidak puas",
+                                   "Belum selesai"]
         before = len(h.server.chat(WARGA.id))
         await press_data(h, WARGA, rating, rating.data_for("Sangat puas"))
         # not a dead end: thanks in the chat, then where the resident is (the menu)
@@ -256,7 +264,7 @@ async def test_sla_breach_across_a_weekend(app: App, clock: FakeClock) -> None:
     assert deadlines.SLA_JOB in {job.id for job in scheduler.get_jobs()}
 
 
-async def test_reopen_after_followup_no(app: App, clock: FakeClock) -> None:
+async def test_reopen_when_the_resident_says_not_solved(app: App, clock: FakeClock) -> None:
     async with harness(app, clock) as h:
         await h.channel.setup()
         await register(h, PETUGAS)
@@ -266,25 +274,30 @@ async def test_reopen_after_followup_no(app: App, clock: FakeClock) -> None:
         [case] = cases(h)
         card = topic_messages(h, case.topic_id or 0)[0]
         await press_data(h, PETUGAS, card, card.data_for("Selesai"))
-        # the check-in a week later: "is it resolved?" -> "No"
-        clock.advance(days=7, hours=1)
+        # no blind check-in a week later: the question comes when staff resolve
         await dispatcher(h).tick()
-        checkin = [m for m in h.server.chat(WARGA.id) if "Tidak, ada masalah" in m.labels()][-1]
+        confirm = [m for m in h.server.chat(WARGA.id) if "Belum selesai" in m.labels()][-1]
         before = len(topic_messages(h, case.topic_id or 0))
         seen = len(h.server.chat(WARGA.id))
-        await press_data(h, WARGA, checkin, checkin.data_for("Tidak, ada masalah"))
+        await press_data(h, WARGA, confirm, confirm.data_for("Belum selesai"))
         assert any("buka kembali" in (m.text or "") for m in h.server.chat(WARGA.id)[seen:])
+        await dispatcher(h).tick()  # the room hears it through the outbox
         new = topic_messages(h, case.topic_id or 0)[before:]
         assert [m.text for m in new] == [f"🔁 Kasus {case.ticket} dibuka kembali: warga menyatakan "
                                          "masalahnya belum selesai."]
         assert new[0].labels()[0] == "Ambil kasus"
+        clock.advance(days=8)
+        seen = len(h.server.chat(WARGA.id))
+        await dispatcher(h).tick()
+        assert h.server.chat(WARGA.id)[seen:] == []  # nothing was scheduled by a timer
     [case] = cases(h)  # the same case, reopened: not a second one
-    assert case.status == "reopened" and case.first_response_at is None
+    assert case.status == "reopened" and case.first_response_at is None and case.rating is None
     assert [e.to_status for e in events(app, case.id) if e.kind == "status"] == [
         "new", "resolved", "reopened"]
     with app.factory() as db:
         assert db.scalars(select(Complaint.status)).one() == "reopened"
-        assert db.scalars(select(FollowupAnswer.answer)).all() == ["no"]
+        assert db.scalar(select(func.count()).select_from(OutboxMessage)
+                         .where(OutboxMessage.kind == followups.KIND_CHECKIN)) == 0
 
 
 async def test_erasure_keeps_the_case_without_the_person(app: App, clock: FakeClock) -> None:
@@ -525,7 +538,10 @@ async def test_staff_reopen_a_closed_case(app: App, clock: FakeClock) -> None:
             "reopened", "open", "resolved", "closed"]
 
 
-async def test_the_card_shows_words_not_codes(app: App, clock: FakeClock) -> None:
+async def test_the_card_shows_words_not_codes(app: App, clock: FakeClock,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # A complaint filed before every complaint opened a case: its "not solved" answer opens one.
+    monkeypatch.setattr(intake, "on_complaint", lambda *args, **kwargs: None)
     async with harness(app, clock) as h:
         await h.channel.setup()
         await register(h, PETUGAS)

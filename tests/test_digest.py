@@ -153,7 +153,7 @@ def test_complaints_section_and_bribery_first(app: App) -> None:
     assert lines[3] == "⚠️ 1 laporan pungli/suap minggu ini, mohon ditindaklanjuti lebih dulu:"
     assert "0812******90" in lines[4] and "3456-7890" not in text
     assert text.index("pungli/suap") < text.index("IKM minggu ini")
-    assert "📨 Pengaduan: 3 baru, 2 selesai, 2 masih terbuka, 1 melewati 14 hari." in text
+    assert "📨 Pengaduan: 3 baru, 2 selesai, 2 masih terbuka, 1 melewati batas waktu penyelesaian." in text
     assert "Median waktu penyelesaian: 3,0 hari." in text
 
 

@@ -2,16 +2,22 @@
 
 The resident files a complaint or starts a survey through buttons; time is moved forward;
 the dispatcher sends what is due; the resident answers the follow-up's buttons.
+
+Every complaint opens a case, and its check-in follows the case (tests/test_complaint_cases.py);
+the blind "is it solved?" timer tested here is the fallback for a complaint that got no case,
+which these tests make by letting ``intake.on_complaint`` open none.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from bot.app import App
 from bot.channels.telegram.sender import TelegramSender
+from bot.desk import intake
 from bot.outbox.dispatcher import Dispatcher
 from bot.outbox.followups import KIND_CHECKIN, KIND_SURVEY
 from bot.outbox.ratelimit import RateLimiter
@@ -51,13 +57,27 @@ def the_complaint(app: App) -> Complaint:
         return db.scalars(select(Complaint)).one()
 
 
+def without_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A complaint that somehow gets no case (its agency gone): the blind check-in remains."""
+    monkeypatch.setattr(intake, "on_complaint", lambda *args, **kwargs: None)
+
+
 async def file_complaint(h: Harness, user: User = WARGA) -> None:
     await consent(h, user)
     done = await complaint(h, user, DESC, CATEGORY, confidential=False)
     assert any("Nomor tiket" in (m.text or "") for m in done)
 
 
-async def test_checkin_yes_closes_and_asks_for_a_rating(app: App, clock: FakeClock) -> None:
+async def test_a_complaint_with_a_case_has_no_blind_checkin(sqlite_app: App, clock: FakeClock) -> None:
+    async with harness(sqlite_app, clock) as h:
+        await file_complaint(h)
+        assert rows(sqlite_app, KIND_CHECKIN) == []
+
+
+async def test_checkin_yes_closes_and_asks_for_a_rating(
+    app: App, clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    without_case(monkeypatch)
     async with harness(app, clock) as h:
         await file_complaint(h)
         [row] = rows(app, KIND_CHECKIN)
@@ -100,7 +120,10 @@ async def test_checkin_yes_closes_and_asks_for_a_rating(app: App, clock: FakeClo
             assert len(db.scalars(select(FollowupAnswer)).all()) == 2
 
 
-async def test_checkin_not_yet_then_no_reopens_for_review(sqlite_app: App, clock: FakeClock) -> None:
+async def test_checkin_not_yet_then_no_reopens_for_review(
+    sqlite_app: App, clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    without_case(monkeypatch)
     app = sqlite_app
     async with harness(app, clock) as h:
         await file_complaint(h)

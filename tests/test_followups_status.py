@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from bot.app import App
+from bot.desk import intake
 from bot.outbox.followups import KIND_CHECKIN, KIND_STATUS, notify_status_change
 from bot.outbox.store import mark_sent
 from bot.runtime.types import Inbound, new_event_id
@@ -63,7 +65,9 @@ async def test_status_change_is_audited_and_told_after_quiet_hours(app: App, clo
     assert chat == "5151" and "Sedang ditangani" in message
 
 
-def test_status_change_in_english_and_closing_cancels_the_checkin(sqlite_app: App, clock: FakeClock) -> None:
+def test_status_change_in_english_and_closing_cancels_the_checkin(
+        sqlite_app: App, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(intake, "on_complaint", lambda *args, **kwargs: None)  # no case: a check-in
     app = sqlite_app
     complaint = file_complaint(app, "6262")
     with app.factory() as db, db.begin():

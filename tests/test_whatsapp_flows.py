@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
+from bot.desk import intake
 from bot.storage.models import (
     Complaint,
     Contact,
@@ -20,6 +22,12 @@ from tests.whatsapp_harness import WA, harness
 
 SITI = "6281234567890"
 BUDI = "6285212345678"
+
+
+def without_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 24-hour-rule tests use the blind check-in, which only a complaint without a case
+    still gets (every complaint opens a case: tests/test_complaint_cases.py)."""
+    monkeypatch.setattr(intake, "on_complaint", lambda *args, **kwargs: None)
 
 
 async def start(h: WA, wa_id: str = SITI) -> None:
@@ -113,7 +121,9 @@ async def test_stale_button_refused(sqlite_url: str, clock: FakeClock) -> None:
             assert db.scalars(select(Complaint)).first() is None
 
 
-async def test_followup_waits_outside_24h_window_without_template(db_url: str, clock: FakeClock) -> None:
+async def test_followup_waits_outside_24h_window_without_template(
+        db_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    without_case(monkeypatch)
     async with harness(db_url, clock) as h:
         ticket = await file_complaint(h)
         sent_before = len(h.graph.sent)
@@ -140,7 +150,9 @@ async def test_followup_waits_outside_24h_window_without_template(db_url: str, c
         assert answer.answer == "yes" and status == "closed"
 
 
-async def test_followup_as_template_outside_window(sqlite_url: str, clock: FakeClock) -> None:
+async def test_followup_as_template_outside_window(
+        sqlite_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    without_case(monkeypatch)
     async with harness(sqlite_url, clock, whatsapp_template_followup="prima_tindak_lanjut",
                        whatsapp_template_buttons=3) as h:
         ticket = await file_complaint(h)
@@ -161,7 +173,9 @@ async def test_followup_as_template_outside_window(sqlite_url: str, clock: FakeC
         assert answer.answer == "notyet"
 
 
-async def test_within_window_the_followup_is_interactive(sqlite_url: str, clock: FakeClock) -> None:
+async def test_within_window_the_followup_is_interactive(
+        sqlite_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    without_case(monkeypatch)
     async with harness(sqlite_url, clock, whatsapp_template_followup="prima_tindak_lanjut") as h:
         await file_complaint(h)
         clock.advance(days=6, hours=20)
@@ -243,8 +257,9 @@ async def test_photo_kept_by_id_when_meta_lost_it(sqlite_url: str, clock: FakeCl
         assert kept["media_id"] == photo["image"]["id"] and "path" not in kept
 
 
-async def test_template_without_buttons_is_a_notice_then_the_question(sqlite_url: str,
-                                                                      clock: FakeClock) -> None:
+async def test_template_without_buttons_is_a_notice_then_the_question(
+        sqlite_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    without_case(monkeypatch)
     async with harness(sqlite_url, clock, whatsapp_template_followup="prima_tindak_lanjut") as h:
         ticket = await file_complaint(h)
         clock.advance(days=7, hours=1)

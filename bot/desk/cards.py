@@ -52,7 +52,8 @@ def card_text(db: Session, case: Case) -> str:
         assignee = (contact.display_name if contact else None) or texts("case.card.no_name")
     # no reasons (a resident asked for a person, staff escalated by hand): the trigger says it all
     reasons = ", ".join(reason_label(r) for r in (case.reasons or {}).get("reasons", []))
-    return texts(
+    urgent = texts("case.card.urgent") + "\n" if case.priority == "urgent" else ""  # first thing seen
+    return urgent + texts(
         "case.card",
         ticket=case.ticket,
         status=texts(f"case.status.{case.status}"),

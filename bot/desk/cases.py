@@ -30,9 +30,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.catalog import agency_zone
+from bot.catalog import agency_zone, sla_settings
 from bot.desk.access import actor_of, authorise
-from bot.desk.cards import card_payload, post_card, refresh_card
+from bot.desk.cards import card_buttons, card_payload, post_card, refresh_card
 from bot.desk.outgoing import (
     KIND_CASE_RATING,
     STAFF_LANG,
@@ -65,10 +65,11 @@ ALERT_SUMMARY = 500  # characters of the case's summary in a head's alert
 Mask = Callable[[str, Sequence[str]], str]  # (text, the reporter's names) -> text without them
 
 
-def policy(agency: Agency) -> SlaPolicy:
-    """The agency's SLA; a broken setting falls back to the defaults (and is logged)."""
+def policy(agency: Agency, category: str | None = None) -> SlaPolicy:
+    """The agency's SLA (with the complaint ``category``'s own limits, if the catalog sets
+    them); a broken setting falls back to the defaults (and is logged)."""
     try:
-        return policy_from_settings(agency_zone(agency), agency.settings)
+        return policy_from_settings(agency_zone(agency), sla_settings(agency.settings, category))
     except (ValueError, TypeError, AttributeError) as exc:
         log.error("agency %s: bad SLA settings (%s); using the defaults", agency.slug, exc)
         return policy_from_settings(agency_zone(agency), {})
@@ -104,12 +105,15 @@ def open_case(
     chat_id: str | None = None, channel: str | None = None, complaint: Complaint | None = None,
     survey: SurveyResponse | None = None, service_id: int | None = None,
     confidential: bool = False, relay: bool = False, immediate: bool = True,
+    priority: str = "normal",
 ) -> Opened:
-    """Open the case for ``source_key`` unless it exists; post its card to the staff room."""
+    """Open the case for ``source_key`` unless it exists; post its card to the staff room.
+
+    A complaint's case takes the limits of its category (:func:`policy`)."""
     existing = db.scalars(select(Case).where(Case.source_key == source_key).with_for_update()).first()
     if existing is not None:
         return Opened(existing, False)
-    sla = policy(agency)
+    sla = policy(agency, complaint.category if complaint else None)
     case = Case(
         source_key=source_key[:ID_LEN],
         ticket=complaint.ticket if complaint else new_ticket(db),
@@ -126,6 +130,7 @@ def open_case(
         confidential=confidential,
         reporter_name=None if confidential else (contact.display_name if contact else None),
         status="new",
+        priority=priority,
         level="staff",
         relay=relay,
         created_at=now,
@@ -250,14 +255,11 @@ def act(
             case.assignee_id = member.id
         if case.first_response_at is None:
             case.first_response_at = now
-        sync_complaint(db, case, "resolved", "staff", None, now)
-        if case.complaint_id is None:
-            to_resident(db, case, TEXTS(lang, "case.resident.resolved", ticket=case.ticket), now,
-                        immediate=False)
-        choices = [{"id": callback("rate", case.id, str(n)), "label": TEXTS(lang, f"followup.rating.{n}"),
-                    "nav": False} for n in (5, 4, 3, 2, 1)]
-        to_resident(db, case, TEXTS(lang, "case.resident.rate", ticket=case.ticket), now,
-                    choices=choices, immediate=False, kind=KIND_CASE_RATING)
+        complaint = db.get(Complaint, case.complaint_id, with_for_update=True) if case.complaint_id else None
+        if complaint is not None and complaint.status != "resolved":
+            # audited without a message of its own: the question below tells the resident
+            followups.set_status(db, complaint, "resolved", "staff", None, now)
+        ask_to_confirm(db, case, lang, now)
     return Outcome(True, texts(f"case.done.{action}"), rows, case, card_payload(db, case))
 
 
@@ -286,6 +288,47 @@ def head_alert(db: Session, case: Case, agency: Agency, mask: Mask | None,
     return "\n\n".join(parts)
 
 
+CONFIRM_NO = "no"  # the "not solved yet" button among the ratings: ``cs:rate:<case>:no``
+
+
+def ask_to_confirm(db: Session, case: Case, lang: str, now: datetime) -> OutboxMessage | None:
+    """Staff resolved the case: ask the resident whether it is really solved, and to rate it.
+
+    One message (quiet hours respected): the ratings 5..1 confirm and close the case
+    (:func:`rate`), "not solved yet" reopens it for staff. This replaces the blind check-in
+    timer of a complaint that has a case."""
+    choices = [{"id": callback("rate", case.id, str(n)), "label": TEXTS(lang, f"followup.rating.{n}"),
+                "nav": False} for n in (5, 4, 3, 2, 1)]
+    choices.append({"id": callback("rate", case.id, CONFIRM_NO),
+                    "label": TEXTS(lang, "case.resident.not_solved"), "nav": False})
+    return to_resident(db, case, TEXTS(lang, "case.resident.confirm", ticket=case.ticket), now,
+                       choices=choices, immediate=False, kind=KIND_CASE_RATING)
+
+
+def reopen(db: Session, case: Case, actor: str, reason: str, now: datetime,
+           immediate: bool = True) -> list[OutboxMessage]:
+    """Back to staff: the case is ``reopened`` with a new first-response limit, and the room
+    is told (its resolution limit stays: a late case stays late)."""
+    if case.status == "reopened":
+        return []
+    agency = db.get(Agency, case.agency_id)
+    assert agency is not None
+    complaint = db.get(Complaint, case.complaint_id) if case.complaint_id else None
+    old = case.status
+    case.status = "reopened"
+    case.updated_at = now
+    case.resolved_at = None
+    case.closed_at = None
+    case.first_response_at = None
+    case.first_overdue_at = None
+    case.first_response_due = policy(agency, complaint.category if complaint else None) \
+        .first_response_due(now)
+    record_event(db, case, "status", actor, now, from_status=old, to_status="reopened", reason=reason)
+    row = to_room(db, case, texts("case.room.reopened", ticket=case.ticket), now,
+                  choices=card_buttons(case), immediate=immediate)
+    return [row] if row else []
+
+
 def rate_choice(db: Session, contact: Contact, choice: str,
                 now: datetime) -> tuple[str, list[OutboxMessage]]:
     """A rating button that came through the runtime: the thanks, and the staff-room rows."""
@@ -299,18 +342,21 @@ def rate_choice(db: Session, contact: Contact, choice: str,
 
 def rate(db: Session, case_id: int, score: str, channel: str, user_id: str, now: datetime,
          rows: list[OutboxMessage] | None = None) -> str:
-    """The resident rates how their case was handled (1-5); only the case's own resident.
+    """The resident answers :func:`ask_to_confirm`: a rating of how their case was handled (1-5)
+    confirms it is solved and closes it; "not solved yet" reopens it. Only the case's own resident.
 
-    A resolved case closes, and staff always hear of it (``rows``: the rating in the case's
-    topic, the refreshed card with "Buka kembali"); a rating of :data:`LOW_RATING` or less
-    also goes to the agency's heads, so an unhappy resident is not closed away unseen."""
+    Staff always hear of a rating (``rows``: the rating in the case's topic, the refreshed card
+    with "Buka kembali"); a rating of :data:`LOW_RATING` or less also goes to the agency's
+    heads, so an unhappy resident is not closed away unseen."""
     case = db.get(Case, case_id, with_for_update=True)
     contact = db.scalars(select(Contact).where(Contact.channel == channel,
                                                Contact.external_id == user_id)).first()
     lang = contact.language if contact else STAFF_LANG
-    if case is None or contact is None or case.contact_id != contact.id or score not in "12345" \
-            or len(score) != 1:
+    if case is None or contact is None or case.contact_id != contact.id or (
+            score != CONFIRM_NO and (score not in "12345" or len(score) != 1)):
         return TEXTS(lang, "stale_button")
+    if score == CONFIRM_NO:
+        return not_solved(db, case, lang, now)
     if case.rating is not None:
         return TEXTS(lang, "followup.rating_thanks")
     case.rating = int(score)
@@ -350,3 +396,19 @@ def rating_notices(db: Session, case: Case, score: int, closed: bool,
                                    contact_id=head.contact_id, agency_id=case.agency_id,
                                    ref=f"case:{case.id}"))
     return rows
+
+
+def not_solved(db: Session, case: Case, lang: str, now: datetime) -> str:
+    """"Not solved yet" on the question staff's resolution asked: the case and its complaint
+    are reopened for staff (the room hears it when the dispatcher sends)."""
+    if case.status == "closed":
+        return TEXTS(lang, "followup.gone.closed", ticket=case.ticket)
+    if case.status != "resolved":
+        return TEXTS(lang, "stale_button")
+    reason = "resident says it is not resolved"
+    reopen(db, case, "resident", reason, now, immediate=False)
+    if case.complaint_id is not None:
+        complaint = db.get(Complaint, case.complaint_id, with_for_update=True)
+        if complaint is not None and complaint.status != "reopened":
+            followups.set_status(db, complaint, "reopened", "resident", reason, now)
+    return TEXTS(lang, "followup.reopened", ticket=case.ticket)

@@ -2,28 +2,35 @@
 
 The working-time arithmetic is in bot/worktime.py (pure); this module applies it to stored
 cases. A breach is flagged once per case and limit, in the case's topic and to the agency's
-heads; the flags are stored, so a restart never repeats them.
+heads; a passed resolution limit is also told honestly to the resident (one message, quiet
+hours respected). The flags are stored, so a restart never repeats them.
+
+The case's resolution limit is the one complaint limit: the digest counts overdue complaints
+from it (:func:`overdue_complaints`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.catalog import agency_zone
-from bot.desk.cases import record_event
-from bot.desk.outgoing import local_time, outbox_row, texts, to_room
+from bot.desk.cases import policy, record_event
+from bot.desk.outgoing import local_time, outbox_row, resident_lang, texts, to_resident, to_room
 from bot.desk.staff import heads
 from bot.desk.states import ACTIVE
-from bot.storage.models import Agency, Case
+from bot.storage.models import Agency, Case, Complaint
+
+KIND_LATE = "case_late"  # the outbox kind of the resident's "sorry, it is late" message
 
 
 def sla_tick(db: Session, now: datetime) -> int:
-    """Flag cases whose limits passed, once each: in their topic and to the agency's heads.
+    """Flag cases whose limits passed, once each: in their topic and to the agency's heads; a
+    passed resolution limit is also told to the resident.
 
     Rows are left pending for the outbox dispatcher. Returns how many breaches were flagged.
     """
@@ -52,13 +59,27 @@ def sla_tick(db: Session, now: datetime) -> int:
             text = texts(f"case.overdue.{kind}", ticket=case.ticket,
                          due=local_time(due, agency_zone(agency)), agency=agency.short_name)
             to_room(db, case, text, now, immediate=False)
-            for head in heads(db, case.agency_id):
+            told = heads(db, case.agency_id)
+            for head in told:
                 outbox_row(db, channel=head.channel, chat_id=head.chat_id,
                            payload={"text": text, "choices": [], "q": None}, now=now,
                            contact_id=head.contact_id, agency_id=case.agency_id, ref=f"case:{case.id}",
                            immediate=False)
+            if kind == "resolution":
+                late_notice(db, case, agency, bool(told), now)
             flagged += 1
     return flagged
+
+
+def late_notice(db: Session, case: Case, agency: Agency, heads_told: bool, now: datetime) -> None:
+    """Tell the resident honestly that their case passed its resolution limit (once: the
+    caller's flag); through the outbox, out of the agency's quiet hours."""
+    lang = resident_lang(db, case)
+    text = texts("case.resident.late", lang, ticket=case.ticket, agency=agency.short_name,
+                 due=local_time(case.resolution_due, agency_zone(agency)))
+    if heads_told:
+        text += "\n" + texts("case.resident.late_heads", lang, agency=agency.short_name)
+    to_resident(db, case, text, now, immediate=False, kind=KIND_LATE)
 
 
 SLA_JOB = "case-sla"
@@ -93,3 +114,29 @@ def overdue_count(db: Session, agency_id: int, at: datetime) -> int:
                 (Case.first_response_at.is_(None) & (Case.first_response_due < at))),
         )
     ) or 0
+
+
+def overdue_complaints(db: Session, agency: Agency, at: datetime) -> int:
+    """Complaints of an agency still unresolved at ``at`` past their case's resolution limit
+    (the one complaint limit; for the digest's "overdue complaints").
+
+    A complaint filed before every complaint opened a case has no case: its limit is computed
+    the same way (the agency's and its category's resolution limit from when it was filed)."""
+    unresolved = (Complaint.agency_id == agency.id) & (Complaint.created_at < at) & or_(
+        Complaint.resolved_at.is_(None), Complaint.resolved_at >= at)
+    with_case = db.scalar(
+        select(func.count()).select_from(Complaint).join(Case, Case.complaint_id == Complaint.id)
+        .where(unresolved, Case.resolution_due < at)
+    ) or 0
+    caseless = db.execute(
+        select(Complaint.created_at, Complaint.category).outerjoin(Case, Case.complaint_id == Complaint.id)
+        .where(unresolved, Case.id.is_(None))
+    ).all()
+    limits = {c: policy(agency, c) for c in {category for _, category in caseless}}
+    return with_case + sum(1 for created, category in caseless
+                           if limits[category].resolution_due(_utc(created)) < at)
+
+
+def _utc(when: datetime) -> datetime:
+    """SQLite gives naive datetimes back; they are UTC."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

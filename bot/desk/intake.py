@@ -1,10 +1,11 @@
-"""Why a case opens: the triggers that bring a complaint, a survey or a resident to staff.
+"""Why a case opens: every complaint, and the triggers that bring a survey or a resident to staff.
 
-A serious complaint (category or bribery words) and a very low survey (the agency's rule)
-open a case at once; a resident may ask for a person; a follow-up answered "not resolved"
-reopens the complaint's case; staff may take a ticket into review by hand (``/eskalasi``).
-The rules themselves are pure (flows/triggers.py); this module turns them into cases with
-:func:`bot.desk.cases.open_case`.
+Every submitted complaint opens a case in its agency's queue at once; a serious one (category
+or bribery words) opens it as ``urgent``, so it stays first in every view. A very low survey
+(the agency's rule) opens a case; a resident may ask for a person; a follow-up answered "not
+resolved" reopens the complaint's case; staff may raise a complaint's case to urgent by hand
+(``/eskalasi``). The rules themselves are pure (flows/helpers/triggers.py); this module turns
+them into cases with :func:`bot.desk.cases.open_case`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from sqlalchemy.orm import Session
 
 from bot.catalog import agency_zone
 from bot.desk.access import actor_of, staff_member
-from bot.desk.cards import card_buttons
-from bot.desk.cases import Opened, open_case, policy, record_event
+from bot.desk.cases import Opened, open_case, record_event, reopen
 from bot.desk.outgoing import local_time, texts, to_room
-from bot.desk.states import ACTIVE
+from bot.desk.states import ACTIVE, URGENT
 from bot.storage.models import (
     Agency,
     Case,
@@ -45,19 +45,23 @@ def on_complaint(
     db: Session, complaint: Complaint, contact: Contact, now: datetime,
     chat_id: str | None = None, channel: str | None = None,
 ) -> Opened | None:
-    """A new complaint in a serious category or with bribery words goes to staff at once."""
+    """Every new complaint opens its case at once; a serious category or bribery words make it
+    urgent (trigger ``serious``), any other is a normal one (trigger ``complaint``).
+
+    Returns None only when the complaint's agency is gone (the caller then keeps the blind
+    check-in as the only follow-up)."""
     service = db.get(Service, complaint.service_id)
     reasons = triggers.is_serious(complaint.category, complaint.description,
                                   bool(service and service.free_by_law))
-    if not reasons:
-        return None
     agency = db.get(Agency, complaint.agency_id)
-    assert agency is not None
+    if agency is None:
+        return None
     return open_case(
-        db, agency=agency, source_key=f"complaint:{complaint.id}", trigger="serious",
-        reasons=reasons, summary=_complaint_summary(complaint), now=now, actor="system",
+        db, agency=agency, source_key=f"complaint:{complaint.id}",
+        trigger="serious" if reasons else "complaint", reasons=reasons,
+        summary=_complaint_summary(complaint), now=now, actor="system",
         contact=contact, chat_id=chat_id, channel=channel, complaint=complaint,
-        confidential=complaint.confidential,
+        confidential=complaint.confidential, priority=URGENT if reasons else "normal",
     )
 
 
@@ -137,27 +141,14 @@ def on_not_resolved(db: Session, complaint: Complaint, contact: Contact, now: da
             actor="resident", contact=contact, complaint=complaint,
             confidential=complaint.confidential,
         )
-    rows: list[OutboxMessage] = []
-    if case.status != "reopened":
-        old = case.status
-        case.status = "reopened"
-        case.updated_at = now
-        case.resolved_at = None
-        case.closed_at = None
-        case.first_response_at = None
-        case.first_overdue_at = None
-        case.first_response_due = policy(agency).first_response_due(now)
-        record_event(db, case, "status", "resident", now, from_status=old, to_status="reopened",
-                     reason="resident says it is not resolved")
-        row = to_room(db, case, texts("case.room.reopened", ticket=case.ticket), now,
-                      choices=card_buttons(case))
-        rows += [row] if row else []
+    rows = reopen(db, case, "resident", "resident says it is not resolved", now)
     return Opened(case, False, rows)
 
 
 def escalate_complaint(db: Session, channel: str, user_id: str, ticket: str,
                        now: datetime) -> tuple[str, list[OutboxMessage]]:
-    """``/eskalasi <ticket>``: staff take a complaint into human review by hand."""
+    """``/eskalasi <ticket>``: staff make a complaint's case urgent by hand (a complaint filed
+    before every complaint opened a case gets its case now)."""
     complaint = db.scalars(select(Complaint).where(Complaint.ticket == ticket)).first()
     member = staff_member(db, channel, user_id, complaint.agency_id) if complaint else None
     if complaint is None or member is None:  # another agency's ticket looks like an unknown one
@@ -171,4 +162,15 @@ def escalate_complaint(db: Session, channel: str, user_id: str, ticket: str,
         contact=contact, channel=complaint.channel, complaint=complaint,
         confidential=complaint.confidential,
     )
-    return texts("case.escalated_manual" if opened.created else "case.exists", ticket=ticket), opened.rows
+    if opened.created:
+        opened.case.priority = URGENT
+        return texts("case.escalated_manual", ticket=ticket), opened.rows
+    case = opened.case  # locked by open_case
+    if case.priority == URGENT:
+        return texts("case.exists", ticket=ticket), []
+    case.priority = URGENT
+    case.updated_at = now
+    record_event(db, case, "priority", actor_of(member), now, from_status=case.status,
+                 to_status=case.status, reason="normal -> urgent")
+    row = to_room(db, case, texts("case.room.urgent", ticket=ticket), now)
+    return texts("case.prioritised", ticket=ticket), [row] if row else []

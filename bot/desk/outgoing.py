@@ -66,9 +66,12 @@ def staff_room(db: Session, agency_id: int) -> StaffRoom | None:
 
 
 def topic_name(case: Case, db: Session) -> str:
+    """The case's forum topic: an urgent case's name starts with a red mark (set when the topic
+    is created, so the room shows which cases are urgent)."""
     service = db.get(Service, case.service_id) if case.service_id else None
     what = service.name if service else texts(f"case.trigger.{case.trigger}")
-    return f"{case.ticket} · {what}"[:128]
+    mark = "🔴 " if case.priority == "urgent" else ""
+    return f"{mark}{case.ticket} · {what}"[:128]
 
 
 def to_room(

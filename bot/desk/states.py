@@ -13,6 +13,8 @@ assignee; "take" then makes someone responsible (bot/desk/relay.py never assigns
 from __future__ import annotations
 
 ACTIVE = ("new", "open", "pending", "reopened")
+URGENT = "urgent"  # Case.priority of a serious complaint (or raised by staff); else "normal"
+PRIORITIES = (URGENT, "normal")  # the order of every view: urgent cases first
 PREFIX = "cs:"
 ACTIONS = ("take", "pending", "resolve", "reopen", "head", "note")
 # action -> (statuses it may be applied in, new status; None keeps the status)
@@ -39,7 +41,8 @@ def callback(action: str, case_id: int, extra: str = "") -> str:
 
 
 def parse_callback(data: str | None) -> tuple[str, int, str] | None:
-    """``cs:take:12`` -> ("take", 12, ""); ``cs:rate:12:5`` -> ("rate", 12, "5"); else None."""
+    """``cs:take:12`` -> ("take", 12, ""); ``cs:rate:12:5`` -> ("rate", 12, "5") (``cs:rate:12:no``:
+    the resident says it is not solved yet); else None."""
     if not data or not data.startswith(PREFIX) or len(data) > 64:
         return None
     parts = data.split(":")

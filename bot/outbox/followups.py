@@ -1,5 +1,9 @@
 """Follow-ups the bot sends by itself: complaint check-ins, status changes, survey reminders.
 
+A complaint's check-in follows its case (bot/desk: staff resolving it asks the resident to
+confirm and rate, a passed deadline is told honestly); the blind "is it solved?" timer here
+(:func:`schedule_checkin`) is only for a complaint that has no case.
+
 Each one is an outbox row written in the transaction of the change that caused it, with a
 future ``due_at`` moved out of the agency's quiet hours, a ``dedupe_key`` so it can never be
 scheduled twice, and a ``ref`` ("complaint:12", "survey:7") so it can be cancelled when it
@@ -160,7 +164,9 @@ def schedule_checkin(
     db: Session, complaint: Complaint, contact: Contact, now: datetime,
     chat_id: str | None = None, channel: str | None = None,
 ) -> OutboxMessage | None:
-    """Ask "is it resolved?" after the agency's ``followup_days``; at most MAX_CHECKINS times."""
+    """Ask "is it resolved?" after the agency's ``followup_days``; at most MAX_CHECKINS times.
+
+    Only for a complaint without a case (a case asks when staff resolve it instead)."""
     agency = db.get(Agency, complaint.agency_id)
     service = db.get(Service, complaint.service_id)
     assert agency is not None and service is not None

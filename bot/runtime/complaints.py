@@ -1,5 +1,9 @@
-"""The engine's complaint calls: file a complaint (with its check-in and, when serious, its
-case) and answer a follow-up button (check-in, rating, survey reminder).
+"""The engine's complaint calls: file a complaint (with its case in the agency's queue, urgent
+when serious) and answer a follow-up button (check-in, rating, survey reminder).
+
+The resident's check-in follows the case (bot/desk/cases.py asks when staff resolve it,
+bot/desk/deadlines.py says when it is late); the blind "is it solved?" timer is kept only for
+a complaint that got no case.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from bot.desk import intake
+from bot.desk.states import URGENT
 from bot.outbox import followups
 from bot.storage import tickets
 from bot.storage.models import Complaint, Service, StatusChange
@@ -56,14 +61,16 @@ def create_complaint(turn: Turn, key: str, service: str, **data: Any) -> dict[st
             actor="resident", reason="filed", at=now,
         )
     )
-    followups.schedule_checkin(
-        db, complaint, turn.contact, now,
-        chat_id=turn.inbound.chat_id, channel=turn.inbound.channel,
-    )
     opened = intake.on_complaint(db, complaint, turn.contact, now,
                                 chat_id=turn.inbound.chat_id, channel=turn.inbound.channel)
-    if opened is not None:  # serious category or bribery words: straight to staff
-        turn.later.extend(opened.rows)
+    if opened is None:  # no case (its agency is gone): the blind check-in is all there is
+        followups.schedule_checkin(
+            db, complaint, turn.contact, now,
+            chat_id=turn.inbound.chat_id, channel=turn.inbound.channel,
+        )
+        return {"ticket": ticket}
+    turn.later.extend(opened.rows)
+    if opened.case.priority == URGENT:  # serious category or bribery words: said so
         return {"ticket": ticket, "escalated": True}
     return {"ticket": ticket}
 

@@ -394,7 +394,8 @@ class Case(Base):
     """A conversation in human review. One per source (complaint, survey, request): ``source_key``.
 
     Status: new -> open (taken) -> pending (waiting for the resident) -> resolved -> closed,
-    and reopened. Deadlines are working time (bot/sla.py), stored in UTC.
+    and reopened. Every complaint has one (``complaint:<id>``). Deadlines are working time
+    (bot/worktime.py, per agency and complaint category), stored in UTC.
     """
 
     __tablename__ = "cases"
@@ -417,12 +418,15 @@ class Case(Base):
     )
     channel: Mapped[str] = mapped_column(String(16))
     chat_id: Mapped[str | None] = mapped_column(String(ID_LEN))  # where the resident is answered
-    trigger: Mapped[str] = mapped_column(String(32))  # person | serious | low_survey | not_resolved | manual
+    # complaint | person | serious | low_survey | not_resolved | manual
+    trigger: Mapped[str] = mapped_column(String(32))
     reasons: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"reasons": [...]}
     summary: Mapped[str] = mapped_column(Text, default="")
     confidential: Mapped[bool] = mapped_column(Boolean, default=False)
     reporter_name: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="new")
+    # urgent (a serious trigger, or raised by staff) | normal: urgent cases come first in every view
+    priority: Mapped[str] = mapped_column(String(16), default="normal", server_default="normal")
     level: Mapped[str] = mapped_column(String(16), default="staff")  # staff | head
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff_members.id", ondelete="SET NULL"))
     relay: Mapped[bool] = mapped_column(Boolean, default=False)  # resident's messages go to staff
@@ -451,7 +455,8 @@ class CaseEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # status | note | to_resident | from_resident | overdue | rating | refused
+    # status | note | to_resident | from_resident | overdue | rating | refused | priority
+    kind: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str] = mapped_column(String(100))
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str | None] = mapped_column(String(16))

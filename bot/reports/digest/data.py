@@ -34,9 +34,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from bot.catalog import agency_ikm_weights, agency_zone
+from bot.desk.deadlines import overdue_complaints, overdue_count
 from bot.reports import ikm
 from bot.reports.digest.model import (
-    DEFAULT_SLA_DAYS,
     FOCUS_COUNT,
     TREND_WEEKS,
     ComplaintRow,
@@ -219,12 +219,7 @@ def collect(db: Session, agency: Agency, week: str) -> DigestData:
 
 
 def _complaints(db: Session, agency: Agency, start: datetime, end: datetime) -> ComplaintStats:
-    try:
-        sla = int((agency.settings or {}).get("complaint_sla_days", DEFAULT_SLA_DAYS))
-    except (TypeError, ValueError):
-        log.error("agency %s: bad complaint_sla_days, using %d", agency.slug, DEFAULT_SLA_DAYS)
-        sla = DEFAULT_SLA_DAYS
-    stats = ComplaintStats(sla_days=sla)
+    stats = ComplaintStats()
     base = Complaint.agency_id == agency.id
     new_in_week = base & (Complaint.created_at >= start) & (Complaint.created_at < end)
     stats.by_category = [
@@ -245,10 +240,8 @@ def _complaints(db: Session, agency: Agency, start: datetime, end: datetime) -> 
         Complaint.resolved_at.is_(None) | (Complaint.resolved_at >= end)
     )
     stats.open = db.scalar(select(func.count()).select_from(Complaint).where(open_at_end)) or 0
-    stats.overdue = db.scalar(
-        select(func.count()).select_from(Complaint)
-        .where(open_at_end, Complaint.created_at < end - timedelta(days=sla))
-    ) or 0
+    # one complaint limit: the resolution limit of the complaint's case (working days)
+    stats.overdue = overdue_complaints(db, agency, end)
     durations = [
         (resolved - created).total_seconds() / 86400
         for created, resolved in db.execute(
@@ -258,8 +251,6 @@ def _complaints(db: Session, agency: Agency, start: datetime, end: datetime) -> 
         if resolved is not None
     ]
     stats.resolved = len(durations)
-    from bot.desk.deadlines import overdue_count
-
     stats.overdue_cases = overdue_count(db, agency.id, end)
     stats.median_days = statistics.median(durations) if durations else None
     for c, svc_name, chat_name in db.execute(

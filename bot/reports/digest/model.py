@@ -14,7 +14,6 @@ from bot.reports import ikm
 
 TREND_WEEKS = 12
 FOCUS_COUNT = 3
-DEFAULT_SLA_DAYS = 14
 
 
 @dataclass
@@ -53,9 +52,8 @@ class ComplaintStats:
     new: int = 0
     resolved: int = 0
     open: int = 0
-    overdue: int = 0
-    overdue_cases: int = 0  # cases in human review past a working-time limit (bot/cases.py)
-    sla_days: int = DEFAULT_SLA_DAYS
+    overdue: int = 0  # unresolved past their case's resolution limit (bot/desk/deadlines.py)
+    overdue_cases: int = 0  # cases in human review past a working-time limit (bot/desk/deadlines.py)
     by_category: list[tuple[str, int]] = field(default_factory=list)
     by_service: list[tuple[str, int]] = field(default_factory=list)
     median_days: float | None = None

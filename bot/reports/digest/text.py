@@ -95,7 +95,7 @@ def render_text(data: DigestData, lang: str = "id", texts: Texts = TEXTS) -> str
 
     c = data.complaints
     lines = [f.t("digest.complaints", new=c.new, resolved=c.resolved, open=c.open,
-                 overdue=c.overdue, days=c.sla_days)]
+                 overdue=c.overdue)]
     if c.overdue_cases:
         lines.append(f.t("digest.cases_overdue", n=c.overdue_cases))
     if c.median_days is not None:
