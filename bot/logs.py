@@ -44,12 +44,17 @@ def formatter(kind: str) -> logging.Formatter:
     return logging.Formatter(TEXT_FORMAT)
 
 
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
+    """Prima's own handler, so a second :func:`configure` replaces it and nothing else
+    (handlers an embedding program or a test runner added stay)."""
+
+
 def configure(level: int, kind: str = "text", stream: TextIO | None = None) -> None:
-    """One handler on the root logger, replacing any earlier one (a second call reconfigures)."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    """Prima's handler on the root logger, replacing an earlier one (a second call reconfigures)."""
+    handler = _Handler(stream or sys.stderr)
     handler.setFormatter(formatter(kind))
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
