@@ -28,8 +28,13 @@ def add_response(
     at: datetime,
     scores: Sequence[int | None],
     suggestion: str | None = None,
+    answered: Sequence[datetime] | None = None,
 ) -> int:
-    """One questionnaire; ``scores`` may be shorter than nine (an incomplete survey)."""
+    """One questionnaire; ``scores`` may be shorter than nine (an incomplete survey).
+
+    ``answered``: each answer's own time (a questionnaire finished later); all count at ``at``,
+    the first answer, as the runtime stores them (``counted_at``).
+    """
     with app.factory() as db, db.begin():
         svc = db.scalars(select(Service).where(Service.code == service)).one()
         resp = SurveyResponse(
@@ -39,7 +44,8 @@ def add_response(
             updated_at=at,
         )
         resp.answers = [
-            SurveyAnswer(agency_id=svc.agency_id, service_id=svc.id, element=i + 1, score=s, answered_at=at)
+            SurveyAnswer(agency_id=svc.agency_id, service_id=svc.id, element=i + 1, score=s,
+                         answered_at=answered[i] if answered else at, counted_at=at)
             for i, s in enumerate(scores)
         ]
         db.add(resp)
