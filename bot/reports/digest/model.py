@@ -11,6 +11,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from bot.reports import ikm
+from bot.reports.sample import Sample
 
 TREND_WEEKS = 12
 FOCUS_COUNT = 3
@@ -88,3 +89,13 @@ class DigestData:
     trend: list[tuple[str, Decimal | None, int]]
     focus: list[Focus]
     complaints: ComplaintStats
+    # Respondents against the Krejcie-Morgan minimum (bot/reports/sample.py) of the week, the
+    # week before and the year to date; no population in the catalog: no minimum.
+    sample_week: Sample | None = None
+    sample_prev: Sample | None = None
+    sample_ytd: Sample | None = None
+
+    @property
+    def trend_ok(self) -> bool:
+        """A change between the two weeks may be claimed: both have enough respondents."""
+        return all(s is None or s.trend_ok for s in (self.sample_week, self.sample_prev))

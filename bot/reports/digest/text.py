@@ -14,6 +14,7 @@ from bot.reports import ikm
 from bot.reports.digest.fmt import Fmt, shorten
 from bot.reports.digest.mask import mask_personal
 from bot.reports.digest.model import DigestData
+from bot.reports.sample import TREND_FLOOR, Sample
 from flows.helpers.skm import ELEMENTS
 from flows.machine.types import Texts
 
@@ -47,15 +48,18 @@ def render_text(data: DigestData, lang: str = "id", texts: Texts = TEXTS) -> str
         lines = [f.t("digest.ikm_week", ikm=f.ikm(w), n=f.count(data.respondents_week))]
         if w.missing:
             lines.append(f.t("digest.ikm_missing", elements=", ".join(f.element(e) for e in w.missing)))
-        if w.value is not None and p.value is not None:
+        lines += _sample(f, data.sample_week)
+        if w.value is not None and p.value is not None and not data.trend_ok:
+            lines.append(f.t("digest.change_few", prev=f.num(p.value), floor=TREND_FLOOR))
+        elif w.value is not None and p.value is not None:
             delta = w.value - p.value
             key = "digest.change_up" if delta > 0 else "digest.change_down" if delta < 0 else "digest.change_same"
             lines.append(f.t(key, prev=f.num(p.value), delta=f.num(abs(delta))))
         else:
             lines.append(f.t("digest.change_none"))
         parts.append("\n".join(lines))
-    parts.append(f.t("digest.ikm_ytd", since=data.ytd_from, ikm=f.ikm(data.ytd_ikm),
-                     n=f.count(data.respondents_ytd)))
+    parts.append("\n".join([f.t("digest.ikm_ytd", since=data.ytd_from, ikm=f.ikm(data.ytd_ikm),
+                                n=f.count(data.respondents_ytd)), *_sample(f, data.sample_ytd)]))
 
     if data.focus:
         lines = [f.t("digest.focus")]
@@ -98,6 +102,15 @@ def render_text(data: DigestData, lang: str = "id", texts: Texts = TEXTS) -> str
     parts.append("\n".join(lines))
     parts.append(f.t("digest.footer"))
     return "\n\n".join(parts)
+
+
+def _sample(f: Fmt, sample: Sample | None) -> list[str]:
+    """"27 dari 346 responden minimum", and "not yet representative" below it (no population: nothing)."""
+    if sample is None or sample.minimum is None:
+        return []
+    line = f.t("digest.sample", n=f.count(sample.respondents), minimum=f.count(sample.minimum),
+               population=f.count(sample.population or 0))
+    return [line if sample.enough else line + " " + f.t("digest.not_representative")]
 
 
 def _brief(f: Fmt, value: ikm.Ikm, n: int) -> str:
