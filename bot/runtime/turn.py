@@ -30,6 +30,7 @@ from flows.machine.types import (
     Event,
     RecordConsent,
     Reply,
+    SaveProfile,
     SetLanguage,
     StepResult,
     SurveyCancelled,
@@ -51,6 +52,7 @@ CALLS: dict[str, Callable[..., dict[str, Any]]] = {
     "my_tickets": status.my_tickets,
     "lookup_ticket": status.lookup_ticket,
     "my_data": erasure.my_data,
+    "survey_check": surveys.survey_check,
     "delete_my_data": erasure.delete_my_data,
     "decline_consent": erasure.decline_consent,
 }
@@ -181,6 +183,8 @@ class Turn:
             surveys.upsert_survey(self, effect)
         elif isinstance(effect, SurveyCancelled) and self.contact is not None:
             surveys.survey_cancelled(self, effect)
+        elif isinstance(effect, SaveProfile) and self.contact is not None:
+            surveys.save_profile(self, effect)
 
     def call(self, call: Call) -> dict[str, Any]:
         handler = CALLS.get(call.name)
