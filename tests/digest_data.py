@@ -29,6 +29,7 @@ def add_response(
     scores: Sequence[int | None],
     suggestion: str | None = None,
     answered: Sequence[datetime] | None = None,
+    profile: dict[str, str | None] | None = None,
 ) -> int:
     """One questionnaire; ``scores`` may be shorter than nine (an incomplete survey).
 
@@ -41,7 +42,7 @@ def add_response(
             response_key=f"seed:{next(_seq)}", agency_id=svc.agency_id, service_id=svc.id,
             channel="telegram", status="complete" if len(scores) == 9 else "partial",
             suggestion=suggestion, started_at=at, completed_at=at if len(scores) == 9 else None,
-            updated_at=at,
+            updated_at=at, **{f"profile_{k}": v for k, v in (profile or {}).items()},
         )
         resp.answers = [
             SurveyAnswer(agency_id=svc.agency_id, service_id=svc.id, element=i + 1, score=s,
