@@ -187,7 +187,7 @@ def test_one_questionnaire_per_service_and_day(db_url: str) -> None:
         clock.advance(minutes=40)
         out = chat.say("1", "ktp")
         assert "baru saja mengisi survei untuk layanan KTP Elektronik (09.00)" in out
-        out = chat.say("1")  # Ubah jawaban sebelumnya
+        out = chat.say("1")  # Ubah jawaban
         assert "jawaban baru menggantikan" in out
         out = chat.say(*["1"] * 9, "Lewati")
         assert "Profil" not in out  # asked once
@@ -321,3 +321,17 @@ def test_catalog_load_stores_population_and_once_per(app: App, tmp_path: Any) ->
     with app.factory() as db:
         ktp = db.scalars(select(Service).where(Service.code == "ktp")).one()
         assert (ktp.population, ktp.population_per, ktp.survey_once_per) == (None, None, None)
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+def test_new_choices_fit_whatsapp_titles_uncut(lang: str) -> None:
+    """Lists (4-10 choices) show 24 characters, buttons (up to 3) 20, with the typed number."""
+    from bot.channels.whatsapp.render import BUTTON_TITLE, ROW_TITLE
+    from bot.i18n import TEXTS
+    from flows.helpers.profile import FIELDS
+
+    for field, codes in FIELDS:  # each with "Tidak ingin menjawab", back and cancel: a list
+        labels = [TEXTS(lang, f"profile.{field}.{c}") for c in codes] + [TEXTS(lang, "profile.skip")]
+        assert all(len(f"{n}. {t}") <= ROW_TITLE for n, t in enumerate(labels, 1)), labels
+    buttons = [TEXTS(lang, "survey.repeat_update"), TEXTS(lang, "survey.repeat_cancel")]
+    assert all(len(f"{n}. {t}") <= BUTTON_TITLE for n, t in enumerate(buttons, 1)), buttons
