@@ -134,16 +134,22 @@ def test_consent_says_why_the_profile_is_asked() -> None:
         assert words in d.text("/start")[-1].text
 
 
-def test_a_second_questionnaire_is_refused_politely_and_may_change_the_first() -> None:
-    d = Driver(once_per_visit=True)
+@pytest.mark.parametrize(("lang", "refused", "replaced"), [
+    ("id", "baru saja mengisi survei", "jawaban baru menggantikan"),
+    ("en", "You rated Annual Motor Vehicle Tax a short while ago", "the new answers replace"),
+])
+def test_a_second_questionnaire_is_refused_politely_and_may_change_the_first(
+    lang: str, refused: str, replaced: str,
+) -> None:
+    d = Driver(once_per_visit=True, language=lang)
     d.onboard()
     survey(d, "pajak motor")  # not free by law: no fee question after low scores
     first = next(iter(d.surveys))
     d.press("survey")
     asked = d.text("pajak motor")[-1]
-    assert "baru saja mengisi survei" in asked.text and [c.id for c in asked.choices] == ["update", "cancel"]
+    assert refused in asked.text and [c.id for c in asked.choices] == ["update", "cancel"]
     d.press("update")
-    assert "jawaban baru menggantikan" in d.last_question().text
+    assert replaced in d.last_question().text
     for _ in range(9):
         d.press("2")
     d.press("skip")
