@@ -73,7 +73,7 @@ def seed(app: App, n: int, rnd: random.Random) -> float:
             resp.append((rid, f"b:{rid}", agency_id, svc, "telegram", "complete", sug, at, at, at))
             for e in range(1, 10):
                 score = None if rnd.random() < 0.05 else rnd.choices((1, 2, 3, 4), (1, 2, 5, 4))[0]
-                ans.append((rid * 10 + e, rid, agency_id, svc, e, score, at))
+                ans.append((rid * 10 + e, rid, agency_id, svc, e, score, at, at))  # counted at the first
         return resp, ans
 
     # Load without the secondary indexes, then build them once: the schema measured is the same.
@@ -97,7 +97,7 @@ def seed(app: App, n: int, rnd: random.Random) -> float:
                         cp.write_row(r)
                 with cur.copy(
                     "COPY survey_answers (id, response_id, agency_id, service_id, element, score,"
-                    " answered_at) FROM STDIN"
+                    " answered_at, counted_at) FROM STDIN"
                 ) as cp:
                     for a in ans:
                         cp.write_row(a)
@@ -111,8 +111,8 @@ def seed(app: App, n: int, rnd: random.Random) -> float:
                 )
                 cur.executemany(
                     "INSERT INTO survey_answers (id, response_id, agency_id, service_id, element, score,"
-                    " answered_at) VALUES (?,?,?,?,?,?,?)",
-                    [(*a[:6], a[6].strftime(fmt)) for a in ans],
+                    " answered_at, counted_at) VALUES (?,?,?,?,?,?,?,?)",
+                    [(*a[:6], a[6].strftime(fmt), a[7].strftime(fmt)) for a in ans],
                 )
             raw.commit()
         complaints: list[tuple[Any, ...]] = []

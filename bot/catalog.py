@@ -49,6 +49,7 @@ MAX_FOLLOWUP_DAYS = 90
 # The official weightings of the IKM (bot/reports/ikm.py WEIGHTS); the first is the default.
 IKM_WEIGHTS = ("exact", "0.111", "0.11")
 OPTIONAL_SETTINGS = ("digest_time", "ikm_weights")
+MAX_ONCE_HOURS = 24 * 366
 
 
 def valid_zone(value: object) -> bool:
@@ -87,6 +88,19 @@ class ServiceSpec(BaseModel):
     # English name and words residents type (matched first for English-speaking residents).
     name_en: str = Field(default="", max_length=200)
     aliases_en: list[str] = Field(default_factory=list)
+    # SKM (PermenPANRB 14/2017): the service's users per period, for the Krejcie-Morgan minimum
+    # sample (bot/reports/sample.py), and how often one resident may rate it: "day" (the local
+    # day, the default) or a number of hours.
+    population: int | None = Field(default=None, ge=1, le=100_000_000)
+    population_per: Literal["year", "semester", "quarter", "month", "week"] = "year"
+    survey_once_per: str = "day"
+
+    @field_validator("survey_once_per", mode="before")
+    @classmethod
+    def _once_per(cls, v: object) -> str:
+        if isinstance(v, bool) or not (v == "day" or (isinstance(v, int) and 1 <= v <= MAX_ONCE_HOURS)):
+            raise ValueError(f'survey_once_per must be "day" or a number of hours 1-{MAX_ONCE_HOURS}, got {v!r}')
+        return str(v)
 
     @field_validator("code")
     @classmethod
@@ -370,7 +384,9 @@ def load_catalog(db: Session, path: Path) -> dict[str, int]:
                 service,
                 {"agency_id": agency.id, "name": s.name,
                  "aliases": {"aliases": s.aliases, **_english(s.name_en, s.aliases_en)},
-                 "free_by_law": s.free_by_law, "active": True},
+                 "free_by_law": s.free_by_law, "active": True, "population": s.population,
+                 "population_per": s.population_per if s.population else None,
+                 "survey_once_per": None if s.survey_once_per == "day" else s.survey_once_per},
                 s_new,
             )
     db.flush()
@@ -490,3 +506,10 @@ def agency_followup_days(agency: Agency) -> int:
         return days
     _fallback(agency, "followup_days", days, DEFAULT_FOLLOWUP_DAYS)
     return DEFAULT_FOLLOWUP_DAYS
+
+
+def survey_window(stored: str | None) -> int | None:
+    """A service's ``survey_once_per`` as hours, or None for the local day (also for a bad value)."""
+    if stored and stored.isdigit() and 1 <= int(stored) <= MAX_ONCE_HOURS:
+        return int(stored)
+    return None

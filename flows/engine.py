@@ -36,6 +36,7 @@ from flows.steps import (
     language,
     menu,
     person,
+    profile,
     service,
     staff,
     status,
@@ -44,7 +45,8 @@ from flows.steps import (
 
 # Every flow, imported here so that each has registered its steps before the first event:
 # this is the one module that assembles the engine from the machine and the flows.
-FLOWS = (consent, menu, language, service, survey, complaint, status, data, staff, person, followup)
+FLOWS = (consent, menu, language, service, survey, profile, complaint, status, data, staff, person,
+         followup)
 
 MAX_STACK = 40
 

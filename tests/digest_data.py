@@ -30,10 +30,15 @@ def add_response(
     scores: Sequence[int | None],
     suggestion: str | None = None,
     display_name: str | None = None,
+    answered: Sequence[datetime] | None = None,
+    profile: dict[str, str | None] | None = None,
 ) -> int:
     """One questionnaire; ``scores`` may be shorter than nine (an incomplete survey).
 
-    ``display_name``: the resident's chat name (a contact is created for them)."""
+    ``display_name``: the resident's chat name (a contact is created for them).
+    ``answered``: each answer's own time (a questionnaire finished later); all count at ``at``,
+    the first answer, as the runtime stores them (``counted_at``).
+    """
     with app.factory() as db, db.begin():
         svc = db.scalars(select(Service).where(Service.code == service)).one()
         contact_id = _contact(db, display_name, at) if display_name else None
@@ -42,10 +47,11 @@ def add_response(
             contact_id=contact_id,
             channel="telegram", status="complete" if len(scores) == 9 else "partial",
             suggestion=suggestion, started_at=at, completed_at=at if len(scores) == 9 else None,
-            updated_at=at,
+            updated_at=at, **{f"profile_{k}": v for k, v in (profile or {}).items()},
         )
         resp.answers = [
-            SurveyAnswer(agency_id=svc.agency_id, service_id=svc.id, element=i + 1, score=s, answered_at=at)
+            SurveyAnswer(agency_id=svc.agency_id, service_id=svc.id, element=i + 1, score=s,
+                         answered_at=answered[i] if answered else at, counted_at=at)
             for i, s in enumerate(scores)
         ]
         db.add(resp)

@@ -19,6 +19,7 @@ from flows.machine.types import (
     Event,
     RecordConsent,
     Reply,
+    SaveProfile,
     SetLanguage,
     UpsertSurvey,
 )
@@ -51,6 +52,12 @@ class Driver:
     surveys: dict[str, UpsertSurvey] = field(default_factory=dict)
     complaints: dict[str, dict[str, Any]] = field(default_factory=dict)
     counter: itertools.count = field(default_factory=lambda: itertools.count(1))
+    # The respondent profile (SaveProfile); True: already asked, so surveys end at the menu.
+    profile_asked: bool = True
+    profile: dict[str, str | None] = field(default_factory=dict)
+    # One questionnaire per visit: when set, a second survey of a rated service is refused.
+    once_per_visit: bool = False
+    rated: dict[str, str] = field(default_factory=dict)
 
     def ctx(self) -> Context:
         return Context(now=self.now, catalog=CATALOG, texts=STRICT, language=self.language,
@@ -72,6 +79,11 @@ class Driver:
                     self.language = eff.language
                 elif isinstance(eff, UpsertSurvey):
                     self.surveys[eff.key] = eff
+                    self.rated.setdefault(eff.service, eff.key)
+                elif isinstance(eff, SaveProfile):
+                    self.profile_asked = True
+                    if eff.field:
+                        self.profile[eff.field] = eff.value
                 elif isinstance(eff, Call):
                     call = eff
             if call is None:
@@ -97,7 +109,12 @@ class Driver:
             return {"found": False, "ticket": t}
         if call.name == "my_data":
             return {"channel": "console", "surveys": len(self.surveys), "complaints": len(self.complaints),
-                    "tickets": list(self.complaints)}
+                    "tickets": list(self.complaints), "profile": dict(self.profile)}
+        if call.name == "survey_check":
+            prev = self.rated.get(call.args["service"]) if self.once_per_visit else None
+            if prev is None:
+                return {"allowed": True, "profile_asked": self.profile_asked}
+            return {"allowed": False, "profile_asked": self.profile_asked, "key": prev, "at": "09.00"}
         if call.name == "decline_consent":
             return {}
         if call.name == "delete_my_data":

@@ -38,11 +38,11 @@ def triggers(h: Harness) -> Counter[str]:
     return Counter(c.trigger for c in cases(h))
 
 
-async def survey(h: Harness, user: User, score_index: int) -> list[str]:
+async def survey(h: Harness, user: User, score_index: int, service: str = "KTP Elektronik") -> list[str]:
     """A whole survey by buttons; ``score_index`` 0 is the best answer, 3 the worst."""
     await press(h, user, "Nilai layanan")
     await press(h, user, "Disdukcapil")
-    await press(h, user, "KTP Elektronik")
+    await press(h, user, service)
     for _ in range(9):
         await press(h, user, h.last_question(user).labels()[score_index])
     return [m.text or "" for m in await press(h, user, "Lewati")]
@@ -90,7 +90,7 @@ async def test_each_trigger_opens_exactly_one_case(app: App, clock: FakeClock) -
         said = await survey(h, d, 3)
         assert any("Penilaian Anda menunjukkan pengalaman yang buruk" in t for t in said)
         await say(h, d, "/menu")
-        await survey(h, d, 0)
+        await survey(h, d, 0, "Kartu Keluarga")  # one questionnaire per service and day
         assert triggers(h)["low_survey"] == 1
         low = next(x for x in cases(h) if x.trigger == "low_survey")
         low_card = topic_messages(h, low.topic_id or 0)[0].text or ""

@@ -43,6 +43,8 @@ class Chat:
 # Ratings are typed as the score shown beside each answer ("4) Sangat sesuai").
 SURVEY = ["/start", "1", "1", "ktp", "4", "3", "2", "4", "tidak tahu", "4", "3", "2", "1",
           "Antrean perlu nomor urut"]
+# The respondent profile asked after the first survey: Perempuan, 20-29, SMA, pegawai swasta.
+PROFILE = ["2", "2", "3", "3"]
 COMPLAINT = ["2", "pajak motor", "Petugas loket meminta uang tambahan tanpa kuitansi resmi",
              "4", "1", "#foto bukti.jpg", "1", "#lokasi -1.4852,102.1190", "2", "1", "1"]
 
@@ -61,6 +63,15 @@ def test_survey_and_complaint_are_stored_exactly_once(app: App) -> None:
         assert resp.status == "complete" and resp.suggestion == "Antrean perlu nomor urut"
         scores = dict(db.execute(select(SurveyAnswer.element, SurveyAnswer.score)).all())
     assert scores == {1: 4, 2: 3, 3: 2, 4: 4, 5: None, 6: 4, 7: 3, 8: 2, 9: 1}
+    assert "Profil 1/4" in out and "Tidak ingin menjawab" in out  # first survey: the profile
+    out = chat.say(*PROFILE)
+    assert "profil Anda sudah disimpan" in out
+    with app.factory() as db:
+        contact = db.scalars(select(Contact)).one()
+        resp = db.scalars(select(SurveyResponse)).one()
+        kept = (contact.profile_gender, contact.profile_age, contact.profile_education, contact.profile_job)
+        assert kept == ("p", "20-29", "sma", "swasta") and contact.profile_at is not None
+        assert (resp.profile_gender, resp.profile_age, resp.profile_education, resp.profile_job) == kept
 
     out = chat.say(*COMPLAINT[:-1])
     assert "Periksa pengaduan Anda" in out and "Foto: 1" in out
@@ -99,11 +110,11 @@ def test_status_check_sees_only_own_tickets(app: App) -> None:
 
 def test_deletion_anonymises_complaints_and_removes_the_rest(app: App) -> None:
     chat = Chat(app)
-    chat.say(*SURVEY)
+    chat.say(*SURVEY, *PROFILE)
     chat.say(*COMPLAINT)
     out = chat.say("4")
-    assert "Survei: 1" in out and "Pengaduan: 1" in out
-    out = chat.say("1", "1")
+    assert "Survei: 1" in out and "Pengaduan: 1" in out and "Jenis kelamin: Perempuan" in out
+    out = chat.say("2", "1")
     assert "Data Anda sudah dihapus" in out
     assert count(app, Contact) == 0 and count(app, ConversationSession) == 0
     with app.factory() as db:
@@ -112,7 +123,10 @@ def test_deletion_anonymises_complaints_and_removes_the_rest(app: App) -> None:
         assert complaint.anonymised_at is not None
         assert db.scalars(select(StatusChange.reason).order_by(StatusChange.id.desc())).first() == (
             "reporter deleted their personal data")
-        assert db.scalars(select(SurveyResponse.contact_id)).one() is None
+        resp = db.scalars(select(SurveyResponse)).one()
+        assert resp.contact_id is None
+        # the profile snapshot goes with the person; the scores stay
+        assert (resp.profile_gender, resp.profile_age, resp.profile_education, resp.profile_job) == (None,) * 4
     assert count(app, SurveyAnswer) == 9  # the agency keeps the anonymous scores
     out = chat.say("halo")
     assert "UU 27/2022" in out  # a new start, consent asked again

@@ -201,6 +201,10 @@ async def test_whatsapp_erasure_leaves_nothing_that_identifies(db_url: str, cloc
         for _ in range(9):
             await tap(h.graph.last_question(WA_PHONE).options()[0]["title"])
         await say(f"Saya Siti Aminah, hubungi {PHONE_TYPED} atau {EMAIL}. NIK {NIK_TYPED}")
+        for answer in ("Perempuan", "30-39 tahun", "Tidak ingin menjawab", "Wirausaha"):  # her profile
+            await tap(answer)
+        with h.app.factory() as db:
+            assert db.scalars(select(SurveyResponse.profile_age)).one() == "30-39"
 
         await tap("Buat pengaduan")
         await tap("Disdukcapil")
@@ -252,7 +256,10 @@ async def test_whatsapp_erasure_leaves_nothing_that_identifies(db_url: str, cloc
         assert count(h.app, Contact) == 0
         with h.app.factory() as db:
             kept = db.scalars(select(Complaint)).one()
+            snapshot = db.execute(select(SurveyResponse.profile_gender, SurveyResponse.profile_age,
+                                         SurveyResponse.profile_education, SurveyResponse.profile_job)).one()
         assert kept.contact_id is None and "Rp 50.000" in kept.description
+        assert tuple(snapshot) == (None,) * 4  # her profile went with her; the scores stay
 
 
 async def test_erasure_confirmation_left_to_the_dispatcher_is_purged(sqlite_url: str,

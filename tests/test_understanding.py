@@ -169,7 +169,8 @@ async def test_escalation_notice_comes_before_the_menu(app: App, clock: FakeCloc
         said = texts(replies)
         assert said[0].startswith("Terima kasih")
         assert said[1].startswith("Penilaian Anda menunjukkan pengalaman yang buruk")
-        assert said[-1] == "Apa yang ingin Anda lakukan?"
+        # a first survey ends with the respondent profile (flows/steps/profile.py), after the notice
+        assert said[2].startswith("Terakhir, 4 pertanyaan singkat") and said[-1].startswith("Profil 1/4")
 
 
 async def test_cancel_says_only_what_is_true(app: App, clock: FakeClock) -> None:

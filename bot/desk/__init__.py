@@ -5,7 +5,8 @@
 - outgoing: outbox rows into a case's staff-room topic or to its resident; staff-room texts
 - cards: the case card staff see first, and the buttons its state allows
 - access: who may act on a case, and from which chat
-- cases: opening a case and the state machine (staff buttons, the resident's rating)
+- cases: opening a case and the state machine (staff buttons)
+- rating: the resident's answer when staff resolve (a rating closes, "not solved yet" reopens)
 - intake: why a case opens (serious complaint, low survey, a person asked for, not resolved, by hand)
 - relay: messages between staff and the resident while a human handles the case
 - rooms: linking a group as an agency's staff room, and what queued before it

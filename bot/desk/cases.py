@@ -9,14 +9,12 @@ bot/desk/intake.py).
 States and actions are in bot/desk/states.py. Every change is a :class:`CaseEvent` row (who,
 when, from, to, why), and a case that belongs to a complaint keeps the complaint's status in
 step through :func:`bot.outbox.followups.notify_status_change`, which tells the resident.
-Staff press buttons on the case's card (:func:`act`); the resident rates the handling
-(:func:`rate`), which closes a resolved case but never silently: every rating is posted in
-the case's topic and the card is refreshed, and a low one (:data:`LOW_RATING` or less) also
-alerts the agency's heads. Staff reopen a resolved or closed case with "Buka kembali".
+Staff press buttons on the case's card (:func:`act`); resolving asks the resident to confirm
+and rate (bot/desk/rating.py). Staff reopen a resolved or closed case with "Buka kembali".
 
 The rest of the desk: cards.py (the card), access.py (who may act), relay.py (messages between
 staff and resident), rooms.py (linking a staff room), queue.py (``/kasus``), deadlines.py (SLA
-ticks), outgoing.py (the rows everything sends).
+ticks), outgoing.py (the rows everything sends), rating.py (the resident's answer to a resolution).
 """
 
 from __future__ import annotations
@@ -32,10 +30,9 @@ from sqlalchemy.orm import Session
 
 from bot.catalog import agency_zone, sla_settings
 from bot.desk.access import actor_of, authorise
-from bot.desk.cards import card_buttons, card_payload, post_card, refresh_card
+from bot.desk.cards import card_buttons, card_payload, post_card
 from bot.desk.outgoing import (
-    KIND_CASE_RATING,
-    STAFF_LANG,
+    ask_to_confirm,
     outbox_row,
     resident_lang,
     texts,
@@ -43,7 +40,7 @@ from bot.desk.outgoing import (
     to_room,
 )
 from bot.desk.staff import heads
-from bot.desk.states import TRANSITIONS, allowed, callback, parse_callback
+from bot.desk.states import TRANSITIONS, allowed
 from bot.i18n import TEXTS
 from bot.outbox import followups
 from bot.storage import tickets
@@ -60,7 +57,6 @@ from bot.storage.models import (
 from bot.worktime import SlaPolicy, policy_from_settings
 
 log = logging.getLogger(__name__)
-LOW_RATING = 2  # "Kurang puas" or worse: the heads hear of it, staff may reopen the case
 ALERT_SUMMARY = 500  # characters of the case's summary in a head's alert
 Mask = Callable[[str, Sequence[str]], str]  # (text, the reporter's names) -> text without them
 
@@ -288,23 +284,6 @@ def head_alert(db: Session, case: Case, agency: Agency, mask: Mask | None,
     return "\n\n".join(parts)
 
 
-CONFIRM_NO = "no"  # the "not solved yet" button among the ratings: ``cs:rate:<case>:no``
-
-
-def ask_to_confirm(db: Session, case: Case, lang: str, now: datetime) -> OutboxMessage | None:
-    """Staff resolved the case: ask the resident whether it is really solved, and to rate it.
-
-    One message (quiet hours respected): the ratings 5..1 confirm and close the case
-    (:func:`rate`), "not solved yet" reopens it for staff. This replaces the blind check-in
-    timer of a complaint that has a case."""
-    choices = [{"id": callback("rate", case.id, str(n)), "label": TEXTS(lang, f"followup.rating.{n}"),
-                "nav": False} for n in (5, 4, 3, 2, 1)]
-    choices.append({"id": callback("rate", case.id, CONFIRM_NO),
-                    "label": TEXTS(lang, "case.resident.not_solved"), "nav": False})
-    return to_resident(db, case, TEXTS(lang, "case.resident.confirm", ticket=case.ticket), now,
-                       choices=choices, immediate=False, kind=KIND_CASE_RATING)
-
-
 def reopen(db: Session, case: Case, actor: str, reason: str, now: datetime,
            immediate: bool = True) -> list[OutboxMessage]:
     """Back to staff: the case is ``reopened`` with a new first-response limit, and the room
@@ -327,88 +306,3 @@ def reopen(db: Session, case: Case, actor: str, reason: str, now: datetime,
     row = to_room(db, case, texts("case.room.reopened", ticket=case.ticket), now,
                   choices=card_buttons(case), immediate=immediate)
     return [row] if row else []
-
-
-def rate_choice(db: Session, contact: Contact, choice: str,
-                now: datetime) -> tuple[str, list[OutboxMessage]]:
-    """A rating button that came through the runtime: the thanks, and the staff-room rows."""
-    parsed = parse_callback(choice)
-    if parsed is None or parsed[0] != "rate":
-        return TEXTS(contact.language, "stale_button"), []
-    rows: list[OutboxMessage] = []
-    thanks = rate(db, parsed[1], parsed[2], contact.channel, contact.external_id, now, rows)
-    return thanks, rows
-
-
-def rate(db: Session, case_id: int, score: str, channel: str, user_id: str, now: datetime,
-         rows: list[OutboxMessage] | None = None) -> str:
-    """The resident answers :func:`ask_to_confirm`: a rating of how their case was handled (1-5)
-    confirms it is solved and closes it; "not solved yet" reopens it. Only the case's own resident.
-
-    Staff always hear of a rating (``rows``: the rating in the case's topic, the refreshed card
-    with "Buka kembali"); a rating of :data:`LOW_RATING` or less also goes to the agency's
-    heads, so an unhappy resident is not closed away unseen."""
-    case = db.get(Case, case_id, with_for_update=True)
-    contact = db.scalars(select(Contact).where(Contact.channel == channel,
-                                               Contact.external_id == user_id)).first()
-    lang = contact.language if contact else STAFF_LANG
-    if case is None or contact is None or case.contact_id != contact.id or (
-            score != CONFIRM_NO and (score not in "12345" or len(score) != 1)):
-        return TEXTS(lang, "stale_button")
-    if score == CONFIRM_NO:
-        return not_solved(db, case, lang, now)
-    if case.rating is not None:
-        return TEXTS(lang, "followup.rating_thanks")
-    case.rating = int(score)
-    record_event(db, case, "rating", "resident", now, reason=score)
-    closed = case.status == "resolved"
-    if closed:
-        set_status(db, case, "closed", "resident", f"rated {score}", now)
-        if case.complaint_id is not None:
-            complaint = db.get(Complaint, case.complaint_id)
-            if complaint is not None and complaint.status != "closed":
-                followups.set_status(db, complaint, "closed", "resident", f"rated {score}", now)
-    out = rows if rows is not None else []
-    out += rating_notices(db, case, int(score), closed, now)
-    return TEXTS(lang, "followup.rating_thanks")
-
-
-def rating_notices(db: Session, case: Case, score: int, closed: bool,
-                   now: datetime) -> list[OutboxMessage]:
-    """The rating told to staff: a line in the topic and the card refreshed; heads for a low one."""
-    label = f"{score} - {texts(f'followup.rating.{score}')}"
-    low = score <= LOW_RATING
-    key = "case.room.rated_low" if low else "case.room.rated"
-    rows: list[OutboxMessage] = []
-    line = texts(key, ticket=case.ticket, rating=label) + (
-        "\n" + texts("case.room.rated_closed") if closed else "")
-    row = to_room(db, case, line, now)
-    rows += [row] if row else []
-    card = refresh_card(db, case, now)
-    rows += [card] if card else []
-    if low:
-        agency = db.get(Agency, case.agency_id)
-        assert agency is not None
-        text = texts("case.head_rated_low", ticket=case.ticket, agency=agency.short_name, rating=label)
-        for head in heads(db, case.agency_id):
-            rows.append(outbox_row(db, channel=head.channel, chat_id=head.chat_id,
-                                   payload={"text": text, "choices": [], "q": None}, now=now,
-                                   contact_id=head.contact_id, agency_id=case.agency_id,
-                                   ref=f"case:{case.id}"))
-    return rows
-
-
-def not_solved(db: Session, case: Case, lang: str, now: datetime) -> str:
-    """"Not solved yet" on the question staff's resolution asked: the case and its complaint
-    are reopened for staff (the room hears it when the dispatcher sends)."""
-    if case.status == "closed":
-        return TEXTS(lang, "followup.gone.closed", ticket=case.ticket)
-    if case.status != "resolved":
-        return TEXTS(lang, "stale_button")
-    reason = "resident says it is not resolved"
-    reopen(db, case, "resident", reason, now, immediate=False)
-    if case.complaint_id is not None:
-        complaint = db.get(Complaint, case.complaint_id, with_for_update=True)
-        if complaint is not None and complaint.status != "reopened":
-            followups.set_status(db, complaint, "reopened", "resident", reason, now)
-    return TEXTS(lang, "followup.reopened", ticket=case.ticket)

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.desk.states import callback
 from bot.i18n import TEXTS
 from bot.outbox import followups
 from bot.storage.models import (
@@ -120,3 +121,20 @@ def to_resident(
 def resident_lang(db: Session, case: Case) -> str:
     contact = db.get(Contact, case.contact_id) if case.contact_id else None
     return contact.language if contact else STAFF_LANG
+
+
+CONFIRM_NO = "no"  # the "not solved yet" button among the ratings: ``cs:rate:<case>:no``
+
+
+def ask_to_confirm(db: Session, case: Case, lang: str, now: datetime) -> OutboxMessage | None:
+    """Staff resolved the case: ask the resident whether it is really solved, and to rate it.
+
+    One message (quiet hours respected): the ratings 5..1 confirm and close the case
+    (:func:`rate`), "not solved yet" reopens it for staff. This replaces the blind check-in
+    timer of a complaint that has a case."""
+    choices = [{"id": callback("rate", case.id, str(n)), "label": TEXTS(lang, f"followup.rating.{n}"),
+                "nav": False} for n in (5, 4, 3, 2, 1)]
+    choices.append({"id": callback("rate", case.id, CONFIRM_NO),
+                    "label": TEXTS(lang, "case.resident.not_solved"), "nav": False})
+    return to_resident(db, case, TEXTS(lang, "case.resident.confirm", ticket=case.ticket), now,
+                       choices=choices, immediate=False, kind=KIND_CASE_RATING)

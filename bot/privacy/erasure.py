@@ -213,6 +213,9 @@ def erase_contact(
         event.reason = scrubber.scrub(event.reason) if event.reason else event.reason
     for response in responses:
         response.contact_id = None
+        # The profile kept with each questionnaire could point back at them in a small office.
+        response.profile_gender = response.profile_age = None
+        response.profile_education = response.profile_job = None
         response.suggestion = scrubber.scrub(response.suggestion) if response.suggestion else None
 
     # What only existed for the person goes.

@@ -11,6 +11,7 @@ from bot.privacy import erasure as privacy_erasure
 from bot.privacy import purge
 from bot.runtime.types import local_time
 from bot.storage.models import Complaint, OutboxMessage, SurveyResponse
+from flows.helpers.profile import FIELD_NAMES
 
 if TYPE_CHECKING:
     from bot.runtime.turn import Turn
@@ -32,6 +33,7 @@ def my_data(turn: Turn) -> dict[str, Any]:
         "surveys": surveys or 0,
         "complaints": len(tickets_),
         "tickets": list(tickets_)[-10:],
+        "profile": {f: getattr(c, f"profile_{f}") for f in FIELD_NAMES},
     }
 
 

@@ -1,16 +1,24 @@
 """Survey answers -> stored rows: the response and its answers (the hottest write, Core SQL),
-its reminder (bot.outbox.followups), and a case when a finished survey is very low.
+its reminder (bot.outbox.followups), and a case when a finished survey is very low; whether a
+resident may start another questionnaire (one per visit), and the respondent profile.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
+from sqlalchemy import select, update
+
+from bot.catalog import agency_zone, survey_window
 from bot.desk import intake
 from bot.outbox import followups
-from bot.storage.models import SurveyResponse
+from bot.storage.hotsql import PROFILE_COLUMNS
+from bot.storage.models import Agency, Service, SurveyResponse
 from flows.helpers import triggers
-from flows.machine.types import Reply, SurveyCancelled, UpsertSurvey
+from flows.helpers.profile import CODES
+from flows.machine.types import Reply, SaveProfile, SurveyCancelled, UpsertSurvey
 
 if TYPE_CHECKING:
     from bot.runtime.turn import Turn
@@ -26,20 +34,26 @@ def upsert_survey(turn: Turn, eff: UpsertSurvey) -> None:
     service_id, agency_id = rt.service_ids(lambda: turn.db, now)[eff.service]
     raw, cur = rt.raw, turn.cur
     key = f"{turn.cid}:{eff.key}"
-    response_id = raw.response_find.scalar(cur, {"key": key})
-    created = response_id is None
-    if response_id is None:
+    found = raw.response_find.one(cur, {"key": key})
+    created = found is None
+    if found is None:
+        # The profile as it is now (hotsql.PROFILE_COLUMNS): a later edit leaves this one as is.
+        profile = raw.contact_profile.one(cur, {"cid": turn.cid}) or (None,) * len(PROFILE_COLUMNS)
         response_id = raw.response_insert.scalar(
             cur,
             {"response_key": key, "contact_id": turn.cid, "agency_id": agency_id,
              "service_id": service_id, "channel": turn.inbound.channel, "status": "partial",
-             "started_at": now, "updated_at": now},
+             "started_at": now, "updated_at": now, **dict(zip(PROFILE_COLUMNS, profile, strict=True))},
         )
+        counted_at = now
+    else:
+        response_id, counted_at = found
     if eff.answers:
+        # Every answer counts at the questionnaire's first answer: one week, one period.
         raw.answers_upsert.many(
             cur,
             [{"response_id": response_id, "agency_id": agency_id, "service_id": service_id,
-              "element": element, "score": score, "answered_at": now}
+              "element": element, "score": score, "answered_at": now, "counted_at": counted_at}
              for element, score in eff.answers.items()],
         )
     raw.answers_prune.run(cur, {"rid": response_id, "n": len(eff.answers)})
@@ -116,3 +130,65 @@ def survey_cancelled(turn: Turn, effect: SurveyCancelled) -> None:
     if response_id is not None:
         conn.execute(turn.rt.sql.reminder_cancel,
                      {"key": followups.survey_reminder_key(response_id)})
+
+
+def survey_check(turn: Turn, service: str) -> dict[str, Any]:
+    """Whether the resident may start a questionnaire for ``service`` now (one per visit).
+
+    The service's ``survey_once_per`` (bot.catalog.survey_window) sets the period: the local
+    day by default, or so many hours. Inside it the earlier questionnaire's key and local time
+    come back, so the engine can offer to change its answers instead.
+    """
+    contact = turn.contact
+    assert contact is not None
+    asked = contact.profile_at is not None
+    sid_aid = turn.rt.service_ids(lambda: turn.db, turn.now).get(service)
+    if sid_aid is None:
+        return {"allowed": True, "profile_asked": asked}
+    sid, aid = sid_aid
+    svc, agency = turn.db.get(Service, sid), turn.db.get(Agency, aid)
+    assert svc is not None and agency is not None
+    zone = ZoneInfo(agency_zone(agency))
+    since = window_start(turn.now, zone, survey_window(svc.survey_once_per))
+    prev = turn.db.execute(
+        select(SurveyResponse.response_key, SurveyResponse.started_at)
+        .where(SurveyResponse.contact_id == contact.id, SurveyResponse.service_id == sid,
+               SurveyResponse.started_at >= since)
+        .order_by(SurveyResponse.started_at.desc(), SurveyResponse.id.desc()).limit(1)
+    ).first()
+    if prev is None:
+        return {"allowed": True, "profile_asked": asked}
+    key, started = prev
+    local = started.astimezone(zone)
+    at = local.strftime("%H.%M") if local.date() == turn.now.astimezone(zone).date() else local.strftime("%d/%m %H.%M")
+    return {"allowed": False, "profile_asked": asked, "key": key.removeprefix(f"{contact.id}:"), "at": at}
+
+
+def window_start(now: datetime, zone: ZoneInfo, hours: int | None) -> datetime:
+    """The start of the period one questionnaire covers: local midnight (None) or ``hours`` ago."""
+    if hours is not None:
+        return now - timedelta(hours=hours)
+    local = now.astimezone(zone)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def save_profile(turn: Turn, eff: SaveProfile) -> None:
+    """One answer of the respondent profile: on the contact, and on the questionnaire it was
+    asked after (its snapshot); an empty ``field`` only marks the profile as asked."""
+    contact = turn.contact
+    assert contact is not None
+    if contact.profile_at is None:
+        contact.profile_at = turn.now
+    if eff.field not in CODES:
+        return
+    value = eff.value if eff.value in CODES[eff.field] else None
+    setattr(contact, f"profile_{eff.field}", value)
+    if eff.survey_key:
+        turn.db.flush()
+        turn.db.execute(
+            update(SurveyResponse)
+            .where(SurveyResponse.response_key == f"{contact.id}:{eff.survey_key}",
+                   SurveyResponse.contact_id == contact.id)
+            .values({f"profile_{eff.field}": value})
+            .execution_options(synchronize_session=False)
+        )

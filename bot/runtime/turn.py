@@ -17,7 +17,7 @@ from sqlalchemy import Connection, inspect
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.instrumentation import manager_of_class
 
-from bot.desk import cases, states
+from bot.desk import rating, states
 from bot.runtime import complaints, erasure, identity, relay, status, surveys
 from bot.runtime.types import Inbound, reply_payload
 from bot.storage import hotsql
@@ -30,6 +30,7 @@ from flows.machine.types import (
     Event,
     RecordConsent,
     Reply,
+    SaveProfile,
     SetLanguage,
     StepResult,
     SurveyCancelled,
@@ -51,6 +52,7 @@ CALLS: dict[str, Callable[..., dict[str, Any]]] = {
     "my_tickets": status.my_tickets,
     "lookup_ticket": status.lookup_ticket,
     "my_data": erasure.my_data,
+    "survey_check": surveys.survey_check,
     "delete_my_data": erasure.delete_my_data,
     "decline_consent": erasure.decline_consent,
 }
@@ -134,7 +136,7 @@ class Turn:
             # A rating of how staff handled a case: thank them in the chat, then show where
             # they are (the question they were at, or the menu) instead of leaving them there.
             assert self.contact is not None
-            thanks, rows = cases.rate_choice(self.db, self.contact, event.choice or "", self.now)
+            thanks, rows = rating.rate_choice(self.db, self.contact, event.choice or "", self.now)
             self.reply(Reply(thanks))
             self.later.extend(rows)  # the rating in the case's topic (and to heads when low)
             event = Event("ask", event.event_id)
@@ -183,6 +185,8 @@ class Turn:
             surveys.upsert_survey(self, effect)
         elif isinstance(effect, SurveyCancelled) and self.contact is not None:
             surveys.survey_cancelled(self, effect)
+        elif isinstance(effect, SaveProfile) and self.contact is not None:
+            surveys.save_profile(self, effect)
 
     def call(self, call: Call) -> dict[str, Any]:
         handler = CALLS.get(call.name)

@@ -73,7 +73,9 @@ def _build(insert: Any) -> HotSQL:
         session_update=update(SESSIONS)
         .where(SESSIONS.c.contact_id == bindparam("cid"))
         .values(state=bindparam("state"), updated_at=bindparam("at")),
-        response_find=select(RESPONSES.c.id).where(RESPONSES.c.response_key == bindparam("key")),
+        # the id, and the first answer's time every answer of the questionnaire is counted at
+        response_find=select(RESPONSES.c.id, RESPONSES.c.started_at)
+        .where(RESPONSES.c.response_key == bindparam("key")),
         response_insert=insert(RESPONSES).returning(RESPONSES.c.id),
         response_update=update(RESPONSES)
         .where(RESPONSES.c.id == bindparam("rid"))
@@ -235,6 +237,10 @@ class RawSQL:
                    CONTACTS.c.external_id == bindparam("external_id"))
             .with_for_update(of=CONTACTS))
         self.contact_seen = prep(hot.contact_seen)
+        # once per questionnaire: the profile its response keeps a snapshot of
+        self.contact_profile = prep(
+            select(*(CONTACTS.c[name] for name in PROFILE_COLUMNS))
+            .where(CONTACTS.c.id == bindparam("cid")))
         self.contact_language = prep(
             update(CONTACTS).where(CONTACTS.c.id == bindparam("cid"))
             .values(language=bindparam("language")))
@@ -249,7 +255,7 @@ class RawSQL:
         self.response_insert = prep(
             insert(RESPONSES).values(_values(
                 RESPONSES, "response_key", "contact_id", "agency_id", "service_id", "channel",
-                "status", "started_at", "updated_at")).returning(RESPONSES.c.id))
+                "status", "started_at", "updated_at", *PROFILE_COLUMNS)).returning(RESPONSES.c.id))
         self.response_update = prep(hot.response_update)
         self.response_complete = prep(hot.response_complete)
         self.answers_upsert = prep(
@@ -268,6 +274,8 @@ class RawSQL:
             insert(OUTBOX).values(_values(OUTBOX, *REPLY_COLUMNS)).returning(OUTBOX.c.id))
 
 
+# The respondent profile, on contacts and (as a snapshot) on survey_responses.
+PROFILE_COLUMNS = ("profile_gender", "profile_age", "profile_education", "profile_job")
 REMINDER_COLUMNS = ("contact_id", "channel", "chat_id", "kind", "payload", "status", "due_at",
                     "attempts", "created_at", "dedupe_key", "agency_id", "urgent", "ref", "uncertain")
 REPLY_COLUMNS = ("contact_id", "channel", "chat_id", "kind", "payload", "status", "due_at",
@@ -276,7 +284,8 @@ REPLY_COLUMNS = ("contact_id", "channel", "chat_id", "kind", "payload", "status"
 
 def _answers_upsert(insert: Any) -> Any:
     upsert = insert(ANSWERS).values(_values(
-        ANSWERS, "response_id", "agency_id", "service_id", "element", "score", "answered_at"))
+        ANSWERS, "response_id", "agency_id", "service_id", "element", "score", "answered_at",
+        "counted_at"))
     return upsert.on_conflict_do_update(
         index_elements=[ANSWERS.c.response_id, ANSWERS.c.element],
         set_={"score": upsert.excluded.score, "answered_at": upsert.excluded.answered_at},

@@ -100,6 +100,11 @@ class Service(Base):
     aliases: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"aliases": [...]}
     free_by_law: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # 0012_skm_data: service users per period (the Krejcie-Morgan population, bot/reports/
+    # sample.py) and how often one resident may rate the service ("day" or hours, e.g. "12").
+    population: Mapped[int | None] = mapped_column(Integer)
+    population_per: Mapped[str | None] = mapped_column(String(16))  # year | semester | quarter | month
+    survey_once_per: Mapped[str | None] = mapped_column(String(16))  # NULL: one per local day
 
     agency: Mapped[Agency] = relationship(back_populates="services")
 
@@ -119,6 +124,13 @@ class Contact(Base):
     unreachable_at: Mapped[datetime | None] = mapped_column()
     last_inbound_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column()
+    # 0012_skm_data: the SKM respondent profile (codes of flows/helpers/profile.py; NULL = not
+    # given or "Tidak ingin menjawab"); profile_at: when it was first asked (NULL: never).
+    profile_gender: Mapped[str | None] = mapped_column(String(16))
+    profile_age: Mapped[str | None] = mapped_column(String(16))
+    profile_education: Mapped[str | None] = mapped_column(String(16))
+    profile_job: Mapped[str | None] = mapped_column(String(16))
+    profile_at: Mapped[datetime | None] = mapped_column()
 
 
 class ConversationSession(Base):
@@ -167,6 +179,12 @@ class SurveyResponse(Base):
     started_at: Mapped[datetime] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column()
+    # 0012_skm_data: the respondent's profile as it was when they answered (a later edit in
+    # "Data saya" does not rewrite history); cleared when the resident erases their data.
+    profile_gender: Mapped[str | None] = mapped_column(String(16))
+    profile_age: Mapped[str | None] = mapped_column(String(16))
+    profile_education: Mapped[str | None] = mapped_column(String(16))
+    profile_job: Mapped[str | None] = mapped_column(String(16))
 
     answers: Mapped[list[SurveyAnswer]] = relationship(
         back_populates="response", cascade="all, delete-orphan", order_by="SurveyAnswer.element"
@@ -189,6 +207,9 @@ class SurveyAnswer(Base):
     element: Mapped[int] = mapped_column(SmallInteger)
     score: Mapped[int | None] = mapped_column(SmallInteger)
     answered_at: Mapped[datetime] = mapped_column()
+    # 0012_skm_data: the questionnaire's first answer (its response's started_at), copied here so
+    # every report counts the whole questionnaire in one week and period with one index scan.
+    counted_at: Mapped[datetime] = mapped_column()
 
     response: Mapped[SurveyResponse] = relationship(back_populates="answers")
 
@@ -482,9 +503,10 @@ class SendBudgetKey(Base):
     tat: Mapped[float] = mapped_column(Float)
 
 
-# Covering index for the weekly digest (migration 0003b): its GROUP BY reads only the index.
+# Covering index for the weekly digest (migration 0003b, on counted_at since 0012_skm_data):
+# its GROUP BY reads only the index.
 Index(
     "ix_survey_answers_digest",
-    SurveyAnswer.agency_id, SurveyAnswer.answered_at, SurveyAnswer.service_id, SurveyAnswer.element,
+    SurveyAnswer.agency_id, SurveyAnswer.counted_at, SurveyAnswer.service_id, SurveyAnswer.element,
     SurveyAnswer.score,
 )

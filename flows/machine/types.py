@@ -81,6 +81,19 @@ class SurveyCancelled:
 
 
 @dataclass(frozen=True)
+class SaveProfile:
+    """One answer of the respondent profile (flows/helpers/profile.py); ``value`` None: not given.
+
+    ``field`` empty only marks the profile as asked. ``survey_key``: the questionnaire it was
+    asked after, whose snapshot of the profile takes the answer too.
+    """
+
+    field: str
+    value: str | None = None
+    survey_key: str | None = None
+
+
+@dataclass(frozen=True)
 class Call:
     """Ask the runtime for data or a write whose result the engine needs (resumed as a result event)."""
 
@@ -88,7 +101,7 @@ class Call:
     args: dict[str, Any] = field(default_factory=dict)
 
 
-Effect = Reply | SetLanguage | RecordConsent | UpsertSurvey | SurveyCancelled | Call
+Effect = Reply | SetLanguage | RecordConsent | UpsertSurvey | SurveyCancelled | SaveProfile | Call
 
 
 class Texts(Protocol):

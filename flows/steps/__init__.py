@@ -8,7 +8,8 @@ flows/engine.py imports them all.
 - menu: the main menu and typed words on it
 - language: choosing the language
 - service: choosing a service, for a survey or a complaint (flow "svc")
-- survey: the nine SKM elements, a suggestion and the fee flag
+- survey: the nine SKM elements, a suggestion and the fee flag; one questionnaire per visit
+- profile: the respondent profile (gender, age band, education, occupation), each skippable
 - complaint: a complaint field by field, its summary and edits
 - status: the status of a complaint
 - data: the resident's data rights (see and delete)

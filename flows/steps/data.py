@@ -1,12 +1,15 @@
-"""The resident's data rights under UU 27/2022 (flow "data"): see what is kept, delete it."""
+"""The resident's data rights under UU 27/2022 (flow "data"): see what is kept, change the
+respondent profile (flows/steps/profile.py), delete it all."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from flows.helpers.profile import FIELD_NAMES
 from flows.machine.registry import Question, StepSpec, register
 from flows.machine.turn import Turn
 from flows.machine.types import Choice
+from flows.steps import profile
 
 
 @register("data", "show")
@@ -23,11 +26,20 @@ class DataShow(StepSpec):
                 surveys=d.get("surveys", 0),
                 complaints=d.get("complaints", 0),
                 tickets=", ".join(d.get("tickets", [])) or "-",
-            ),
-            (Choice("delete", turn.t("data.delete")),),
+            ) + "\n\n" + self.profile(turn, d.get("profile") or {}),
+            (Choice("profile", turn.t("data.profile_edit")), Choice("delete", turn.t("data.delete"))),
         )
 
+    @staticmethod
+    def profile(turn: Turn, values: dict[str, Any]) -> str:
+        """The respondent profile as kept: "-" for what was not given."""
+        shown = {f: turn.t(f"profile.{f}.{values[f]}") if values.get(f) else "-" for f in FIELD_NAMES}
+        return turn.t("data.profile", **shown)
+
     def choice(self, turn: Turn, choice: str) -> None:
+        if choice == "profile":
+            profile.start(turn, origin="data")
+            return
         turn.goto("data", "confirm", {})
 
     def result(self, turn: Turn, result: dict[str, Any]) -> None:

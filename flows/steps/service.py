@@ -11,6 +11,7 @@ from typing import Any
 from flows.machine.registry import Question, StepSpec, register
 from flows.machine.turn import Turn
 from flows.machine.types import Choice
+from flows.steps import survey
 from flows.steps.common import complaint_next, meaningful
 
 
@@ -91,8 +92,7 @@ class SvcChoose(StepSpec):
             carry.setdefault("key", turn.event.event_id)
             complaint_next(turn, carry, push=push)
         else:
-            data = {"service": code, "key": turn.event.event_id, "answers": {}}
-            turn.goto("survey", "element", data, push=push)
+            survey.begin(turn, code, push=push)
 
 
 @register("svc", "agency")

@@ -1,15 +1,21 @@
 """The satisfaction survey (flow "survey"): nine SKM elements, a suggestion, the fee flag.
 
 Every answer is saved at once (``UpsertSurvey``, idempotent by key), so a survey left half
-way is kept as partial.
+way is kept as partial. One questionnaire per resident, service and period (the catalog's
+``survey_once_per``): the runtime is asked first (``survey_check``), and a second attempt is
+offered to change the earlier answers instead. A resident's first questionnaire ends with
+the respondent profile (flows/steps/profile.py).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from flows.helpers.skm import ELEMENTS, FEE_ELEMENT
 from flows.machine.registry import Question, StepSpec, register
 from flows.machine.turn import Turn
 from flows.machine.types import Choice, UpsertSurvey
+from flows.steps import profile
 from flows.steps.common import complaint_next, meaningful
 
 MAX_SUGGESTION = 1000
@@ -33,13 +39,58 @@ def _upsert(turn: Turn, status: str, suggestion: str | None = None) -> None:
     )
 
 
+def begin(turn: Turn, service: str, push: bool = True) -> None:
+    """A questionnaire for ``service``: first ask the runtime whether one was given already."""
+    turn.goto("survey", "check", {"service": service, "key": turn.event.event_id, "answers": {}}, push=push)
+    turn.call("survey_check", service=service)
+
+
+@register("survey", "check")
+class SurveyCheck(StepSpec):
+    """Waits for ``survey_check``: {"allowed", "profile_asked", and for a repeat "key", "at"}."""
+
+    def ask(self, turn: Turn) -> Question:  # shown only if the answer never came
+        return Question(turn.t("still_working"))
+
+    def result(self, turn: Turn, result: dict[str, Any]) -> None:
+        data = {**turn.data, "ask_profile": not result.get("profile_asked", True)}
+        if result.get("allowed", True):
+            turn.goto("survey", "element", data, push=False)
+        else:
+            turn.goto("survey", "repeat", {**data, "prev": result.get("key"), "at": result.get("at", "")},
+                      push=False)
+
+
+@register("survey", "repeat")
+class SurveyRepeat(StepSpec):
+    """A second questionnaire inside the period: say so, and offer to change the first one."""
+
+    def ask(self, turn: Turn) -> Question:
+        svc = turn.ctx.catalog.service(turn.data["service"])
+        return Question(
+            turn.t("survey.repeat", service=svc.title(turn.lang) if svc else "?", at=turn.data.get("at", "")),
+            (Choice("update", turn.t("survey.repeat_update")), Choice("cancel", turn.t("survey.repeat_cancel"))),
+            nav=False,
+        )
+
+    def choice(self, turn: Turn, choice: str) -> None:
+        if choice == "update" and turn.data.get("prev"):
+            data = {**turn.data, "key": turn.data["prev"], "answers": {}, "update": True}
+            for k in ("prev", "at"):
+                data.pop(k, None)
+            turn.goto("survey", "element", data, push=False)
+        else:
+            turn.home()
+
+
 @register("survey", "element")
 class SurveyElement(StepSpec):
     def ask(self, turn: Turn) -> Question:
         idx = len(_answers(turn))
         key = ELEMENTS[min(idx, len(ELEMENTS) - 1)]
         svc = turn.ctx.catalog.service(turn.data["service"])
-        intro = turn.t("survey.intro", service=svc.title(turn.lang) if svc else "?") + "\n\n" if idx == 0 else ""
+        intro_key = "survey.update_intro" if turn.data.get("update") else "survey.intro"
+        intro = turn.t(intro_key, service=svc.title(turn.lang) if svc else "?") + "\n\n" if idx == 0 else ""
         text = intro + turn.t(
             "survey.progress", n=idx + 1, total=len(ELEMENTS), element=turn.t(f"skm.{key}.name")
         )
@@ -86,6 +137,9 @@ class SurveySuggestion(StepSpec):
         if svc and svc.free_by_law and fee is not None and fee < 4:
             turn.state["stack"] = []
             turn.goto("survey", "fee_flag", {"service": svc.code}, push=False)
+        elif turn.data.get("ask_profile"):
+            turn.state["stack"] = []
+            profile.start(turn, turn.data["key"])
         else:
             turn.home()
 

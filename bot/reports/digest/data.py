@@ -1,6 +1,7 @@
 """The digest's figures from SQL: one grouped scan of the agency's answers, then Python sums.
 
-One GROUP BY over the answers of the agency (per service, element and agency-local week)
+One GROUP BY over the answers of the agency (per service, element and agency-local week of
+``counted_at``, the questionnaire's first answer, so a questionnaire is never split)
 returns a few thousand rows at most, from which the week, the previous week, the year to date,
 every service and the 12-week trend are summed. No Python loop ever walks the individual
 answers, so the digest costs about one scan of the agency's rows. Complaints of the week and
@@ -47,6 +48,7 @@ from bot.reports.digest.model import (
 )
 from bot.reports.digest.period import local_midnight_utc, week_monday
 from bot.reports.digest.themes import element_themes
+from bot.reports.sample import PERIODS, minimum_sample
 from bot.storage.models import Agency, Complaint, Contact, Service, SurveyAnswer
 
 log = logging.getLogger(__name__)
@@ -104,13 +106,13 @@ def _answer_groups(
         for week, (lo, hi) in enumerate(itertools.pairwise(bounds)):
             stmt = (
                 select(key, *aggregates)
-                .where(a.agency_id == agency_id, a.answered_at >= lo, a.answered_at < hi)
+                .where(a.agency_id == agency_id, a.counted_at >= lo, a.counted_at < hi)
                 .group_by(key)
             )
             out += [(int(k) >> 4, int(k) & 15, week, int(t or 0), int(n), int(c)) for k, t, n, c in db.execute(stmt)]
         return out
-    bucket, week_of = _bucket(a.answered_at, dialect, bounds)
-    where = (a.agency_id == agency_id, a.answered_at >= bounds[0], a.answered_at < bounds[-1])
+    bucket, week_of = _bucket(a.counted_at, dialect, bounds)
+    where = (a.agency_id == agency_id, a.counted_at >= bounds[0], a.counted_at < bounds[-1])
     b = bucket.label("b")
     return [
         (sid, el, week_of(w), int(t or 0), int(n), int(c))
@@ -185,7 +187,10 @@ def collect(db: Session, agency: Agency, week: str) -> DigestData:
 
     week_ikm = ikm_of((None, this))
     services = []
+    populations: list[tuple[int, str]] = []
     for svc in db.scalars(select(Service).where(Service.agency_id == agency.id).order_by(Service.id)):
+        if svc.active and svc.population and svc.population_per in PERIODS:
+            populations.append((svc.population, svc.population_per))
         if not svc.active and not respondents_ytd[svc.id]:
             continue
         services.append(
@@ -215,6 +220,9 @@ def collect(db: Session, agency: Agency, week: str) -> DigestData:
         respondents_ytd=respondents_ytd[None],
         services=services, trend=trend, focus=focus, complaints=complaints,
         weighting=weighting,
+        sample_week=minimum_sample(respondents[(None, this)], populations, 1),
+        sample_prev=minimum_sample(respondents[(None, prev)], populations, 1),
+        sample_ytd=minimum_sample(respondents_ytd[None], populations, this - ytd_first + 1),
     )
 
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from bot.reports import ikm
+from bot.reports.sample import Sample
 
 TREND_WEEKS = 12
 FOCUS_COUNT = 3
@@ -93,3 +94,13 @@ class DigestData:
     focus: list[Focus]  # elements below grade A, lowest first (empty: none below it)
     complaints: ComplaintStats
     weighting: str = "exact"  # the agency's ikm_weights: exact | 0.111 | 0.11
+    # Respondents against the Krejcie-Morgan minimum (bot/reports/sample.py) of the week, the
+    # week before and the year to date; no population in the catalog: no minimum.
+    sample_week: Sample | None = None
+    sample_prev: Sample | None = None
+    sample_ytd: Sample | None = None
+
+    @property
+    def trend_ok(self) -> bool:
+        """A change between the two weeks may be claimed: both have enough respondents."""
+        return all(s is None or s.trend_ok for s in (self.sample_week, self.sample_prev))

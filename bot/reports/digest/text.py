@@ -16,6 +16,7 @@ from bot.reports.digest.fmt import Fmt, shorten
 from bot.reports.digest.mask import mask_personal
 from bot.reports.digest.model import DigestData
 from bot.reports.digest.period import week_monday
+from bot.reports.sample import TREND_FLOOR, Sample
 from flows.helpers.skm import ELEMENTS
 from flows.machine.types import Texts
 
@@ -54,16 +55,21 @@ def render_text(data: DigestData, lang: str = "id", texts: Texts = TEXTS) -> str
                      respondents=respondents(f, data.respondents_week, "digest.respondents_from"))]
         if w.missing:
             lines.append(f.t("digest.ikm_missing", elements=", ".join(f.element(e) for e in w.missing)))
-        if w.value is not None and p.value is not None:
+        lines += _sample(f, data.sample_week)
+        if w.value is not None and p.value is not None and not data.trend_ok:
+            lines.append(f.t("digest.change_few", prev=f.num(p.value), floor=TREND_FLOOR))
+        elif w.value is not None and p.value is not None:
             delta = w.value - p.value
             key = "digest.change_up" if delta > 0 else "digest.change_down" if delta < 0 else "digest.change_same"
             lines.append(f.t(key, prev=f.num(p.value), delta=f.num(abs(delta))))
         else:
             lines.append(f.t("digest.change_none"))
         parts.append("\n".join(lines))
-    parts.append(f.t("digest.ikm_ytd_n", since=f.day_of(data.ytd_from), ikm=f.ikm(data.ytd_ikm),
-                     respondents=respondents(f, data.respondents_ytd, "digest.respondents_from")))
-    parts[-1] += "\n" + f.t("digest.weighting_line", weighting=f.weighting(data.weighting))
+    parts.append("\n".join([
+        f.t("digest.ikm_ytd_n", since=f.day_of(data.ytd_from), ikm=f.ikm(data.ytd_ikm),
+            respondents=respondents(f, data.respondents_ytd, "digest.respondents_from")),
+        *_sample(f, data.sample_ytd),
+        f.t("digest.weighting_line", weighting=f.weighting(data.weighting))]))
 
     if data.week_tallies and not data.focus and not w.missing:  # every element rated, all A
         parts.append(f.t("digest.focus_none", target=f.t("digest.target.grade_a")))
@@ -108,6 +114,15 @@ def render_text(data: DigestData, lang: str = "id", texts: Texts = TEXTS) -> str
     parts.append("\n".join(lines))
     parts.append(f.t("digest.footer_masked"))
     return "\n\n".join(parts)
+
+
+def _sample(f: Fmt, sample: Sample | None) -> list[str]:
+    """"27 dari 346 responden minimum", and "not yet representative" below it (no population: nothing)."""
+    if sample is None or sample.minimum is None:
+        return []
+    line = f.t("digest.sample", n=f.count(sample.respondents), minimum=f.count(sample.minimum),
+               population=f.count(sample.population or 0))
+    return [line if sample.enough else line + " " + f.t("digest.not_representative")]
 
 
 def _brief(f: Fmt, value: ikm.Ikm, n: int) -> str:
