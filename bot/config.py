@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     telegram_webhook_secret: str | None = Field(default=None, description="secret_token for the webhook.")
     http_host: str = Field(default="127.0.0.1", description="Address of the webhook/health HTTP server.")
     http_port: int = Field(default=8080, ge=1, le=65535, description="Port of the webhook/health HTTP server.")
+    public_base_url: str | None = Field(
+        default=None,
+        description="Public address of the web desk (e.g. https://prima.example.go.id), used in /masuk sign-in links.",
+    )
+    desk_session_idle_minutes: int = Field(
+        default=120, ge=5, le=7 * 24 * 60, description="Idle minutes after which a web desk session ends."
+    )
 
     telegram_bot_username: str | None = Field(
         default=None, description="Bot username for deep links and QR codes (t.me/<username>?start=<code>)."

@@ -124,6 +124,7 @@ def open_case(
         relay=relay,
         created_at=now,
         updated_at=now,
+        last_resident_at=now,
         first_response_due=sla.first_response_due(now),
         resolution_due=sla.resolution_due(now),
     )
@@ -146,7 +147,15 @@ class Outcome:
 
 def sync_complaint(db: Session, case: Case, new_status: str, actor: str, reason: str | None,
                    now: datetime) -> bool:
-    """Keep the complaint's status with the case's; True when the resident was told."""
+    """Keep the complaint's status with the case's; True when the resident was told.
+
+    The complaints of cases marked duplicates of this one follow it (their residents are told).
+    """
+    for dup in db.scalars(select(Case).where(Case.duplicate_of == case.id)):
+        if dup.complaint_id is not None:
+            other = db.get(Complaint, dup.complaint_id, with_for_update=True)
+            if other is not None and other.status != new_status:
+                followups.notify_status_change(db, other, new_status, actor, reason, now)
     if case.complaint_id is None:
         return False
     complaint = db.get(Complaint, case.complaint_id, with_for_update=True)

@@ -47,8 +47,10 @@ class Runtime:
         catalog_ttl: timedelta = timedelta(seconds=60),
         data_dirs: tuple[Path, ...] = (),
         send_policy: SendPolicy | None = None,
+        public_base_url: str | None = None,
     ) -> None:
         self.factory = factory
+        self.public_base_url = public_base_url  # the web desk, for /masuk links
         self.send_policy = send_policy or SendPolicy()  # immediate replies fail like outbox sends
         self.clock = clock
         self.texts = texts

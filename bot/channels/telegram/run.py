@@ -58,6 +58,10 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
             secret = settings.telegram_webhook_secret or secrets.token_urlsafe(32)
             web_app = build_web_app(checks={"database": database_check(app, channel.executor)})
             add_telegram_webhook(web_app, dp, bot, secret)
+            from bot.channels.telegram.deskhooks import telegram_desk_hooks
+            from bot.web.desk.routes import add_desk_routes
+
+            add_desk_routes(web_app, app, telegram_desk_hooks(channel))
             from aiohttp import web
 
             runner = web.AppRunner(web_app, handle_signals=False)

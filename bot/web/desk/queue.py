@@ -1,0 +1,148 @@
+"""The queue page: the cases a person may see, filtered, counted, newest resident message first.
+
+One page of at most :data:`PAGE` rows. The filters become WHERE clauses on ``cases`` (category
+through the complaint); ordering uses ``cases.last_resident_at`` with the index
+``ix_cases_agency_last_resident`` so a large agency is not sorted in full for every page
+(bench/bench_desk.py measures it against a bare count). Priority filters apply only when the
+``cases.priority`` column exists (it comes with "every complaint is a case").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from bot.desk.states import ACTIVE
+from bot.storage.models import Case, Complaint, Contact, Service, StaffMember
+from bot.web.desk.base import APP, current, current_viewer, run_db
+from bot.web.desk.render import local, page, time_left
+from bot.web.desk.viewer import Viewer
+from flows.helpers.skm import CATEGORIES
+
+PAGE = 50
+STATUSES = ("new", "open", "pending", "reopened", "resolved", "closed")
+CHANNELS = ("telegram", "whatsapp")
+priority_col = getattr(Case, "priority", None)
+
+
+@dataclass
+class Filters:
+    status: str = "active"  # active | all | one of STATUSES
+    agency: int | None = None
+    overdue: bool = False
+    category: str = ""
+    service: int | None = None
+    assignee: str = ""  # "" | "me" | "none" | a staff member id
+    channel: str = ""
+    priority: str = ""
+    q: str = ""
+
+    @classmethod
+    def parse(cls, query: Any) -> Filters:
+        def number(name: str) -> int | None:
+            value = str(query.get(name, "")).strip()
+            return int(value) if value.isdigit() else None
+
+        status = str(query.get("status", "active"))
+        return cls(
+            status=status if status in (*STATUSES, "active", "all") else "active",
+            agency=number("agency"),
+            overdue=query.get("overdue") == "1",
+            category=str(query.get("category", "")) if query.get("category") in CATEGORIES else "",
+            service=number("service"),
+            assignee=str(query.get("assignee", ""))[:12],
+            channel=str(query.get("channel", "")) if query.get("channel") in CHANNELS else "",
+            priority=str(query.get("priority", ""))[:16],
+            q="".join(ch for ch in str(query.get("q", "")).upper() if ch.isalnum() or ch == "-")[:16],
+        )
+
+
+def overdue_clause(now: datetime) -> Any:
+    return and_(Case.status.in_(ACTIVE), or_(
+        Case.resolution_due < now,
+        and_(Case.first_response_at.is_(None), Case.first_response_due < now)))
+
+
+def where(viewer: Viewer, f: Filters, now: datetime, me: list[int]) -> list[Any]:
+    agencies = [f.agency] if f.agency and viewer.may_see(f.agency) else list(viewer.agencies)
+    clauses: list[Any] = [Case.agency_id.in_(agencies) if len(agencies) != 1
+                          else Case.agency_id == agencies[0]]
+    if f.status == "active":
+        clauses.append(Case.status.in_(ACTIVE))
+    elif f.status in STATUSES:
+        clauses.append(Case.status == f.status)
+    if f.overdue:
+        clauses.append(overdue_clause(now))
+    if f.category:
+        clauses.append(Case.complaint_id.in_(select(Complaint.id).where(Complaint.category == f.category)))
+    if f.service:
+        clauses.append(Case.service_id == f.service)
+    if f.assignee == "me":
+        clauses.append(Case.assignee_id.in_(me))
+    elif f.assignee == "none":
+        clauses.append(Case.assignee_id.is_(None))
+    elif f.assignee.isdigit():
+        clauses.append(Case.assignee_id == int(f.assignee))
+    if f.channel:
+        clauses.append(Case.channel == f.channel)
+    if f.priority and priority_col is not None:
+        clauses.append(priority_col == f.priority)
+    if f.q:
+        clauses.append(or_(Case.ticket == f.q, Case.ticket == f"{f.q[:4]}-{f.q[4:]}"))
+    return clauses
+
+
+def load(db: Session, viewer: Viewer, f: Filters, now: datetime) -> dict[str, Any]:
+    """Everything the queue page shows, in a handful of indexed queries."""
+    me = [m.id for m in viewer.members]
+    clauses = where(viewer, f, now, me)
+    order: list[Any] = [Case.last_resident_at.desc(), Case.id.desc()]
+    if priority_col is not None:
+        order.insert(0, priority_col.desc())
+    rows = list(db.scalars(select(Case).where(*clauses).order_by(*order).limit(PAGE)))
+    total = db.scalar(select(func.count()).select_from(Case).where(*clauses)) or 0
+    scope = where(viewer, Filters(status="all", agency=f.agency), now, me)
+    counts = dict(db.execute(select(Case.status, func.count()).where(*scope).group_by(Case.status)).all())
+    overdue = db.scalar(select(func.count()).select_from(Case).where(*scope, overdue_clause(now))) or 0
+    services = list(db.scalars(select(Service).where(Service.agency_id.in_(list(viewer.agencies)))
+                               .order_by(Service.name)))
+    staff = db.execute(select(StaffMember.id, Contact.display_name, StaffMember.agency_id)
+                       .join(Contact, StaffMember.contact_id == Contact.id)
+                       .where(StaffMember.agency_id.in_(list(viewer.agencies)), StaffMember.active)
+                       .order_by(Contact.display_name)).all()
+    names = {sid: name or "-" for sid, name, _ in staff}
+    categories = dict(db.execute(select(Complaint.id, Complaint.category).where(
+        Complaint.id.in_([c.complaint_id for c in rows if c.complaint_id]))).all()) if rows else {}
+    return {"cases": rows, "total": total, "counts": counts, "overdue": overdue,
+            "services": services, "staff": staff, "names": names, "categories": categories}
+
+
+async def queue_page(request: web.Request) -> web.Response:
+    viewer: Viewer = current_viewer()
+    f = Filters.parse(request.query)
+    app = request.app[APP]
+    now = app.runtime.clock()
+    data = await run_db(request, lambda db: load(db, viewer, f, now))
+    lang = current().lang
+    items = []
+    for case in data["cases"]:
+        agency = viewer.agencies[case.agency_id]
+        first = case.first_response_due if case.first_response_at is None else None
+        due = first or case.resolution_due
+        left, late = time_left(lang, due, now) if case.status in ACTIVE else ("-", False)
+        items.append({
+            "case": case, "agency": agency, "left": left, "late": late,
+            "due": local(due, agency.timezone), "first": first is not None,
+            "category": data["categories"].get(case.complaint_id, ""),
+            "assignee": data["names"].get(case.assignee_id, "") if case.assignee_id else "",
+            "last": local(case.last_resident_at, agency.timezone),
+        })
+    return page(request, "queue.html", f=f, items=items, total=data["total"], counts=data["counts"],
+                overdue=data["overdue"], services=data["services"], staff=data["staff"],
+                statuses=STATUSES, categories=CATEGORIES, channels=CHANNELS, page_size=PAGE,
+                agencies=list(viewer.agencies.values()), has_priority=priority_col is not None)
