@@ -81,16 +81,15 @@ def redeem(db: Session, token: str, now: datetime, language: str = "id") -> Open
 
 
 def current(db: Session, cookie: str | None, now: datetime, idle: timedelta) -> DeskSession | None:
-    """The live session for this cookie (its idle clock restarted), or None."""
+    """The live session for this cookie (its idle clock restarted), or None. The caller checks
+    that the person is still active staff (:func:`staff_roles`) and ends it if not
+    (:func:`deactivate` ends every session at once; this covers a role removed another way)."""
     if not cookie:
         return None
     row = db.scalars(select(DeskSession).where(DeskSession.session_hash == digest(cookie))).first()
     if row is None or row.ended_at is not None:
         return None
     if now - row.seen_at > idle:
-        row.ended_at = now
-        return None
-    if not staff_roles(db, row.contact_id):
         row.ended_at = now
         return None
     if now - row.seen_at > timedelta(seconds=30):  # spare a write on every click

@@ -405,6 +405,9 @@ class Case(Base):
         Index("ix_cases_resolution_due", "resolution_due"),
         # the web desk's queue: an agency's cases, newest resident message first
         Index("ix_cases_agency_last_resident", "agency_id", "last_resident_at"),
+        # ... and its counts (per status, overdue) read from the index alone
+        Index("ix_cases_agency_deadlines", "agency_id", "status", "resolution_due", "first_response_due",
+              "first_response_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy import case as when
 from sqlalchemy.orm import Session
 
 from bot.desk.states import ACTIVE
@@ -62,10 +63,16 @@ class Filters:
         )
 
 
+def next_due() -> Any:
+    """The case's next deadline: the first response while unanswered (if earlier), else the
+    resolution. One expression instead of an OR of two ranges, so the planner reads the agency's
+    rows by their index instead of walking a deadline index over every agency."""
+    return when((and_(Case.first_response_at.is_(None), Case.first_response_due < Case.resolution_due),
+                 Case.first_response_due), else_=Case.resolution_due)
+
+
 def overdue_clause(now: datetime) -> Any:
-    return and_(Case.status.in_(ACTIVE), or_(
-        Case.resolution_due < now,
-        and_(Case.first_response_at.is_(None), Case.first_response_due < now)))
+    return and_(Case.status.in_(ACTIVE), next_due() < now)
 
 
 def where(viewer: Viewer, f: Filters, now: datetime, me: list[int]) -> list[Any]:
@@ -107,8 +114,13 @@ def load(db: Session, viewer: Viewer, f: Filters, now: datetime) -> dict[str, An
     rows = list(db.scalars(select(Case).where(*clauses).order_by(*order).limit(PAGE)))
     total = db.scalar(select(func.count()).select_from(Case).where(*clauses)) or 0
     scope = where(viewer, Filters(status="all", agency=f.agency), now, me)
-    counts = dict(db.execute(select(Case.status, func.count()).where(*scope).group_by(Case.status)).all())
-    overdue = db.scalar(select(func.count()).select_from(Case).where(*scope, overdue_clause(now))) or 0
+    counts: dict[str, int] = {}
+    overdue = 0
+    for status, n, late in db.execute(select(Case.status, func.count(), func.sum(when((next_due() < now, 1),
+                                                                                   else_=0)))
+                                      .where(*scope).group_by(Case.status)):
+        counts[status] = n
+        overdue += int(late or 0) if status in ACTIVE else 0
     services = list(db.scalars(select(Service).where(Service.agency_id.in_(list(viewer.agencies)))
                                .order_by(Service.name)))
     staff = db.execute(select(StaffMember.id, Contact.display_name, StaffMember.agency_id)

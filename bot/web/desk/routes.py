@@ -82,6 +82,9 @@ async def desk_guard(request: web.Request, handler: Handler) -> web.StreamRespon
         if session is None:
             return None, False
         viewer = load_viewer(db, session)
+        if viewer is None:  # no longer active staff
+            signin.end(db, session, now)
+            return None, False
         given = request.headers.get("X-CSRF-Token") or (str(form.get("csrf", "")) if form else "")
         return viewer, form is None or signin.csrf_ok(session, given)
 

@@ -73,6 +73,8 @@ def upgrade() -> None:
                                  ondelete="SET NULL")
         batch.create_index(op.f("ix_cases_duplicate_of"), ["duplicate_of"])
         batch.create_index("ix_cases_agency_last_resident", ["agency_id", "last_resident_at"])
+        batch.create_index("ix_cases_agency_deadlines", ["agency_id", "status", "resolution_due",
+                                                         "first_response_due", "first_response_at"])
     # the queue orders by the resident's latest message; until one comes, by when the case opened
     op.execute(
         "UPDATE cases SET last_resident_at = COALESCE((SELECT MAX(e.at) FROM case_events e "
@@ -82,6 +84,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("cases") as batch:
+        batch.drop_index("ix_cases_agency_deadlines")
         batch.drop_index("ix_cases_agency_last_resident")
         batch.drop_index(op.f("ix_cases_duplicate_of"))
         batch.drop_constraint(op.f("fk_cases_duplicate_of_cases"), type_="foreignkey")
