@@ -195,7 +195,10 @@ class SurveyAnswer(Base):
 
 class Complaint(Base):
     __tablename__ = "complaints"
-    __table_args__ = (Index("ix_complaints_agency_created", "agency_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_complaints_agency_created", "agency_id", "created_at"),
+        Index("ix_complaints_category", "category"),  # the web desk's category filter
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket: Mapped[str] = mapped_column(String(16), unique=True)

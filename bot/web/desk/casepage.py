@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from bot.desk import cases, moves
 from bot.desk import relay as desk_relay
+from bot.desk.cards import reason_label
 from bot.desk.cases import Outcome
 from bot.desk.states import ACTIVE, TRANSITIONS
 from bot.storage.models import Case, CaseEvent, Complaint, Contact, Service, StaffMember
@@ -100,7 +101,10 @@ def thread(db: Session, case: Case, names: dict[int, str]) -> list[dict[str, Any
     elif case.summary:
         items.append({"at": case.created_at, "kind": "summary", "text": case.summary, "who": "resident"})
     for ev in db.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.at, CaseEvent.id)):
-        items.append({"at": ev.at, "kind": ev.kind, "text": ev.reason or "", "who": who(ev.actor, names),
+        text = ev.reason or ""
+        if ev.kind == "status" and ev.from_status is None:  # why it opened: "category:pungli, term:calo"
+            text = ", ".join(reason_label(part.strip()) for part in text.split(",") if part.strip())
+        items.append({"at": ev.at, "kind": ev.kind, "text": text, "who": who(ev.actor, names),
                       "from": ev.from_status, "to": ev.to_status})
     return items
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy import case as when
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,7 @@ from bot.web.desk.viewer import Viewer
 from flows.helpers.skm import CATEGORIES
 
 PAGE = 50
+COUNT_CAP = 1000  # a filtered view counts its cases up to this many
 STATUSES = ("new", "open", "pending", "reopened", "resolved", "closed")
 CHANNELS = ("telegram", "whatsapp")
 priority_col = getattr(Case, "priority", None)
@@ -75,7 +76,8 @@ def overdue_clause(now: datetime) -> Any:
     return and_(Case.status.in_(ACTIVE), next_due() < now)
 
 
-def where(viewer: Viewer, f: Filters, now: datetime, me: list[int]) -> list[Any]:
+def where(viewer: Viewer, f: Filters, now: datetime, me: list[int],
+          ticket_ids: list[int] | None = None) -> list[Any]:
     agencies = [f.agency] if f.agency and viewer.may_see(f.agency) else list(viewer.agencies)
     clauses: list[Any] = [Case.agency_id.in_(agencies) if len(agencies) != 1
                           else Case.agency_id == agencies[0]]
@@ -100,19 +102,22 @@ def where(viewer: Viewer, f: Filters, now: datetime, me: list[int]) -> list[Any]
     if f.priority and priority_col is not None:
         clauses.append(priority_col == f.priority)
     if f.q:
-        clauses.append(or_(Case.ticket == f.q, Case.ticket == f"{f.q[:4]}-{f.q[4:]}"))
+        # the ids are looked up first (ticket index): given the ticket as a condition, the
+        # planner preferred the agency's index and read every case of it
+        clauses.append(Case.id.in_(ticket_ids or []))
     return clauses
 
 
 def load(db: Session, viewer: Viewer, f: Filters, now: datetime) -> dict[str, Any]:
     """Everything the queue page shows, in a handful of indexed queries."""
     me = [m.id for m in viewer.members]
-    clauses = where(viewer, f, now, me)
+    ids = list(db.scalars(select(Case.id).where(Case.ticket.in_(sorted({f.q, f"{f.q[:4]}-{f.q[4:]}"})))
+                          .limit(PAGE))) if f.q else None
+    clauses = where(viewer, f, now, me, ids)
     order: list[Any] = [Case.last_resident_at.desc(), Case.id.desc()]
     if priority_col is not None:
         order.insert(0, priority_col.desc())
     rows = list(db.scalars(select(Case).where(*clauses).order_by(*order).limit(PAGE)))
-    total = db.scalar(select(func.count()).select_from(Case).where(*clauses)) or 0
     scope = where(viewer, Filters(status="all", agency=f.agency), now, me)
     counts: dict[str, int] = {}
     overdue = 0
@@ -121,6 +126,13 @@ def load(db: Session, viewer: Viewer, f: Filters, now: datetime) -> dict[str, An
                                       .where(*scope).group_by(Case.status)):
         counts[status] = n
         overdue += int(late or 0) if status in ACTIVE else 0
+    narrowed = f.overdue or f.category or f.service or f.assignee or f.channel or f.priority or f.q
+    if not narrowed:  # the counts already say it
+        total = sum(n for st, n in counts.items() if f.status == "all" or st == f.status
+                    or (f.status == "active" and st in ACTIVE))
+    else:  # counted up to COUNT_CAP: "1000+" is as useful as the exact number, and bounded
+        total = db.scalar(select(func.count()).select_from(
+            select(Case.id).where(*clauses).limit(COUNT_CAP + 1).subquery())) or 0
     services = list(db.scalars(select(Service).where(Service.agency_id.in_(list(viewer.agencies)))
                                .order_by(Service.name)))
     staff = db.execute(select(StaffMember.id, Contact.display_name, StaffMember.agency_id)
@@ -154,7 +166,8 @@ async def queue_page(request: web.Request) -> web.Response:
             "assignee": data["names"].get(case.assignee_id, "") if case.assignee_id else "",
             "last": local(case.last_resident_at, agency.timezone),
         })
-    return page(request, "queue.html", f=f, items=items, total=data["total"], counts=data["counts"],
+    return page(request, "queue.html", f=f, items=items, total=min(data["total"], COUNT_CAP), counts=data["counts"],
                 overdue=data["overdue"], services=data["services"], staff=data["staff"],
                 statuses=STATUSES, categories=CATEGORIES, channels=CHANNELS, page_size=PAGE,
+                capped=data["total"] > COUNT_CAP,
                 agencies=list(viewer.agencies.values()), has_priority=priority_col is not None)

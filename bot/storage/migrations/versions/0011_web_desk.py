@@ -75,6 +75,7 @@ def upgrade() -> None:
         batch.create_index("ix_cases_agency_last_resident", ["agency_id", "last_resident_at"])
         batch.create_index("ix_cases_agency_deadlines", ["agency_id", "status", "resolution_due",
                                                          "first_response_due", "first_response_at"])
+    op.create_index("ix_complaints_category", "complaints", ["category"])
     # the queue orders by the resident's latest message; until one comes, by when the case opened
     op.execute(
         "UPDATE cases SET last_resident_at = COALESCE((SELECT MAX(e.at) FROM case_events e "
@@ -83,6 +84,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_complaints_category", table_name="complaints")
     with op.batch_alter_table("cases") as batch:
         batch.drop_index("ix_cases_agency_deadlines")
         batch.drop_index("ix_cases_agency_last_resident")
