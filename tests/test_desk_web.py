@@ -20,6 +20,7 @@ from tests.desk_support import (
     act,
     desk_client,
     get_case,
+    link_for,
     member,
     open_case,
     outbox,
@@ -273,3 +274,31 @@ async def test_whatsapp_window_and_stored_photo(app: App, clock: FakeClock, tmp_
         assert resp.status == 200 and await resp.read() == b"\xff\xd8jpeg"
         assert (await client.get(f"/desk/case/{case.id}/photo/1")).status == 404  # outside the folder
         assert (await client.get(f"/desk/case/{case.id}/photo/5")).status == 404
+
+
+async def test_language_cookie_flags_and_headers(app: App) -> None:
+    budi, _ = member(app, "Budi")
+    app.settings.public_base_url = "https://prima.example.go.id"
+    async with desk_client(app) as (client, _seen):
+        resp = await client.post(f"/desk/login/{link_for(app, budi)}", allow_redirects=False)
+        cookie = resp.cookies["desk_session"]
+        assert cookie["httponly"] and cookie["secure"] and cookie["samesite"] == "Lax"
+        assert cookie["path"] == "/desk"
+        client.session.cookie_jar.update_cookies({"desk_session": cookie.value}, client.make_url("/desk/"))
+        page = await client.get("/desk/")
+        assert "Antrean" in await page.text() and page.headers["X-Content-Type-Options"] == "nosniff"
+        assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+        app.settings.public_base_url = None  # plain http from here: the test client keeps Secure cookies back
+        resp = await client.get("/desk/lang/en?next=/desk/canned", allow_redirects=False)
+        assert resp.headers["Location"] == "/desk/canned"
+        assert "Canned replies" in await (await client.get("/desk/canned")).text()
+        # no open redirect through the language switch
+        for evil in ("//evil.example/x", "https://evil.example/", "/desk\\\\evil"):
+            resp = await client.get("/desk/lang/id", params={"next": evil}, allow_redirects=False)
+            assert resp.headers["Location"] == "/desk/"
+        # signed out: GET goes to the sign-in help, POST is refused
+        client.session.cookie_jar.clear()
+        resp = await client.get("/desk/", allow_redirects=False)
+        assert resp.headers["Location"] == "/desk/signed-out"
+        assert "/masuk" in await (await client.get("/desk/signed-out")).text()
+        assert (await client.post("/desk/case/1", data={"do": "take"})).status == 401

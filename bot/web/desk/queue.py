@@ -32,6 +32,14 @@ CHANNELS = ("telegram", "whatsapp")
 priority_col = getattr(Case, "priority", None)
 
 
+def numeric_priority() -> bool:
+    """Order by priority only when it is a number (higher first); a word would sort by spelling."""
+    try:
+        return priority_col is not None and priority_col.type.python_type is int
+    except (AttributeError, NotImplementedError):
+        return False
+
+
 @dataclass
 class Filters:
     status: str = "active"  # active | all | one of STATUSES
@@ -100,7 +108,8 @@ def where(viewer: Viewer, f: Filters, now: datetime, me: list[int],
     if f.channel:
         clauses.append(Case.channel == f.channel)
     if f.priority and priority_col is not None:
-        clauses.append(priority_col == f.priority)
+        wanted: Any = int(f.priority) if numeric_priority() and f.priority.lstrip("-").isdigit() else f.priority
+        clauses.append(priority_col == wanted)
     if f.q:
         # the ids are looked up first (ticket index): given the ticket as a condition, the
         # planner preferred the agency's index and read every case of it
@@ -115,8 +124,8 @@ def load(db: Session, viewer: Viewer, f: Filters, now: datetime) -> dict[str, An
                           .limit(PAGE))) if f.q else None
     clauses = where(viewer, f, now, me, ids)
     order: list[Any] = [Case.last_resident_at.desc(), Case.id.desc()]
-    if priority_col is not None:
-        order.insert(0, priority_col.desc())
+    if numeric_priority():
+        order.insert(0, priority_col.desc())  # type: ignore[union-attr]
     rows = list(db.scalars(select(Case).where(*clauses).order_by(*order).limit(PAGE)))
     scope = where(viewer, Filters(status="all", agency=f.agency), now, me)
     counts: dict[str, int] = {}
@@ -142,7 +151,9 @@ def load(db: Session, viewer: Viewer, f: Filters, now: datetime) -> dict[str, An
     names = {sid: name or "-" for sid, name, _ in staff}
     categories = dict(db.execute(select(Complaint.id, Complaint.category).where(
         Complaint.id.in_([c.complaint_id for c in rows if c.complaint_id]))).all()) if rows else {}
-    return {"cases": rows, "total": total, "counts": counts, "overdue": overdue,
+    priorities = sorted({str(p) for p in db.scalars(select(priority_col).where(*scope).distinct())
+                         if p is not None}) if priority_col is not None else []
+    return {"cases": rows, "priorities": priorities, "total": total, "counts": counts, "overdue": overdue,
             "services": services, "staff": staff, "names": names, "categories": categories}
 
 
@@ -170,4 +181,4 @@ async def queue_page(request: web.Request) -> web.Response:
                 overdue=data["overdue"], services=data["services"], staff=data["staff"],
                 statuses=STATUSES, categories=CATEGORIES, channels=CHANNELS, page_size=PAGE,
                 capped=data["total"] > COUNT_CAP,
-                agencies=list(viewer.agencies.values()), has_priority=priority_col is not None)
+                agencies=list(viewer.agencies.values()), priorities=data["priorities"])

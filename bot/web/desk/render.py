@@ -9,6 +9,7 @@ like the bot.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from bot.i18n import TEXTS
+from bot.i18n import TEXTS, message_ids
 from bot.web.desk.base import current
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -30,6 +31,18 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+
+
+@cache
+def known(lang: str) -> frozenset[str]:
+    return frozenset(message_ids(lang))
+
+
+def label(lang: str, prefix: str, value: str) -> str:
+    """A text for a stored code (an event kind, an actor), or the code itself when there is none
+    (another part of the bot may record kinds the desk has no words for)."""
+    key = f"{prefix}.{value}"
+    return TEXTS(lang, key) if key in known(lang) else value
 
 
 def local(when: datetime | None, tz: str) -> str:
@@ -65,8 +78,11 @@ def page(request: web.Request, template: str, status: int = 200, **context: Any)
         return TEXTS(lang, key, **params)
 
     viewer = current().viewer
+    def lb(prefix: str, value: str) -> str:
+        return label(lang, prefix, value)
+
     html = ENV.get_template(template).render(
-        t=t, lang=lang, viewer=viewer, csrf=viewer.csrf if viewer else "",
+        t=t, label=lb, lang=lang, viewer=viewer, csrf=viewer.csrf if viewer else "",
         path=request.path_qs, **context)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8",
                         headers=SECURITY_HEADERS)
