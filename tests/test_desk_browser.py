@@ -104,7 +104,7 @@ async def test_sign_in_queue_reply_and_refusals(app: App, clock: FakeClock, brow
         await register(h, PETUGAS)
         await link_room(h, PETUGAS)
         await consent(h, WARGA)
-        await complaint(h, WARGA, "Petugas minta uang untuk cetak KTP", PUNGLI, confidential=False)
+        await complaint(h, WARGA, "Petugas minta uang untuk cetak KTP", PUNGLI, confidential=False, photo=True)
         [case] = cases(h)
 
         # a resident is not staff: a polite refusal, no link
@@ -128,6 +128,10 @@ async def test_sign_in_queue_reply_and_refusals(app: App, clock: FakeClock, brow
         await row.locator("a").click()
         await page.wait_for_url(f"{base}/desk/case/{case.id}")
         assert "Petugas minta uang untuk cetak KTP" in await page.locator("section.thread").inner_text()
+        # the resident's photo, fetched from Telegram by the desk after the access check
+        photo = page.locator(".photos img").first
+        await photo.wait_for()
+        assert await photo.evaluate("img => img.complete && img.naturalWidth") == 160
         before = len(h.server.chat(WARGA.id))
         await page.fill("#reply-text", "Mohon maaf, kami sedang memeriksa loket KTP hari ini.")
         await page.click("#send-reply")
