@@ -10,6 +10,7 @@ card is refreshed with the same state.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -241,7 +242,7 @@ async def photo(request: web.Request) -> web.StreamResponse:
     found = await run_db(request, find)
     if isinstance(found, str):
         return refusal(request, found)
-    got = stored_file(app.settings.whatsapp_media_dir, found[1])
+    got = await asyncio.to_thread(stored_file, app.settings.whatsapp_media_dir, found[1])
     fetch_media = request.app[HOOKS].fetch_media
     if got is None and fetch_media is not None:
         got = await fetch_media(*found)
