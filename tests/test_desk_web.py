@@ -302,3 +302,15 @@ async def test_language_cookie_flags_and_headers(app: App) -> None:
         assert resp.headers["Location"] == "/desk/signed-out"
         assert "/masuk" in await (await client.get("/desk/signed-out")).text()
         assert (await client.post("/desk/case/1", data={"do": "take"})).status == 401
+
+
+async def test_old_links_and_sessions_are_forgotten(app: App, clock: FakeClock) -> None:
+    budi, _ = member(app, "Budi")
+    async with desk_client(app) as (client, _seen):
+        await sign_in(client, app, budi)
+    link_for(app, budi)  # unused, expires
+    clock.advance(days=31)
+    link_for(app, budi)
+    with app.factory() as db:
+        assert len(list(db.scalars(select(DeskLoginToken)))) == 1
+        assert list(db.scalars(select(DeskSession))) == []

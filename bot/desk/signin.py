@@ -15,13 +15,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from bot.desk.access import STAFF_ROLES
 from bot.storage.models import Contact, DeskLoginToken, DeskSession, StaffMember
 
 LINK_TTL = timedelta(minutes=10)
+KEEP_SESSIONS = timedelta(days=30)  # ended or idle sessions are deleted after this
 LOGIN_PATH = "/desk/login/"
 
 
@@ -41,10 +42,20 @@ def issue_link(db: Session, contact: Contact, now: datetime, base_url: str) -> s
     """A fresh one-time sign-in link for a registered member; None for anyone else."""
     if not staff_roles(db, contact.id):
         return None
+    tidy(db, contact.id, now)
     token = secrets.token_urlsafe(32)
     db.add(DeskLoginToken(token_hash=digest(token), contact_id=contact.id, created_at=now,
                           expires_at=now + LINK_TTL))
     return f"{base_url.rstrip('/')}{LOGIN_PATH}{token}"
+
+
+def tidy(db: Session, contact_id: int, now: datetime) -> None:
+    """Forget the person's spent links and long-ended sessions (done on each new link, so the
+    tables stay the size of their active users without a job of their own)."""
+    db.execute(delete(DeskLoginToken).where(DeskLoginToken.contact_id == contact_id,
+                                            DeskLoginToken.expires_at < now - timedelta(days=1)))
+    db.execute(delete(DeskSession).where(DeskSession.contact_id == contact_id,
+                                         DeskSession.seen_at < now - KEEP_SESSIONS))
 
 
 @dataclass(frozen=True)
