@@ -52,9 +52,11 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/desk/case/{id:\\d+}/photo/{n:\\d+}", photo)
 
 
-def fetch(db: Session, viewer: Viewer, case_id: int, what: str, now: datetime) -> Case | str:
-    """The case if this person may see it; else "missing" or "refused" (audited)."""
-    case = db.get(Case, case_id)
+def fetch(db: Session, viewer: Viewer, case_id: int, what: str, now: datetime,
+          lock: bool = False) -> Case | str:
+    """The case if this person may see it; else "missing" or "refused" (audited). ``lock``:
+    the row is locked for the rest of the transaction (an action on it)."""
+    case = db.get(Case, case_id, with_for_update=lock)
     if case is None:
         return "missing"
     if not viewer.may_see(case.agency_id):
@@ -164,7 +166,7 @@ async def case_page(request: web.Request) -> web.Response:
 
 def perform(db: Session, viewer: Viewer, case_id: int, form: dict[str, str], now: datetime) -> Outcome | str:
     """One staff action from the case page, in one transaction."""
-    case = fetch(db, viewer, case_id, f"post {form.get('do', '')}"[:60], now)
+    case = fetch(db, viewer, case_id, f"post {form.get('do', '')}"[:60], now, lock=True)
     if isinstance(case, str):
         return case
     member = viewer.member_for(case.agency_id)
@@ -191,16 +193,14 @@ def perform(db: Session, viewer: Viewer, case_id: int, form: dict[str, str], now
                                        room_chat_id=member.chat_id, topic_id=None, text=text, photo=None,
                                        now=now, ticket=case.ticket, private=True)
         return out or Outcome(False, "", case=case)
-    locked = db.get(Case, case.id, with_for_update=True)
-    assert locked is not None
     if do == "close":
-        return moves.close(db, locked, member, now)
+        return moves.close(db, case, member, now)
     if do == "reopen":
-        return moves.reopen(db, locked, member, now)
+        return moves.reopen(db, case, member, now)
     if do == "assign" and form.get("assignee", "").isdigit():
-        return moves.assign(db, locked, member, int(form["assignee"]), now)
+        return moves.assign(db, case, member, int(form["assignee"]), now)
     if do == "duplicate":
-        return moves.mark_duplicate(db, locked, member, form.get("ticket", ""), now)
+        return moves.mark_duplicate(db, case, member, form.get("ticket", ""), now)
     return Outcome(False, "", case=case)
 
 
