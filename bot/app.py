@@ -62,6 +62,7 @@ def build_app(settings: Settings, clock: Clock = utcnow, load_default_catalog: b
         send_policy=SendPolicy.from_settings(settings),
         session_timeout=timedelta(minutes=settings.session_timeout_minutes),
         data_dirs=_data_dirs(settings),
+        public_base_url=settings.public_base_url,
         survey_reminder=(
             timedelta(hours=settings.survey_reminder_hours) if settings.survey_reminder_hours else None
         ),

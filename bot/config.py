@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     metrics_token: str | None = Field(
         default=None, description="Bearer token for /metrics and /healthz's detailed body; unset: "
         "both open to anyone who reaches HTTP_HOST:HTTP_PORT.")
+    public_base_url: str | None = Field(
+        default=None,
+        description="Public address of the web desk (e.g. https://prima.example.go.id), used in /masuk sign-in links.",
+    )
+    desk_session_idle_minutes: int = Field(
+        default=120, ge=5, le=7 * 24 * 60, description="Idle minutes after which a web desk session ends."
+    )
 
     telegram_bot_username: str | None = Field(
         default=None, description="Bot username for deep links and QR codes (t.me/<username>?start=<code>)."

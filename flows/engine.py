@@ -76,6 +76,8 @@ COMMANDS: dict[str, str] = {
     "person": "person",
     "daftar": "register",
     "register": "register",
+    "masuk": "login",
+    "login": "login",
 }
 # Only these are recognised without a slash: short words a resident may type to escape.
 BARE = {"menu", "batal", "cancel", "bantuan", "help", "kembali", "back"}

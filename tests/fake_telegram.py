@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import struct
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +51,20 @@ class User:
         if self.username:
             d["username"] = self.username
         return d
+
+
+def _picture(width: int = 160, height: int = 120) -> bytes:
+    """A small grey PNG, made here so the fake needs no image library."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + bytes((150, 160, 170)) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+PICTURE = _picture()
 
 
 @dataclass
@@ -159,6 +175,7 @@ class FakeTelegram:
         app = web.Application()
         app.router.add_post("/bot{token}/{method}", self._handle)
         app.router.add_get("/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.*}", self._file)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
@@ -405,6 +422,17 @@ class FakeTelegram:
 
     async def _m_getme(self, params: dict[str, Any]) -> Any:
         return self.bot_user
+
+    async def _m_getfile(self, params: dict[str, Any]) -> Any:
+        """Every file id is a small picture (the web desk shows residents' photos)."""
+        file_id = str(params.get("file_id", ""))
+        return {"file_id": file_id, "file_unique_id": f"u{file_id}"[:32], "file_size": len(PICTURE),
+                "file_path": f"photos/{file_id}.png"}
+
+    async def _file(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        return web.Response(body=PICTURE, content_type="image/png")
 
     async def _m_getupdates(self, params: dict[str, Any]) -> Any:
         offset = int(params.get("offset") or 0)

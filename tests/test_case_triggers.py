@@ -146,7 +146,7 @@ async def test_each_trigger_opens_exactly_one_case(app: App, clock: FakeClock) -
         assert alert.startswith(
             f"⬆️ Kasus {serious.ticket} di Disdukcapil dinaikkan kepada Anda untuk ditangani.\n\n")
         assert "Ringkasan: Petugas hanya melayani kenalannya dulu" in alert  # what it is about
-        assert "Pelapor: Warga" in alert and "/desk/cases/" not in alert  # no PUBLIC_BASE_URL
+        assert "Pelapor: Warga" in alert and "/desk/case/" not in alert  # no PUBLIC_BASE_URL
         assert "Tingkat: Kepala instansi" in (serious_card.text or "")
         assert "Naikkan ke kepala" not in serious_card.labels()
         await press_data(h, PETUGAS, serious_card, f"cs:head:{serious.id}")

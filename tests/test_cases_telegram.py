@@ -587,4 +587,4 @@ async def test_head_alert_has_the_summary_masked_and_the_desk_link(app: App, clo
         assert "Pelapor: Pelapor dirahasiakan" in alert
         assert "Petugas minta uang rokok ke bu [nama]." in alert  # what it is about
         assert "Siti" not in alert and "3456" not in alert  # but not who
-        assert alert.endswith(f"Buka di desk: https://prima.example.go.id/desk/cases/{case.id}")
+        assert alert.endswith(f"Buka di desk: https://prima.example.go.id/desk/case/{case.id}")

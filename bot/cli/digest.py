@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from bot.catalog import agency_zone
 from bot.config import Settings
-from bot.desk import staff
+from bot.desk import signin, staff
 from bot.reports.digest.data import collect, find_agency
 from bot.reports.digest.files import write_files
 from bot.reports.digest.period import parse_week, previous_week
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    st = sub.add_parser("staff", help="agency heads and staff: invite codes, list")
+    st = sub.add_parser("staff", help="agency heads and staff: invite codes, list, deactivate")
     st_sub = st.add_subparsers(dest="action", required=True)
     inv = st_sub.add_parser("invite", help="print a one-time code; the person sends /daftar <code> to the bot")
     inv.add_argument("--agency", required=True, help="agency slug (see catalog.yaml)")
@@ -28,6 +28,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     inv.add_argument("--days", type=int, default=staff.DEFAULT_DAYS, help="days the code stays valid (1-90)")
     ls = st_sub.add_parser("list", help="list registered heads and staff")
     ls.add_argument("--agency", help="only this agency")
+    de = st_sub.add_parser("deactivate", help="deactivate a staff member (ID from 'staff list'); "
+                           "their web desk sessions end at once")
+    de.add_argument("id", type=int, help="staff member ID")
 
     dg = sub.add_parser("digest", help="build an agency's weekly digest by hand (does not send it)")
     dg.add_argument("--agency", required=True, help="agency slug")
@@ -61,11 +64,20 @@ def _staff(app: App, args: argparse.Namespace) -> int:
         print(f"One-time code for {args.role} of {args.agency}, valid {args.days} days. "
               f"The person sends: /daftar {code}", file=sys.stderr)
         return 0
+    if args.action == "deactivate":
+        with app.factory() as db, db.begin():
+            member = signin.deactivate(db, args.id, now)
+        if member is None:
+            print(f"No staff member with ID {args.id} (see 'staff list').", file=sys.stderr)
+            return 2
+        print(f"Staff member {args.id} deactivated; their desk sessions and sign-in links are void.")
+        return 0
     with app.factory() as db:
         rows = staff.members(db, args.agency)
     for member, agency, contact in rows:
         state = "active" if member.active else "inactive"
-        print(f"{agency.slug}\t{member.role}\t{contact.display_name or '-'}\t{member.channel}:{member.chat_id}\t{state}")
+        print(f"{agency.slug}\t{member.role}\t{contact.display_name or '-'}\t{member.channel}:{member.chat_id}"
+              f"\t{state}\tid={member.id}")
     if not rows:
         print("No staff registered yet.", file=sys.stderr)
     return 0

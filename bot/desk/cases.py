@@ -131,6 +131,7 @@ def open_case(
         relay=relay,
         created_at=now,
         updated_at=now,
+        last_resident_at=now,
         first_response_due=sla.first_response_due(now),
         resolution_due=sla.resolution_due(now),
     )
@@ -153,7 +154,15 @@ class Outcome:
 
 def sync_complaint(db: Session, case: Case, new_status: str, actor: str, reason: str | None,
                    now: datetime) -> bool:
-    """Keep the complaint's status with the case's; True when the resident was told."""
+    """Keep the complaint's status with the case's; True when the resident was told.
+
+    The complaints of cases marked duplicates of this one follow it (their residents are told).
+    """
+    for dup in db.scalars(select(Case).where(Case.duplicate_of == case.id)):
+        if dup.complaint_id is not None:
+            other = db.get(Complaint, dup.complaint_id, with_for_update=True)
+            if other is not None and other.status != new_status:
+                followups.notify_status_change(db, other, new_status, actor, reason, now)
     if case.complaint_id is None:
         return False
     complaint = db.get(Complaint, case.complaint_id, with_for_update=True)
@@ -280,7 +289,7 @@ def head_alert(db: Session, case: Case, agency: Agency, mask: Mask | None,
              texts("case.head_alert.about", trigger=texts(f"case.trigger.{case.trigger}"),
                    status=texts(f"case.status.{case.status}"), reporter=reporter, summary=summary)]
     if desk_url:
-        parts.append(texts("case.head_alert.link", url=f"{desk_url.rstrip('/')}/desk/cases/{case.id}"))
+        parts.append(texts("case.head_alert.link", url=f"{desk_url.rstrip('/')}/desk/case/{case.id}"))
     return "\n\n".join(parts)
 
 

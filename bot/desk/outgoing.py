@@ -96,9 +96,17 @@ def to_room(
 
 def to_resident(
     db: Session, case: Case, text: str, now: datetime, *, choices: list[dict[str, Any]] | None = None,
-    immediate: bool = True, kind: str = KIND_STAFF,
+    immediate: bool = True, kind: str = KIND_STAFF, fan_out: bool = True,
 ) -> OutboxMessage | None:
-    """A message to the resident of a case, as the bot (never as the staff member)."""
+    """A message to the resident of a case, as the bot (never as the staff member).
+
+    Residents whose cases were marked duplicates of this one get it too (queued for the
+    outbox dispatcher), except a question with buttons, which only the case's own resident
+    can answer.
+    """
+    if fan_out and not choices:
+        for dup in db.scalars(select(Case).where(Case.duplicate_of == case.id)):
+            to_duplicate(db, dup, text, now)
     if case.contact_id is None:
         return None
     contact = db.get(Contact, case.contact_id)
@@ -116,6 +124,17 @@ def to_resident(
         dedupe_key=f"{kind}:{case.id}:{now.isoformat()}", ref=f"case:{case.id}", now=now,
         chat_id=case.chat_id, channel=contact.channel,
     )
+
+
+def to_duplicate(db: Session, dup: Case, text: str, now: datetime) -> OutboxMessage | None:
+    """A surviving case's message, passed on to the resident of a duplicate of it."""
+    contact = db.get(Contact, dup.contact_id) if dup.contact_id else None
+    if contact is None or contact.unreachable_at is not None:
+        return None
+    return outbox_row(db, channel=contact.channel, chat_id=dup.chat_id or contact.external_id,
+                      payload={"text": text, "choices": [], "q": None}, now=now,
+                      contact_id=contact.id, agency_id=dup.agency_id, ref=f"case:{dup.id}",
+                      immediate=False)
 
 
 def resident_lang(db: Session, case: Case) -> str:

@@ -130,6 +130,7 @@ def relay_from_resident(
         set_status(db, case, "open", "resident", "resident replied", now)
         sync_complaint(db, case, "open", "resident", None, now)
     record_event(db, case, "from_resident", "resident", now, reason=body[:4000] or "[photo]")
+    case.last_resident_at = now
     msg = texts("case.room.from_resident", name=name, text=body or "-")
     row = to_room(db, case, msg, now, photo=str(photo) if photo else None)
     rows += [row] if row else []

@@ -50,9 +50,11 @@ class Runtime:
         data_dirs: tuple[Path, ...] = (),
         send_policy: SendPolicy | None = None,
         metrics: Metrics | None = None,
+        public_base_url: str | None = None,
     ) -> None:
         self.factory = factory
         self.metrics = metrics or Metrics()  # this app's counters (/metrics), one registry each
+        self.public_base_url = public_base_url  # the web desk, for /masuk links
         self.send_policy = send_policy or SendPolicy()  # immediate replies fail like outbox sends
         self.clock = clock
         self.texts = texts

@@ -1,5 +1,6 @@
 """The resident and staff: messages relayed to the staff handling their case, asking for a
-person, and staff redeeming an invite (bot.desk.cases, bot.desk.staff).
+person, staff redeeming an invite and asking for a web desk link (bot.desk.cases,
+bot.desk.staff, bot.desk.signin).
 """
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.desk import intake, staff
+from bot.desk import intake, signin, staff
 from bot.desk import relay as desk_relay
 from flows import engine
 from flows.machine.types import Choice, Reply
@@ -82,3 +83,16 @@ def register_staff(turn: Turn, code: str) -> dict[str, Any]:
     if outcome.ok and turn.inbound.display_name:  # colleagues see who took a case
         turn.contact.display_name = turn.inbound.display_name[:200]
     return {"ok": outcome.ok, "reason": outcome.reason, "agency": outcome.agency, "role": outcome.role}
+
+
+def desk_login(turn: Turn) -> dict[str, Any]:
+    """/masuk: a one-time web desk link for registered staff (bot/desk/signin.py)."""
+    assert turn.contact is not None
+    base = turn.rt.public_base_url
+    if not signin.staff_roles(turn.db, turn.contact.id):
+        return {"ok": False, "reason": "not_staff"}
+    if not base:
+        return {"ok": False, "reason": "no_desk"}
+    url = signin.issue_link(turn.db, turn.contact, turn.now, base)
+    minutes = int(signin.LINK_TTL.total_seconds() // 60)
+    return {"ok": url is not None, "reason": "not_staff", "url": url, "minutes": minutes}

@@ -49,6 +49,7 @@ CALLS: dict[str, Callable[..., dict[str, Any]]] = {
     "followup": complaints.followup,
     "request_person": relay.request_person,
     "register_staff": relay.register_staff,
+    "desk_login": relay.desk_login,
     "my_tickets": status.my_tickets,
     "lookup_ticket": status.lookup_ticket,
     "my_data": erasure.my_data,

@@ -216,7 +216,10 @@ class SurveyAnswer(Base):
 
 class Complaint(Base):
     __tablename__ = "complaints"
-    __table_args__ = (Index("ix_complaints_agency_created", "agency_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_complaints_agency_created", "agency_id", "created_at"),
+        Index("ix_complaints_category", "category"),  # the web desk's category filter
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket: Mapped[str] = mapped_column(String(16), unique=True)
@@ -425,6 +428,11 @@ class Case(Base):
         # the SLA tick looks for deadlines already past: a range scan, not the whole table
         Index("ix_cases_first_response_due", "first_response_due"),
         Index("ix_cases_resolution_due", "resolution_due"),
+        # the web desk's queue: an agency's cases, newest resident message first
+        Index("ix_cases_agency_last_resident", "agency_id", "last_resident_at"),
+        # ... and its counts (per status, overdue) read from the index alone
+        Index("ix_cases_agency_deadlines", "agency_id", "status", "resolution_due", "first_response_due",
+              "first_response_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -465,6 +473,9 @@ class Case(Base):
     resolution_overdue_at: Mapped[datetime | None] = mapped_column()
     notice_at: Mapped[datetime | None] = mapped_column()  # last "your message went to staff"
     rating: Mapped[int | None] = mapped_column(SmallInteger)
+    # a duplicate follows the surviving case: its resident gets that case's updates
+    last_resident_at: Mapped[datetime | None] = mapped_column()  # opened, or the resident's latest message
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"), index=True)
 
     events: Mapped[list[CaseEvent]] = relationship(back_populates="case", order_by="CaseEvent.id")
 
@@ -501,6 +512,47 @@ class SendBudgetKey(Base):
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     tat: Mapped[float] = mapped_column(Float)
+
+
+class DeskLoginToken(Base):
+    """A one-time sign-in link for the web desk (``/masuk``): only a SHA-256 of it is stored."""
+
+    __tablename__ = "desk_login_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
+class DeskSession(Base):
+    """A signed-in web desk browser: the cookie's SHA-256, its CSRF token and its idle clock."""
+
+    __tablename__ = "desk_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8), default="id")
+    created_at: Mapped[datetime] = mapped_column()
+    seen_at: Mapped[datetime] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+
+
+class CannedReply(Base):
+    """An agency's ready-made answer that staff pick in the desk's reply box."""
+
+    __tablename__ = "desk_canned_replies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    title: Mapped[str] = mapped_column(String(120))
+    body: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("staff_members.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column()
 
 
 # Covering index for the weekly digest (migration 0003b, on counted_at since 0012_skm_data):

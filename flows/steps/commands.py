@@ -1,4 +1,4 @@
-"""Global commands and navigation: what /menu, /batal, /kembali, /start, /daftar ... do.
+"""Global commands and navigation: what /menu, /batal, /kembali, /start, /daftar, /masuk ... do.
 
 They work on every question of every flow (the engine routes them here, and the back and
 cancel buttons too); which words are commands is read in :mod:`flows.engine`.
@@ -10,7 +10,7 @@ from flows.machine.registry import STEPS
 from flows.machine.turn import Turn
 from flows.machine.types import SurveyCancelled
 from flows.steps.service import SvcChoose
-from flows.steps.staff import StaffRegister
+from flows.steps.staff import StaffLogin, StaffRegister
 
 
 def run(turn: Turn, name: str, arg: str) -> None:
@@ -25,6 +25,9 @@ def run(turn: Turn, name: str, arg: str) -> None:
         return
     if name == "register":  # staff registration does not wait for resident consent (bot/desk/staff.py)
         StaffRegister().start(turn, arg)
+        return
+    if name == "login":  # a sign-in link to the web desk, for registered staff only
+        StaffLogin().start(turn)
         return
     if name == "start":
         turn.state["stack"] = []

@@ -1,6 +1,8 @@
-"""Staff registration (flow "staff"): ``/daftar <code>`` makes someone a head or staff member.
+"""Staff registration (flow "staff"): ``/daftar <code>`` makes someone a head or staff member;
+``/masuk`` sends a registered one a sign-in link to the web desk.
 
-The runtime checks the code (bot/desk/staff.py); this step only talks.
+The runtime checks the code (bot/desk/staff.py) and issues the link (bot/desk/signin.py); these
+steps only talk.
 """
 
 from __future__ import annotations
@@ -38,4 +40,26 @@ class StaffRegister(StepSpec):
         if not turn.back():
             turn.home()
         # Someone who has not agreed as a resident is not pushed into the resident notice here.
+        turn.ask_after = turn.consented
+
+
+@register("staff", "login")
+class StaffLogin(StepSpec):
+    """``/masuk`` (``/login``): a one-time link to the web desk, or a polite refusal."""
+
+    def start(self, turn: Turn) -> None:
+        turn.goto("staff", "login", {})
+        turn.call("desk_login")
+
+    def ask(self, turn: Turn) -> Question:
+        return Question(turn.t("still_working"), nav=False)  # the call answers in the same turn
+
+    def result(self, turn: Turn, result: dict[str, Any]) -> None:
+        reason = str(result.get("reason", "not_staff"))
+        if result.get("ok"):
+            turn.say("desk.login.link", url=result.get("url", ""), minutes=result.get("minutes", 10))
+        else:
+            turn.say(f"desk.login.{reason}")
+        if not turn.back():
+            turn.home()
         turn.ask_after = turn.consented

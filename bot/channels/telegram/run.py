@@ -56,6 +56,10 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
     if settings.telegram_webhook_url:
         secret = settings.telegram_webhook_secret or secrets.token_urlsafe(32)
         add_telegram_webhook(web_app, dp, bot, secret, metrics=app.metrics)
+    from bot.channels.telegram.deskhooks import telegram_desk_hooks
+    from bot.web.desk.routes import add_desk_routes
+
+    add_desk_routes(web_app, app, telegram_desk_hooks(channel))  # the web desk, in both modes
     locks = contextlib.ExitStack()
     if not settings.telegram_webhook_url:
         from bot.storage.locks import poller_lock

@@ -44,6 +44,11 @@ async def serve(app: App, stop: asyncio.Event | None = None, retry_every: float 
     web_app = build_web_app(app=app)  # /healthz and /metrics
     channel.add_routes(web_app)
     add_probe(web_app, webhook_gauges)
+    from bot.web.desk.base import DeskHooks
+    from bot.web.desk.routes import add_desk_routes
+
+    hooks = DeskHooks(deliver=channel.deliver)  # WhatsApp photos are served from WHATSAPP_MEDIA_DIR
+    add_desk_routes(web_app, app, hooks)
     senders: dict[str, Any] = {CHANNEL: channel.sender}
     background: list[asyncio.Task[Any]] = []
     cleanup: list[Callable[[], Awaitable[Any]]] = []
@@ -107,6 +112,7 @@ async def _start_telegram(app: App, web_app: web.Application, senders: dict[str,
     dp = channel.dispatcher()
     await _setup_until_reachable(channel, POLLING_BACKOFF)  # a refused token stops here
     senders[TG_CHANNEL] = with_cases(channel.sender, app.factory)
+    _desk_with_telegram(web_app, channel, TG_CHANNEL)
     stop_polling = asyncio.Event()
     polling: list[asyncio.Task[Any]] = []
 
@@ -169,3 +175,25 @@ def run_whatsapp(app: App) -> int:
         log.error("TELEGRAM_BOT_TOKEN was refused by the Bot API (401 Unauthorized)")
         return 2
     return 0
+
+
+def _desk_with_telegram(web_app: web.Application, channel: Any, tg_channel: str) -> None:
+    """The web desk of a WhatsApp deployment that also runs Telegram: cards refreshed in their
+    topics, Telegram photos fetched, each row sent by its own channel."""
+    from bot.channels.telegram.deskhooks import telegram_desk_hooks
+    from bot.web.desk.base import HOOKS
+
+    if HOOKS not in web_app:
+        return
+    hooks = web_app[HOOKS]
+    tg = telegram_desk_hooks(channel)
+    hooks.edit_card, hooks.fetch_media = tg.edit_card, tg.fetch_media
+    wa_deliver, tg_deliver = hooks.deliver, tg.deliver
+
+    async def deliver(rows: list[Any]) -> None:
+        if tg_deliver is not None:
+            await tg_deliver([r for r in rows if r.channel == tg_channel])
+        if wa_deliver is not None:
+            await wa_deliver([r for r in rows if r.channel != tg_channel])
+
+    hooks.deliver = deliver

@@ -23,7 +23,7 @@ from alembic import op
 import bot.storage.models
 
 revision: str = "0012_skm_data"
-down_revision: str | Sequence[str] | None = "0010_complaint_cases"
+down_revision: str | Sequence[str] | None = "0011_web_desk"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
