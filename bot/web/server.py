@@ -1,6 +1,6 @@
 """The HTTP side of the bot: one aiohttp app for health checks and channel webhooks.
 
-``build_web_app`` gives ``/healthz``; each channel adds its own routes to the same app
+``build_web_app`` gives ``/healthz`` and the open data (bot/web/opendata); each channel adds its own routes to the same app
 (``bot.channels.telegram.webhook.add_telegram_webhook``; a WhatsApp webhook can be added the same
 way), so one port serves them all.
 """
@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from sqlalchemy import text
 
+from bot.web.opendata.routes import add_opendata_routes
+
 if TYPE_CHECKING:
     from bot.app import App
 
@@ -26,12 +28,15 @@ CHECKS = web.AppKey("checks", dict[str, Check])
 MAX_BODY = 1024 * 1024  # Telegram updates are small; refuse anything huge
 
 
-def build_web_app(checks: Mapping[str, Check] | None = None) -> web.Application:
-    """An app with ``GET /healthz``: 200 when every check passes, 503 naming the failing ones."""
-    app = web.Application(client_max_size=MAX_BODY)
-    app[CHECKS] = dict(checks or {})
-    app.router.add_get("/healthz", healthz)
-    return app
+def build_web_app(checks: Mapping[str, Check] | None = None, app: App | None = None) -> web.Application:
+    """An app with ``GET /healthz``: 200 when every check passes, 503 naming the failing ones;
+    given the bot's ``app``, also the open data (/data/..., /open311/v2/...)."""
+    web_app = web.Application(client_max_size=MAX_BODY)
+    web_app[CHECKS] = dict(checks or {})
+    web_app.router.add_get("/healthz", healthz)
+    if app is not None:
+        add_opendata_routes(web_app, app)
+    return web_app
 
 
 async def start_site(runner: web.AppRunner, host: str, port: int) -> web.TCPSite:

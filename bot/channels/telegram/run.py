@@ -56,7 +56,7 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
     try:
         if settings.telegram_webhook_url:
             secret = settings.telegram_webhook_secret or secrets.token_urlsafe(32)
-            web_app = build_web_app(checks={"database": database_check(app, channel.executor)})
+            web_app = build_web_app(checks={"database": database_check(app, channel.executor)}, app=app)
             add_telegram_webhook(web_app, dp, bot, secret)
             from aiohttp import web
 

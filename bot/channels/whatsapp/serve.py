@@ -37,7 +37,7 @@ async def serve(app: App, stop: asyncio.Event | None = None, retry_every: float 
     from bot.scheduler import shared_limiter
 
     channel = WhatsAppChannel.from_app(app, limiter=shared_limiter(app))
-    web_app = build_web_app(checks={"database": database_check(app, channel.executor)})
+    web_app = build_web_app(checks={"database": database_check(app, channel.executor)}, app=app)
     channel.add_routes(web_app)
     senders: dict[str, Any] = {CHANNEL: channel.sender}
     background: list[asyncio.Task[Any]] = []
