@@ -2,7 +2,8 @@
 
 Only aggregates leave this module, never a row about one person. The under-5 rule: a figure
 computed from 1 to 4 respondents or complaints is published as null and its column is named in
-the row's ``suppressed`` list (0 is shown: an empty cell protects nobody). The IKM itself is
+the row's ``suppressed`` list (0 is shown: an empty cell protects nobody); ``complement`` then
+withholds one more count where a single withheld one could be derived from the agency total. The IKM itself is
 ``bot.reports.ikm`` with the agency's own weighting, exactly what the weekly digest prints.
 
 Each agency's periods are its own local days (``periods.Period.bounds`` in the agency's zone);
@@ -31,6 +32,8 @@ MIN_COUNT = 5  # the under-5 rule of issue 15
 DEFAULT_SLA_DAYS = 14  # the digest's default deadline (bot/reports/digest/model.py)
 ELEMENTS = ikm.ELEMENT_COUNT
 
+SUPPRESSED = ("Columns withheld by the under-5 rule, or withheld so that another one cannot be "
+              "derived from the agency total (space-separated in CSV, a list in JSON)")
 _COMMON = {
     "agency": "Agency slug (as in the bot's catalog)",
     "agency_name": "Agency name",
@@ -44,7 +47,7 @@ IKM_COLUMNS: dict[str, str] = {
     **_COMMON,
     "weighting": "Element weighting the agency uses: exact (1/9), 0.111 or 0.11",
     "respondents": "Questionnaires started in the period (element 1 answered or skipped); "
-                   "null when 1-4 (suppressed)",
+                   "null when withheld",
     "ikm": "Indeks Kepuasan Masyarakat, 25.00-100.00, PermenPANRB 14/2017; null when suppressed "
            "or when an element has no answer",
     "grade": "Mutu pelayanan A-D of the IKM",
@@ -52,7 +55,7 @@ IKM_COLUMNS: dict[str, str] = {
     **{f"nrr_{e}": f"NRR of element U{e} (1.000-4.000); null when fewer than 5 answered it"
        for e in range(1, ELEMENTS + 1)},
     "status": "ok | suppressed (1-4 respondents) | no_data (none) | incomplete (an element has no answer)",
-    "suppressed": "Columns withheld by the under-5 rule (space-separated in CSV, a list in JSON)",
+    "suppressed": SUPPRESSED,
 }
 COMPLAINT_COLUMNS: dict[str, str] = {
     **_COMMON,
@@ -66,7 +69,7 @@ COMPLAINT_COLUMNS: dict[str, str] = {
     "median_first_response_hours": "Median hours from a complaint's case opening to staff's "
                                    "first response, complaints filed in the period",
     "median_resolution_days": "Median days from filing to resolution, complaints resolved in the period",
-    "suppressed": "Columns withheld by the under-5 rule (space-separated in CSV, a list in JSON)",
+    "suppressed": SUPPRESSED,
 }
 
 
@@ -132,7 +135,7 @@ def ikm_rows(db: Session, wanted: list[Period] | None, now: datetime,
                 if svc.active or respondents[svc.id]:
                     rows.append(_ikm_row(_head(ag, svc, period), weighting,
                                          tallies[svc.id], respondents[svc.id]))
-    return rows
+    return complement(rows, ("respondents",))
 
 
 def _ikm_row(head: dict[str, Any], weighting: ikm.Weighting,
@@ -165,6 +168,9 @@ def _ikm_row(head: dict[str, Any], weighting: ikm.Weighting,
 
 
 # --- complaints --------------------------------------------------------------------------
+
+COUNTS = ("received", "confidential", "resolved", "resolved_on_time", "open_at_end")
+
 
 def sla_days(agency: Agency) -> int:
     """The agency's complaint deadline in days (settings ``complaint_sla_days``), as the digest."""
@@ -244,7 +250,7 @@ def complaint_rows(db: Session, wanted: list[Period] | None, now: datetime,
             rows.append(row(None, None))
             rows.extend(row(svc, svc.id) for svc in services
                         if svc.active or received[svc.id] or resolved[svc.id] or open_end[svc.id])
-    return rows
+    return complement(rows, COUNTS)
 
 
 def _complaint_row(head: dict[str, Any], received: int, confidential: int, resolved: int,
@@ -272,3 +278,28 @@ def _complaint_row(head: dict[str, Any], received: int, confidential: int, resol
     row["suppressed"] = suppressed
     return row
 
+
+
+def complement(rows: list[dict[str, Any]], counts: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Complementary suppression within one agency and period.
+
+    When a single service row withholds a count, that count is the agency total minus the shown
+    services. Then the smallest shown non-zero count of another service is withheld too; when
+    there is none, the agency total is. (Across periods, e.g. a quarter against its months,
+    nothing is done.)
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["agency"], r["period"])].append(r)
+    for group in groups.values():
+        total = next(r for r in group if not r["service"])
+        services = [r for r in group if r["service"]]
+        for column in counts:
+            hidden = [r for r in services if column in r["suppressed"]]
+            if len(hidden) != 1 or total[column] is None:
+                continue
+            shown = [r for r in services if r[column]]
+            target = min(shown, key=lambda r: (r[column], r["service"])) if shown else total
+            target[column] = None
+            target["suppressed"].append(column)
+    return rows

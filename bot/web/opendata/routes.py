@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 CACHE = web.AppKey("opendata_cache", TTLCache)
 HEADERS = {"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=60"}
 SUPPRESSION = (f"A figure computed from 1 to {figures.MIN_COUNT - 1} respondents or complaints is "
-               "null and its column is named in the row's 'suppressed' list.")
+               "null and its column is named in the row's 'suppressed' list. When a single service "
+               "of an agency and period withholds a count, another service's count (or the "
+               "agency total) is withheld too, so it cannot be derived by subtraction.")
 Body = tuple[bytes, str]  # what the cache keeps: the body and its content type
 
 
