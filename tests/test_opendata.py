@@ -309,3 +309,28 @@ async def test_services_only_active(app: App, clock: FakeClock) -> None:
     async with client(app) as http:
         codes = {s["service_code"] for s in await (await http.get("/open311/v2/services.json")).json()}
     assert "ktp" in codes and "kk" not in codes
+
+
+def test_period_labels() -> None:
+    from datetime import date
+
+    import pytest
+
+    from bot.web.opendata.periods import default_periods, parse, parse_list
+
+    assert (parse("2026-w47").first, parse("2026-W47").end) == (date(2026, 11, 16), date(2026, 11, 23))
+    assert (parse("2026-2").label, parse("2026-02").end) == ("2026-02", date(2026, 3, 1))
+    assert (parse("2026-Q4").first, parse("2026-Q4").end) == (date(2026, 10, 1), date(2027, 1, 1))
+    assert (parse("2026-S1").first, parse("2026-S1").end) == (date(2026, 1, 1), date(2026, 7, 1))
+    assert (parse("2026").first, parse("2026").end) == (date(2026, 1, 1), date(2027, 1, 1))
+    for bad in ("2026-Q5", "2026-13", "2026-W54", "2026-S3", "last year", ""):
+        with pytest.raises(ValueError):
+            parse(bad)
+    with pytest.raises(ValueError):
+        parse_list([",".join(f"2026-{m:02d}" for m in range(1, 13)) + ",2025"])
+    # the quarter is the agency's: 31 Dec 16:30 UTC is 23:30 in Jakarta, 01:30 on 1 January in Jayapura
+    moment = datetime(2026, 12, 31, 16, 30, tzinfo=UTC)
+    assert [p.label for p in default_periods(moment, "Asia/Jakarta")] == ["2026-Q3", "2026-Q4"]
+    assert [p.label for p in default_periods(moment, "Asia/Jayapura")] == ["2026-Q4", "2027-Q1"]
+    lo, hi = parse("2026-Q4").bounds("Asia/Makassar")
+    assert (lo, hi) == (datetime(2026, 9, 30, 16, tzinfo=UTC), datetime(2026, 12, 31, 16, tzinfo=UTC))
