@@ -279,7 +279,7 @@ async def test_cache_hit_runs_no_statement(app: App, clock: FakeClock) -> None:
         assert statements and row(doc["rows"], "")["received"] == 13
 
 
-async def test_cache_expires_and_concurrent_misses_compute_once(sqlite_app: App, clock: FakeClock) -> None:
+async def test_cache_expires_and_concurrent_misses_compute_once() -> None:
     import asyncio
 
     from bot.web.opendata.cache import TTLCache
