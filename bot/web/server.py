@@ -1,8 +1,9 @@
 """The HTTP side of the bot: one aiohttp app for health, metrics and channel webhooks.
 
-``build_web_app`` gives ``/healthz`` (and, for a whole bot process, ``/metrics``); each channel
-adds its own routes to the same app (``bot.channels.telegram.webhook.add_telegram_webhook``,
-``WhatsAppChannel.add_routes``), so one port serves them all, in every mode (long polling too).
+``build_web_app`` gives ``/healthz`` (and, for a whole bot process, ``/metrics`` and the open
+data of bot/web/opendata); each channel adds its own routes to the same app
+(``bot.channels.telegram.webhook.add_telegram_webhook``, ``WhatsAppChannel.add_routes``), so one
+port serves them all, in every mode (long polling too).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from bot.web import metrics as metrics_page
 from bot.web.health import Check, Health
+from bot.web.opendata.routes import add_opendata_routes
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -41,6 +43,7 @@ def build_web_app(checks: Mapping[str, Check] | None = None, *, app: App | None 
     if app is not None:
         web_app[HEALTH] = Health(app, checks, executor)
         metrics_page.install(web_app, app)
+        add_opendata_routes(web_app, app)
         token = app.settings.metrics_token
     else:
         token = None
