@@ -194,7 +194,7 @@ def _dispatch(turn: Turn) -> None:
         if not text:
             turn.say("not_understood")
             return
-        picked = match_choice(text, shown)
+        picked = match_choice(text, shown, own_text=question.free_text)
         if picked is None:
             picked = _yes_no(text, shown)
         if picked is not None:
@@ -293,7 +293,7 @@ def _digits(text: str) -> bool:
 _KEY_AND_WORDS = re.compile(r"^\s*(\d{1,3})\s*[.)]?\s+(\S.*)$", re.S)
 
 
-def match_choice(text: str, choices: tuple[Choice, ...] | list[Choice]) -> str | None:
+def match_choice(text: str, choices: tuple[Choice, ...] | list[Choice], own_text: bool = False) -> str | None:
     """A typed key ("4") or label ("sangat mudah") picks a choice.
 
     A number only ever picks the choice showing that key, never a position: on a rating the
@@ -315,7 +315,10 @@ def match_choice(text: str, choices: tuple[Choice, ...] | list[Choice]) -> str |
         if by_key is not None and by_words is not None:
             return by_key if by_key == by_words else None
         if by_key is not None:
-            return by_key
+            # Words that name no answer: where the question takes the resident's own words they
+            # are that text ("2 kali saya datang" a description, "1 loket saja" a suggestion,
+            # never Batal or Lewati); on a question of choices only, the number ("2 mantap").
+            return None if own_text else by_key
     wanted = utils.default_process(text)
     if not wanted or len(text) > 80:
         return None

@@ -125,6 +125,32 @@ def test_console_a_number_and_words_that_disagree_record_nothing(app: App) -> No
     assert scores(app) == {1: 4, 2: 2}
 
 
+def test_console_a_number_starting_the_residents_own_words_is_their_text(app: App) -> None:
+    """Where a question takes the resident's own words, "2 kali saya datang..." is a
+    description, not the choice numbered 2 (Batal): a number with words that name no answer
+    was read as that choice, which cancelled complaints and dropped suggestions."""
+    chat = Chat(app)
+    chat.say("/start", "1", "/lapor", "ktp")
+    out = chat.say("2 kali saya datang ke kantor tapi KTP belum jadi juga")
+    assert "dibatalkan" not in out and "Masalahnya termasuk jenis apa?" in out
+    chat.say("1")  # Penundaan berlarut
+    out = chat.say("5 november")  # a date, not the 5th choice (« Kembali)
+    assert "Ada foto bukti?" in out
+    with app.factory() as db:
+        from bot.storage.models import ConversationSession
+
+        state = db.scalars(select(ConversationSession)).one().state
+    draft = state.get("data") or state
+    assert "2 kali saya datang" in str(draft)
+    chat.say("/batal", "/nilai", "akta kelahiran", *["4"] * 9)
+    out = chat.say("1 loket saja yang buka, tolong ditambah")  # a suggestion, not Lewati
+    assert "Lewati" not in out.split("\n")[1]
+    with app.factory() as db:
+        suggestion = db.scalars(select(SurveyResponse.suggestion).where(
+            SurveyResponse.suggestion.is_not(None))).all()
+    assert suggestion == ["1 loket saja yang buka, tolong ditambah"]
+
+
 def test_console_navigation_numbers_work_in_free_text_steps(app: App) -> None:
     chat = Chat(app)
     chat.say("/start", "1", "/lapor", "ktp")
