@@ -287,3 +287,26 @@ def test_contact_question_says_it_is_about_phone_calls(sqlite_app: App) -> None:
         seen += [r.payload["text"] for r in rows]
     assert any("Bolehkah petugas menelepon Anda" in t and "tetap kami kirim lewat chat ini" in t
                for t in seen), seen[-1]
+
+
+def test_the_digest_judges_overdue_as_things_stood(app: App, clock: FakeClock) -> None:
+    """A deadline later in the running week is not yet missed; a past week's figure does not
+    change when the case is answered or closed afterwards."""
+    now = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)  # Tuesday 13:00 WIB, week 2026-W49
+    with app.factory() as db, db.begin():
+        agency = db.scalars(select(Agency).where(Agency.slug == "disdukcapil")).one()
+        db.add(Case(source_key="t:1", ticket="AAAA-0001", agency_id=agency.id, channel="telegram",
+                    trigger="complaint", created_at=now - timedelta(hours=1), updated_at=now,
+                    first_response_due=now + timedelta(hours=2), resolution_due=now + timedelta(days=9)))
+        db.add(Case(source_key="t:2", ticket="AAAA-0002", agency_id=agency.id, channel="telegram",
+                    trigger="complaint", created_at=now - timedelta(days=9), updated_at=now,
+                    first_response_due=now - timedelta(days=8), resolution_due=now + timedelta(days=3),
+                    first_response_at=now - timedelta(hours=2)))  # answered late, this week
+    with app.factory() as db:
+        agency = db.scalars(select(Agency).where(Agency.slug == "disdukcapil")).one()
+        assert collect(db, agency, "2026-W49", now).complaints.overdue_cases == 0
+        later = now + timedelta(hours=3)  # the first case's first response is now late
+        assert collect(db, agency, "2026-W49", later).complaints.overdue_cases == 1
+        # the week before: the second case was already past its first-response limit then,
+        # and answering it this week does not rewrite that
+        assert collect(db, agency, "2026-W48", now).complaints.overdue_cases == 1

@@ -90,7 +90,7 @@ def _digest(app: App, args: argparse.Namespace) -> int:
             agency = find_agency(db, args.agency)
             week = args.week or previous_week(app.runtime.clock(), agency_zone(agency))
             parse_week(week)
-            data = collect(db, agency, week)
+            data = collect(db, agency, week, app.runtime.clock())
             if args.out is None:
                 print(render_text(data, lang, app.texts))
                 return 0

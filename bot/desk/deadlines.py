@@ -108,10 +108,12 @@ def overdue_count(db: Session, agency_id: int, at: datetime) -> int:
         select(func.count()).select_from(Case).where(
             Case.agency_id == agency_id,
             Case.created_at < at,
+            # as things stood at ``at``, so a past week's figure does not change later
             or_(Case.resolved_at.is_(None), Case.resolved_at >= at),
-            Case.status != "closed",
+            or_(Case.closed_at.is_(None), Case.closed_at >= at),
             or_(Case.resolution_due < at,
-                (Case.first_response_at.is_(None) & (Case.first_response_due < at))),
+                (or_(Case.first_response_at.is_(None), Case.first_response_at >= at)
+                 & (Case.first_response_due < at))),
         )
     ) or 0
 

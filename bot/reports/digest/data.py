@@ -135,7 +135,7 @@ def focus_elements(week_ikm: ikm.Ikm) -> list[tuple[int, Fraction]]:
     return [(e, v) for e, v in below if v <= last]
 
 
-def collect(db: Session, agency: Agency, week: str) -> DigestData:
+def collect(db: Session, agency: Agency, week: str, now: datetime | None = None) -> DigestData:
     """Everything the digest says, from a handful of grouped queries.
 
     The weighting is always the agency's own ``ikm_weights``, so the Monday job and
@@ -204,7 +204,9 @@ def collect(db: Session, agency: Agency, week: str) -> DigestData:
         for b in range(n_weeks - TREND_WEEKS, n_weeks)
     ]
     start, end = bounds[this], bounds[this + 1]
-    complaints = _complaints(db, agency, start, end)
+    # Overdue is judged at the week's end, or now for the week still running: a deadline later
+    # today is not yet missed.
+    complaints = _complaints(db, agency, start, end, min(end, now) if now is not None else end)
     focus = [
         Focus(e, v, *element_themes(db, agency.id, e, start, end, complaints.rows))
         for e, v in focus_elements(week_ikm)
@@ -226,7 +228,8 @@ def collect(db: Session, agency: Agency, week: str) -> DigestData:
     )
 
 
-def _complaints(db: Session, agency: Agency, start: datetime, end: datetime) -> ComplaintStats:
+def _complaints(db: Session, agency: Agency, start: datetime, end: datetime,
+                judged: datetime) -> ComplaintStats:
     stats = ComplaintStats()
     base = Complaint.agency_id == agency.id
     new_in_week = base & (Complaint.created_at >= start) & (Complaint.created_at < end)
@@ -249,7 +252,7 @@ def _complaints(db: Session, agency: Agency, start: datetime, end: datetime) -> 
     )
     stats.open = db.scalar(select(func.count()).select_from(Complaint).where(open_at_end)) or 0
     # one complaint limit: the resolution limit of the complaint's case (working days)
-    stats.overdue = overdue_complaints(db, agency, end)
+    stats.overdue = overdue_complaints(db, agency, judged)
     durations = [
         (resolved - created).total_seconds() / 86400
         for created, resolved in db.execute(
@@ -259,7 +262,7 @@ def _complaints(db: Session, agency: Agency, start: datetime, end: datetime) -> 
         if resolved is not None
     ]
     stats.resolved = len(durations)
-    stats.overdue_cases = overdue_count(db, agency.id, end)
+    stats.overdue_cases = overdue_count(db, agency.id, judged)
     stats.median_days = statistics.median(durations) if durations else None
     for c, svc_name, chat_name in db.execute(
         select(Complaint, Service.name, Contact.display_name)

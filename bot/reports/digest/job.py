@@ -81,7 +81,7 @@ def produce_digest(app: App, agency_slug: str, week: str | None, now: datetime) 
         parse_week(week)
         if db.scalar(select(Digest.id).where(Digest.agency_id == agency.id, Digest.week == week)):
             return None
-        data = collect(db, agency, week)
+        data = collect(db, agency, week, now)
         langs = {c.language for c in db.scalars(
             select(Contact).where(Contact.id.in_([h.contact_id for h in agency_heads(db, agency.id)]))
         )} or {app.settings.default_language}
