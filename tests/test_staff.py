@@ -49,6 +49,9 @@ def test_daftar_registers_a_head_once_and_shows_the_privacy_notice_and_next_step
     assert replies[2].startswith("Langkah berikutnya:")
     assert all(cmd in replies[2] for cmd in ("/ruangstaf", "Kelola Topik", "/kasus", "/balas", "/masuk"))
     assert members(app) == [("head", "disdukcapil", "kepala-1")]
+    # the same person sending their code again is told they are registered, not that it is spent
+    again = say(app, "kepala-1", f"/daftar {code}")
+    assert "sudah dipakai" not in again[0] and "sudah terdaftar" in again[0], again
     # the code works once: someone else is refused, politely
     other = say(app, "orang-lain", f"/daftar {code}")
     assert other == ["Maaf, kode itu sudah dipakai. Setiap kode hanya berlaku sekali; silakan minta kode baru kepada admin."]

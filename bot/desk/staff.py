@@ -96,6 +96,14 @@ def register(db: Session, contact: Contact, chat_id: str, code: str, now: dateti
     if invite is None:
         reason = "invalid"
     elif invite.used_at is not None:
+        if invite.used_by == contact.id:  # the same person sends their code again
+            member = db.scalars(select(StaffMember).where(
+                StaffMember.agency_id == invite.agency_id, StaffMember.contact_id == contact.id,
+                StaffMember.active.is_(True))).first()
+            if member is not None:
+                agency = db.get(Agency, invite.agency_id)
+                return Registration(True, "already", agency=agency.name if agency else None,
+                                    role=member.role)
         reason = "used"
     elif invite.expires_at <= now:
         reason = "expired"
