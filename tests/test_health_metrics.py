@@ -24,9 +24,11 @@ from sqlalchemy import func, select
 from bot.app import App
 from bot.channels.telegram.run import serve
 from bot.outbox.store import SendError
+from bot.runtime.types import Inbound
 from bot.scheduler import build_dispatcher
 from bot.storage.models import Agency, OutboxMessage
 from bot.web.server import HEALTH, build_web_app
+from flows.machine.types import Event
 from tests.conftest import FakeClock, free_port, make_app
 from tests.fake_telegram import User
 from tests.telegram_harness import FAST_BACKOFF, harness
@@ -365,6 +367,19 @@ async def test_outbox_sends_cases_and_digests_are_counted(sqlite_app: App, clock
         clock.advance(days=60)  # every deadline passed
         _, text = await get(c, "/metrics")
         assert value(text, "prima_cases_overdue", agency="samsat") == 2
+
+
+async def test_retention_counts_are_served(sqlite_app: App, clock: FakeClock) -> None:
+    """The daily retention job's removals reach /metrics, by kind."""
+    from bot.privacy import retention
+
+    app = sqlite_app
+    app.runtime.handle(Inbound("console", "w1", "w1", Event("text", "e1", text="/start"), event_key="k1"))
+    before = retention.TOTALS["sessions"]
+    retention.run_retention(app.factory, retention.Policy(), clock() + timedelta(days=31))
+    async with client(app) as c:
+        _, text = await get(c, "/metrics")
+    assert value(text, "prima_retention_removed_total", kind="sessions") == before + 1
 
 
 def test_apps_have_registries_of_their_own(sqlite_url: str, tmp_path: Path, clock: FakeClock) -> None:

@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from sqlalchemy import Connection, and_, case, func, or_, select
 
 from bot.desk.states import ACTIVE
+from bot.privacy import retention
 from bot.storage.models import Agency, Case, OutboxMessage
 from bot.web.health import outbox_counts
 
@@ -135,10 +136,22 @@ class DatabaseCollector:
 COLLECTOR = web.AppKey("db_collector", DatabaseCollector)
 
 
+class RetentionCollector:
+    """What the daily retention job removed in this process, by kind (bot/privacy/retention.py)."""
+
+    def collect(self) -> Iterator[Metric]:
+        removed = CounterMetricFamily("prima_retention_removed", "Rows (photos for media) the "
+                                      "retention job deleted or anonymised, by kind", labels=["kind"])
+        for kind, count in sorted(retention.TOTALS.items()):
+            removed.add_metric([kind], count)
+        yield removed
+
+
 def install(web_app: web.Application, app: App) -> None:
     """``GET /metrics`` for ``app``'s registry, with the database collector registered in it."""
     collector = DatabaseCollector(app)
     app.metrics.use("database", collector)
+    app.metrics.use("retention", RetentionCollector())
     web_app[COLLECTOR] = collector
     token = app.settings.metrics_token
     registry = app.metrics.registry
