@@ -1,0 +1,261 @@
+"""The periodic report's figures from SQL: grouped scans of the period's questionnaires.
+
+A questionnaire counts in the period in which it started (``survey_responses.started_at`` in the
+agency's zone), with all its answers, even those given after midnight of the period's last day.
+One GROUP BY (service, element) over the period's answers gives the IKM, every element's NRR
+and every service's IKM; one more per earlier period gives the comparison and the trend. No
+Python loop walks individual answers, so the annual report costs about one scan of the year.
+
+The regency report (scope "*") is each agency's report in the agency's own zone, summed: the
+regency's tallies are exactly the sum of the agencies' tallies.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections import Counter
+from datetime import datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.catalog import agency_ikm_weights, agency_zone
+from bot.reports import ikm
+from bot.reports.digest.data import BRIBERY_WORDS, find_agency, focus_elements
+from bot.reports.digest.model import DEFAULT_SLA_DAYS, ComplaintRow
+from bot.reports.digest.themes import element_themes
+from bot.reports.periodic.model import (
+    TREND_PERIODS,
+    Complaints,
+    PlanLine,
+    ReportData,
+    ServiceResult,
+    Weak,
+)
+from bot.reports.periodic.period import Period
+from bot.reports.periodic.plan import plan_lines
+from bot.storage.models import (
+    Agency,
+    Case,
+    Complaint,
+    Contact,
+    Service,
+    SurveyAnswer,
+    SurveyResponse,
+)
+
+log = logging.getLogger(__name__)
+ALL = "*"
+Tallies = dict[int, ikm.ElementTally]
+
+__all__ = ["ALL", "collect", "find_agency"]
+
+
+def _groups(
+    db: Session, agency_id: int, lo: datetime, hi: datetime, per_service: bool = True,
+) -> list[tuple[int, int, int, int, int]]:
+    """(service or 0, element, sum of scores, answered, rows) of questionnaires started in [lo, hi)."""
+    a, r = SurveyAnswer, SurveyResponse
+    keys: list[Any] = [a.service_id, a.element] if per_service else [a.element]
+    stmt = (
+        select(*keys, func.coalesce(func.sum(a.score), 0), func.count(a.score), func.count())
+        .select_from(r).join(a, a.response_id == r.id)
+        .where(r.agency_id == agency_id, r.started_at >= lo, r.started_at < hi)
+        .group_by(*keys)
+    )
+    rows: list[Any] = list(db.execute(stmt))
+    if per_service:
+        return [(int(s), int(e), int(t or 0), int(n), int(c)) for s, e, t, n, c in rows]
+    return [(0, int(e), int(t or 0), int(n), int(c)) for e, t, n, c in rows]
+
+
+def _add(into: Tallies, element: int, tally: ikm.ElementTally) -> None:
+    into[element] = into.get(element, ikm.ElementTally()) + tally
+
+
+def _sum(parts: list[Tallies]) -> Tallies:
+    out: Tallies = {}
+    for part in parts:
+        for e, t in part.items():
+            _add(out, e, t)
+    return out
+
+
+def collect(db: Session, scope: str, period: Period) -> ReportData:
+    """The report of one agency (its slug) or of the whole regency (``ALL``) for ``period``."""
+    if scope != ALL:
+        return _collect_agency(db, find_agency(db, scope), period)
+    agencies = list(db.scalars(select(Agency).order_by(Agency.id)))
+    parts = [_collect_agency(db, a, period) for a in agencies]
+    parts = [p for p in parts if p.respondents or p.plan or any(a.active for a in agencies if a.slug == p.scope)]
+    if not parts:
+        raise LookupError("No agencies in the catalog yet.")
+    weightings = {p.weighting for p in parts}
+    weighting = weightings.pop() if len(weightings) == 1 else "exact"
+    tallies = _sum([p.tallies for p in parts])
+    prev_tallies = _sum([p.prev_tallies for p in parts])
+    value = ikm.compute(tallies, weighting)  # type: ignore[arg-type]
+    trend = []
+    for i, (per, _, _) in enumerate(parts[0].trend):
+        t = _sum([p.trend_tallies[i] for p in parts])
+        trend.append((per, ikm.compute(t, weighting).value, sum(p.trend[i][2] for p in parts)))  # type: ignore[arg-type]
+    skipped: Counter[int] = Counter()
+    for p in parts:
+        skipped.update(p.skipped)
+    weak = []
+    for e, v in focus_elements(value):
+        words: list[str] = []
+        themes: list[tuple[str, int]] = []
+        for p in parts:
+            for w in p.weak:
+                if w.element == e:
+                    words += [x for x in w.words if x not in words]
+                    themes += w.themes
+        weak.append(Weak(e, v, words[:5], sorted(themes, key=lambda t: -t[1])[:2]))
+    c = Complaints(sla_days=min((p.complaints.sla_days for p in parts), default=DEFAULT_SLA_DAYS))
+    categories: Counter[str] = Counter()
+    for p in parts:
+        c.received += p.complaints.received
+        c.resolved += p.complaints.resolved
+        c.within_deadline += p.complaints.within_deadline
+        categories.update(dict(p.complaints.by_category))
+    c.by_category = sorted(categories.items(), key=lambda kv: (-kv[1], kv[0]))
+    firsts = [x for p in parts for x in p.first_hours]
+    days = [x for p in parts for x in p.resolution_days]
+    c.median_first_response_hours = statistics.median(firsts) if firsts else None
+    c.median_resolution_days = statistics.median(days) if days else None
+    zone = parts[0].timezone
+    start, end = period.bounds(zone)
+    return ReportData(
+        scope=ALL, name="", short_name="", timezone=zone, period=period, start=start, end=end,
+        weighting=weighting, ikm=value, tallies=tallies, skipped=dict(skipped),
+        respondents=sum(p.respondents for p in parts), complete=sum(p.complete for p in parts),
+        prev_ikm=ikm.compute(prev_tallies, weighting),  # type: ignore[arg-type]
+        prev_respondents=sum(p.prev_respondents for p in parts), prev_tallies=prev_tallies,
+        services=[s for p in parts for s in p.services], trend=trend, weak=weak, complaints=c,
+        plan=[line for p in parts for line in p.plan], agencies=parts,
+        agency_ids=tuple(i for p in parts for i in p.agency_ids),
+        trend_tallies=[], first_hours=firsts, resolution_days=days,
+    )
+
+
+def _collect_agency(db: Session, agency: Agency, period: Period) -> ReportData:
+    weighting = agency_ikm_weights(agency)
+    zone = agency_zone(agency)
+    start, end = period.bounds(zone)
+    tallies: Tallies = {}
+    per_service: dict[int, Tallies] = {}
+    respondents: Counter[int] = Counter()
+    skipped: Counter[int] = Counter()
+    for sid, e, total, answered, count in _groups(db, agency.id, start, end):
+        t = ikm.ElementTally(total, answered)
+        _add(tallies, e, t)
+        _add(per_service.setdefault(sid, {}), e, t)
+        skipped[e] += count - answered
+        if e == 1:  # every questionnaire starts at element 1 (answered or "tidak tahu")
+            respondents[sid] += count
+    complete = db.scalar(
+        select(func.count()).select_from(SurveyResponse)
+        .where(SurveyResponse.agency_id == agency.id, SurveyResponse.started_at >= start,
+               SurveyResponse.started_at < end, SurveyResponse.status == "complete")
+    ) or 0
+    trend_tallies: list[Tallies] = []
+    trend = []
+    for back in range(TREND_PERIODS - 1, 0, -1):
+        per = period.previous(back)
+        lo, hi = per.bounds(zone)
+        t_tallies: Tallies = {}
+        n = 0
+        for _, e, total, answered, count in _groups(db, agency.id, lo, hi, per_service=False):
+            _add(t_tallies, e, ikm.ElementTally(total, answered))
+            n += count if e == 1 else 0
+        trend_tallies.append(t_tallies)
+        trend.append((per, ikm.compute(t_tallies, weighting).value, n))
+    trend_tallies.append(tallies)
+    value = ikm.compute(tallies, weighting)
+    trend.append((period, value.value, sum(respondents.values())))
+    services = []
+    for svc in db.scalars(select(Service).where(Service.agency_id == agency.id).order_by(Service.id)):
+        if not svc.active and not respondents[svc.id]:
+            continue
+        services.append(ServiceResult(svc.code, svc.name, agency.short_name,
+                                      ikm.compute(per_service.get(svc.id, {}), weighting), respondents[svc.id]))
+    rows, complaints, firsts, days = _complaints(db, agency, start, end)
+    weak = [Weak(e, v, *element_themes(db, agency.id, e, start, end, rows)) for e, v in focus_elements(value)]
+    prev_start = period.previous().bounds(zone)[0]
+
+    def nrr_between(element: int, service_id: int | None, lo: datetime, hi: datetime) -> Fraction | None:
+        total = ikm.ElementTally()
+        for sid, e, t, n, _ in _groups(db, agency.id, lo, hi):
+            if e == element and (service_id is None or sid == service_id):
+                total = total + ikm.ElementTally(t, n)
+        return total.nrr
+
+    plan: list[PlanLine] = plan_lines(db, (agency.id,), start, end, prev_start, nrr_between)
+    return ReportData(
+        scope=agency.slug, name=agency.name, short_name=agency.short_name, timezone=zone,
+        period=period, start=start, end=end, weighting=weighting, ikm=value, tallies=tallies,
+        skipped=dict(skipped), respondents=sum(respondents.values()), complete=int(complete),
+        prev_ikm=ikm.compute(trend_tallies[-2], weighting), prev_respondents=trend[-2][2],
+        prev_tallies=trend_tallies[-2], services=services, trend=trend, weak=weak,
+        complaints=complaints, plan=plan, agency_ids=(agency.id,), trend_tallies=trend_tallies,
+        first_hours=firsts, resolution_days=days,
+    )
+
+
+def sla_days(agency: Agency) -> int:
+    try:
+        return int((agency.settings or {}).get("complaint_sla_days", DEFAULT_SLA_DAYS))
+    except (TypeError, ValueError):
+        log.error("agency %s: bad complaint_sla_days, using %d", agency.slug, DEFAULT_SLA_DAYS)
+        return DEFAULT_SLA_DAYS
+
+
+def _complaints(
+    db: Session, agency: Agency, start: datetime, end: datetime,
+) -> tuple[list[ComplaintRow], Complaints, list[float], list[float]]:
+    """Complaints received in the period and what had happened to them by its end (so the
+    figures do not change when the report is rebuilt later)."""
+    sla = sla_days(agency)
+    stats = Complaints(sla_days=sla)
+    rows: list[ComplaintRow] = []
+    firsts: list[float] = []
+    days: list[float] = []
+    categories: Counter[str] = Counter()
+    stmt = (
+        select(Complaint, Service.name, Contact.display_name, Case.first_response_at,
+               Case.resolution_due)
+        .join(Service, Complaint.service_id == Service.id)
+        .join(Contact, Complaint.contact_id == Contact.id, isouter=True)
+        .join(Case, Case.complaint_id == Complaint.id, isouter=True)
+        .where(Complaint.agency_id == agency.id, Complaint.created_at >= start, Complaint.created_at < end)
+        .order_by(Complaint.created_at, Complaint.id)
+    )
+    seen: set[int] = set()
+    for c, service, chat_name, first_at, due in db.execute(stmt):
+        if c.id in seen:  # a complaint with more than one case is counted once
+            continue
+        seen.add(c.id)
+        stats.received += 1
+        categories[c.category] += 1
+        text = c.description or ""
+        rows.append(ComplaintRow(
+            c.ticket, c.created_at, service, c.category, c.status, text, bool(c.confidential),
+            c.category == "pungli" or any(w in text.lower() for w in BRIBERY_WORDS),
+            tuple(n for n in (c.reporter_name, chat_name) if n),
+        ))
+        if first_at is not None and first_at < end:
+            firsts.append((first_at - c.created_at).total_seconds() / 3600)
+        if c.resolved_at is not None and c.resolved_at < end:
+            stats.resolved += 1
+            days.append((c.resolved_at - c.created_at).total_seconds() / 86400)
+            limit = due if due is not None else c.created_at + timedelta(days=sla)
+            if c.resolved_at <= limit:
+                stats.within_deadline += 1
+    stats.by_category = sorted(categories.items(), key=lambda kv: (-kv[1], kv[0]))
+    stats.median_first_response_hours = statistics.median(firsts) if firsts else None
+    stats.median_resolution_days = statistics.median(days) if days else None
+    return rows, stats, firsts, days

@@ -1,0 +1,136 @@
+"""The periodic SKM report: worked examples with exact figures, period boundaries per zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+from sqlalchemy import update
+
+from bot.app import App
+from bot.reports.periodic.data import ALL, collect
+from bot.reports.periodic.model import ReportData
+from bot.reports.periodic.period import Period, last_complete, parse_period, period_of
+from bot.reports.periodic.text import render_text
+from bot.storage.models import Agency
+from tests.digest_data import add_complaint, add_response
+
+WIB = timedelta(hours=7)
+Q4 = parse_period("2026-Q4")
+KTP: list[list[int | None]] = [
+    [4, 4, 3, 3, 4, 4, 4, 3, 4],
+    [3, 3, 3, 2, 3, 4, 4, 3, 3],
+    [4, 3, 2, 2, 3, 3, 4, None, 3],
+    [3, 4, 3, 3, 4, 4, 3, 3, 4],
+]
+KK: list[list[int | None]] = [
+    [2, 3, 2, 3, 3, 3, 3, 2, 2],
+    [3, 3, 3, 4, 3, 3, 4, 3, 3],
+]
+
+
+def wib(y: int, m: int, d: int, hh: int = 10, mm: int = 0) -> datetime:
+    return datetime(y, m, d, hh, mm, tzinfo=UTC) - WIB
+
+
+def seed_q4(app: App) -> None:
+    for i, scores in enumerate(KTP):
+        add_response(app, "ktp", wib(2026, 10, 5 + i), scores, suggestion="antrian lama sekali" if i < 2 else None)
+    # the last questionnaire of the quarter starts at 23:30 WIB on 31 December: Q4
+    add_response(app, "kk", wib(2026, 11, 2), KK[0])
+    add_response(app, "kk", wib(2026, 12, 31, 23, 30), KK[1])
+    add_response(app, "ktp", wib(2027, 1, 1, 0, 10), [1] * 9)  # Q1 2027: not in Q4
+    add_response(app, "ktp", wib(2026, 9, 30, 23, 59), [3] * 9)  # Q3: the previous period
+    add_response(app, "pbb", wib(2026, 12, 1), [4] * 9)  # another agency
+
+
+def report(app: App, scope: str = "disdukcapil", period: Period = Q4) -> ReportData:
+    with app.factory() as db:
+        return collect(db, scope, period)
+
+
+def test_periods_parse_and_step() -> None:
+    assert parse_period("2026-q4") == Period(2026, "Q", 4)
+    assert parse_period("2026-S2").first_day == date(2026, 7, 1)
+    assert parse_period("2026").last_day == date(2026, 12, 31)
+    assert parse_period("2026-Q1").previous() == Period(2025, "Q", 4)
+    assert parse_period("2026-S1").previous() == Period(2025, "S", 2)
+    assert parse_period("2026").previous(2).label == "2024"
+    assert Period(2026, "Q", 4).previous(5).label == "2025-Q3"
+    for bad in ("2026-Q5", "2026-S3", "Q4", "2026-W47"):
+        with pytest.raises(ValueError):
+            parse_period(bad)
+
+
+@pytest.mark.parametrize(("zone", "offset"), [("Asia/Jakarta", 7), ("Asia/Makassar", 8), ("Asia/Jayapura", 9)])
+def test_period_bounds_in_each_zone(zone: str, offset: int) -> None:
+    start, end = parse_period("2026-Q1").bounds(zone)
+    assert start == datetime(2026, 1, 1, tzinfo=UTC) - timedelta(hours=offset)
+    assert end == datetime(2026, 4, 1, tzinfo=UTC) - timedelta(hours=offset)
+    # 23:30 local on 31 March is still Q1; 00:10 local on 1 April is Q2
+    late = datetime(2026, 3, 31, 23, 30, tzinfo=UTC) - timedelta(hours=offset)
+    assert start <= late < end and period_of(late, zone, "Q").label == "2026-Q1"
+    early = datetime(2026, 4, 1, 0, 10, tzinfo=UTC) - timedelta(hours=offset)
+    assert period_of(early, zone, "Q").label == "2026-Q2"
+    assert last_complete(early, zone, "Q").label == "2026-Q1"
+    assert last_complete(early, zone, "S").label == "2025-S2"
+
+
+def test_a_questionnaire_at_2330_wib_on_31_march_is_in_q1_also_for_wit(app: App) -> None:
+    add_response(app, "ktp", wib(2026, 3, 31, 23, 30), [4] * 9)
+    assert report(app, period=parse_period("2026-Q1")).respondents == 1
+    assert report(app, period=parse_period("2026-Q2")).respondents == 0
+    with app.factory() as db, db.begin():  # in WIT the same instant is 01:30 on 1 April: Q2
+        db.execute(update(Agency).where(Agency.slug == "disdukcapil").values(timezone="Asia/Jayapura"))
+    assert report(app, period=parse_period("2026-Q1")).respondents == 0
+    assert report(app, period=parse_period("2026-Q2")).respondents == 1
+
+
+def test_worked_example_agency(app: App) -> None:
+    seed_q4(app)
+    data = report(app)
+    assert data.respondents == 6 and data.complete == 6
+    # hand computation: element sums over six questionnaires (U8 has a "tidak tahu")
+    assert data.ikm.nrr == (Fraction(19, 6), Fraction(20, 6), Fraction(16, 6), Fraction(17, 6),
+                            Fraction(20, 6), Fraction(21, 6), Fraction(22, 6), Fraction(14, 5),
+                            Fraction(19, 6))
+    assert data.skipped[8] == 1
+    # (154/6 + 14/5) / 9 x 25 = 79.074...
+    assert data.ikm.value == Decimal("79.07") and data.ikm.grade == "B"
+    services = {s.code: s for s in data.services}
+    assert services["ktp"].ikm.value == Decimal("82.64") and services["ktp"].ikm.grade == "B"
+    assert services["ktp"].respondents == 4
+    assert services["kk"].ikm.value == Decimal("72.22") and services["kk"].ikm.grade == "C"
+    assert services["akta-lahir"].respondents == 0 and services["akta-lahir"].ikm.value is None
+    # the previous quarter: one questionnaire of 3s (started 23:59 WIB on 30 September)
+    assert data.prev_respondents == 1 and data.prev_ikm.value == Decimal("75.00")
+    assert [p.label for p, _, _ in data.trend] == ["2025-Q3", "2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4"]
+    assert data.trend[-1][1] == Decimal("79.07") and data.trend[-2][1] == Decimal("75.00")
+    # weakest elements: below A, lowest first (U3 16/6, U8 14/5=2.8, U4 17/6)
+    assert [w.element for w in data.weak] == [3, 8, 4]
+    text = render_text(data, "id")
+    assert "79,07" in text and "Triwulan IV 2026" in text and "naik 4,07 poin" in text
+
+
+def test_worked_example_regency(app: App) -> None:
+    seed_q4(app)
+    data = report(app, ALL)
+    assert data.respondents == 7
+    # (186/7 + 3) / 9 x 25 = 82.142...
+    assert data.ikm.value == Decimal("82.14") and data.ikm.grade == "B"
+    by_agency = {a.scope: a for a in data.agencies}
+    assert by_agency["disdukcapil"].ikm.value == Decimal("79.07")
+    assert by_agency["bpprd"].ikm.value == Decimal("100.00") and by_agency["bpprd"].ikm.grade == "A"
+    assert "Seluruh perangkat daerah" in render_text(data, "id")
+
+
+def test_complaints_of_the_period(app: App) -> None:
+    add_complaint(app, "ktp", wib(2026, 10, 1), "antrian lama", resolved_at=wib(2026, 10, 3))
+    add_complaint(app, "ktp", wib(2026, 10, 2), "antrian lama", resolved_at=wib(2026, 10, 30))
+    add_complaint(app, "ktp", wib(2026, 12, 30), "belum selesai", resolved_at=wib(2027, 1, 2))
+    add_complaint(app, "ktp", wib(2026, 9, 30), "kuartal lalu")
+    c = report(app).complaints
+    assert (c.received, c.resolved, c.within_deadline) == (3, 2, 1)
+    assert c.median_resolution_days == 15.0
