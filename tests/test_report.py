@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
+from PIL import Image
+from pypdf import PdfReader
 from sqlalchemy import update
 
 from bot.app import App
 from bot.reports.periodic.data import ALL, collect
+from bot.reports.periodic.files import write_files
 from bot.reports.periodic.model import ReportData
+from bot.reports.periodic.pdf import render_pdf
 from bot.reports.periodic.period import Period, last_complete, parse_period, period_of
 from bot.reports.periodic.text import render_text
 from bot.storage.models import Agency
@@ -134,3 +141,27 @@ def test_complaints_of_the_period(app: App) -> None:
     c = report(app).complaints
     assert (c.received, c.resolved, c.within_deadline) == (3, 2, 1)
     assert c.median_resolution_days == 15.0
+
+
+def test_pdf_pages_and_text(app: App, tmp_path: Path) -> None:
+    seed_q4(app)
+    add_complaint(app, "ktp", wib(2026, 11, 3), "Saya Budi NIK 3201.1234.5678.0002 antrian lama",
+                  category="penundaan", reporter_name="Budi", confidential=True)
+    data = report(app)
+    with app.factory() as db:
+        files = write_files(db, data, tmp_path, "id")
+    text = "\n".join(page.extract_text() for page in PdfReader(files.pdf).pages)
+    for needle in ("LAPORAN SURVEI KEPUASAN MASYARAKAT", "Triwulan IV 2026", "1 Oktober - 31 Desember 2026",
+                   "79,07", "Baik", "Persyaratan", "Sistem, Mekanisme, dan Prosedur", "Sarana dan Prasarana",
+                   "KTP Elektronik", "82,64", "72,22", "Rencana tindak lanjut", "NIP"):
+        assert needle in text, needle
+    assert "3201" not in text and "Budi" not in text  # the confidential complaint is only counted
+    if shutil.which("pdftoppm"):
+        subprocess.run(["pdftoppm", "-r", "40", "-png", str(files.pdf), str(tmp_path / "page")], check=True)
+        pages = sorted(tmp_path.glob("page-*.png"))
+        assert len(pages) >= 3
+        with Image.open(pages[0]) as im:
+            assert im.size[0] > 300 and im.convert("L").getextrema() != (255, 255)  # not blank
+    english = render_pdf(data, tmp_path / "en.pdf", "en")
+    text_en = "\n".join(page.extract_text() for page in PdfReader(english).pages)
+    assert "Quarter IV 2026" in text_en and "79.07" in text_en and "Good" in text_en
