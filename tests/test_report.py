@@ -10,6 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 from PIL import Image
 from pypdf import PdfReader
 from sqlalchemy import update
@@ -165,3 +166,24 @@ def test_pdf_pages_and_text(app: App, tmp_path: Path) -> None:
     english = render_pdf(data, tmp_path / "en.pdf", "en")
     text_en = "\n".join(page.extract_text() for page in PdfReader(english).pages)
     assert "Quarter IV 2026" in text_en and "79.07" in text_en and "Good" in text_en
+
+
+def test_xlsx_holds_the_data_without_personal_data(app: App, tmp_path: Path) -> None:
+    seed_q4(app)
+    add_response(app, "ktp", wib(2026, 10, 20), [4] * 9, suggestion="Saya Budi 081234567890",
+                 display_name="Budi Santoso")
+    with app.factory() as db:
+        files = write_files(db, report(app), tmp_path, "id")
+    wb = load_workbook(files.xlsx)
+    assert wb.sheetnames == ["Ringkasan", "NRR per unsur", "IKM per layanan", "Kuesioner",
+                             "Rencana tindak lanjut", "Keterangan"]
+    summary = {row[0]: row[1] for row in wb["Ringkasan"].iter_rows(values_only=True)}
+    assert summary["Periode"] == "Triwulan IV 2026" and summary["Responden (kuesioner)"] == 7
+    elements = list(wb["NRR per unsur"].iter_rows(values_only=True))
+    assert elements[1][:5] == ("U1", "Persyaratan", 7, 0, 23)
+    services = {row[1]: row for row in wb["IKM per layanan"].iter_rows(values_only=True)}
+    assert services["Kartu Keluarga"][2:5] == (2, 72.22, "C")
+    rows = list(wb["Kuesioner"].iter_rows(values_only=True))
+    assert len(rows) == 1 + 7 and rows[1][6:15] == (4, 4, 3, 3, 4, 4, 4, 3, 4)
+    everything = " ".join(str(v) for ws in wb for row in ws.iter_rows(values_only=True) for v in row)
+    assert "Budi" not in everything and "0812" not in everything
