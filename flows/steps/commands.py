@@ -9,6 +9,7 @@ from __future__ import annotations
 from flows.machine.registry import STEPS
 from flows.machine.turn import Turn
 from flows.machine.types import SurveyCancelled
+from flows.steps import plan
 from flows.steps.service import SvcChoose
 from flows.steps.staff import StaffRegister
 
@@ -25,6 +26,9 @@ def run(turn: Turn, name: str, arg: str) -> None:
         return
     if name == "register":  # staff registration does not wait for resident consent (bot/desk/staff.py)
         StaffRegister().start(turn, arg)
+        return
+    if name == "plan":  # heads and admins: the follow-up plan (the runtime checks the role)
+        plan.start(turn)
         return
     if name == "start":
         turn.state["stack"] = []

@@ -47,6 +47,7 @@ from bot.reports.digest.model import (
 )
 from bot.reports.digest.period import local_midnight_utc, week_monday
 from bot.reports.digest.themes import element_themes
+from bot.reports.periodic.plan import plan_lines
 from bot.storage.models import Agency, Complaint, Contact, Service, SurveyAnswer
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,7 @@ def collect(db: Session, agency: Agency, week: str) -> DigestData:
         respondents_week=respondents[(None, this)], respondents_prev=respondents[(None, prev)],
         respondents_ytd=respondents_ytd[None],
         services=services, trend=trend, focus=focus, complaints=complaints,
-        weighting=weighting,
+        weighting=weighting, plans=plan_lines(db, (agency.id,), start, end, start),
     )
 
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from bot.reports import ikm
+from bot.reports.periodic.model import PlanLine
 
 TREND_WEEKS = 12
 FOCUS_COUNT = 3
@@ -95,3 +96,4 @@ class DigestData:
     focus: list[Focus]  # elements below grade A, lowest first (empty: none below it)
     complaints: ComplaintStats
     weighting: str = "exact"  # the agency's ikm_weights: exact | 0.111 | 0.11
+    plans: list[PlanLine] = field(default_factory=list)  # follow-up actions open or done this week

@@ -7,7 +7,6 @@ its ``done_at``, so an old report reads the same when rebuilt later.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import date, datetime
 from fractions import Fraction
@@ -23,24 +22,6 @@ OPEN = ("planned", "in_progress")
 WHAT_MAX = 500
 WHO_MAX = 200
 DONE_MAX = 1000
-
-
-def parse_due(text: str, today: date | None = None) -> date | None:
-    """A due date typed as dd-mm-yyyy (also with / or . and a two-digit year); None if not a date
-    or before ``today``."""
-    m = re.fullmatch(r"\s*(\d{1,2})[-/.](\d{1,2})[-/.](\d{2}|\d{4})\s*", text)
-    if not m:
-        return None
-    day, month, year = int(m.group(1)), int(m.group(2)), int(m.group(3))
-    if year < 100:
-        year += 2000
-    try:
-        due = date(year, month, day)
-    except ValueError:
-        return None
-    if today is not None and due < today:
-        return None
-    return due
 
 
 def add_action(
