@@ -22,7 +22,7 @@ from bot.reports.periodic.model import ReportData
 from bot.reports.periodic.pdf import render_pdf
 from bot.reports.periodic.period import Period, last_complete, parse_period, period_of
 from bot.reports.periodic.text import render_text
-from bot.storage.models import Agency
+from bot.storage.models import Agency, SurveyAnswer, SurveyResponse
 from tests.digest_data import add_complaint, add_response
 
 WIB = timedelta(hours=7)
@@ -187,3 +187,27 @@ def test_xlsx_holds_the_data_without_personal_data(app: App, tmp_path: Path) -> 
     assert len(rows) == 1 + 7 and rows[1][6:15] == (4, 4, 3, 3, 4, 4, 4, 3, 4)
     everything = " ".join(str(v) for ws in wb for row in ws.iter_rows(values_only=True) for v in row)
     assert "Budi" not in everything and "0812" not in everything
+
+
+def test_a_questionnaire_crossing_the_boundary_counts_whole_in_its_start_period(app: App) -> None:
+    """Started 23:50 WIB on 31 December, finished after midnight (a reminder, or a slow
+    resident): all nine answers belong to Q4, none to Q1 of the next year."""
+    rid = add_response(app, "ktp", wib(2026, 12, 31, 23, 50), [4] * 9)
+    late = wib(2027, 1, 1, 0, 20)
+    with app.factory() as db, db.begin():
+        db.execute(update(SurveyAnswer).where(SurveyAnswer.response_id == rid, SurveyAnswer.element >= 5)
+                   .values(answered_at=late, score=2))
+        db.execute(update(SurveyResponse).where(SurveyResponse.id == rid).values(updated_at=late))
+    add_response(app, "ktp", wib(2027, 1, 2), [3] * 9)
+    q4, q1 = report(app), report(app, period=parse_period("2027-Q1"))
+    assert q4.respondents == 1 and q4.ikm.nrr == (4, 4, 4, 4, 2, 2, 2, 2, 2) and q4.complete == 1
+    assert q1.respondents == 1 and q1.ikm.nrr == (3,) * 9
+    # and one from the previous quarter still answered inside Q4 does not leak into Q4
+    early = add_response(app, "kk", wib(2026, 9, 30, 23, 55), [1] * 9)
+    with app.factory() as db, db.begin():
+        db.execute(update(SurveyAnswer).where(SurveyAnswer.response_id == early, SurveyAnswer.element >= 3)
+                   .values(answered_at=wib(2026, 10, 1, 0, 5)))
+        db.execute(update(SurveyResponse).where(SurveyResponse.id == early).values(updated_at=wib(2026, 10, 1, 0, 5)))
+    q4 = report(app)
+    assert q4.respondents == 1 and q4.ikm.nrr == (4, 4, 4, 4, 2, 2, 2, 2, 2)
+    assert report(app, period=parse_period("2026-Q3")).ikm.nrr == (1,) * 9

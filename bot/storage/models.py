@@ -153,7 +153,11 @@ class SurveyResponse(Base):
     """One SKM questionnaire; kept even when incomplete (answered elements still count)."""
 
     __tablename__ = "survey_responses"
-    __table_args__ = (Index("ix_survey_responses_agency_started", "agency_id", "started_at"),)
+    __table_args__ = (
+        Index("ix_survey_responses_agency_started", "agency_id", "started_at"),
+        # questionnaires still answered after a period's boundary (bot/reports/periodic/data.py)
+        Index("ix_survey_responses_agency_updated", "agency_id", "updated_at", "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     response_key: Mapped[str] = mapped_column(String(ID_LEN), unique=True)

@@ -2,9 +2,10 @@
 
 A questionnaire counts in the period in which it started (``survey_responses.started_at`` in the
 agency's zone), with all its answers, even those given after midnight of the period's last day.
-One GROUP BY (service, element) over the period's answers gives the IKM, every element's NRR
-and every service's IKM; one more per earlier period gives the comparison and the trend. No
-Python loop walks individual answers, so the annual report costs about one scan of the year.
+One GROUP BY (service, element) over the period's answers, corrected for the few questionnaires
+that straddle its boundaries, gives the IKM, every element's NRR and every service's IKM; one
+more per earlier period gives the comparison and the trend. No Python loop walks individual
+answers, so the annual report costs about one scan of the year's answers.
 
 The regency report (scope "*") is each agency's report in the agency's own zone, summed: the
 regency's tallies are exactly the sum of the agencies' tallies.
@@ -58,21 +59,44 @@ __all__ = ["ALL", "collect", "find_agency"]
 def _groups(
     db: Session, agency_id: int, lo: datetime, hi: datetime, per_service: bool = True,
 ) -> list[tuple[int, int, int, int, int]]:
-    """(service or 0, element, sum of scores, answered, rows) of questionnaires started in [lo, hi)."""
+    """(service or 0, element, sum of scores, answered, rows) of questionnaires started in [lo, hi).
+
+    Answers are grouped by their own time over the covering (agency, answered_at) index, as cheap
+    as a bare scan; then the questionnaires that straddle a boundary are corrected exactly. An
+    answer is never older than its questionnaire nor newer than its ``updated_at``, so those are
+    the ones started before ``lo`` and updated since (their answers from ``lo`` on are taken
+    out) and the ones started in the period and updated from ``hi`` on (their later answers are
+    added); the (agency, updated_at, started_at) index finds them without reading the period.
+    """
     a, r = SurveyAnswer, SurveyResponse
     # (service, element) packed into one integer: grouping sorts one small key (see the digest)
     key = (a.service_id * 16 + a.element) if per_service else a.element
-    started = select(r.id).where(r.agency_id == agency_id, r.started_at >= lo, r.started_at < hi)
-    stmt = (
-        select(key.label("k"), func.coalesce(func.sum(a.score), 0), func.count(a.score), func.count())
-        # an answer is never older than its questionnaire, so answered_at >= lo only narrows
-        .where(a.agency_id == agency_id, a.answered_at >= lo, a.response_id.in_(started))
-        .group_by(key)
+    aggregates = (func.coalesce(func.sum(a.score), 0), func.count(a.score), func.count())
+
+    def grouped(*where: Any) -> list[Any]:
+        return list(db.execute(select(key.label("k"), *aggregates).where(a.agency_id == agency_id, *where)
+                               .group_by(key)))
+
+    early = select(r.id).where(r.agency_id == agency_id, r.updated_at >= lo, r.started_at < lo)
+    late = select(r.id).where(r.agency_id == agency_id, r.updated_at >= hi, r.started_at >= lo,
+                              r.started_at < hi)
+    sums: dict[int, list[int]] = {}
+    parts = (
+        (1, grouped(a.answered_at >= lo, a.answered_at < hi)),
+        (-1, grouped(a.answered_at >= lo, a.answered_at < hi, a.response_id.in_(early))),
+        (1, grouped(a.answered_at >= hi, a.response_id.in_(late))),
     )
-    rows: list[Any] = list(db.execute(stmt))
-    if per_service:
-        return [(int(k) >> 4, int(k) & 15, int(t or 0), int(n), int(c)) for k, t, n, c in rows]
-    return [(0, int(k), int(t or 0), int(n), int(c)) for k, t, n, c in rows]
+    for sign, rows in parts:
+        for k, t, n, c in rows:
+            acc = sums.setdefault(int(k), [0, 0, 0])
+            acc[0] += sign * int(t or 0)
+            acc[1] += sign * int(n)
+            acc[2] += sign * int(c)
+    out = []
+    for k, (t, n, c) in sorted(sums.items()):
+        if c:
+            out.append((k >> 4, k & 15, t, n, c) if per_service else (0, k, t, n, c))
+    return out
 
 
 def _add(into: Tallies, element: int, tally: ikm.ElementTally) -> None:

@@ -1,9 +1,9 @@
 """What residents said about the period's weakest elements, in one scan for all of them.
 
 The digest's themes (bot.reports.digest.themes) read a week with one query per element; over a
-year that is one scan of the year's suggestions per element. Here a single query returns the
-suggestions of residents who rated any weak element 1 or 2, newest first, and each element
-keeps its newest THEME_TEXTS. Words and groups are then counted exactly as in the digest
+year that is one scan of the year's suggestions per element. Here one query looks at the
+period's newest SCANNED suggestions and keeps, per weak element, the newest THEME_TEXTS of
+residents who rated it 1 or 2. Words and groups are then counted exactly as in the digest
 (masked first, Indonesian stems, our own stoplist), with complaints whose category concerns
 the element; a confidential complaint is never read.
 """
@@ -21,6 +21,8 @@ from bot.reports.digest.model import ComplaintRow
 from bot.reports.digest.themes import CATEGORY_ELEMENT, THEME_TEXTS, group_similar, top_words
 from bot.storage.models import Contact, SurveyAnswer, SurveyResponse
 
+SCANNED = THEME_TEXTS * 10  # newest suggestions looked at: enough for every weak element
+
 
 def weak_themes(
     db: Session, agency_id: int, elements: Sequence[int], start: datetime, end: datetime,
@@ -32,17 +34,20 @@ def weak_themes(
         return {}
     texts: dict[int, list[str]] = {e: [] for e in elements}
     r, a = SurveyResponse, SurveyAnswer
+    # the newest suggestions of the period (walking the (agency, started_at) index backwards),
+    # then which of them rated a weak element 1 or 2: a bounded read even over a busy year
+    newest = (
+        select(r.id).where(r.agency_id == agency_id, r.started_at >= start, r.started_at < end,
+                           r.suggestion.is_not(None))
+        .order_by(r.started_at.desc(), r.id.desc()).limit(SCANNED)
+    )
     rows = db.execute(
         select(a.element, r.suggestion, Contact.display_name)
         .select_from(r).join(a, a.response_id == r.id)
         .join(Contact, r.contact_id == Contact.id, isouter=True)
-        .where(r.agency_id == agency_id, r.started_at >= start, r.started_at < end,
-               r.suggestion.is_not(None), a.element.in_(list(elements)), a.score <= 2)
-        # newest first along the (agency, started_at) index: no sort, and reading stops as soon
-        # as every element has its texts
+        .where(r.id.in_(newest), a.element.in_(list(elements)), a.score <= 2)
         .order_by(r.started_at.desc(), r.id.desc())
-        .execution_options(yield_per=2000)
-    )
+    ).all()
     full = 0
     for element, suggestion, name in rows:
         bucket = texts[int(element)]
@@ -51,7 +56,6 @@ def weak_themes(
             full += len(bucket) == THEME_TEXTS
             if full == len(elements):
                 break
-    rows.close()
     out = {}
     for e in elements:
         said = texts[e] + [mask_personal(c.description, c.names) for c in complaints

@@ -2,7 +2,9 @@
 
 Heads record improvement actions per SKM element and service (what, who, by when, status, what
 was done); the periodic report and the digest show them. A periodic report is produced once
-per (scope, period): the unique row is inserted with its outbox messages.
+per (scope, period): the unique row is inserted with its outbox messages. The index on
+survey_responses (agency, updated_at, started_at) finds the few questionnaires still answered
+after a period's boundary, so the report can count answers by time and correct only those.
 
 Revision ID: 0013_report_plan
 Revises: 0012_skm_data
@@ -56,7 +58,12 @@ def upgrade() -> None:
     )
 
 
+    op.create_index("ix_survey_responses_agency_updated", "survey_responses",
+                    ["agency_id", "updated_at", "started_at"])
+
+
 def downgrade() -> None:
+    op.drop_index("ix_survey_responses_agency_updated", table_name="survey_responses")
     op.drop_table("periodic_reports")
     op.drop_index("ix_plan_actions_agency_status", table_name="plan_actions")
     op.drop_table("plan_actions")
