@@ -189,12 +189,14 @@ def _collect_agency(db: Session, agency: Agency, period: Period) -> ReportData:
             complete += count
     trend_tallies: list[Tallies] = []
     trend = []
+    first = db.scalar(select(func.min(SurveyResponse.started_at)).where(SurveyResponse.agency_id == agency.id))
     for back in range(TREND_PERIODS - 1, 0, -1):
         per = period.previous(back)
         lo, hi = per.bounds(zone)
         t_tallies: Tallies = {}
         n = 0
-        for _, e, total, answered, count in _groups(db, agency.id, lo, hi, per_service=False):
+        earlier = first is None or hi <= first  # before the first questionnaire: nothing to read
+        for _, e, total, answered, count in [] if earlier else _groups(db, agency.id, lo, hi, per_service=False):
             _add(t_tallies, e, ikm.ElementTally(total, answered))
             n += count if e == 1 else 0
         trend_tallies.append(t_tallies)

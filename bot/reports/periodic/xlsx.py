@@ -30,6 +30,7 @@ TWO = "0.00"
 THREE = "0.000"
 DATE = "dd/mm/yyyy"
 DATETIME = "dd/mm/yyyy hh:mm"
+EXCEL_ROWS = 1_048_576  # rows in one Excel sheet
 
 
 @dataclass
@@ -138,7 +139,10 @@ def questionnaires(b: Book) -> None:
              "digest.xlsx.status", *[f"U{e}" for e in range(1, len(ELEMENTS) + 1)])
     tz = ZoneInfo(b.data.timezone)
     known_channels = ("telegram", "whatsapp", "console")
-    for rid, started, agency, service, channel, status, *answers in _questionnaires(b):
+    for i, (rid, started, agency, service, channel, status, *answers) in enumerate(_questionnaires(b)):
+        if i == EXCEL_ROWS - 2:  # Excel's limit: say so in the last row instead of a broken file
+            s.append([f.t("report.xlsx.truncated", n=f.count(b.data.respondents))])
+            break
         s.append([rid, b.cell(s, started.astimezone(tz).replace(tzinfo=None), DATETIME), agency, service,
                   f.t(f"digest.xlsx.via.{channel}") if channel in known_channels else channel,
                   f.t(f"digest.xlsx.response.{status}") if status in ("complete", "partial") else status,
