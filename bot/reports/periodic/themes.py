@@ -21,7 +21,7 @@ from bot.reports.digest.model import ComplaintRow
 from bot.reports.digest.themes import CATEGORY_ELEMENT, THEME_TEXTS, group_similar, top_words
 from bot.storage.models import Contact, SurveyAnswer, SurveyResponse
 
-SCANNED = THEME_TEXTS * 10  # newest suggestions looked at: enough for every weak element
+SCANNED = THEME_TEXTS * 4  # newest suggestions looked at: enough for every weak element
 
 
 def weak_themes(
