@@ -83,12 +83,16 @@ class Doc:
 
     def para(self, text: str, size: float = 9.5, style: str = "") -> None:
         self.pdf.set_font(FONT, style, size)
-        self.pdf.multi_cell(0, 5, text, new_x="LMARGIN", new_y="NEXT")
+        self.pdf.multi_cell(0, 5, text, align="L", new_x="LMARGIN", new_y="NEXT")
         self.pdf.set_font(FONT, "", 9.5)
 
     def table(self, rows: Sequence[Sequence[str]], widths: Sequence[float],
               align: Sequence[str] | None = None, bold_last: bool = False, header: bool = True) -> None:
         pdf = self.pdf
+        # keep a table of up to a dozen rows on one page (rows are about 6 mm)
+        height = 6.2 * len(rows)
+        if height < 80 and pdf.get_y() + height > pdf.h - pdf.b_margin:
+            pdf.add_page()
         pdf.set_font(FONT, "", 8.5)
         with pdf.table(col_widths=tuple(widths), text_align=tuple(align or ["LEFT"] * len(widths)),
                        first_row_as_headings=header, line_height=4.6, padding=1.2,
@@ -210,7 +214,7 @@ def services(d: Doc) -> None:
     for s in data.services:
         rows.append(([s.agency] if regency else []) + [s.name, f.count(s.respondents), _num(f, s.ikm.value),
                                                         s.ikm.grade or "-"])
-    widths = (40, 70, 22, 20, 18) if regency else (100, 25, 25, 20)
+    widths = (36, 70, 24, 20, 20) if regency else (100, 25, 25, 20)
     d.table(rows, widths, (("LEFT",) if regency else ()) + ("LEFT", "RIGHT", "RIGHT", "CENTER"))
 
 
@@ -294,12 +298,12 @@ def plan(d: Doc) -> None:
 
 def publication(d: Doc) -> None:
     f, data = d.f, d.data
+    if d.pdf.get_y() > d.pdf.h - 105:  # the statement and the signature on one page
+        d.pdf.add_page()
     d.heading("report.section.publication")
     d.para(f.t("report.publication", agency=title_of(f, data)))
     d.para(f.t("report.masked"), size=8)
     pdf = d.pdf
-    if pdf.get_y() > pdf.h - 75:
-        pdf.add_page()
     pdf.ln(8)
     x = pdf.l_margin + d.width * 0.5
     role = f.t("report.signature.role", agency=data.name) if data.scope != "*" else f.t("report.signature.role_all")
