@@ -86,7 +86,7 @@ def test_sqlite_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     populate(src_url, src)
     archive = tmp_path / "out" / "prima.tar.gz"
     manifest = bk.backup(settings_for(src_url, src), archive)
-    assert manifest["database"] == "sqlite" and manifest["alembic_revision"] == ["0008_inbound_raw"]
+    assert manifest["database"] == "sqlite" and manifest["alembic_revision"] == ["0013_report_plan"]
     assert manifest["files"] == {"digests": 1, "media": 1}
     with tarfile.open(archive) as tar:
         names = set(tar.getnames())
@@ -173,7 +173,7 @@ def test_postgres_round_trip(pg_url: str, pg_database: str, tmp_path: Path) -> N
     archive = tmp_path / "pg.tar.gz"
     manifest = bk.backup(settings_for(pg_url, src), archive)
     assert manifest["database"] == "postgresql" and manifest["schema"].startswith("t_")
-    assert manifest["alembic_revision"] == ["0008_inbound_raw"]
+    assert manifest["alembic_revision"] == ["0013_report_plan"]
     dst_url = in_database(pg_url, pg_database)  # the schema does not exist there yet
     bk.restore(settings_for(dst_url, dst), archive)
     assert_same((pg_url, src), (dst_url, dst))
