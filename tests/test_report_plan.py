@@ -23,6 +23,8 @@ from flows.machine.types import Event
 from flows.steps.plan import parse_due
 from tests.conftest import FakeClock
 from tests.digest_data import add_response
+from tests.fake_telegram import User
+from tests.telegram_harness import harness
 
 _ids = itertools.count(1)
 
@@ -71,7 +73,7 @@ def test_a_head_adds_and_finishes_an_action(app: App, clock: FakeClock) -> None:
             3, ktp.id, date(2027, 3, 31), "planned", member.id)
     # the list shows it; mark it in progress, then done with what was done
     listed = say(app, "kepala-1", "/rencana")
-    assert "U3 Tambah loket antrian pagi" in listed and "direncanakan" in listed
+    assert "U3 Tambah loket antrian pa… · 31-03-2027 · direncanakan" in listed
     assert "Perbarui statusnya" in say(app, "kepala-1", "2")
     assert "diperbarui" in say(app, "kepala-1", "1")
     say(app, "kepala-1", "/rencana")
@@ -131,3 +133,30 @@ def test_the_plan_in_the_reports_and_whether_the_nrr_moved(app: App) -> None:
     assert "NRR 2,00 → 4,00 (naik)" in render_text(q1, "id")
     text = digest_text(digest, "id")
     assert "Rencana tindak lanjut: U5 Tambah loket antrian (Kabid Dafduk, 31-12-2026, sedang berjalan)" in text
+
+
+async def test_the_plan_with_telegram_buttons(app: App, clock: FakeClock) -> None:
+    with app.factory() as db, db.begin():
+        code = staff.create_invite(db, "disdukcapil", "head", clock(), 7)
+    head = User(id=7101, first_name="Rina", language_code="id")
+    async with harness(app, clock) as h, h.polling():
+        await h.say(head, f"/daftar {code}")
+        await h.say(head, "/rencana")
+        await h.press(head, "Tambah tindakan baru")
+        await h.press(head, "U4 Biaya/Tarif")
+        await h.press(head, "semua layanan")
+        await h.say(head, "Pasang papan tarif resmi di loket")
+        await h.say(head, "Sekretaris Dinas")
+        replies = await h.say(head, "15-01-2027")
+        assert "Pasang papan tarif resmi di loket" in (replies[-1].text or "")
+        replies = await h.press(head, "Simpan")
+        assert "Tersimpan" in (replies[0].text or "")
+        await h.say(head, "/rencana")
+        await h.press(head, "U4 Pasang papan tarif resm… · 15-01-2027 · direncanakan")
+        await h.press(head, "Selesai")
+        replies = await h.say(head, "Papan tarif terpasang di 3 loket")
+        assert "diperbarui" in (replies[0].text or "")
+    with app.factory() as db:
+        action = db.scalars(select(PlanAction)).one()
+        assert (action.element, action.service_id, action.who, action.status, action.done_text) == (
+            4, None, "Sekretaris Dinas", "done", "Papan tarif terpasang di 3 loket")

@@ -40,7 +40,8 @@ def plan_open(turn: Turn) -> dict[str, Any]:
     actions = []
     for a in store.open_actions(db, member.agency_id):
         state = turn.rt.texts(turn.language, f"plan.status.{a.status}")
-        actions.append({"id": a.id, "label": f"U{a.element} {a.what[:30]} · {a.due_on:%d-%m-%Y} · {state}"})
+        what = a.what if len(a.what) <= 24 else a.what[:23].rstrip() + "…"
+        actions.append({"id": a.id, "label": f"U{a.element} {what} · {a.due_on:%d-%m-%Y} · {state}"})
     services = [{"id": s.id, "name": s.name} for s in db.scalars(
         select(Service).where(Service.agency_id == member.agency_id, Service.active).order_by(Service.id))]
     return {"ok": True, "actions": actions, "services": services[:12]}
