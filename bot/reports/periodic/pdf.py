@@ -293,7 +293,7 @@ def plan(d: Doc) -> None:
             done = f"{done}\n{moved}".strip()
         what = p.what + f"\n({p.service or f.t('plan.all_services')})"
         rows.append([f"U{p.element}", what, p.who, f.day_of(p.due_on), plan_status(f, p), done])
-    d.table(rows, (12, 52, 28, 24, 20, 34), ("CENTER", "LEFT", "LEFT", "LEFT", "LEFT", "LEFT"))
+    d.table(rows, (12, 50, 26, 24, 25, 33), ("CENTER", "LEFT", "LEFT", "LEFT", "LEFT", "LEFT"))
 
 
 def publication(d: Doc) -> None:
