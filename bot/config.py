@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         description="Local time of the Monday digest (an agency's settings.digest_time overrides it).",
     )
     digest_dir: Path = Field(default=Path("data/digests"), description="Where digest charts and spreadsheets go.")
+    report_dir: Path = Field(default=Path("data/reports"),
+                             description="Where periodic SKM reports (PDF and XLSX) are archived.")
+    report_time: str = Field(
+        default="08:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$",
+        description="Local time at which a period's SKM report is produced, on the days after it ends.",
+    )
 
     telegram_bot_token: str | None = Field(default=None, description="Bot token from @BotFather.")
     telegram_api_base: str | None = Field(default=None, description="Another Bot API server (self-hosted or test).")

@@ -84,6 +84,9 @@ def build_scheduler(
         log.info("weekly digest not available; scheduler runs the outbox only")
     else:
         register_digest_jobs(scheduler, app)
+    from bot.reports.periodic.job import register_report_jobs
+
+    register_report_jobs(scheduler, app)
     from bot.desk.deadlines import register_sla_job
 
     register_sla_job(scheduler, app.factory, clock or app.runtime.clock)

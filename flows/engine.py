@@ -36,6 +36,7 @@ from flows.steps import (
     language,
     menu,
     person,
+    plan,
     profile,
     service,
     staff,
@@ -46,7 +47,7 @@ from flows.steps import (
 # Every flow, imported here so that each has registered its steps before the first event:
 # this is the one module that assembles the engine from the machine and the flows.
 FLOWS = (consent, menu, language, service, survey, profile, complaint, status, data, staff, person,
-         followup)
+         followup, plan)
 
 MAX_STACK = 40
 
@@ -78,6 +79,8 @@ COMMANDS: dict[str, str] = {
     "register": "register",
     "masuk": "login",
     "login": "login",
+    "rencana": "plan",
+    "plan": "plan",
 }
 # Only these are recognised without a slash: short words a resident may type to escape.
 BARE = {"menu", "batal", "cancel", "bantuan", "help", "kembali", "back"}
@@ -162,7 +165,7 @@ def _dispatch(turn: Turn) -> None:
         commands.run(turn, *command)
         return
 
-    if not turn.consented:
+    if not turn.consented and st.get("flow") != "plan":  # /rencana is staff work, not a resident's
         if turn.where != ("start", "consent"):
             turn.goto("start", "consent", push=False)
             turn.say("greeting")

@@ -14,6 +14,7 @@ from bot.cli import backup as cli_backup
 from bot.cli import digest as cli_digest
 from bot.cli import doctor as cli_doctor
 from bot.cli import outbox as cli_outbox
+from bot.cli import report as cli_report
 from bot.cli import retention as cli_retention
 from bot.config import ConfigError, Settings, load_settings
 from bot.storage.db import (
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="check this deployment: settings, database, folders, Telegram, "
                    "WhatsApp, outbox, scheduler (exit code 1 on a failure)")
     cli_digest.add_parsers(sub)
+    cli_report.add_parsers(sub)
     cli_backup.add_parsers(sub)
     cli_outbox.add_parsers(sub)
     cli_retention.add_parsers(sub)
@@ -86,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if command in ("staff", "digest"):
             return cli_digest.run(settings, args)
+        if command == "report":
+            return cli_report.run(settings, args)
         if command in ("backup", "restore"):
             return cli_backup.run(settings, args)
         if command in ("outbox", "qr"):

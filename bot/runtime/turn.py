@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.instrumentation import manager_of_class
 
 from bot.desk import rating, states
-from bot.runtime import complaints, erasure, identity, relay, status, surveys
+from bot.runtime import complaints, erasure, identity, plan, relay, status, surveys
 from bot.runtime.types import Inbound, reply_payload
 from bot.storage import hotsql
 from bot.storage.models import Contact, OutboxMessage
@@ -50,6 +50,9 @@ CALLS: dict[str, Callable[..., dict[str, Any]]] = {
     "request_person": relay.request_person,
     "register_staff": relay.register_staff,
     "desk_login": relay.desk_login,
+    "plan_open": plan.plan_open,
+    "plan_save": plan.plan_save,
+    "plan_update": plan.plan_update,
     "my_tickets": status.my_tickets,
     "lookup_ticket": status.lookup_ticket,
     "my_data": erasure.my_data,

@@ -13,12 +13,13 @@ over them lives with each area.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -164,7 +165,11 @@ class SurveyResponse(Base):
     """One SKM questionnaire; kept even when incomplete (answered elements still count)."""
 
     __tablename__ = "survey_responses"
-    __table_args__ = (Index("ix_survey_responses_agency_started", "agency_id", "started_at"),)
+    __table_args__ = (
+        Index("ix_survey_responses_agency_started", "agency_id", "started_at"),
+        # questionnaires still answered after a period's boundary (bot/reports/periodic/data.py)
+        Index("ix_survey_responses_agency_updated", "agency_id", "updated_at", "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     response_key: Mapped[str] = mapped_column(String(ID_LEN), unique=True)
@@ -562,3 +567,43 @@ Index(
     SurveyAnswer.agency_id, SurveyAnswer.counted_at, SurveyAnswer.service_id, SurveyAnswer.element,
     SurveyAnswer.score,
 )
+
+
+class PlanAction(Base):
+    """One improvement action of the follow-up plan (rencana tindak lanjut) for an SKM element.
+
+    Heads and admins record it from the bot (/rencana); the digest and the periodic report show
+    it next to the element it addresses. ``service_id`` NULL means every service of the agency.
+    """
+
+    __tablename__ = "plan_actions"
+    __table_args__ = (Index("ix_plan_actions_agency_status", "agency_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    element: Mapped[int] = mapped_column(SmallInteger)  # 1..9 (U1..U9)
+    service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id"))
+    what: Mapped[str] = mapped_column(Text)
+    who: Mapped[str] = mapped_column(String(200))
+    due_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="planned")  # planned | in_progress | done
+    done_text: Mapped[str | None] = mapped_column(Text)
+    done_at: Mapped[datetime | None] = mapped_column()
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("staff_members.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+
+class PeriodicReport(Base):
+    """One periodic report per scope (an agency slug, or "*" for the regency) and period: the
+    unique key makes the automatic production happen once."""
+
+    __tablename__ = "periodic_reports"
+    __table_args__ = (UniqueConstraint("scope", "period", name="uq_periodic_reports_scope_period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(8))  # 2026-Q4 | 2026-S2 | 2026
+    produced_at: Mapped[datetime] = mapped_column()
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from flows.machine.registry import STEPS
 from flows.machine.turn import Turn
 from flows.machine.types import SurveyCancelled
+from flows.steps import plan
 from flows.steps.service import SvcChoose
 from flows.steps.staff import StaffLogin, StaffRegister
 
@@ -28,6 +29,9 @@ def run(turn: Turn, name: str, arg: str) -> None:
         return
     if name == "login":  # a sign-in link to the web desk, for registered staff only
         StaffLogin().start(turn)
+        return
+    if name == "plan":  # heads and admins: the follow-up plan (the runtime checks the role)
+        plan.start(turn)
         return
     if name == "start":
         turn.state["stack"] = []

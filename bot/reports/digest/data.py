@@ -48,6 +48,7 @@ from bot.reports.digest.model import (
 )
 from bot.reports.digest.period import local_midnight_utc, week_monday
 from bot.reports.digest.themes import element_themes
+from bot.reports.periodic.plan import plan_lines
 from bot.reports.sample import PERIODS, minimum_sample
 from bot.storage.models import Agency, Complaint, Contact, Service, SurveyAnswer
 
@@ -225,6 +226,7 @@ def collect(db: Session, agency: Agency, week: str, now: datetime | None = None)
         sample_week=minimum_sample(respondents[(None, this)], populations, 1),
         sample_prev=minimum_sample(respondents[(None, prev)], populations, 1),
         sample_ytd=minimum_sample(respondents_ytd[None], populations, this - ytd_first + 1),
+        plans=plan_lines(db, (agency.id,), start, end, start),
     )
 
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from bot.reports import ikm
+from bot.reports.periodic.model import PlanLine
 from bot.reports.sample import Sample
 
 TREND_WEEKS = 12
@@ -104,3 +105,4 @@ class DigestData:
     def trend_ok(self) -> bool:
         """A change between the two weeks may be claimed: both have enough respondents."""
         return all(s is None or s.trend_ok for s in (self.sample_week, self.sample_prev))
+    plans: list[PlanLine] = field(default_factory=list)  # follow-up actions open or done this week

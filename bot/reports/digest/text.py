@@ -83,6 +83,11 @@ def render_text(data: DigestData, lang: str = "id", texts: Texts = TEXTS) -> str
                 lines.append("   " + f.t("digest.theme", text=theme, n=count))
         parts.append("\n".join(lines))
 
+    if data.plans:  # the follow-up plan, one line per action, by element (/rencana)
+        items = [f"U{p.element} {shorten(p.what, 60)} ({p.who}, {p.due_on:%d-%m-%Y}, "
+                 f"{f.t(f'plan.status.{p.status}')})" for p in data.plans[:5]]
+        parts.append(f.t("digest.plan", items="; ".join(items)))
+
     if data.week_tallies:
         lines = [f.t("digest.nrr_all")]
         for e in range(1, len(ELEMENTS) + 1):

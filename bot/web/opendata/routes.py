@@ -118,7 +118,8 @@ class _OpenData:
         return _respond(await self.cache.get(("open311", "services"), compute))
 
     def _label(self, category: str) -> str:
-        return self.app.texts("id", f"cat.{category}")
+        lang = "id"  # Open311 descriptions are in the agencies' own language
+        return self.app.texts(lang, f"cat.{category}")
 
     async def requests(self, request: web.Request) -> web.Response:
         try:
