@@ -55,3 +55,9 @@ def test_the_english_digest_names_services_in_english(app: App) -> None:
     assert "• Electronic ID Card (KTP):" in en and "By service: Electronic ID Card (KTP) 1." in en
     assert "KTP Elektronik" not in en
     assert "• KTP Elektronik:" in id_
+
+
+def test_an_english_bribery_report_goes_straight_to_staff(app: App) -> None:
+    out = Chat(app).say(*ENGLISH, "2", "1", "1", "The clerk wanted a bribe before printing my ID card",
+                        "11", "1", "1", "1", "2", "1", "1")
+    assert "has gone straight to staff for review" in out
