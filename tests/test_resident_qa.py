@@ -15,6 +15,7 @@ from bot.app import App
 from bot.desk import intake
 from bot.outbox.followups import KIND_CHECKIN, KIND_SURVEY
 from bot.storage.models import OutboxMessage
+from tests.conftest import FakeClock
 from tests.test_console_e2e import Chat
 
 ENGLISH = ["/start", "1", "5", "2"]  # agree, then Language -> English
@@ -61,3 +62,38 @@ def test_an_english_bribery_report_goes_straight_to_staff(app: App) -> None:
     out = Chat(app).say(*ENGLISH, "2", "1", "1", "The clerk wanted a bribe before printing my ID card",
                         "11", "1", "1", "1", "2", "1", "1")
     assert "has gone straight to staff for review" in out
+
+
+COMPLAINT_TO_PHOTOS = ["/start", "1", "2", "pajak motor",
+                       "Petugas loket meminta uang tambahan tanpa kuitansi resmi", "4", "1"]
+
+
+def test_photos_already_sent_are_kept_until_removed(app: App) -> None:
+    chat = Chat(app)
+    assert "Foto diterima (2)" in chat.say(*COMPLAINT_TO_PHOTOS, "#foto a.jpg", "#foto b.jpg")
+    chat.say("kembali")  # back to "Kapan", and answer it again
+    again = chat.say("1")
+    assert "tetap tersimpan (2)" in again and "Hapus foto" in again
+    summary = chat.say("1", "1", "2", "1")  # Lanjut, no location, not confidential, may contact
+    assert "Foto: 2" in summary
+    chat.say("2", "5")  # Ubah -> Foto: the photos are still there
+    assert "Foto: 2" in chat.say("Lanjut")
+    chat.say("2", "5", "Hapus foto")  # removed only when asked
+    assert "Foto: 0" in chat.say("Lewati")
+
+
+def test_an_expired_complaint_draft_is_not_said_to_be_kept(app: App, clock: FakeClock) -> None:
+    chat = Chat(app)
+    chat.say(*COMPLAINT_TO_PHOTOS)
+    clock.advance(hours=3)
+    out = chat.say("1")
+    assert "Pengaduan yang belum dikirim tidak tersimpan" in out and "tetap tersimpan" not in out
+
+
+def test_an_unknown_qr_code_is_said_before_the_menu(app: App) -> None:
+    chat = Chat(app)
+    first = chat.say("/start xyz", "1")  # a new resident: consent first
+    assert "tidak kami kenali" in first
+    again = chat.say("/start xyz")
+    assert "tidak kami kenali" in again and "Nilai layanan" in again
+    assert "tidak kami kenali" not in chat.say("/start")

@@ -100,9 +100,11 @@ class ComplaintPhoto(ComplaintStep):
     def ask(self, turn: Turn) -> Question:
         photos = turn.data.get("photos", [])
         if photos:
+            # Photos already sent stay (after « Kembali or "Ubah"); removing them is a choice.
+            key = "complaint.photo_more" if turn.event.kind == "photo" else "complaint.photo_kept"
             return Question(
-                turn.t("complaint.photo_more", n=len(photos)),
-                (Choice("done", turn.t("next")),),
+                turn.t(key, n=len(photos)),
+                (Choice("done", turn.t("next")), Choice("clear", turn.t("complaint.photo_clear"))),
                 accepts=frozenset({"photo"}),
             )
         return Question(
@@ -117,6 +119,10 @@ class ComplaintPhoto(ComplaintStep):
             turn.data["photos"] = photos
 
     def choice(self, turn: Turn, choice: str) -> None:
+        if choice == "clear":
+            turn.data.pop("photos", None)
+            turn.say("complaint.photo_cleared")
+            return
         self.set(turn, True)
 
 
@@ -243,8 +249,6 @@ class ComplaintEdit(StepSpec):
 
     def choice(self, turn: Turn, choice: str) -> None:
         data = {k: v for k, v in turn.data.items() if k != choice}
-        if choice == "photos_done":
-            data.pop("photos", None)
         if choice == "location_done":
             data.pop("location", None)
             data.pop("location_text", None)
