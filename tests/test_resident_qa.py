@@ -97,3 +97,17 @@ def test_an_unknown_qr_code_is_said_before_the_menu(app: App) -> None:
     again = chat.say("/start xyz")
     assert "tidak kami kenali" in again and "Nilai layanan" in again
     assert "tidak kami kenali" not in chat.say("/start")
+
+
+def test_an_agency_or_a_typo_typed_at_the_menu_is_understood(app: App) -> None:
+    chat = Chat(app)
+    out = chat.say("/start", "1", "rsud")
+    assert "RSUD H. Hanafie Muara Bungo: Anda ingin menilai salah satu layanannya" in out
+    assert "Rawat Jalan (Poliklinik)" in chat.say("1")  # Nilai layanan: the hospital's services
+    out = chat.say("/menu", "samsat", "2")
+    assert "Pajak Kendaraan" in out and "belum mengerti" not in out
+    assert "RSUD H. Hanafie" in chat.say("/menu", "hospital")
+    assert "KTP Elektronik: Anda ingin menilai layanan ini" in chat.say("/menu", "ktpp")
+    # a typed service is confirmed with one pair of brackets at most
+    en = Chat(app, "warga-2").say(*ENGLISH, "2", "ktp")
+    assert "All right, a complaint about Electronic ID Card (KTP), Disdukcapil." in en
