@@ -111,3 +111,26 @@ def test_an_agency_or_a_typo_typed_at_the_menu_is_understood(app: App) -> None:
     # a typed service is confirmed with one pair of brackets at most
     en = Chat(app, "warga-2").say(*ENGLISH, "2", "ktp")
     assert "All right, a complaint about Electronic ID Card (KTP), Disdukcapil." in en
+
+
+DONT_KNOW = ["gak tau", "tdk tahu", "ga tahu", "nggak tahu", "ndak tahu", "kurang tahu", "g tau",
+             "dont know", "not sure"]
+
+
+def test_the_ways_residents_write_dont_know_and_a_bracketed_score(app: App) -> None:
+    from bot.storage.models import SurveyAnswer
+
+    chat = Chat(app)
+    chat.say("/start", "1", "1", "1", "1")  # Nilai layanan -> Disdukcapil -> KTP Elektronik
+    for n, said in enumerate(DONT_KNOW[:8], start=1):
+        out = chat.say(said)
+        assert "✅ Tidak tahu" in out and f"({n + 1}/9)" in out, said
+    out = chat.say("(3)")
+    assert "✅ Baik" in out and "ada saran" in out  # element 9 scored 3 ("Baik")
+    with app.factory() as db:
+        scores = sorted((a.element, a.score) for a in db.scalars(select(SurveyAnswer)))
+    assert scores == [*((e, None) for e in range(1, 9)), (9, 3)]
+    assert "Angka itu tidak ada di pilihan" in chat.say("4")  # at the suggestion: not a suggestion
+    en = Chat(app, "warga-2").say(*ENGLISH, "1", "1", "1", "not sure")
+    assert "✅ Don't know" in en and "(2/9)" in en
+    assert "Angka itu" not in chat.say("Antrean perlu nomor urut")
