@@ -134,3 +134,17 @@ def test_the_ways_residents_write_dont_know_and_a_bracketed_score(app: App) -> N
     en = Chat(app, "warga-2").say(*ENGLISH, "1", "1", "1", "not sure")
     assert "✅ Don't know" in en and "(2/9)" in en
     assert "Angka itu" not in chat.say("Antrean perlu nomor urut")
+
+
+def test_a_talk_to_a_person_request_in_status_and_in_my_data(app: App) -> None:
+    import re
+
+    chat = Chat(app)
+    opened = chat.say("/start", "1", "7", "4")  # Bicara dengan petugas -> RSUD
+    ticket = re.search(r"nomor ([A-Z0-9]{4}-[A-Z0-9]{4})", opened)
+    assert ticket is not None, opened
+    chat.say("Saya ingin bertanya jadwal dokter anak minggu depan")
+    status = chat.say(f"/status {ticket.group(1)}")
+    assert "Layanan: -" not in status and "RSUD H. Hanafie Muara Bungo" in status
+    data = chat.say("/menu", "4")
+    assert f"• {ticket.group(1)}: RSUD, " in data and "1 pesan Anda, 0 balasan petugas" in data
