@@ -148,3 +148,32 @@ def test_a_talk_to_a_person_request_in_status_and_in_my_data(app: App) -> None:
     assert "Layanan: -" not in status and "RSUD H. Hanafie Muara Bungo" in status
     data = chat.say("/menu", "4")
     assert f"• {ticket.group(1)}: RSUD, " in data and "1 pesan Anda, 0 balasan petugas" in data
+
+
+@pytest.mark.parametrize(("pressed", "shown"), [
+    ("1", "Waktu: 1 Desember 2026"),
+    ("3", "Waktu: 24 November - 1 Desember 2026"),
+    ("4", "Waktu: sebelum 24 November 2026"),
+])
+def test_the_summary_shows_dates_as_people_write_them(
+        sqlite_app: App, clock: FakeClock, pressed: str, shown: str) -> None:
+    clock.now = clock.now.replace(year=2026, month=12, day=1, hour=3)
+    out = Chat(sqlite_app).say(*COMPLAINT_TO_PHOTOS[:-1], pressed, "1", "1", "2", "1")
+    assert shown in out and ".." not in out and "2026-1" not in out
+
+
+def test_a_range_inside_one_month_names_the_month_once() -> None:
+    from tests.engine_driver import Driver
+
+    d = Driver(language="en")  # Monday 23 November 2026
+    d.onboard()
+    d.text("/lapor")
+    d.text("ktp")
+    d.text("The counter was closed all day without any notice")
+    d.press("lainnya")
+    d.press("week")
+    d.press("done")
+    d.press("skip")
+    d.press("no")
+    summary = d.press("yes")[-1].text
+    assert "When: 16-23 November 2026" in summary

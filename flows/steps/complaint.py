@@ -6,7 +6,7 @@ The field order and ``complaint_next`` are in common.py; the runtime files the c
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -178,6 +178,31 @@ class ComplaintContact(ComplaintStep):
         self.set(turn, choice == "yes")
 
 
+def when_text(turn: Turn, value: str | None) -> str:
+    """When it happened as people write it: "24 November 2026", "24-30 November 2026",
+    "24 November - 1 Desember 2026", "sebelum 24 November 2026" (stored as ISO dates and
+    ``a..b`` ranges); what the resident typed is shown as typed."""
+    if not value:
+        return "-"
+
+    def day(d: date, year: bool = True) -> str:
+        text = f"{d.day} {turn.t(f'digest.month.{d.month}')}"
+        return f"{text} {d.year}" if year else text
+
+    try:
+        if ".." not in value:
+            return day(date.fromisoformat(value))
+        first, last = value.split("..", 1)
+        if not first:
+            return turn.t("complaint.when_before", date=day(date.fromisoformat(last)))
+        a, b = date.fromisoformat(first), date.fromisoformat(last)
+    except ValueError:
+        return value
+    if (a.year, a.month) == (b.year, b.month):
+        return f"{a.day}-{day(b)}"
+    return f"{day(a, year=a.year != b.year)} - {day(b)}"
+
+
 def complaint_summary(turn: Turn, data: dict[str, Any]) -> str:
     svc = turn.ctx.catalog.service(data.get("service", ""))
     description = data.get("description", "")
@@ -193,7 +218,7 @@ def complaint_summary(turn: Turn, data: dict[str, Any]) -> str:
         service=svc.title(turn.lang) if svc else "?",
         description=description,
         category=turn.t(f"cat.{data.get('category', 'lainnya')}"),
-        occurred=data.get("occurred", "-"),
+        occurred=when_text(turn, data.get("occurred")),
         photos=len(data.get("photos", [])),
         location=location,
         confidential=turn.t("yes" if data.get("confidential") else "no"),
