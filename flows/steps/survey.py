@@ -9,9 +9,8 @@ the respondent profile (flows/steps/profile.py).
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 from flows.helpers.skm import ELEMENTS, FEE_ELEMENT
 from flows.helpers.smalltalk import dont_know
