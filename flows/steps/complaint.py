@@ -112,7 +112,7 @@ class ComplaintPhoto(ComplaintStep):
         )
 
     def photo(self, turn: Turn, media: dict[str, Any]) -> None:
-        photos = [*turn.data.get("photos", []), media]
+        photos = [*turn.data.get("photos", []), media][:MAX_PHOTOS]  # kept ones count too
         if len(photos) >= MAX_PHOTOS:
             self.set(turn, True, photos=photos)
         else:
