@@ -398,6 +398,13 @@ def _english(name_en: str, aliases_en: list[str]) -> dict[str, Any]:
     return {k: v for k, v in (("name_en", name_en), ("aliases_en", aliases_en)) if v}
 
 
+def service_title(service: Service, lang: str) -> str:
+    """A stored service's name in ``lang``: the English one for English, else (or when it has
+    none) the Indonesian one. Messages stored for later (follow-ups, digests) use this."""
+    name_en = str((service.aliases or {}).get("name_en", ""))
+    return name_en if lang == "en" and name_en else service.name
+
+
 def snapshot(db: Session) -> Catalog:
     """The engine's read-only view of active agencies and services."""
     agencies = db.scalars(select(Agency).where(Agency.active).order_by(Agency.id)).all()

@@ -197,7 +197,7 @@ def _dispatch(turn: Turn) -> None:
         if not text:
             turn.say("not_understood")
             return
-        picked = match_choice(text, shown, own_text=question.free_text)
+        picked = match_choice(text, shown, own_text=question.takes_own_words)
         if picked is None:
             picked = _yes_no(text, shown)
         if picked is not None:

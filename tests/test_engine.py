@@ -148,7 +148,7 @@ def test_complaint_end_to_end_with_photo_location_edit_and_ticket() -> None:
     replies = complaint_until_confirm(d)
     summary = replies[-1].text
     assert "KTP Elektronik" in summary and "pungli" in summary
-    assert "2026-11-23" in summary  # today in Asia/Jakarta
+    assert "Waktu: 23 November 2026" in summary  # today in Asia/Jakarta
     assert "Foto: 1" in summary and "-1.48520, 102.11900" in summary
     assert "Identitas dirahasiakan: Ya" in summary
     d.press("edit")

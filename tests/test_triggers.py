@@ -31,6 +31,20 @@ BRIBERY = [
     ("ada pungutan liar", "pungutan liar"),
     ("dugaan gratifikasi ke pejabat", "gratifikasi"),
     ("uang terima kasih 20 ribu", "uang terima kasih"),
+    # English
+    ("The clerk wanted a bribe before printing my ID card", "bribe"),
+    ("they asked for bribes", "bribe"),
+    ("this is bribary", "bribe"),  # typo
+    ("the officer was bribed", "bribe"),
+    ("he demanded a kickback", "kickback"),
+    ("this is extortion", "extortion"),
+    ("I was extorted at the counter", "extortion"),
+    ("I had to pay extra to get it faster", "pay extra"),
+    ("we paid extra 50k", "paid extra"),
+    ("money under the table", "under the table"),
+    ("they charge a facilitation fee", "facilitation fee"),
+    ("an illegal fee of 100k", "illegal fee"),
+    ("illegal fees everywhere", "illegal fees"),
 ]
 ORDINARY = [
     "saya mau urus ktp",
@@ -46,6 +60,13 @@ ORDINARY = [
     "uangnya kurang",
     "tips mengurus paspor",
     "antrian panjang sekali",
+    # English words that look alike
+    "my bride and I registered our marriage",
+    "the bridge near the office is broken",
+    "I had to pay the official fee at the bank",
+    "the table under the window was dirty",
+    "extra chairs are needed in the waiting room",
+    "the staff were kind",
 ]
 
 

@@ -82,7 +82,7 @@ async def test_a_typed_service_is_confirmed_and_bpjs_at_the_pick_shows_agencies(
         await consent(h, WARGA)
         await say(h, WARGA, "/lapor")
         replies = await say(h, WARGA, "akte lahir anak saya")
-        assert replies[0].text == "Baik, pengaduan tentang Akta Kelahiran (Disdukcapil)."
+        assert replies[0].text == "Baik, pengaduan tentang Akta Kelahiran, Disdukcapil."
         await say(h, WARGA, "/batal")
         await say(h, WARGA, "/lapor")
         pick = await say(h, WARGA, "akta")

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bot.catalog import agency_followup_days, agency_quiet_hours
+from bot.catalog import agency_followup_days, agency_quiet_hours, service_title
 from bot.i18n import TEXTS
 from bot.storage.hotsql import RawSQL
 from bot.storage.models import (
@@ -179,7 +179,7 @@ def schedule_checkin(
         return None
     return schedule(
         db, contact=contact, agency=agency, kind=KIND_CHECKIN,
-        payload=checkin_payload(contact.language, complaint, service.name),
+        payload=checkin_payload(contact.language, complaint, service_title(service, contact.language)),
         due=now + timedelta(days=agency_followup_days(agency)),
         dedupe_key=f"checkin:{complaint.id}:{n + 1}", ref=ref, now=now,
         chat_id=chat_id, channel=channel,

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from bot.privacy import erasure as privacy_erasure
 from bot.privacy import purge
 from bot.runtime.types import local_time
-from bot.storage.models import Complaint, OutboxMessage, SurveyResponse
+from bot.storage.models import Agency, Case, CaseEvent, Complaint, OutboxMessage, SurveyResponse
 from flows.helpers.profile import FIELD_NAMES
 
 if TYPE_CHECKING:
@@ -34,7 +34,29 @@ def my_data(turn: Turn) -> dict[str, Any]:
         "complaints": len(tickets_),
         "tickets": list(tickets_)[-10:],
         "profile": {f: getattr(c, f"profile_{f}") for f in FIELD_NAMES},
+        "requests": requests(turn, c.id),
     }
+
+
+def requests(turn: Turn, contact_id: int) -> list[dict[str, Any]]:
+    """The resident's "talk to a person" requests (cases without a complaint), newest five,
+    with how many messages went each way: they are kept too, so "Data saya" shows them."""
+    cases = turn.db.execute(
+        select(Case.id, Case.ticket, Case.status, Agency.short_name)
+        .join(Agency, Case.agency_id == Agency.id)
+        .where(Case.contact_id == contact_id, Case.complaint_id.is_(None))
+        .order_by(Case.id.desc()).limit(5)
+    ).all()
+    counts: dict[tuple[int, str], int] = {
+        (case_id, kind): int(n) for case_id, kind, n in turn.db.execute(
+            select(CaseEvent.case_id, CaseEvent.kind, func.count())
+            .where(CaseEvent.case_id.in_([row.id for row in cases]),
+                   CaseEvent.kind.in_(("from_resident", "to_resident")))
+            .group_by(CaseEvent.case_id, CaseEvent.kind))
+    } if cases else {}
+    return [{"ticket": row.ticket, "agency": row.short_name, "status": row.status,
+             "sent": counts.get((row.id, "from_resident"), 0),
+             "replies": counts.get((row.id, "to_resident"), 0)} for row in cases]
 
 
 def delete_my_data(turn: Turn) -> dict[str, Any]:

@@ -51,19 +51,20 @@ def _lookup_case(turn: Turn, ticket: str) -> dict[str, Any]:
     in the same form: the resident can check it like a ticket."""
     assert turn.contact is not None
     row = turn.db.execute(
-        select(Case, Agency.timezone)
+        select(Case, Agency.timezone, Agency.slug)
         .join(Agency, Case.agency_id == Agency.id)
         .where(Case.ticket == ticket, Case.contact_id == turn.contact.id)
         .order_by(Case.id.desc())
     ).first()
     if row is None:  # unknown and someone else's look the same
         return {"found": False, "ticket": ticket}
-    case, tz = row
+    case, tz, slug = row
     code = turn.db.scalar(select(Service.code).where(Service.id == case.service_id)) or ""
     return {
         "found": True,
         "ticket": case.ticket,
         "service": code,
+        "agency": slug,  # shown when the case is about no one service ("Bicara dengan petugas")
         "status": case.status,
         "created": local_time(case.created_at, tz),
         "updated": local_time(case.updated_at, tz),

@@ -97,7 +97,7 @@ def first_answer(turn: Turn, response_id: int, agency_id: int, service: str) -> 
     lang = turn.loaded_contact.language if turn.loaded_contact is not None else turn.language
     followups.survey_reminder_start(
         rt.raw, turn.cur, contact_id=turn.cid, channel=turn.inbound.channel,
-        chat_id=turn.inbound.chat_id, lang=lang, service_name=svc.name if svc else service,
+        chat_id=turn.inbound.chat_id, lang=lang, service_name=svc.title(lang) if svc else service,
         response_id=response_id, agency_id=agency_id, due=due, now=turn.now,
     )
 

@@ -4,7 +4,7 @@ Residents type "ktp", "akte lahir anak saya", "bayar pajak motor", "birth certif
 service is found when the words of one of its names stand in the message, each word exactly
 or with a typo; what the message says besides ("saya mau", "di kantor capil") costs a little,
 and a name only half present ("akta") is a candidate to ask about, never a decision. Words
-are compared whole, so "sim" does not find "sip" and "jalan rusak" does not find "Rawat
+are compared whole, so "sim" does not find "sip" (a doubled key press, "ktpp", still finds "ktp") and "jalan rusak" does not find "Rawat
 Jalan" (only one of its two words is there). Names in the resident's language count a little
 more than the same words in the other language.
 
@@ -56,6 +56,11 @@ def _typos_allowed(a: str, b: str) -> int:
     if shorter <= 5:
         return 1
     return 2 if shorter <= 8 else 3
+
+
+def _squeeze(word: str) -> str:
+    """The word with each run of one repeated letter written once ("ktpp" -> "ktp")."""
+    return "".join(ch for i, ch in enumerate(word) if i == 0 or ch != word[i - 1])
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,9 @@ class ServiceMatcher:
         hits: dict[str, float] = {}
         if word in self._vocab:
             hits[word] = 100.0
+        squeezed = _squeeze(word)  # a key pressed twice: "ktpp" is "ktp", "simm" is "sim"
+        if squeezed != word and squeezed in self._vocab:
+            hits[squeezed] = float(fuzz.ratio(word, squeezed))
         if len(word) >= 4:
             # One pass in C; the cutoff lets rapidfuzz skip words of a very different length.
             for found, score, _ in process.extract(word, self._fuzzy_pool, scorer=fuzz.ratio,

@@ -85,3 +85,28 @@ def yes_no(text: str) -> str | None:
     if phrase in NO:
         return "no"
     return None
+
+
+# "I don't know", as residents write it, for the rating's "Tidak tahu" answer: a negation and
+# a word for knowing ("gak tau", "tdk tahu", "kurang tahu"), run together ("gatau") or in English.
+_NOT = frozenset(("tidak", "tdk", "gak", "ga", "g", "gk", "nggak", "ngga", "ndak", "nda", "enggak",
+                  "engga", "kurang", "blm", "belum"))
+_KNOW = frozenset(("tahu", "tau", "taw", "tw", "thu"))
+DONT_KNOW = frozenset((
+    "gatau", "gatahu", "gktau", "gktahu", "gtau", "tdktau", "tdktahu", "entah",
+    "entahlah", "ntah", "tidak yakin", "tdk yakin", "gak yakin", "ga yakin", "kurang yakin",
+    "dont know", "do not know", "i dont know", "i do not know", "idk", "not sure", "im not sure",
+    "i am not sure", "unsure", "no idea", "dunno",
+))
+_SELF = frozenset(("saya", "aku", "sy", "gw", "gue", "lah", "deh", "sih", "really", "just"))
+
+
+def dont_know(text: str) -> bool:
+    """The message only says "I don't know" ("gak tau", "tdk tahu", "not sure", "dont know")."""
+    if len(text) > 40:
+        return False
+    plain = text.replace("'", "").replace("\u2019", "")
+    words = [w for w in utils.default_process(plain).split() if w not in _ADDRESS and w not in _SELF]
+    if " ".join(words) in DONT_KNOW:
+        return True
+    return len(words) == 2 and words[0] in _NOT and words[1] in _KNOW

@@ -5,6 +5,9 @@
   affixes still count ("pungly", "sogokan", "disuap", "uang rokoknya"), while ordinary words
   that look alike do not ("calon", "gratis", "siap"). Short words (four letters) must match
   exactly after affixes are removed: one typo in "calo" is already another word.
+- **The same in English** ("bribe", "bribery", "kickback", "extortion", "pay extra", "under the
+  table", "facilitation fee", "illegal fee"): English words of six letters or fewer must match
+  exactly ("bride" is not "bribe").
   "terserah" only counts next to money words ("bayar terserah"), and "uang administrasi"
   only for a service that is free by law, because both are everyday phrases otherwise.
 - **Asking for a person**: "bicara dengan petugas", "mau bicara sama orang", "mau ngomong sama
@@ -33,7 +36,14 @@ SINGLE_TERMS: dict[str, tuple[str, ...]] = {
     "gratifikasi": ("gratifikasi",),
     "pemerasan": ("pemerasan", "diperas", "memeras"),
     "seikhlasnya": ("seikhlasnya", "sekhlasnya", "seiklasnya"),
+    # English, for residents who write in English: "bribe" is one letter from "bride" and
+    # "bribed" from "bribes", so English forms allow a typo only from ENGLISH_FUZZY_MIN letters.
+    "bribe": ("bribe", "bribes", "bribed", "bribing", "bribery", "briber"),
+    "kickback": ("kickback", "kickbacks"),
+    "extortion": ("extortion", "extort", "extorted", "extorting", "extorts"),
 }
+ENGLISH_TERMS = frozenset({"bribe", "kickback", "extortion"})
+ENGLISH_FUZZY_MIN = 7
 PHRASES: dict[str, tuple[str, str]] = {
     "pungutan liar": ("pungutan", "liar"),
     "uang pelicin": ("uang", "pelicin"),
@@ -43,6 +53,17 @@ PHRASES: dict[str, tuple[str, str]] = {
     "uang capek": ("uang", "capek"),
     "uang kopi": ("uang", "kopi"),
     "uang terima kasih": ("uang", "terimakasih"),
+    "pay extra": ("pay", "extra"),
+    "paid extra": ("paid", "extra"),
+    "extra payment": ("extra", "payment"),
+    "under the table": ("under", "thetable"),
+    "facilitation fee": ("facilitation", "fee"),
+    "illegal fee": ("illegal", "fee"),
+    "illegal fees": ("illegal", "fees"),
+    "illegal charge": ("illegal", "charge"),
+    "illegal levy": ("illegal", "levy"),
+    "grease money": ("grease", "money"),
+    "cigarette money": ("cigarette", "money"),
 }
 MONEY_WORDS = frozenset({"uang", "duit", "bayar", "dibayar", "membayar", "biaya", "kasih", "ongkos"})
 SUFFIXES = ("nya", "kan", "an", "lah", "in")
@@ -94,12 +115,12 @@ def _stems(token: str) -> list[str]:
     return out
 
 
-def _word_matches(token: str, forms: tuple[str, ...]) -> bool:
+def _word_matches(token: str, forms: tuple[str, ...], fuzzy_min: int = FUZZY_MIN_LENGTH) -> bool:
     for stem in _stems(token):
         if stem in forms:
             return True
-        if len(stem) >= FUZZY_MIN_LENGTH:
-            long_forms = [f for f in forms if len(f) >= FUZZY_MIN_LENGTH]
+        if len(stem) >= fuzzy_min:
+            long_forms = [f for f in forms if len(f) >= fuzzy_min]
             best = process.extractOne(stem, long_forms, scorer=fuzz.ratio,
                                       processor=utils.default_process, score_cutoff=FUZZY_CUTOFF)
             if best is not None and stem[0] == best[0][0]:
@@ -112,7 +133,8 @@ def bribery_terms(text: str, free_service: bool = False) -> list[str]:
     tokens = [MONEY_ALIASES.get(t, t) for t in _tokens(text)]
     found: list[str] = []
     for term, forms in SINGLE_TERMS.items():
-        if any(_word_matches(t, forms) for t in tokens):
+        fuzzy_min = ENGLISH_FUZZY_MIN if term in ENGLISH_TERMS else FUZZY_MIN_LENGTH
+        if any(_word_matches(t, forms, fuzzy_min) for t in tokens):
             found.append(term)
     pairs = list(pairwise(tokens))
     joined = [(a, b + c) for a, b, c in zip(tokens, tokens[1:], tokens[2:], strict=False)]

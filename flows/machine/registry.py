@@ -17,13 +17,24 @@ from flows.machine.types import Choice
 
 @dataclass(frozen=True)
 class Question:
-    """What a step asks. ``free_text`` steps take typed text; ``accepts`` names media kinds."""
+    """What a step asks. ``free_text`` steps take typed text; ``accepts`` names media kinds.
+
+    ``own_words``: typed text here is the resident's own words (a description, a suggestion, a
+    date), so "2 kali saya datang" is that text, not choice 2. A question of choices that only
+    wants typed text as another way to choose (a rating: "gak tau", "(3)") says False; unset,
+    it follows ``free_text``.
+    """
 
     text: str
     choices: tuple[Choice, ...] = ()
     free_text: bool = False
     accepts: frozenset[str] = frozenset()
     nav: bool = True
+    own_words: bool | None = None
+
+    @property
+    def takes_own_words(self) -> bool:
+        return self.free_text if self.own_words is None else self.own_words
 
 
 class StepSpec:

@@ -11,6 +11,10 @@ from typing import Any
 from flows.machine.types import Call, Context, Effect, Event, Reply
 
 _CONTAINERS = (dict, list, tuple)
+# Messages said while the resident is still in a flow whose wording depends on that flow:
+# "the earlier conversation timed out, what you sent is kept" is untrue for a complaint draft,
+# which is stored only when sent.
+FLOW_VARIANTS = {("session.expired", "complaint"): "session.expired.complaint"}
 
 
 def copy_state(value: Any) -> Any:
@@ -55,6 +59,7 @@ class Turn:
         return self.ctx.texts(self.lang, key, **params)
 
     def say(self, key: str, **params: Any) -> None:
+        key = FLOW_VARIANTS.get((key, str(self.state.get("flow"))), key)
         self.effects.append(Reply(self.t(key, **params)))
 
     def emit(self, effect: Effect) -> None:

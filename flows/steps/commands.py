@@ -45,6 +45,8 @@ def run(turn: Turn, name: str, arg: str) -> None:
             SvcChoose().start(turn, "survey", service=arg)
             return
         turn.say("greeting_back")
+        if arg:  # a QR code or link for a service that is not (or no longer) in the catalog
+            turn.say("start.unknown_code")
         turn.home()
         return
     if not turn.consented:
@@ -62,8 +64,11 @@ def run(turn: Turn, name: str, arg: str) -> None:
             turn.say("cancelled" if in_survey and turn.data.get("answers") else "cancelled.nothing")
         turn.home()
     elif name == "back":
+        photos = turn.data.get("photos") if turn.state.get("flow") == "complaint" else None
         if not turn.back():
             turn.home()
+        elif photos and turn.state.get("flow") == "complaint":
+            turn.data["photos"] = photos  # photos already sent are kept until "Hapus foto"
     elif name == "status" and arg:  # "/status K7QM-3XHD": look it up straight away
         turn.home()
         turn.goto("status", "ask")

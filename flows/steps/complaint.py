@@ -6,7 +6,7 @@ The field order and ``complaint_next`` are in common.py; the runtime files the c
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -100,9 +100,11 @@ class ComplaintPhoto(ComplaintStep):
     def ask(self, turn: Turn) -> Question:
         photos = turn.data.get("photos", [])
         if photos:
+            # Photos already sent stay (after « Kembali or "Ubah"); removing them is a choice.
+            key = "complaint.photo_more" if turn.event.kind == "photo" else "complaint.photo_kept"
             return Question(
-                turn.t("complaint.photo_more", n=len(photos)),
-                (Choice("done", turn.t("next")),),
+                turn.t(key, n=len(photos)),
+                (Choice("done", turn.t("next")), Choice("clear", turn.t("complaint.photo_clear"))),
                 accepts=frozenset({"photo"}),
             )
         return Question(
@@ -110,13 +112,17 @@ class ComplaintPhoto(ComplaintStep):
         )
 
     def photo(self, turn: Turn, media: dict[str, Any]) -> None:
-        photos = [*turn.data.get("photos", []), media]
+        photos = [*turn.data.get("photos", []), media][:MAX_PHOTOS]  # kept ones count too
         if len(photos) >= MAX_PHOTOS:
             self.set(turn, True, photos=photos)
         else:
             turn.data["photos"] = photos
 
     def choice(self, turn: Turn, choice: str) -> None:
+        if choice == "clear":
+            turn.data.pop("photos", None)
+            turn.say("complaint.photo_cleared")
+            return
         self.set(turn, True)
 
 
@@ -172,6 +178,31 @@ class ComplaintContact(ComplaintStep):
         self.set(turn, choice == "yes")
 
 
+def when_text(turn: Turn, value: str | None) -> str:
+    """When it happened as people write it: "24 November 2026", "24-30 November 2026",
+    "24 November - 1 Desember 2026", "sebelum 24 November 2026" (stored as ISO dates and
+    ``a..b`` ranges); what the resident typed is shown as typed."""
+    if not value:
+        return "-"
+
+    def day(d: date, year: bool = True) -> str:
+        text = f"{d.day} {turn.t(f'digest.month.{d.month}')}"
+        return f"{text} {d.year}" if year else text
+
+    try:
+        if ".." not in value:
+            return day(date.fromisoformat(value))
+        first, last = value.split("..", 1)
+        if not first:
+            return turn.t("complaint.when_before", date=day(date.fromisoformat(last)))
+        a, b = date.fromisoformat(first), date.fromisoformat(last)
+    except ValueError:
+        return value
+    if (a.year, a.month) == (b.year, b.month):
+        return f"{a.day}-{day(b)}"
+    return f"{day(a, year=a.year != b.year)} - {day(b)}"
+
+
 def complaint_summary(turn: Turn, data: dict[str, Any]) -> str:
     svc = turn.ctx.catalog.service(data.get("service", ""))
     description = data.get("description", "")
@@ -187,7 +218,7 @@ def complaint_summary(turn: Turn, data: dict[str, Any]) -> str:
         service=svc.title(turn.lang) if svc else "?",
         description=description,
         category=turn.t(f"cat.{data.get('category', 'lainnya')}"),
-        occurred=data.get("occurred", "-"),
+        occurred=when_text(turn, data.get("occurred")),
         photos=len(data.get("photos", [])),
         location=location,
         confidential=turn.t("yes" if data.get("confidential") else "no"),
@@ -243,8 +274,6 @@ class ComplaintEdit(StepSpec):
 
     def choice(self, turn: Turn, choice: str) -> None:
         data = {k: v for k, v in turn.data.items() if k != choice}
-        if choice == "photos_done":
-            data.pop("photos", None)
         if choice == "location_done":
             data.pop("location", None)
             data.pop("location_text", None)

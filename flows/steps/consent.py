@@ -36,6 +36,8 @@ class Consent(StepSpec):
             turn.home()
             if deep and turn.ctx.catalog.service(deep):
                 SvcChoose().start(turn, "survey", service=deep)
+            elif deep:
+                turn.say("start.unknown_code")
         elif choice == "decline":
             turn.call("decline_consent")  # the runtime forgets the contact (bot/privacy.py)
         elif choice.startswith("lang:"):

@@ -26,9 +26,20 @@ class DataShow(StepSpec):
                 surveys=d.get("surveys", 0),
                 complaints=d.get("complaints", 0),
                 tickets=", ".join(d.get("tickets", [])) or "-",
-            ) + "\n\n" + self.profile(turn, d.get("profile") or {}),
+            ) + self.requests(turn, d.get("requests") or [])
+            + "\n\n" + self.profile(turn, d.get("profile") or {}),
             (Choice("profile", turn.t("data.profile_edit")), Choice("delete", turn.t("data.delete"))),
         )
+
+    @staticmethod
+    def requests(turn: Turn, items: list[dict[str, Any]]) -> str:
+        """The "talk to a person" requests kept, one short line each (empty when none)."""
+        if not items:
+            return ""
+        lines = [turn.t("data.request", ticket=r["ticket"], agency=r["agency"],
+                        status=turn.t(f"complaint_status.{r['status']}"), sent=r["sent"],
+                        replies=r["replies"]) for r in items]
+        return "\n\n" + turn.t("data.requests") + "\n" + "\n".join(lines)
 
     @staticmethod
     def profile(turn: Turn, values: dict[str, Any]) -> str:

@@ -65,27 +65,41 @@ class Menu(StepSpec):
             intent = "status"
         match = turn.ctx.catalog.matcher.match(text, lang=turn.lang)
         service = match.decided if match.decided and not match.decided.startswith("@") else None
+        agency = match.decided[1:] if match.decided and match.decided.startswith("@") else None
         if intent in ("survey", "complaint"):
             SvcChoose().start(turn, intent, service=service)
+            if agency and not service:
+                SvcChoose().agency(turn, agency)
         elif intent == "status":
             self.choice(turn, "status")
         elif service:
             turn.goto("menu", "intent", {"service": service})
+        elif agency:  # "rsud", "samsat", "hospital": rate it or complain, then its services
+            turn.goto("menu", "intent", {"agency": agency})
         else:
             turn.say("menu.not_understood")
 
 
 @register("menu", "intent")
 class MenuIntent(StepSpec):
-    """The resident typed a service name on the menu: rate it or complain about it?"""
+    """The resident typed a service (or agency) name on the menu: rate it or complain about it?"""
 
     def ask(self, turn: Turn) -> Question:
-        svc = turn.ctx.catalog.service(turn.data["service"])
-        name = svc.title(turn.lang) if svc else "?"
+        if turn.data.get("agency"):
+            agency = turn.ctx.catalog.agency(turn.data["agency"])
+            key, name = "menu.intent_agency", agency.title(turn.lang) if agency else "?"
+        else:
+            svc = turn.ctx.catalog.service(turn.data["service"])
+            key, name = "menu.intent", svc.title(turn.lang) if svc else "?"
         return Question(
-            turn.t("menu.intent", service=name),
+            turn.t(key, service=name),
             (Choice("survey", turn.t("menu.survey")), Choice("complaint", turn.t("menu.complaint"))),
         )
 
     def choice(self, turn: Turn, choice: str) -> None:
-        SvcChoose().start(turn, choice, service=turn.data["service"])
+        if turn.data.get("agency"):
+            agency = turn.data["agency"]
+            SvcChoose().start(turn, choice)
+            SvcChoose().agency(turn, agency)  # the agency's services (« Kembali: all agencies)
+        else:
+            SvcChoose().start(turn, choice, service=turn.data["service"])

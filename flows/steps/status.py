@@ -38,10 +38,11 @@ class StatusAsk(StepSpec):
             turn.say("status.unknown", ticket=result.get("ticket", ""))
             return
         svc = turn.ctx.catalog.service(result.get("service", ""))
+        agency = turn.ctx.catalog.agency(result.get("agency", ""))
         turn.say(
             "status.show",
             ticket=result["ticket"],
-            service=svc.title(turn.lang) if svc else "-",
+            service=svc.title(turn.lang) if svc else agency.title(turn.lang) if agency else "-",
             status=turn.t(f"complaint_status.{result['status']}"),
             created=result.get("created", ""),
             updated=result.get("updated", ""),

@@ -9,9 +9,11 @@ the respondent profile (flows/steps/profile.py).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flows.helpers.skm import ELEMENTS, FEE_ELEMENT
+from flows.helpers.smalltalk import dont_know
 from flows.machine.registry import Question, StepSpec, register
 from flows.machine.turn import Turn
 from flows.machine.types import Choice, UpsertSurvey
@@ -19,6 +21,8 @@ from flows.steps import profile
 from flows.steps.common import complaint_next, meaningful
 
 MAX_SUGGESTION = 1000
+# A lone number in brackets or with punctuation around it: "(3)", "[4]", "3!", "- 2 -".
+_LONE_NUMBER = re.compile(r"^[\s()\[\]{}<>.,:;!?*#'\"-]*(\d+)[\s()\[\]{}<>.,:;!?*#'\"-]*$")
 
 
 def _answers(turn: Turn) -> dict[str, int | None]:
@@ -97,7 +101,31 @@ class SurveyElement(StepSpec):
         text += "\n" + turn.t(f"skm.{key}.q")
         # The score is the key: a typed "4" is always the 4 shown beside "Sangat ...".
         choices = tuple(Choice(str(s), turn.t(f"skm.{key}.{s}"), key=str(s)) for s in (4, 3, 2, 1))
-        return Question(text, (*choices, Choice("skip", turn.t("survey.skip"))))
+        # Typed text the buttons' own matching did not take comes to ``text`` below.
+        return Question(text, (*choices, Choice("skip", turn.t("survey.skip"))), free_text=True,
+                        own_words=False)  # typed text is only another way to answer
+
+    def text(self, turn: Turn, text: str) -> None:
+        """"gak tau", "not sure" mean "Tidak tahu"; "(3)" means 3; other numbers are not a score.
+
+        The engine has already tried the buttons' keys and labels (``match_choice``), so this
+        only sees what they missed.
+        """
+        number = _LONE_NUMBER.match(text)
+        score = (number.group(1).lstrip("0") or "0") if number else ""
+        if dont_know(text):
+            picked = "skip"
+        elif score in ("1", "2", "3", "4"):
+            picked = score
+        elif number:
+            turn.say("choice.bad_number", keys="4, 3, 2, 1")
+            return
+        else:
+            turn.say("not_understood")
+            return
+        label = next(c.label for c in self.ask(turn).choices if c.id == picked)
+        turn.say("echo.chosen", label=label)
+        self.choice(turn, picked)
 
     def choice(self, turn: Turn, choice: str) -> None:
         answers = _answers(turn)
@@ -122,6 +150,10 @@ class SurveySuggestion(StepSpec):
     def text(self, turn: Turn, text: str) -> None:
         if len(text) > MAX_SUGGESTION:
             turn.say("too_long", limit=MAX_SUGGESTION, length=len(text))
+        elif _LONE_NUMBER.match(text):
+            # A bare number is a button that is not there (1 is "Tidak ada saran", 2 and 3 are
+            # « Kembali and Batal), not a suggestion: answered as on every other question.
+            turn.say("choice.bad_number", keys="1, 2, 3")
         elif not meaningful(text):
             turn.say("not_understood")
         else:

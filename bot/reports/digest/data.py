@@ -198,6 +198,7 @@ def collect(db: Session, agency: Agency, week: str, now: datetime | None = None)
             ServiceIkm(
                 svc.code, svc.name, ikm_of((svc.id, this)), ikm.compute(ytd.get(svc.id, {}), weighting),
                 respondents[(svc.id, this)], respondents_ytd[svc.id],
+                str((svc.aliases or {}).get("name_en", "")),
             )
         )
     trend = [
@@ -248,6 +249,10 @@ def _complaints(db: Session, agency: Agency, start: datetime, end: datetime,
             .where(new_in_week).group_by(Service.name).order_by(func.count().desc(), Service.name)
         )
     ]
+    stats.names_en = {
+        name: str((aliases or {}).get("name_en", "")) for name, aliases in db.execute(
+            select(Service.name, Service.aliases).where(Service.agency_id == agency.id))
+    }
     stats.new = sum(n for _, n in stats.by_category)
     open_at_end = base & (Complaint.created_at < end) & (
         Complaint.resolved_at.is_(None) | (Complaint.resolved_at >= end)

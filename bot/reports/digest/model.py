@@ -26,6 +26,10 @@ class ServiceIkm:
     ytd: ikm.Ikm
     respondents_week: int
     respondents_ytd: int
+    name_en: str = ""  # the English name, when the catalog gives one
+
+    def title(self, lang: str) -> str:
+        return self.name_en if lang == "en" and self.name_en else self.name
 
 
 @dataclass
@@ -59,6 +63,7 @@ class ComplaintStats:
     by_category: list[tuple[str, int]] = field(default_factory=list)
     by_service: list[tuple[str, int]] = field(default_factory=list)
     median_days: float | None = None
+    names_en: dict[str, str] = field(default_factory=dict)  # Indonesian service name -> English
     rows: list[ComplaintRow] = field(default_factory=list)
 
     @property

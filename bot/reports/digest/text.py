@@ -99,7 +99,7 @@ def render_text(data: DigestData, lang: str = "id", texts: Texts = TEXTS) -> str
     if rated:
         lines = [f.t("digest.services")]
         for s in rated:
-            lines.append(f.t("digest.service_line", name=s.name,
+            lines.append(f.t("digest.service_line", name=s.title(f.lang),
                              week=_brief(f, s.week, s.respondents_week),
                              ytd=_brief(f, s.ytd, s.respondents_ytd)))
         parts.append("\n".join(lines))
@@ -115,7 +115,8 @@ def render_text(data: DigestData, lang: str = "id", texts: Texts = TEXTS) -> str
         lines.append(f.t("digest.by_category", items=", ".join(
             f"{f.t(f'cat.{cat}')} {n}" for cat, n in c.by_category)))
     if c.by_service:
-        lines.append(f.t("digest.by_service", items=", ".join(f"{name} {n}" for name, n in c.by_service)))
+        lines.append(f.t("digest.by_service", items=", ".join(
+            f"{(f.lang == 'en' and c.names_en.get(name)) or name} {n}" for name, n in c.by_service)))
     parts.append("\n".join(lines))
     parts.append(f.t("digest.footer_masked"))
     return "\n\n".join(parts)

@@ -117,7 +117,7 @@ def write_xlsx(db: Session, data: DigestData, path: Path, lang: str = "id", text
            f.t("digest.xlsx.respondents"), f.t("digest.xlsx.ikm_ytd"), f.t("digest.xlsx.grade"),
            f.t("digest.xlsx.respondents_ytd"))
     for s in data.services:
-        summary.append([s.name, *ikm_cells(summary, s.week), s.respondents_week,
+        summary.append([s.title(f.lang), *ikm_cells(summary, s.week), s.respondents_week,
                         *ikm_cells(summary, s.ytd), s.respondents_ytd])
 
     sheet = wb.create_sheet(f.t("digest.xlsx.responses"))
