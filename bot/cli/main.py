@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with transaction(session_factory(engine)) as db:
                 stats = load_catalog(db, path)
             print(f"Catalog {path}: {stats['created']} created, {stats['updated']} updated, "
-                  f"{stats['unchanged']} unchanged.")
+                  f"{stats['unchanged']} unchanged, {stats['retired']} retired.")
             return 0
         if command in ("staff", "digest"):
             return cli_digest.run(settings, args)
