@@ -400,8 +400,9 @@ def load_catalog(db: Session, path: Path) -> dict[str, int]:
             )
     listed_agencies = {a.slug for a in spec.agencies}
     listed_services = {s.code for a in spec.agencies for s in a.services}
-    for row in [*(a for slug, a in agencies.items() if slug not in listed_agencies),
-                *(s for code, s in services.items() if code not in listed_services)]:
+    left_out: list[Agency | Service] = [a for slug, a in agencies.items() if slug not in listed_agencies]
+    left_out += [s for code, s in services.items() if code not in listed_services]
+    for row in left_out:
         if row.active:  # left out of the file: retired, not deleted
             row.active = False
             stats["retired"] += 1
