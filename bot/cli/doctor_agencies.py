@@ -47,7 +47,7 @@ def agency_lines(db: Session) -> list[Line]:
         if agency.id not in staffed and agency.id not in rooms:
             lines.append((WARN, name, "no staff registered and no staff room: its complaints "
                           "reach nobody; `python bot.py staff invite --agency "
-                          f"{agency.slug} --role head` (or staff), or link a staff room"))
+                          f"{agency.slug} --role head` (or staff), or link a staff room with /ruangstaf"))
     if not lines:
         lines.append((OK, "agencies", f"{len(agencies)} active, stored settings valid, each has "
                       "staff or a staff room"))
