@@ -94,6 +94,7 @@ class ServiceSpec(BaseModel):
     population: int | None = Field(default=None, ge=1, le=100_000_000)
     population_per: Literal["year", "semester", "quarter", "month", "week"] = "year"
     survey_once_per: str = "day"
+    active: bool = True  # false (or left out of the file): retired, its history stays
 
     @field_validator("survey_once_per", mode="before")
     @classmethod
@@ -210,6 +211,7 @@ class AgencySpec(BaseModel):
     aliases_en: list[str] = Field(default_factory=list)
     sla: SlaSpec = Field(default_factory=SlaSpec)
     services: list[ServiceSpec] = Field(min_length=1)
+    active: bool = True  # false (or left out of the file): retired with its services
 
     @field_validator("quiet_start", "quiet_end")
     @classmethod
@@ -274,6 +276,8 @@ class CatalogSpec(BaseModel):
     def _default_agency_exists(self) -> CatalogSpec:
         if self.default_agency and self.default_agency not in {a.slug for a in self.agencies}:
             raise ValueError(f"default_agency {self.default_agency!r} is not the slug of an agency below")
+        if self.default_agency and not next(a for a in self.agencies if a.slug == self.default_agency).active:
+            raise ValueError(f"default_agency {self.default_agency!r} is marked active: false")
         return self
 
 
@@ -340,19 +344,23 @@ def read_catalog(path: Path) -> CatalogSpec:
 
 
 def load_catalog(db: Session, path: Path) -> dict[str, int]:
-    """Upsert agencies and services. Returns counts of created/updated rows; twice = no change."""
+    """Upsert agencies and services; retire (``active`` false, never deleted: complaints,
+    surveys and the IKM keep them) those the file leaves out or marks ``active: false``;
+    one listed again is active again. Returns counts per row: created, updated, unchanged,
+    retired; loading twice changes nothing."""
     spec = read_catalog(path)
-    stats = {"created": 0, "updated": 0, "unchanged": 0}
+    stats = {"created": 0, "updated": 0, "unchanged": 0, "retired": 0}
     agencies = {a.slug: a for a in db.scalars(select(Agency))}
     services = {s.code: s for s in db.scalars(select(Service))}
 
-    def apply(row: object, values: dict[str, object], is_new: bool) -> None:
+    def apply(row: Agency | Service, values: dict[str, object], is_new: bool) -> None:
+        retiring = not is_new and bool(row.active) and not values["active"]
         changed = is_new
         for key, value in values.items():
             if getattr(row, key) != value:
                 setattr(row, key, value)
                 changed = True
-        stats["created" if is_new else "updated" if changed else "unchanged"] += 1
+        stats["created" if is_new else "retired" if retiring else "updated" if changed else "unchanged"] += 1
 
     for a in spec.agencies:
         agency = agencies.get(a.slug)
@@ -364,7 +372,7 @@ def load_catalog(db: Session, path: Path) -> dict[str, int]:
             agency,
             {"name": a.name, "short_name": a.short_name, "timezone": a.timezone,
              "followup_days": a.followup_days, "quiet_start": a.quiet_start,
-             "quiet_end": a.quiet_end, "active": True,
+             "quiet_end": a.quiet_end, "active": a.active,
              "settings": {**{k: v for k, v in (agency.settings or {}).items()
                              if k not in OPTIONAL_SETTINGS},
                           "aliases": a.aliases, **spec.sla_for(a).settings(),
@@ -384,11 +392,20 @@ def load_catalog(db: Session, path: Path) -> dict[str, int]:
                 service,
                 {"agency_id": agency.id, "name": s.name,
                  "aliases": {"aliases": s.aliases, **_english(s.name_en, s.aliases_en)},
-                 "free_by_law": s.free_by_law, "active": True, "population": s.population,
+                 "free_by_law": s.free_by_law, "active": a.active and s.active,
+                 "population": s.population,
                  "population_per": s.population_per if s.population else None,
                  "survey_once_per": None if s.survey_once_per == "day" else s.survey_once_per},
                 s_new,
             )
+    listed_agencies = {a.slug for a in spec.agencies}
+    listed_services = {s.code for a in spec.agencies for s in a.services}
+    left_out: list[Agency | Service] = [a for slug, a in agencies.items() if slug not in listed_agencies]
+    left_out += [s for code, s in services.items() if code not in listed_services]
+    for row in left_out:
+        if row.active:  # left out of the file: retired, not deleted
+            row.active = False
+            stats["retired"] += 1
     db.flush()
     return stats
 
@@ -432,12 +449,12 @@ def catalog_from_spec(spec: CatalogSpec) -> Catalog:
     return Catalog(
         agencies=tuple(AgencyInfo(a.slug, a.name, a.short_name, a.timezone, tuple(a.aliases),
                                   a.name_en, tuple(a.aliases_en))
-                         for a in spec.agencies),
+                         for a in spec.agencies if a.active),
         services=tuple(
             ServiceInfo(s.code, s.name, a.slug, tuple(s.aliases), s.free_by_law, s.name_en,
                         tuple(s.aliases_en))
-            for a in spec.agencies
-            for s in a.services
+            for a in spec.agencies if a.active
+            for s in a.services if s.active
         ),
         default_agency=spec.default_agency,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args, get_origin
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GRAPH_API_VERSION = "v26.0"
 _VERSIONED = re.compile(r"/v\d{1,3}\.\d/?$")
 DEFAULT_CATALOG = ROOT / "catalog.yaml"
+TOKEN_TAIL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class ConfigError(Exception):
@@ -202,6 +203,16 @@ class Settings(BaseSettings):
         return all((self.whatsapp_token, self.whatsapp_phone_number_id, self.whatsapp_app_secret,
                     self.whatsapp_verify_token))
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _any_case(cls, value: object, info: ValidationInfo) -> object:
+        """A setting with a fixed set of values takes any case (LOG_FORMAT=JSON, LOG_LEVEL=debug)."""
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None or get_origin(field.annotation) is not Literal or not isinstance(value, str):
+            return value
+        wanted = value.strip().casefold()
+        return next((v for v in get_args(field.annotation) if str(v).casefold() == wanted), value)
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -261,10 +272,19 @@ class Settings(BaseSettings):
     def _token_shape(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        head, _, tail = value.partition(":")
-        if not head.isdigit() or len(tail) < 10:
-            raise ValueError("does not look like a bot token (expected 123456:ABC...)")
-        return value
+        head, colon, tail = value.partition(":")
+        if not colon:
+            problem = "has no colon"
+        elif not head.isdigit():
+            problem = "has something other than digits before the colon"
+        elif not TOKEN_TAIL.fullmatch(tail):
+            problem = "has characters other than letters, digits, - and _ after the colon"
+        elif len(tail) < 10:
+            problem = f"has only {len(tail)} characters after the colon"
+        else:
+            return value
+        raise ValueError(f"{problem}: a bot token is digits, a colon and 35 letters, digits, - or _ "
+                         "(copy it again from @BotFather, /mybots, API Token)")
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -254,6 +254,27 @@ def test_sqlite_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     assert "exists: restore only into an empty place" in capsys.readouterr().err
 
 
+def test_truncated_backup_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``head -c N b.tar.gz > t.tar.gz``: one line, exit code 2, nothing written."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    populate(f"sqlite:///{src / 'prima.db'}", src)
+    archive = tmp_path / "b.tar.gz"
+    bk.backup(settings_for(f"sqlite:///{src / 'prima.db'}", src), archive)
+    cut = tmp_path / "t.tar.gz"
+    cut.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{dst / 'prima.db'}")
+    monkeypatch.setenv("DIGEST_DIR", str(dst / "digests"))
+    monkeypatch.setenv("WHATSAPP_MEDIA_DIR", str(dst / "media"))
+    capsys.readouterr()  # what the set-up logged
+    assert cli.main(["restore", str(cut)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"{cut} is damaged or incomplete (it ends early or is corrupt): copy the backup "
+                   "again; nothing was restored"]
+    assert not dst.exists()
+
+
 def test_pg_dump_missing_or_too_old(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bk.shutil, "which", lambda _name: None)
     with pytest.raises(bk.BackupError, match="pg_dump not found on PATH"):

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.catalog import CatalogError, load_catalog, read_catalog
+from bot.catalog import CatalogError, load_catalog, read_catalog, snapshot
 from bot.storage.db import normalise_url, transaction
 from bot.storage.models import Agency, Service
 from tests.conftest import ROOT
@@ -38,6 +38,63 @@ def test_editing_a_service_updates_it_in_place(app: App, tmp_path: Path) -> None
     assert stats["updated"] == 1 and stats["created"] == 0
     with app.factory() as db:
         assert db.scalars(select(Service.name).where(Service.code == "ktp")).one() == "KTP-el"
+
+
+KIA = """      - code: kia
+        name: Kartu Identitas Anak
+        free_by_law: true
+        aliases: [kia, kartu anak, kartu identitas anak]
+        name_en: Child Identity Card (KIA)
+        aliases_en: [child id card, child identity card, children's id card, kia]
+"""
+
+
+def load(app: App, text: str, tmp_path: Path) -> dict[str, int]:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(text, encoding="utf-8")
+    with transaction(app.factory) as db:
+        return load_catalog(db, path)
+
+
+def live(app: App) -> tuple[set[str], set[str]]:
+    """Agencies and services residents can choose."""
+    with app.factory() as db:
+        cat = snapshot(db)
+    return {a.slug for a in cat.agencies}, {s.code for s in cat.services}
+
+
+def test_a_service_left_out_is_retired_and_comes_back(app: App, tmp_path: Path) -> None:
+    text = (ROOT / "catalog.yaml").read_text(encoding="utf-8")
+    assert KIA in text
+    stats = load(app, text.replace(KIA, ""), tmp_path)
+    assert stats["retired"] == 1 and stats["created"] == 0 and stats["updated"] == 0
+    assert "kia" not in live(app)[1]
+    with app.factory() as db:  # kept, not deleted: its surveys and complaints still point at it
+        assert db.scalars(select(Service.active).where(Service.code == "kia")).one() is False
+    assert load(app, text.replace(KIA, ""), tmp_path)["retired"] == 0  # twice: no change
+    stats = load(app, text, tmp_path)
+    assert stats["updated"] == 1 and stats["retired"] == 0 and "kia" in live(app)[1]
+
+
+def test_active_false_retires_a_service_or_an_agency(app: App, tmp_path: Path) -> None:
+    text = (ROOT / "catalog.yaml").read_text(encoding="utf-8")
+    stats = load(app, text.replace("        free_by_law: true\n        aliases: [kia,",
+                                   "        free_by_law: true\n        active: false\n        aliases: [kia,"),
+                 tmp_path)
+    assert stats["retired"] == 1 and "kia" not in live(app)[1]
+    stats = load(app, text.replace("  - slug: bpprd\n", "  - slug: bpprd\n    active: false\n"), tmp_path)
+    agencies, services = live(app)
+    assert "bpprd" not in agencies and not {"pbb", "bphtb", "pajak-daerah"} & services
+    assert stats["retired"] == 4 and stats["updated"] == 1  # bpprd and its 3 services; kia is back
+    stats = load(app, text.replace("  - slug: bpprd\n", "  - slug: bpprd\n    active: true\n"), tmp_path)
+    assert stats["updated"] == 4 and "bpprd" in live(app)[0]
+
+
+def test_an_agency_left_out_is_retired(app: App, tmp_path: Path) -> None:
+    text = (ROOT / "catalog.yaml").read_text(encoding="utf-8")
+    start, end = text.index("  - slug: bpprd\n"), text.index("  - slug: samsat\n")
+    stats = load(app, text[:start] + text[end:], tmp_path)
+    assert stats["retired"] == 4 and "bpprd" not in live(app)[0]
 
 
 @pytest.mark.parametrize(

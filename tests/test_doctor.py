@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic import command
+from sqlalchemy import delete, select, update
 
 from bot.cli import doctor, doctor_whatsapp
 from bot.cli import main as cli
 from bot.config import Settings
 from bot.storage.db import alembic_config, make_engine
+from bot.storage.models import Agency, StaffRoom
 from tests import fake_graph as fg
 from tests import fake_telegram as ft
 from tests.conftest import ROOT, FakeClock, make_app
@@ -51,7 +54,15 @@ async def graph() -> AsyncIterator[fg.FakeGraph]:
 
 def good(url: str, tmp_path: Path, telegram: ft.FakeTelegram, graph: fg.FakeGraph, **extra: Any) -> Settings:
     """A deployment as it should be: a migrated database, writable folders, both channels."""
-    make_app(url, FakeClock()).engine.dispose()  # migrated, catalog loaded
+    app = make_app(url, FakeClock())  # migrated, catalog loaded
+    try:
+        with app.factory() as db, db.begin():  # every agency has a staff room
+            roomed = set(db.scalars(select(StaffRoom.agency_id)))
+            for agency in db.scalars(select(Agency).where(Agency.id.not_in(roomed))):
+                db.add(StaffRoom(agency_id=agency.id, channel="telegram",
+                                 chat_id=f"-100{agency.id}", linked_at=datetime.now(UTC)))
+    finally:
+        app.engine.dispose()
     values: dict[str, Any] = {
         "database_url": url, "catalog_path": ROOT / "catalog.yaml",
         "digest_dir": tmp_path / "digests", "whatsapp_media_dir": tmp_path / "media",
@@ -85,7 +96,7 @@ async def test_good_settings_all_ok(db_url: str, tmp_path: Path, telegram: ft.Fa
     assert all(x.startswith("OK ") for x in lines), "\n".join(lines)
     for name in ("settings", "database", "catalog", "clock", "outbox", "scheduler", "telegram",
                  "telegram webhook", "telegram updates", "whatsapp", "whatsapp template",
-                 "whatsapp api version", "PUBLIC_BASE_URL"):
+                 "whatsapp api version", "PUBLIC_BASE_URL", "agencies"):
         line(lines, name)
     assert "@PrimaTestBot" in line(lines, "telegram")
     assert "outbox-dispatcher" in line(lines, "scheduler") and "digest:" in line(lines, "scheduler")
@@ -240,3 +251,90 @@ def test_bad_setting_is_a_fail_line(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert cli.main(["doctor"]) == 1
     out = capsys.readouterr().out
     assert out.startswith("FAIL  settings:") and "DATABASE_URL" in out
+
+
+async def test_no_channel_fails(sqlite_url: str, tmp_path: Path, telegram: ft.FakeTelegram,
+                                graph: fg.FakeGraph, capsys: pytest.CaptureFixture[str]) -> None:
+    """`python bot.py` would open the console chat and end: a service that stops at once."""
+    settings = good(sqlite_url, tmp_path, telegram, graph, telegram_bot_token=None,
+                    whatsapp_token=None, whatsapp_phone_number_id=None, whatsapp_app_secret=None,
+                    whatsapp_verify_token=None)
+    rc, lines = await doctor_run(settings, capsys)
+    assert rc == 1
+    channels = line(lines, "channels")
+    assert channels.startswith("FAIL") and "no channel configured" in channels
+    assert "TELEGRAM_BOT_TOKEN" in channels and "WHATSAPP_TOKEN" in channels
+
+
+async def test_bad_agency_values_warn(sqlite_url: str, tmp_path: Path, telegram: ft.FakeTelegram,
+                                      graph: fg.FakeGraph, capsys: pytest.CaptureFixture[str]) -> None:
+    """Values written by hand (an UPDATE) that the bot would replace by defaults: one WARN each."""
+    settings = good(sqlite_url, tmp_path, telegram, graph)
+    engine = make_engine(sqlite_url)
+    with engine.begin() as conn:
+        row = conn.execute(select(Agency.settings).where(Agency.slug == "samsat")).scalar_one()
+        conn.execute(update(Agency).where(Agency.slug == "samsat").values(
+            settings={**row, "office_hours": "garbage", "digest_time": "99:99"}, quiet_end="7"))
+    engine.dispose()
+    rc, lines = await doctor_run(settings, capsys)
+    assert rc == 0, "\n".join(lines)
+    samsat = [x for x in lines if x.split(None, 1)[1].startswith("agency samsat:")]
+    assert all(x.startswith("WARN") for x in samsat) and len(samsat) == 3, "\n".join(lines)
+    assert any("digest_time '99:99'" in x and "07:30" in x for x in samsat)
+    assert any("office_hours" in x and "'garbage'" in x for x in samsat)
+    assert any("quiet hours" in x and "21:00-07:00" in x for x in samsat)
+    assert not any(x.startswith("OK    agencies:") for x in lines)
+
+
+async def test_agency_nobody_answers_for_warns(sqlite_url: str, tmp_path: Path,
+                                               telegram: ft.FakeTelegram, graph: fg.FakeGraph,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    settings = good(sqlite_url, tmp_path, telegram, graph)
+    engine = make_engine(sqlite_url)
+    with engine.begin() as conn:
+        bpprd_id = conn.execute(select(Agency.id).where(Agency.slug == "bpprd")).scalar_one()
+        conn.execute(delete(StaffRoom).where(StaffRoom.agency_id == bpprd_id))
+    engine.dispose()
+    rc, lines = await doctor_run(settings, capsys)
+    assert rc == 0
+    bpprd = line(lines, "agency bpprd")
+    assert bpprd.startswith("WARN") and "no staff registered and no staff room" in bpprd
+    assert "staff invite --agency bpprd" in bpprd
+
+
+def test_http_webhook_url() -> None:
+    """Telegram's Bot API delivers only to https://; a local Bot API server (--local) also to http."""
+    hook = "http://bot.example.go.id/telegram/webhook"
+    official = Settings(telegram_bot_token="123456:ABCDEFGHIJKL", telegram_webhook_url=hook)
+    level, name, detail = doctor.webhook_scheme_line(official) or ("", "", "")
+    assert (level, name) == (doctor.FAIL, "telegram webhook url") and "https://" in detail
+    local = Settings(telegram_bot_token="123456:ABCDEFGHIJKL", telegram_webhook_url=hook,
+                     telegram_api_base="http://127.0.0.1:8081")
+    assert (doctor.webhook_scheme_line(local) or ("",))[0] == doctor.WARN
+    secure = Settings(telegram_bot_token="123456:ABCDEFGHIJKL", telegram_webhook_url="https://x.example/h")
+    assert doctor.webhook_scheme_line(secure) is None
+
+
+def test_doctor_logs_in_the_configured_format(sqlite_url: str, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """LOG_FORMAT=json: what the doctor's checks log (a bad digest_time) is JSON too."""
+    app = make_app(sqlite_url, FakeClock())
+    with app.factory() as db, db.begin():
+        agency = db.scalars(select(Agency).where(Agency.slug == "samsat")).one()
+        agency.settings = {**agency.settings, "digest_time": "99:99"}
+    app.engine.dispose()
+    monkeypatch.chdir(tmp_path)  # no .env
+    for name in ("TELEGRAM_BOT_TOKEN", "WHATSAPP_TOKEN", "WHATSAPP_PHONE_NUMBER_ID",
+                 "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "PUBLIC_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("CATALOG_PATH", str(ROOT / "catalog.yaml"))
+    monkeypatch.setenv("DIGEST_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    capsys.readouterr()
+    cli.main(["doctor"])
+    err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert any("digest_time" in x for x in err), err
+    for x in err:
+        assert json.loads(x)["level"], x

@@ -77,3 +77,17 @@ def test_outbox_report_lists_stuck_rows_and_requeue_resends(
     assert "1 of 2 message(s) queued again" in capsys.readouterr().out
     with env.factory() as db:
         assert db.get(OutboxMessage, ids[0]).status == "pending"  # type: ignore[union-attr]
+
+
+def test_drain_without_a_channel_names_both(env: App, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("TELEGRAM_BOT_TOKEN", "WHATSAPP_TOKEN", "WHATSAPP_PHONE_NUMBER_ID",
+                 "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["outbox", "drain"]) == 2
+    err = capsys.readouterr().err
+    assert "TELEGRAM_BOT_TOKEN" in err and "WHATSAPP_TOKEN" in err
+    monkeypatch.setenv("WHATSAPP_TOKEN", "t")  # WhatsApp only: drain cannot send those
+    assert main(["outbox", "drain"]) == 2
+    err = capsys.readouterr().err
+    assert "Telegram only" in err and "python bot.py" in err

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -253,6 +254,11 @@ def restore(settings: Settings, archive: Path) -> dict[str, Any]:
     except (tarfile.TarError, OSError) as exc:
         raise BackupError(f"{archive} is not a Prima backup (not a .tar.gz: {exc})") from None
     with tar:
+        try:  # read to the end first: a cut-off copy is refused before anything is written
+            tar.getmembers()
+        except (EOFError, tarfile.TarError, zlib.error, OSError):
+            raise BackupError(f"{archive} is damaged or incomplete (it ends early or is corrupt): "
+                              "copy the backup again; nothing was restored") from None
         manifest = _manifest(tar, archive)
         kind = _kind(settings.database_url)
         if manifest["database"] != kind:

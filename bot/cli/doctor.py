@@ -72,6 +72,7 @@ def check_all(settings: Settings, report: Report, today: date) -> None:
         try:
             check_clock(engine, report)
             check_outbox(settings, engine, report)
+            check_agencies(engine, report)
         finally:
             engine.dispose()
         check_scheduler(settings, report)
@@ -185,6 +186,16 @@ def check_outbox(settings: Settings, engine: Engine, report: Report) -> None:
     report.add(WARN if todo else OK, "outbox", detail + ("; " + "; ".join(todo) if todo else ""))
 
 
+def check_agencies(engine: Engine, report: Report) -> None:
+    """Stored values the bot would replace by a default, and agencies nobody answers for."""
+    from bot.cli.doctor_agencies import agency_lines
+    from bot.storage.db import session_factory
+
+    with session_factory(engine)() as db:
+        for result in agency_lines(db):
+            report.add(*result)
+
+
 def check_scheduler(settings: Settings, report: Report) -> None:
     """Build the scheduler the bot would run (not started) and name its jobs."""
     from bot.app import build_app
@@ -271,17 +282,49 @@ def _directory(name: str, path: Path) -> tuple[str, str, str]:
 # ---------------------------------------------------------------------- remote services
 
 
-async def _remote(settings: Settings, report: Report, today: date) -> None:
-    if settings.telegram_bot_token:
-        await check_telegram(settings, report)
-    else:
-        report.add(OK, "telegram", "not configured (TELEGRAM_BOT_TOKEN unset)")
+def channel_line(settings: Settings) -> tuple[str, str, str] | None:
+    """A FAIL when no channel is set: `python bot.py` would open the console chat and, with no
+    terminal (a systemd service), end at once."""
     from bot.channels.whatsapp.channel import whatsapp_requested
 
+    if settings.telegram_bot_token or whatsapp_requested(settings):
+        return None
+    return (FAIL, "channels", "no channel configured: `python bot.py` would only open the console "
+            "chat (a service stops at once); set TELEGRAM_BOT_TOKEN (from @BotFather) and/or "
+            "WHATSAPP_TOKEN, WHATSAPP_PHONE_NUMBER_ID, WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN")
+
+
+def webhook_scheme_line(settings: Settings) -> tuple[str, str, str] | None:
+    """Telegram's Bot API delivers webhooks only to https://; a self-hosted Bot API server
+    (TELEGRAM_API_BASE, --local) also to http://, so there it is a warning."""
+    wanted = settings.telegram_webhook_url or ""
+    if not wanted or wanted.startswith("https://"):
+        return None
+    if settings.telegram_api_base:
+        return (WARN, "telegram webhook url", f"{wanted}: Telegram's own Bot API delivers only to "
+                "https://; fine only if the server at TELEGRAM_API_BASE runs with --local")
+    return (FAIL, "telegram webhook url", f"{wanted}: Telegram delivers only to https:// (ports "
+            "443, 80, 88 or 8443): put nginx with a certificate in front and set "
+            "TELEGRAM_WEBHOOK_URL=https://...")
+
+
+async def _remote(settings: Settings, report: Report, today: date) -> None:
+    from bot.channels.whatsapp.channel import whatsapp_requested
+
+    missing = channel_line(settings)
+    if missing:  # instead of two "not configured" lines that read as OK
+        report.add(*missing)
+    if settings.telegram_bot_token:
+        scheme = webhook_scheme_line(settings)
+        if scheme:
+            report.add(*scheme)
+        await check_telegram(settings, report)
+    elif not missing:
+        report.add(OK, "telegram", "not configured (TELEGRAM_BOT_TOKEN unset)")
     if whatsapp_requested(settings):
         for result in await check_whatsapp(settings, today):
             report.add(*result)
-    else:
+    elif not missing:
         report.add(OK, "whatsapp", "not configured (WHATSAPP_* unset)")
     public = getattr(settings, "public_base_url", None) or os.environ.get("PUBLIC_BASE_URL")
     if public:
@@ -333,9 +376,6 @@ async def check_telegram(settings: Settings, report: Report) -> None:
     else:
         report.add(OK, "telegram", f"token valid: @{me.username} (id {me.id})")
     wanted = settings.telegram_webhook_url or ""
-    if wanted and not wanted.startswith("https://"):
-        report.add(WARN, "telegram webhook url", f"{wanted}: Telegram delivers only to https:// "
-                   "(ports 443, 80, 88 or 8443); put nginx with a certificate in front")
     if wanted and info.url == wanted:
         report.add(OK, "telegram webhook", f"set to {wanted}")
     elif wanted:

@@ -67,7 +67,12 @@ def quiet_scheduler_logs(level: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "doctor":  # reports a bad setting as one of its lines
-        return cli_doctor.run()
+        try:
+            checked = load_settings()
+        except ConfigError:
+            return cli_doctor.run()
+        _logging(checked, console=False)  # like every command, before anything logs
+        return cli_doctor.run(checked)
     try:
         settings = load_settings()
         command = args.command or "run"
@@ -84,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with transaction(session_factory(engine)) as db:
                 stats = load_catalog(db, path)
             print(f"Catalog {path}: {stats['created']} created, {stats['updated']} updated, "
-                  f"{stats['unchanged']} unchanged.")
+                  f"{stats['unchanged']} unchanged, {stats['retired']} retired.")
             return 0
         if command in ("staff", "digest"):
             return cli_digest.run(settings, args)

@@ -108,12 +108,24 @@ def senders_for(app: Any) -> tuple[dict[str, Any], list[Any]]:
     return senders, closers
 
 
+def no_sender_message(settings: Any) -> str:
+    """Why ``outbox drain`` has nothing to send through, and what to set."""
+    from bot.channels.whatsapp.channel import whatsapp_requested
+
+    if whatsapp_requested(settings):
+        return ("outbox drain sends through Telegram only and TELEGRAM_BOT_TOKEN is unset; "
+                "WhatsApp messages are sent by the running bot (`python bot.py`)")
+    return ("No channel to send through is configured: set TELEGRAM_BOT_TOKEN (Telegram) or "
+            "WHATSAPP_TOKEN, WHATSAPP_PHONE_NUMBER_ID, WHATSAPP_APP_SECRET and "
+            "WHATSAPP_VERIFY_TOKEN (WhatsApp; its messages are sent by the running bot)")
+
+
 async def _drain(app: Any) -> int:
     from bot.scheduler import build_dispatcher
 
     senders, closers = senders_for(app)
     if not senders:
-        print("No channel to send through is configured (TELEGRAM_BOT_TOKEN).", file=sys.stderr)
+        print(no_sender_message(app.settings), file=sys.stderr)
         return 2
     try:
         stats = await build_dispatcher(app, senders).drain()

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_TIME = "07:30"
+TIME = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")  # what a digest_time may be (doctor checks it too)
 
 
 def digest_dir(app: App) -> Path:
@@ -128,7 +129,7 @@ def _summary(data: DigestData) -> dict[str, Any]:
 def digest_time(app: App, agency: Agency) -> tuple[int, int]:
     """Send time: the agency's ``digest_time`` setting, else the global one, else 07:30."""
     value = (agency.settings or {}).get("digest_time") or getattr(app.settings, "digest_time", None) or DEFAULT_TIME
-    m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", str(value).strip())
+    m = TIME.fullmatch(str(value).strip())
     if not m:
         log.error("agency %s: bad digest_time %r, using %s", agency.slug, value, DEFAULT_TIME)
         return 7, 30
