@@ -57,7 +57,7 @@ def seed(app: App, respondents: int, complaints: int) -> None:
             ]).scalars().all()
             conn.execute(insert(SurveyAnswer), [
                 {"response_id": rid, "agency_id": ag, "service_id": sid, "element": e,
-                 "score": rng.choice((1, 2, 3, 3, 4, 4, None)), "answered_at": at}
+                 "score": rng.choice((1, 2, 3, 3, 4, 4, None)), "answered_at": at, "counted_at": at}
                 for rid, ((sid, ag), at) in zip(ids, picks, strict=True) for e in range(1, 10)
             ])
         conn.execute(insert(Complaint), [

@@ -200,7 +200,8 @@ def seed(app: App, clock: FakeClock, media: Path) -> Seeded:
             ids[name] = r.id
             for element in range(1, 10):
                 db.add(SurveyAnswer(response_id=r.id, agency_id=svc.agency_id, service_id=svc.id,
-                                    element=element, score=1 + element % 4, answered_at=at))
+                                    element=element, score=1 + element % 4, answered_at=at,
+                                    counted_at=at))
     files["orphan_out"] = Path(_photo(media, "orphan_out", _ago(clock, p.media, -1))["path"])
     files["orphan_in"] = Path(_photo(media, "orphan_in", _ago(clock, p.media, 1))["path"])
     return Seeded(ids, files)
