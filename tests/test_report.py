@@ -175,7 +175,7 @@ def test_xlsx_holds_the_data_without_personal_data(app: App, tmp_path: Path) -> 
     with app.factory() as db:
         files = write_files(db, report(app), tmp_path, "id")
     wb = load_workbook(files.xlsx)
-    assert wb.sheetnames == ["Ringkasan", "NRR per unsur", "IKM per layanan", "Kuesioner",
+    assert wb.sheetnames == ["Ringkasan", "NRR per unsur", "IKM per layanan", "Profil responden", "Kuesioner",
                              "Rencana tindak lanjut", "Keterangan"]
     summary = {row[0]: row[1] for row in wb["Ringkasan"].iter_rows(values_only=True)}
     assert summary["Periode"] == "Triwulan IV 2026" and summary["Responden (kuesioner)"] == 7
@@ -229,3 +229,39 @@ def test_rebuilt_from_the_database_the_report_is_the_same(app: App, tmp_path: Pa
     c = render_pdf(report(app), tmp_path / "c.pdf", created=created + timedelta(days=30)).read_bytes()
     assert b == render_pdf(report(app), tmp_path / "d.pdf", created=created).read_bytes()
     assert len(b) == len(c) and sum(x != y for x, y in zip(b, c, strict=True)) < 100  # the timestamps only
+
+
+def test_profile_tables_and_minimum_sample(app: App, tmp_path: Path) -> None:
+    """Method and sample: the Krejcie-Morgan minimum from the catalog's population; the
+    respondent profile per group, a group under 5 hidden together with the next smallest."""
+    from bot.storage.models import Service
+
+    with app.factory() as db, db.begin():
+        # 4,000 users a year of KTP: 4,000 x 92/365 = 1,008.2, so 1,009 in Q4; minimum 279
+        db.execute(update(Service).where(Service.code == "ktp").values(population=4000, population_per="year"))
+    for i in range(7):  # seven women, three men, two who preferred not to say
+        add_response(app, "ktp", wib(2026, 10, 5 + i), [4] * 9, profile={"gender": "p", "age": "30-39"})
+    for i in range(3):
+        add_response(app, "ktp", wib(2026, 11, 5 + i), [3] * 9, profile={"gender": "l", "age": "30-39"})
+    for i in range(2):
+        add_response(app, "ktp", wib(2026, 12, 5 + i), [2] * 9)
+    data = report(app)
+    assert data.sample is not None
+    assert (data.sample.respondents, data.sample.population, data.sample.minimum) == (12, 1009, 279)
+    assert not data.sample.enough
+    gender = {g.code: g for g in data.profile["gender"]}
+    assert gender["p"].respondents == 7 and gender["p"].ikm is not None
+    assert gender["p"].ikm.value == Decimal("100.00")
+    # men (3) and "not stated" (2) are both under 5: hidden, no IKM shown
+    assert gender["l"].suppressed and gender[""].suppressed and gender["l"].ikm is None
+    age = {g.code: g for g in data.profile["age"]}
+    # only "not stated" (2) is under 5, so the next smallest group (30-39, 10) goes with it:
+    # otherwise 12 - 10 would give it away
+    assert age[""].suppressed and age["30-39"].suppressed and age["20-29"].respondents == 0
+    pdf = render_pdf(data, tmp_path / "r.pdf")
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(pdf).pages).split())
+    assert "Profil responden" in text and "Jenis kelamin" in text and "< 5" in text
+    assert "12 dari 279 responden minimum" in text and "belum representatif" in text
+    assert "Sampel minimum (Krejcie dan Morgan) 279" in text
+    lines = render_text(data).splitlines()
+    assert any("12 dari 279 responden minimum" in line for line in lines)

@@ -10,6 +10,7 @@ cannot be worked out by subtracting from the total, the next smallest group goes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,16 +44,19 @@ class Group:
 
 
 def profile_breakdown(
-    db: Session, agency_id: int, field: str, start: datetime, end: datetime,
+    db: Session, agency_id: int | Sequence[int], field: str, start: datetime, end: datetime,
     weighting: ikm.Weighting = "exact", service_id: int | None = None,
 ) -> list[Group]:
     """Respondents and IKM per group of ``field`` (gender, age, education, job) among the
-    questionnaires counted in [start, end) (their first answer), every group in the form's order."""
+    questionnaires counted in [start, end) (their first answer), every group in the form's order.
+
+    ``agency_id``: one agency, or several (the regency's report)."""
     if field not in CODES:
         raise ValueError(f"unknown profile field {field!r}; one of {', '.join(CODES)}")
     col = getattr(SurveyResponse, f"profile_{field}")
     a = SurveyAnswer
-    where = [a.agency_id == agency_id, a.counted_at >= start, a.counted_at < end]
+    agencies = [agency_id] if isinstance(agency_id, int) else list(agency_id)
+    where = [a.agency_id.in_(agencies), a.counted_at >= start, a.counted_at < end]
     if service_id is not None:
         where.append(a.service_id == service_id)
     stmt = (

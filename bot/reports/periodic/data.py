@@ -39,6 +39,8 @@ from bot.reports.periodic.model import (
 from bot.reports.periodic.period import Period
 from bot.reports.periodic.plan import plan_lines
 from bot.reports.periodic.themes import weak_themes
+from bot.reports.profile import Group, profile_breakdown
+from bot.reports.sample import minimum_sample
 from bot.storage.models import (
     Agency,
     Case,
@@ -48,6 +50,7 @@ from bot.storage.models import (
     SurveyAnswer,
     SurveyResponse,
 )
+from flows.helpers.profile import FIELD_NAMES
 from flows.helpers.skm import ELEMENTS
 
 log = logging.getLogger(__name__)
@@ -173,6 +176,10 @@ def collect(db: Session, scope: str, period: Period) -> ReportData:
         plan=[line for p in parts for line in p.plan], agencies=parts,
         agency_ids=tuple(i for p in parts for i in p.agency_ids),
         trend_tallies=[], first_hours=firsts, resolution_days=days,
+        sample=minimum_sample(sum(p.respondents for p in parts),
+                              _populations(db, tuple(i for p in parts for i in p.agency_ids)),
+                              _weeks(start, end)),
+        profile=_profile(db, tuple(i for p in parts for i in p.agency_ids), start, end, weighting),
     )
 
 
@@ -231,6 +238,7 @@ def _collect_agency(db: Session, agency: Agency, period: Period) -> ReportData:
         return total.nrr
 
     plan: list[PlanLine] = plan_lines(db, (agency.id,), start, end, prev_start, nrr_between)
+    populations = _populations(db, (agency.id,))
     return ReportData(
         scope=agency.slug, name=agency.name, short_name=agency.short_name, timezone=zone,
         period=period, start=start, end=end, weighting=weighting, ikm=value, tallies=tallies,
@@ -239,6 +247,8 @@ def _collect_agency(db: Session, agency: Agency, period: Period) -> ReportData:
         prev_tallies=trend_tallies[-2], services=services, trend=trend, weak=weak,
         complaints=complaints, plan=plan, agency_ids=(agency.id,), trend_tallies=trend_tallies,
         first_hours=firsts, resolution_days=days,
+        sample=minimum_sample(sum(respondents.values()), populations, _weeks(start, end)),
+        profile=_profile(db, (agency.id,), start, end, weighting),
     )
 
 
@@ -294,3 +304,22 @@ def _complaints(
 def _utc(when: datetime) -> datetime:
     """SQLite gives naive datetimes back; they are UTC."""
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _populations(db: Session, agency_ids: tuple[int, ...]) -> list[tuple[int, str]]:
+    """(users, per period) of every active service with a population in the catalog."""
+    return [(int(n or 0), str(per)) for n, per in db.execute(
+        select(Service.population, Service.population_per).where(
+            Service.agency_id.in_(agency_ids), Service.active.is_(True),
+            Service.population.is_not(None), Service.population_per.is_not(None)))]
+
+
+def _weeks(start: datetime, end: datetime) -> Fraction:
+    """The period's length in weeks, for the population of the period."""
+    return Fraction(int((end - start).total_seconds()), 7 * 24 * 3600)
+
+
+def _profile(db: Session, agency_ids: tuple[int, ...], start: datetime, end: datetime,
+             weighting: str) -> dict[str, list[Group]]:
+    return {name: profile_breakdown(db, agency_ids, name, start, end, weighting)  # type: ignore[arg-type]
+            for name in FIELD_NAMES}

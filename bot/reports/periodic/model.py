@@ -12,6 +12,8 @@ from fractions import Fraction
 
 from bot.reports.ikm import ElementTally, Ikm
 from bot.reports.periodic.period import Period
+from bot.reports.profile import Group
+from bot.reports.sample import Sample
 
 TREND_PERIODS = 6  # the trend chart: this period and the five before it
 WEAKEST_COUNT = 3
@@ -88,6 +90,10 @@ class ReportData:
     weak: list[Weak]
     complaints: Complaints
     plan: list[PlanLine]
+    # Method and sample: respondents against the Krejcie-Morgan minimum of the period (no
+    # population in the catalog: no minimum), and the respondent profile, groups under 5 hidden.
+    sample: Sample | None = None
+    profile: dict[str, list[Group]] = field(default_factory=dict)
     agencies: list[ReportData] = field(default_factory=list)  # the regency report: each agency
     agency_ids: tuple[int, ...] = ()
     # Inputs of the regency's sums (not shown): each trend period's tallies, the complaints'

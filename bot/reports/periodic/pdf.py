@@ -149,7 +149,35 @@ def method(d: Doc) -> None:
         [f.t("report.field.complete"), f.count(data.complete)],
         [f.t("report.field.weighting"), f.weighting(data.weighting)],
     ]
+    sample = data.sample
+    if sample is not None and sample.minimum is not None:
+        rows += [
+            [f.t("report.field.population"), f.count(sample.population or 0)],
+            [f.t("report.field.minimum"), f.count(sample.minimum)],
+        ]
     d.table(rows, (90, 80), header=False)
+    if sample is not None and sample.minimum is not None:
+        line = f.t("digest.sample", n=f.count(sample.respondents), minimum=f.count(sample.minimum),
+                   population=f.count(sample.population or 0))
+        d.para(line if sample.enough else line + " " + f.t("digest.not_representative"))
+    else:
+        d.para(f.t("report.sample.no_population"))
+
+
+def profile(d: Doc) -> None:
+    """Respondents and IKM per group of the respondent profile; a group under 5 is not shown."""
+    f, data = d.f, d.data
+    if not data.profile:
+        return
+    d.heading("report.section.profile")
+    for name, groups in data.profile.items():
+        rows = [[f.t(f"profile.{name}.title"), f.t("report.col.respondents"), "IKM"]]
+        for g in groups:
+            label = f.t(f"profile.{name}.{g.code}") if g.code else f.t("report.profile.not_stated")
+            rows.append([label, g.shown, f.ikm(g.ikm) if g.ikm is not None and g.ikm.value is not None
+                         else "-"])
+        d.table(rows, (80, 40, 50), align=("LEFT", "RIGHT", "RIGHT"))
+    d.para(f.t("report.profile.note"), size=8.5)
 
 
 def _weight(data: ReportData) -> Fraction:
@@ -315,7 +343,7 @@ def publication(d: Doc) -> None:
 
 
 Section = Callable[[Doc], None]
-SECTIONS: list[Section] = [identity, method, elements, ikm_section, services, trend, weak, complaints,
+SECTIONS: list[Section] = [identity, method, profile, elements, ikm_section, services, trend, weak, complaints,
                            plan, publication]
 
 

@@ -79,6 +79,7 @@ def render_text(data: ReportData, lang: str = "id", texts: Texts = TEXTS) -> str
         f.t("report.text.ikm", ikm=f.ikm(data.ikm)),
         f.t("report.text.respondents", n=f.count(data.respondents), complete=f.count(data.complete)),
         f.t("digest.weighting_line", weighting=f.weighting(data.weighting)),
+        *_sample(f, data),
         change(f, data),
         "",
         f.t("report.section.elements"),
@@ -123,3 +124,13 @@ def caption(data: ReportData, lang: str = "id", texts: Texts = TEXTS) -> str:
     f = Fmt(texts, lang)
     return shorten(f.t("report.caption", title=title_of(f, data), period=period_name(f, data.period),
                        ikm=f.ikm(data.ikm), n=f.count(data.respondents)), CAPTION_LIMIT)
+
+
+def _sample(f: Fmt, data: ReportData) -> list[str]:
+    """"27 dari 346 responden minimum" and "not yet representative" below it (no population: nothing)."""
+    sample = data.sample
+    if sample is None or sample.minimum is None:
+        return []
+    line = f.t("digest.sample", n=f.count(sample.respondents), minimum=f.count(sample.minimum),
+               population=f.count(sample.population or 0))
+    return [line if sample.enough else line + " " + f.t("digest.not_representative")]

@@ -80,6 +80,9 @@ def summary(b: Book) -> None:
         ("report.field.complete", data.complete, None),
         ("report.field.weighting", f.weighting(data.weighting), None),
     ]
+    if data.sample is not None and data.sample.minimum is not None:
+        rows += [("report.field.population", data.sample.population, None),
+                 ("report.field.minimum", data.sample.minimum, None)]
     for key, value, fmt in rows:
         s.append([b.cell(s, f.t(key), strong=True), b.cell(s, value, fmt)])
     s.append([b.cell(s, "IKM", strong=True), *b.ikm_cells(s, data.ikm)])
@@ -164,6 +167,19 @@ def plan(b: Book) -> None:
                   b.cell(s, float(p.nrr_after), TWO) if p.nrr_after is not None else None])
 
 
+def profile(b: Book) -> None:
+    """Respondents and IKM per profile group; a group under 5 shows "< 5" and no IKM."""
+    f, data = b.f, b.data
+    s = b.sheet("report.section.profile", (24, 30, 14, 10, 8))
+    b.header(s, "report.col.field", "report.col.group", "report.col.respondents", "IKM", "report.col.grade")
+    for name, groups in data.profile.items():
+        for g in groups:
+            label = f.t(f"profile.{name}.{g.code}") if g.code else f.t("report.profile.not_stated")
+            cells = b.ikm_cells(s, g.ikm) if g.ikm is not None else ["-", None]
+            s.append([f.t(f"profile.{name}.title"), label,
+                      g.shown if g.suppressed else g.respondents, *cells])
+
+
 def legend(b: Book) -> None:
     s = b.sheet("report.xlsx.legend", (8, 50))
     b.header(s, "report.col.code", "report.col.element")
@@ -172,7 +188,7 @@ def legend(b: Book) -> None:
 
 
 Sheet = Callable[[Book], None]
-SHEETS: list[Sheet] = [summary, elements, services, questionnaires, plan, legend]
+SHEETS: list[Sheet] = [summary, elements, services, profile, questionnaires, plan, legend]
 
 
 def write_xlsx(db: Session, data: ReportData, path: Path, lang: str = "id", texts: Texts = TEXTS,
