@@ -52,6 +52,7 @@ async def test_actions_go_through_the_case_machine_and_refresh_the_card(app: App
         token = await sign_in(client, app, budi)
         page = await act(client, token, case.id, do="take")
         assert 'class="notice"' in page and 'class="notice bad"' not in page  # what the card's press says
+        assert "Kasus ini sekarang Anda tangani." in page
         assert get_case(app, case.id).status == "open" and get_case(app, case.id).assignee_id == budi_m.id
         assert any("Petugas sedang menangani" in r.payload["text"] for r in seen.rows)
         await act(client, token, case.id, do="note", text="Cek loket 3 besok pagi")
@@ -274,6 +275,21 @@ async def test_whatsapp_window_and_stored_photo(app: App, clock: FakeClock, tmp_
         assert resp.status == 200 and await resp.read() == b"\xff\xd8jpeg"
         assert (await client.get(f"/desk/case/{case.id}/photo/1")).status == 404  # outside the folder
         assert (await client.get(f"/desk/case/{case.id}/photo/5")).status == 404
+
+
+async def test_notices_follow_the_desk_language(app: App, clock: FakeClock) -> None:
+    """An English desk says what an action did in English (the case layer speaks Indonesian
+    to the Telegram staff room)."""
+    resident = person(app, "Siti")
+    budi, _ = member(app, "Budi")
+    case = open_case(app, resident)
+    async with desk_client(app) as (client, _seen):
+        token = await sign_in(client, app, budi)
+        await client.get("/desk/lang/en", allow_redirects=False)
+        page = await act(client, token, case.id, do="take")
+        assert "You now handle this case." in page and "Kasus" not in page.split("<main")[-1][:400]
+        page = await act(client, token, case.id, do="take")  # taken already: nothing changes
+        assert "Nothing changed" in page
 
 
 async def test_language_cookie_flags_and_headers(app: App) -> None:

@@ -25,9 +25,10 @@ from bot.desk import relay as desk_relay
 from bot.desk.cards import reason_label
 from bot.desk.cases import Outcome
 from bot.desk.states import ACTIVE, TRANSITIONS
+from bot.i18n import TEXTS
 from bot.storage.models import Case, CaseEvent, Complaint, Contact, Service, StaffMember
 from bot.web.desk.base import APP, HOOKS, current, current_viewer, refresh_card, run_db, send_rows
-from bot.web.desk.render import local, page, time_left
+from bot.web.desk.render import known, local, page, time_left
 from bot.web.desk.viewer import Viewer, refuse
 
 WA_WINDOW = timedelta(hours=24)
@@ -221,8 +222,22 @@ async def case_post(request: web.Request) -> web.Response:
         return refusal(request, out)
     await refresh_card(request, out.card, room, card_id)
     await send_rows(request, out.rows)
-    notice = out.notice or ("" if out.ok else "-")
+    notice = done_notice(current().lang, form.get("do", ""), out)
     raise web.HTTPSeeOther(f"/desk/case/{case_id}?ok={int(out.ok)}&n={quote(notice[:200])}")
+
+
+def done_notice(lang: str, do: str, out: Outcome) -> str:
+    """What the page says after an action, in the desk's language.
+
+    The desk's own words for what was done (the case layer's notices are written for the
+    Telegram staff room, in Bahasa Indonesia); a refusal keeps the case layer's reason in
+    Indonesian, and says in English that nothing changed."""
+    if out.ok:
+        key = f"desk.done.{do}"
+        return TEXTS(lang, key) if key in known(lang) else TEXTS(lang, "desk.done")
+    if lang != "id":
+        return TEXTS(lang, "desk.not_done")
+    return out.notice or "-"
 
 
 async def photo(request: web.Request) -> web.StreamResponse:
