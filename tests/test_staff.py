@@ -157,3 +157,24 @@ async def test_daftar_over_telegram(app: App, clock: FakeClock) -> None:
     with app.factory() as db:
         member = db.scalars(select(StaffMember)).one()
         assert (member.channel, member.chat_id, member.role) == ("telegram", "7001", "head")
+
+
+def test_data_rights_say_a_staff_registration_goes_with_the_data(sqlite_app: App, clock: FakeClock) -> None:
+    """"Hapus data saya" removed a staff member's registration without a word; now both the
+    data view and the confirmation say so."""
+    app = sqlite_app
+    code = invite(app, clock, role="staff")
+    say(app, "petugas-9", "/start")
+    say(app, "petugas-9", "1")  # agree
+    say(app, "petugas-9", f"/daftar {code}")
+    shown = "\n".join(say(app, "petugas-9", "/datasaya"))
+    assert "Anda juga terdaftar sebagai petugas di Disdukcapil." in shown
+    confirm = "\n".join(say(app, "petugas-9", "2"))  # Hapus data saya
+    assert "Pendaftaran Anda sebagai petugas juga akan dihapus" in confirm
+    say(app, "petugas-9", "1")  # yes
+    assert members(app) == []
+    # a resident who is not staff sees neither line
+    say(app, "warga-9", "/start")
+    say(app, "warga-9", "1")
+    plain = "\n".join(say(app, "warga-9", "/datasaya") + say(app, "warga-9", "2"))
+    assert "terdaftar sebagai" not in plain and "petugas juga" not in plain

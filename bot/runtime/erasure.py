@@ -10,7 +10,15 @@ from sqlalchemy import func, select
 from bot.privacy import erasure as privacy_erasure
 from bot.privacy import purge
 from bot.runtime.types import local_time
-from bot.storage.models import Agency, Case, CaseEvent, Complaint, OutboxMessage, SurveyResponse
+from bot.storage.models import (
+    Agency,
+    Case,
+    CaseEvent,
+    Complaint,
+    OutboxMessage,
+    StaffMember,
+    SurveyResponse,
+)
 from flows.helpers.profile import FIELD_NAMES
 
 if TYPE_CHECKING:
@@ -35,6 +43,10 @@ def my_data(turn: Turn) -> dict[str, Any]:
         "tickets": list(tickets_)[-10:],
         "profile": {f: getattr(c, f"profile_{f}") for f in FIELD_NAMES},
         "requests": requests(turn, c.id),
+        # staff registrations of this chat: deleting the data removes them too, so say so
+        "staff": [{"agency": name, "role": role} for name, role in turn.db.execute(
+            select(Agency.short_name, StaffMember.role).join(Agency, StaffMember.agency_id == Agency.id)
+            .where(StaffMember.contact_id == c.id, StaffMember.active.is_(True)).order_by(Agency.id))],
     }
 
 

@@ -27,7 +27,7 @@ class DataShow(StepSpec):
                 complaints=d.get("complaints", 0),
                 tickets=", ".join(d.get("tickets", [])) or "-",
             ) + self.requests(turn, d.get("requests") or [])
-            + "\n\n" + self.profile(turn, d.get("profile") or {}),
+            + "\n\n" + self.profile(turn, d.get("profile") or {}) + self.staff(turn, d.get("staff") or []),
             (Choice("profile", turn.t("data.profile_edit")), Choice("delete", turn.t("data.delete"))),
         )
 
@@ -47,11 +47,19 @@ class DataShow(StepSpec):
         shown = {f: turn.t(f"profile.{f}.{values[f]}") if values.get(f) else "-" for f in FIELD_NAMES}
         return turn.t("data.profile", **shown)
 
+    @staticmethod
+    def staff(turn: Turn, items: list[dict[str, Any]]) -> str:
+        """Staff registrations of this chat (empty when none): deleting removes them too."""
+        if not items:
+            return ""
+        return "\n\n" + "\n".join(turn.t("data.staff", role=turn.t(f"staff.role.{r['role']}"),
+                                           agency=r["agency"]) for r in items)
+
     def choice(self, turn: Turn, choice: str) -> None:
         if choice == "profile":
             profile.start(turn, origin="data")
             return
-        turn.goto("data", "confirm", {})
+        turn.goto("data", "confirm", {"staff": bool(turn.data.get("staff"))})
 
     def result(self, turn: Turn, result: dict[str, Any]) -> None:
         turn.state["data"] = dict(result)
@@ -60,8 +68,9 @@ class DataShow(StepSpec):
 @register("data", "confirm")
 class DataConfirm(StepSpec):
     def ask(self, turn: Turn) -> Question:
+        warning = "\n\n" + turn.t("data.confirm_staff") if turn.data.get("staff") else ""
         return Question(
-            turn.t("data.confirm"),
+            turn.t("data.confirm") + warning,
             (Choice("yes", turn.t("data.confirm_yes")), Choice("no", turn.t("data.confirm_no"))),
         )
 
