@@ -106,6 +106,16 @@ async def test_round_trip_resident_topic_staff_resident(app: App, clock: FakeClo
         assert helped and not any("diteruskan ke petugas" in (m.text or "") for m in helped)
         assert helped[-1].text == "Apa yang ingin Anda lakukan?"
         assert topic_messages(h, topic)[-1].text == "💬 Warga (Pelapor dirahasiakan):\nTerima kasih pak"
+        # words the menu acts on (a service, a ticket) are for the bot too, not swallowed
+        await say(h, WARGA, "/menu")
+        named = await say(h, WARGA, "pajak motor")
+        assert named and not any("diteruskan ke petugas" in (m.text or "") for m in named)
+        await say(h, WARGA, "/menu")
+        looked_up = await say(h, WARGA, f"cek tiket {case.ticket}")
+        assert looked_up and not any("diteruskan ke petugas" in (m.text or "") for m in looked_up)
+        assert "tiket" in (looked_up[-1].text or "")  # the status question, not staff
+        await say(h, WARGA, "/menu")  # back where the resident was
+        assert topic_messages(h, topic)[-1].text == "💬 Warga (Pelapor dirahasiakan):\nTerima kasih pak"
 
         # resolve: the resident is asked to confirm and rate, in one message (quiet hours
         # apply, sent by the dispatcher)

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 from bot.desk import intake, signin, staff
 from bot.desk import relay as desk_relay
 from flows import engine
+from flows.helpers.tickets import normalise_ticket
 from flows.machine.types import Choice, Reply
-from flows.steps.menu import Menu
+from flows.steps.menu import COMPLAINT_WORDS, STATUS_WORDS, SURVEY_WORDS, Menu
 
 if TYPE_CHECKING:
     from bot.runtime.turn import Turn
@@ -62,7 +63,21 @@ def picks_from_menu(turn: Turn, state: dict[str, Any], text: str) -> bool:
     items = Menu.ITEMS
     choices = tuple(Choice(item, turn.rt.texts(turn.language, f"menu.{item}"), key=str(n))
                     for n, item in enumerate(items, start=1))
-    return engine.match_choice(text, choices) is not None
+    if engine.match_choice(text, choices) is not None:
+        return True
+    return menu_understands(turn, text)
+
+
+def menu_understands(turn: Turn, text: str) -> bool:
+    """Words the menu acts on ("pajak motor", a ticket number, "cek tiket", "lapor") are for the
+    bot, not for staff: the same tests the menu's own text handler makes (flows/steps/menu.py)."""
+    ticket = normalise_ticket(text)
+    if ticket and any(ch.isdigit() for ch in text):
+        return True
+    words = set(text.lower().replace(",", " ").split())
+    if any(w.startswith(COMPLAINT_WORDS + SURVEY_WORDS + STATUS_WORDS) for w in words):
+        return True
+    return turn.catalog.matcher.match(text, lang=turn.language).decided is not None
 
 
 def request_person(turn: Turn, agency: str) -> dict[str, Any]:
