@@ -177,3 +177,21 @@ def test_a_range_inside_one_month_names_the_month_once() -> None:
     d.press("no")
     summary = d.press("yes")[-1].text
     assert "When: 16-23 November 2026" in summary
+
+
+def test_a_ticket_among_words_at_the_menu_is_looked_up(app: App) -> None:
+    """"cek tiket k7qm 3xhd" at the menu looked only for the status question; the ticket in it
+    is read as residents write it, while plain words and other numbers are never a ticket."""
+    import re
+
+    from flows.helpers.tickets import find_ticket
+
+    chat = Chat(app)
+    opened = chat.say("/start", "1", "7", "4")  # Bicara dengan petugas -> RSUD
+    ticket = re.search(r"nomor ([A-Z0-9]{4})-([A-Z0-9]{4})", opened)
+    assert ticket is not None, opened
+    status = chat.say("/menu", f"cek tiket {ticket.group(1).lower()} {ticket.group(2).lower()}")
+    assert f"{ticket.group(1)}-{ticket.group(2)}" in status and "RSUD H. Hanafie Muara Bungo" in status
+    assert find_ticket("status K7QM-3XHD ya") == "K7QM-3XHD"
+    assert find_ticket("ktp 12345") is None and find_ticket("jam 10.00 tadi") is None
+    assert find_ticket("mau lapor pajak motor") is None

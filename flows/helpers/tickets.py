@@ -39,3 +39,20 @@ def split_ticket(text: str) -> tuple[str, str] | None:
             ticket = normalise_ticket(text[:word.end()])
             return (ticket, text[word.end():].strip()) if ticket is not None else None
     return None
+
+
+def find_ticket(text: str) -> str | None:
+    """A ticket among other words ("cek tiket k7qm 3xhd", "status K7QM-3XHD ya"): the first run
+    of one or two words that reads as a ticket and has a digit (so plain words never do)."""
+    words = [w.strip(".,;:!?()#") for w in re.findall(r"\S+", text)]
+    for i, word in enumerate(words):
+        # as tickets are written: one word of eight ("K7QM-3XHD", "k7qm3xhd") or two of four
+        pair = words[i:i + 2]
+        candidates = [word] if len(word.replace("-", "")) == LENGTH else []
+        if len(pair) == 2 and all(len(w) == LENGTH // 2 for w in pair):
+            candidates.append(" ".join(pair))
+        for part in candidates:
+            ticket = normalise_ticket(part) if any(ch.isdigit() for ch in part) else None
+            if ticket is not None:
+                return ticket
+    return None

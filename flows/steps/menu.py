@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows.helpers.tickets import normalise_ticket
+from flows.helpers.tickets import find_ticket, normalise_ticket
 from flows.helpers.triggers import asks_for_person
 from flows.machine.registry import Question, StepSpec, register
 from flows.machine.turn import Turn
@@ -50,8 +50,9 @@ class Menu(StepSpec):
         if asks_for_person(text):
             PersonAgency().start(turn)
             return
-        ticket = normalise_ticket(text)
-        if ticket and any(ch.isdigit() for ch in text):
+        ticket = normalise_ticket(text) if any(ch.isdigit() for ch in text) else None
+        ticket = ticket or find_ticket(text)
+        if ticket:
             turn.goto("status", "ask")
             turn.call("lookup_ticket", ticket=ticket)
             return
