@@ -165,7 +165,7 @@ async def test_in_a_browser(app: App, clock: FakeClock, tmp_path: Path, request:
             await phone.screenshot(path=str(tmp_path / "public-agency-phone.png"), full_page=True)
             docs = ROOT / "docs" / "public-page.png"
             docs.parent.mkdir(exist_ok=True)
-            await phone.screenshot(path=str(docs), type="png")
+            await phone.screenshot(path=str(docs), type="png", clip={"x": 0, "y": 0, "width": 390, "height": 700})
             tv = await chromium.new_page(viewport={"width": 1920, "height": 1080})
             await tv.goto(base + "tv")
             assert await tv.locator("h1").inner_text() != ""
