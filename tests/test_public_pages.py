@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bot.app import App
 from bot.reports import ikm
@@ -90,6 +90,9 @@ async def test_under_five_and_no_free_text(app: App, clock: FakeClock) -> None:
     q4 = re.search(r"<th scope=\"row\">2026-Q4</th>(.*?)</tr>", kk, re.S)
     assert q4 and "belum cukup data" in q4.group(1)  # 4 respondents for kk
     assert "belum cukup data" in kk
+    # 2 complaints about kk in Q4: withheld, not printed as 2
+    crow = re.search(r"<th scope=\"row\">2026-Q4</th><td>([^<]*)</td>", kk.split(">Pengaduan<")[1])
+    assert crow and crow.group(1) == "belum cukup data"
     for page in pages:
         assert SECRET not in page and SUGGESTION not in page
         assert "Petugas loket tiga" not in page and "kipas angin" not in page
@@ -116,6 +119,16 @@ async def test_unknown_agency_is_404(app: App, clock: FakeClock) -> None:
         assert (await http.get("/a/disdukcapil/nope")).status == 404
         css = await http.get("/public.css")
         assert css.status == 200 and css.content_type == "text/css"
+
+
+async def test_pages_come_from_the_cache(app: App, clock: FakeClock) -> None:
+    seed_all(app)
+    async with TestClient(TestServer(build_web_app(app=app))) as http:
+        first = await (await http.get("/a/disdukcapil")).text()
+        seen: list[str] = []
+        event.listen(app.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+        again = await (await http.get("/a/disdukcapil")).text()
+        assert again == first and seen == []  # no statement for a cached page
 
 
 def _lum(hex_colour: str) -> float:

@@ -136,6 +136,7 @@ class _Pages:
             i = int(request.query.get("i", "0"))
         except ValueError:
             i = 0
+        i = max(0, min(i, 999))  # a bounded cache key; the agency is i modulo their number
 
         async def compute() -> bytes:
             now = self.app.runtime.clock()
