@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     telegram_bot_username: str | None = Field(
         default=None, description="Bot username for deep links and QR codes (t.me/<username>?start=<code>)."
     )
+    whatsapp_public_number: str | None = Field(
+        default=None, description="WhatsApp number shown on the public pages as a wa.me link and QR code (international, e.g. 6281234567890).",
+    )
 
     outbox_tick_seconds: float = Field(
         default=1.0, gt=0, le=60, description="How often the dispatcher looks for due outbox rows."

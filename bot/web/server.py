@@ -1,7 +1,7 @@
 """The HTTP side of the bot: one aiohttp app for health, metrics and channel webhooks.
 
 ``build_web_app`` gives ``/healthz`` (and, for a whole bot process, ``/metrics`` and the open
-data of bot/web/opendata); each channel adds its own routes to the same app
+data of bot/web/opendata and the public pages of bot/web/public); each channel adds its own routes to the same app
 (``bot.channels.telegram.webhook.add_telegram_webhook``, ``WhatsAppChannel.add_routes``), so one
 port serves them all, in every mode (long polling too).
 """
@@ -20,6 +20,7 @@ from aiohttp import web
 from bot.web import metrics as metrics_page
 from bot.web.health import Check, Health
 from bot.web.opendata.routes import add_opendata_routes
+from bot.web.public.routes import add_public_routes
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -44,6 +45,7 @@ def build_web_app(checks: Mapping[str, Check] | None = None, *, app: App | None 
         web_app[HEALTH] = Health(app, checks, executor)
         metrics_page.install(web_app, app)
         add_opendata_routes(web_app, app)
+        add_public_routes(web_app, app)
         token = app.settings.metrics_token
     else:
         token = None
