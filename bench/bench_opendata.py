@@ -1,4 +1,5 @@
-"""/data/ikm.json under concurrent requests, against a static file served by the same server.
+"""/data/ikm.json (or the public page, --path /) under concurrent requests, against a static
+file served by the same server.
 
 A database is seeded with survey answers and complaints for every agency in the current
 quarter; the bot's web app (``build_web_app(app=...)``, so the real open data routes and their
@@ -111,13 +112,14 @@ async def run(url: str, args: argparse.Namespace) -> None:
     try:
         async with ClientSession(connector=TCPConnector(limit=args.concurrency)) as http:
             t0 = time.perf_counter()
-            async with http.get(f"{base}/data/ikm.json") as resp:
+            async with http.get(base + args.path) as resp:
                 body = await resp.read()
-            print(f"first /data/ikm.json (computed, {len(body)} bytes): {(time.perf_counter() - t0) * 1000:.0f} ms")
-            (static / "ikm.json").write_bytes(body)
+                assert resp.status == 200, resp.status
+            print(f"first {args.path} (computed, {len(body)} bytes): {(time.perf_counter() - t0) * 1000:.0f} ms")
+            (static / "copy").write_bytes(body)
             results: dict[str, Any] = {}
-            for name, path in (("/data/ikm.json (cached)", "/data/ikm.json"),
-                               ("static file, same bytes", "/static/ikm.json")):
+            for name, path in ((f"{args.path} (cached)", args.path),
+                               ("static file, same bytes", "/static/copy")):
                 results[name] = await load(http, base + path, args.concurrency, args.seconds)
             print(f"{args.concurrency} concurrent clients, {args.seconds:g} s each:")
             for name, (rps, p50, p99) in results.items():
@@ -134,6 +136,8 @@ def main() -> None:
     parser.add_argument("--complaints", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--path", default="/data/ikm.json",
+                        help="what to load: /data/ikm.json (default), / (the public page), /a/<agency>")
     args = parser.parse_args()
     if args.postgres:
         url, drop = scratch_schema(args.postgres, prefix="bench_")
