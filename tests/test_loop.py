@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from bot.app import App
@@ -12,6 +13,7 @@ from bot.reports.loop import KIND_LOOP, close_loop, resolved_counts
 from bot.reports.periodic import plan as store
 from bot.storage.models import (
     Agency,
+    Case,
     Complaint,
     Contact,
     OutboxMessage,
@@ -21,7 +23,10 @@ from bot.storage.models import (
     SurveyResponse,
 )
 from tests.conftest import FakeClock
+from tests.test_console_e2e import Chat
+from tests.test_opendata import client
 from tests.test_report_plan import register_head, say
+from tests.test_resident_qa import COMPLAINT_TO_PHOTOS
 
 _seq = itertools.count(1)
 RATED = datetime(2026, 10, 15, 3, 0, tzinfo=UTC)  # Q4, before the action (created 23 Nov)
@@ -131,5 +136,37 @@ def test_resolved_counts(app: App, clock: FakeClock) -> None:
                              status=status, created_at=now - timedelta(days=3), updated_at=now,
                              resolved_at=now - timedelta(days=1) if status != "new" else None))
         db.flush()
+        for i, days in enumerate((2, 0)):  # the first within a 2-day deadline, the second late
+            c = db.scalars(select(Complaint).where(Complaint.ticket == f"T-{i}")).one()
+            db.add(Case(source_key=f"loop-case-{i}", ticket=c.ticket, agency_id=agency.id,
+                        service_id=svc.id, complaint_id=c.id, channel="telegram", trigger="serious",
+                        created_at=c.created_at, updated_at=now, status="resolved",
+                        first_response_due=c.created_at + timedelta(hours=4),
+                        resolution_due=c.created_at + timedelta(days=days)))
+        db.flush()
         counts = resolved_counts(db, [agency.id], now - timedelta(days=7), now)
-    assert counts[agency.id][0] == 2
+    assert counts[agency.id] == (2, 1)
+
+
+@pytest.mark.parametrize(("answer", "shown"), [("1", True), ("2", False), ("Lewati", False)])
+async def test_the_location_question_decides_the_open311_coordinates(
+        app: App, answer: str, shown: bool) -> None:
+    chat = Chat(app)
+    chat.say(*COMPLAINT_TO_PHOTOS, "Lewati")
+    asked = chat.say("#lokasi -1.4852,102.119")
+    assert "Boleh lokasi ini ditampilkan (tanpa nama) di peta publik laporan?" in asked
+    summary = chat.say(answer, "2", "1")  # then: not confidential, may contact
+    assert "Kirim" in summary
+    chat.say("1")
+    with app.factory() as db:
+        complaint = db.scalars(select(Complaint)).one()
+        assert complaint.attachments["location_public"] is shown
+    async with client(app) as http:
+        (listed,) = await (await http.get("/open311/v2/requests.json")).json()
+    assert (listed["lat"], listed["long"]) == ((-1.4852, 102.119) if shown else (None, None))
+
+
+def test_no_location_no_question(app: App) -> None:
+    chat = Chat(app)
+    chat.say(*COMPLAINT_TO_PHOTOS, "Lewati")
+    assert "peta publik" not in chat.say("Lewati")
