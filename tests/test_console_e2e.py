@@ -46,7 +46,7 @@ SURVEY = ["/start", "1", "1", "ktp", "4", "3", "2", "4", "tidak tahu", "4", "3",
 # The respondent profile asked after the first survey: Perempuan, 20-29, SMA, pegawai swasta.
 PROFILE = ["2", "2", "3", "3"]
 COMPLAINT = ["2", "pajak motor", "Petugas loket meminta uang tambahan tanpa kuitansi resmi",
-             "4", "1", "#foto bukti.jpg", "1", "#lokasi -1.4852,102.1190", "2", "1", "1"]
+             "4", "1", "#foto bukti.jpg", "1", "#lokasi -1.4852,102.1190", "2", "2", "1", "1"]
 
 
 def count(app: App, model: type) -> int:
@@ -82,7 +82,8 @@ def test_survey_and_complaint_are_stored_exactly_once(app: App) -> None:
         complaint = db.scalars(select(Complaint)).one()
         assert complaint.ticket == ticket.group(1)
         assert complaint.category == "pungli" and complaint.status == "new"
-        assert complaint.attachments == {"photos": [{"type": "photo", "file_id": "console:bukti.jpg"}]}
+        assert complaint.attachments == {"photos": [{"type": "photo", "file_id": "console:bukti.jpg"}],
+                                         "location_public": False}
         assert (complaint.latitude, complaint.longitude) == (-1.4852, 102.119)
         assert complaint.confidential is False and complaint.contact_consent is True
         assert [h.to_status for h in complaint.history] == ["new"]

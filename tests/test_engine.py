@@ -138,6 +138,7 @@ def complaint_until_confirm(d: Driver) -> list:
     d.send(Event("photo", "p1", media={"type": "photo", "file_id": "F1"}))
     d.press("done")
     d.send(Event("location", "l1", location=(-1.4852, 102.1190)))
+    d.press("yes")  # may be shown on the public map
     d.press("yes")  # confidential
     return d.press("no")  # may not be contacted
 
@@ -160,7 +161,7 @@ def test_complaint_end_to_end_with_photo_location_edit_and_ticket() -> None:
     (data,) = d.complaints.values()
     assert data["category"] == "penundaan"
     assert data["photos"] == [{"type": "photo", "file_id": "F1"}]
-    assert data["location"] == [-1.4852, 102.119]
+    assert data["location"] == [-1.4852, 102.119] and data["location_public"] is True
     assert data["confidential"] is True and data["contact_ok"] is False
     assert d.state["flow"] == "menu"
 

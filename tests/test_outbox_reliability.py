@@ -112,6 +112,7 @@ async def complaint_until_send(h: Any) -> Any:
     await h.tap(SITI, "Hari ini")
     await h.tap(SITI, "Lewati")
     await h.send(SITI, fg.location_message(SITI, -1.4852, 102.119))
+    await h.tap(SITI, "Tidak")  # not on the public map
     await h.tap(SITI, "Ya")
     await h.tap(SITI, "Tidak")
     return h.graph.last_question(SITI)

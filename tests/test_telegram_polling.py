@@ -72,6 +72,7 @@ async def test_complaint_with_photo_and_location(app: App, clock: FakeClock) -> 
         await h.say(WARGA, photo=photo, caption="kuitansi")
         await h.press(WARGA, "Lanjut")
         await h.say(WARGA, location={"latitude": -1.4852, "longitude": 102.1154})
+        await h.press(WARGA, "Ya")   # the location may be on the public map
         await h.press(WARGA, "Ya")   # keep my identity confidential
         await h.press(WARGA, "Ya")   # you may contact me
         done = await h.press(WARGA, "Kirim")
@@ -85,10 +86,11 @@ async def test_complaint_with_photo_and_location(app: App, clock: FakeClock) -> 
             "type": "photo", "file_id": "AgACbig", "file_unique_id": "b1", "width": 1280,
             "height": 960, "caption": "kuitansi"}]
         assert (complaint.latitude, complaint.longitude) == (-1.4852, 102.1154)
+        assert complaint.attachments["location_public"] is True
         assert complaint.confidential and complaint.contact_consent
         assert complaint.ticket in (done[-2].text or "") + (done[-1].text or "")
         # one row per update, however many replies it caused
-        assert db.scalar(select(func.count()).select_from(InboundEvent)) == 14
+        assert db.scalar(select(func.count()).select_from(InboundEvent)) == 15
 
 
 async def test_english_telegram_user_starts_in_english(app: App, clock: FakeClock) -> None:

@@ -67,6 +67,7 @@ async def test_nothing_fits_offers_the_agencies_and_an_other_path(app: App, cloc
         await press(h, WARGA, "Lewati")
         located = await say(h, WARGA, location={"latitude": -1.4852, "longitude": 102.119})
         assert located[0].text == "📍 Lokasi diterima (-1.48520, 102.11900)."
+        await press(h, WARGA, "Lewati")  # the public map question: skipped means no
         await press(h, WARGA, "Tidak")
         summary = await press(h, WARGA, "Ya")
         assert "Layanan lain (tidak ada di daftar)" in (summary[-1].text or "")

@@ -51,6 +51,7 @@ async def file_complaint(h: WA, wa_id: str = SITI) -> str:
     await h.send(wa_id, fg.image_message(wa_id, caption="kuitansi tanpa cap"))
     await h.tap(wa_id, "Lanjut")
     await h.send(wa_id, fg.location_message(wa_id, -1.4852, 102.119))
+    await h.tap(wa_id, "Tidak")  # not on the public map
     await h.tap(wa_id, "Ya")  # keep my identity confidential
     await h.tap(wa_id, "Tidak")  # do not contact me
     summary = h.graph.last_question(wa_id)

@@ -41,7 +41,9 @@ def create_complaint(turn: Turn, key: str, service: str, **data: Any) -> dict[st
         description=data["description"],
         category=data["category"],
         occurred=data.get("occurred"),
-        attachments={"photos": data.get("photos") or []},
+        # location_public: the resident agreed to show the point on the public map (Open311)
+        attachments={"photos": data.get("photos") or [],
+                     **({"location_public": bool(data.get("location_public"))} if location else {})},
         latitude=location[0] if location else None,
         longitude=location[1] if location else None,
         location_text=data.get("location_text"),

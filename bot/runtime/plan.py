@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bot.catalog import agency_zone
+from bot.reports import loop
 from bot.reports.periodic import plan as store
 from bot.storage.models import Agency, Service, StaffMember
 
@@ -70,4 +71,7 @@ def plan_update(turn: Turn, id: int, status: str, text: str) -> dict[str, Any]:
     if member is None or status not in store.STATUSES:
         return {"ok": False}
     action = store.update_status(turn.db, member.agency_id, int(id), status, turn.now, text or None)
+    if action is not None and status == "done":  # tell the residents who rated it low (once)
+        turn.db.flush()
+        loop.close_loop(turn.db, action, turn.now, turn.rt.public_base_url)
     return {"ok": action is not None}

@@ -29,6 +29,7 @@ COMPLAINT_FIELDS = (
     "occurred",
     "photos_done",
     "location_done",
+    "location_public",  # asked only when a location was sent (see complaint_next)
     "confidential",
     "contact_ok",
 )
@@ -37,6 +38,8 @@ COMPLAINT_FIELDS = (
 def complaint_next(turn: Turn, data: dict[str, Any], push: bool = True) -> None:
     """Go to the first question not answered yet: nothing is ever asked twice."""
     for field in COMPLAINT_FIELDS:
+        if field == "location_public" and not data.get("location"):
+            continue  # nothing to show on a map: not asked
         if field not in data:
             turn.goto("complaint", field, data, push=push)
             return

@@ -156,6 +156,20 @@ class ComplaintLocation(ComplaintStep):
         self.set(turn, True)
 
 
+@register("complaint", "location_public")
+class ComplaintLocationPublic(ComplaintStep):
+    """Whether the sent location may be shown, without a name, on the public map (Open311):
+    one yes/no after a location; skipping it means no."""
+
+    field = "location_public"
+
+    def ask(self, turn: Turn) -> Question:
+        return Question(turn.t("complaint.location_public"), (*yes_no(turn), Choice("skip", turn.t("skip"))))
+
+    def choice(self, turn: Turn, choice: str) -> None:
+        self.set(turn, choice == "yes")
+
+
 @register("complaint", "confidential")
 class ComplaintConfidential(ComplaintStep):
     field = "confidential"
@@ -253,6 +267,7 @@ class ComplaintConfirm(StepSpec):
             photos=data.get("photos", []),
             location=data.get("location"),
             location_text=data.get("location_text"),
+            location_public=bool(data.get("location_public")) and bool(data.get("location")),
             confidential=bool(data.get("confidential")),
             contact_ok=bool(data.get("contact_ok")),
         )
@@ -277,6 +292,7 @@ class ComplaintEdit(StepSpec):
         if choice == "location_done":
             data.pop("location", None)
             data.pop("location_text", None)
+            data.pop("location_public", None)
         if choice == "service":
             SvcChoose().start(turn, "complaint", carry=data)
         else:

@@ -6,8 +6,8 @@ What a request shows and what it never shows:
 - never: the resident's words, name, chat, photos, typed address (``address`` stays empty);
 - a confidential complaint is never listed, not even by its ticket (it is only counted in /data);
 - coordinates only when the complaint is not confidential and its reporter agreed to share the
-  location publicly: ``attachments["location_public"] is True``. The complaint flow does not ask
-  that question yet (flows/steps/complaint.py), so until it does no coordinates are published.
+  location publicly: ``attachments["location_public"] is True``. The complaint flow asks that
+  once, right after a location is sent (flows/steps/complaint.py); skipping it means no.
 """
 
 from __future__ import annotations
