@@ -239,17 +239,17 @@ def act(
         record_event(db, case, "assign", actor, now, from_status="open", to_status="open",
                      reason="took the case")
         return Outcome(True, texts("case.done.take"), rows, case, card_payload(db, case))
-    set_status(db, case, new_status, actor, "reopened by staff" if action == "reopen" else None, now)
+    if action == "reopen":  # back in the queue, to be taken again: the one reopening rule
+        reopen(db, case, actor, "reopened by staff", now, tell_room=False)
+        sync_complaint(db, case, "reopened", "staff", None, now)
+        return Outcome(True, texts("case.done.reopen"), rows, case, card_payload(db, case))
+    set_status(db, case, new_status, actor, None, now)
     if action == "take":
         case.assignee_id = member.id
         case.relay = True
         sync_complaint(db, case, "open", "staff", None, now)
         row = to_resident(db, case, TEXTS(lang, "case.resident.taken", ticket=case.ticket), now)
         rows += [row] if row else []
-    elif action == "reopen":
-        # back in the queue, to be taken again; the resident may rate the next resolution
-        case.resolved_at = case.closed_at = case.rating = None
-        sync_complaint(db, case, "reopened", "staff", None, now)
     elif action == "pending":
         told = sync_complaint(db, case, "pending", "staff", None, now)
         if not told:
@@ -294,9 +294,12 @@ def head_alert(db: Session, case: Case, agency: Agency, mask: Mask | None,
 
 
 def reopen(db: Session, case: Case, actor: str, reason: str, now: datetime,
-           immediate: bool = True) -> list[OutboxMessage]:
-    """Back to staff: the case is ``reopened`` with a new first-response limit, and the room
-    is told (its resolution limit stays: a late case stays late)."""
+           immediate: bool = True, tell_room: bool = True) -> list[OutboxMessage]:
+    """Back to staff, the same way whoever asks (the resident's "not solved yet", staff's
+    "Buka kembali" on Telegram or the web desk): the case is ``reopened``, no longer resolved,
+    closed, rated or a duplicate, with a new first-response limit; its resolution limit stays
+    (a late case stays late). The room is told unless staff did it there (``tell_room``); the
+    complaint's status is the caller's, who knows whether the resident must hear of it."""
     if case.status == "reopened":
         return []
     agency = db.get(Agency, case.agency_id)
@@ -307,11 +310,15 @@ def reopen(db: Session, case: Case, actor: str, reason: str, now: datetime,
     case.updated_at = now
     case.resolved_at = None
     case.closed_at = None
+    case.rating = None  # the resident may rate the next resolution
+    case.duplicate_of = None
     case.first_response_at = None
     case.first_overdue_at = None
     case.first_response_due = policy(agency, complaint.category if complaint else None) \
         .first_response_due(now)
     record_event(db, case, "status", actor, now, from_status=old, to_status="reopened", reason=reason)
+    if not tell_room:
+        return []
     row = to_room(db, case, texts("case.room.reopened", ticket=case.ticket), now,
                   choices=card_buttons(case), immediate=immediate)
     return [row] if row else []

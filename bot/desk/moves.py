@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from bot.desk.access import actor_of
 from bot.desk.cards import card_payload
 from bot.desk.cases import Outcome, record_event, set_status, sync_complaint
+from bot.desk.cases import reopen as reopen_case
 from bot.desk.outgoing import resident_lang, texts, to_resident
 from bot.desk.states import ACTIVE
 from bot.i18n import TEXTS
@@ -54,11 +55,8 @@ def reopen(db: Session, case: Case, member: StaffMember, now: datetime) -> Outco
     if case.status not in ("resolved", "closed"):
         return Outcome(False, texts("case.refused.stale", status=texts(f"case.status.{case.status}")),
                        case=case)
-    actor = actor_of(member)
-    set_status(db, case, "reopened", actor, "reopened by staff", now)
-    case.closed_at = None
-    case.duplicate_of = None
-    sync_complaint(db, case, "open", "staff", None, now)
+    reopen_case(db, case, actor_of(member), "reopened by staff", now, tell_room=False)
+    sync_complaint(db, case, "reopened", "staff", None, now)
     return Outcome(True, texts("desk.done.reopen"), [], case, card_payload(db, case))
 
 
