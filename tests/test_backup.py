@@ -31,7 +31,8 @@ NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
 def settings_for(url: str, root: Path) -> Settings:
     return Settings(database_url=url, catalog_path=ROOT / "catalog.yaml",
-                    digest_dir=root / "digests", whatsapp_media_dir=root / "media")
+                    digest_dir=root / "digests", whatsapp_media_dir=root / "media",
+                    report_dir=root / "reports")
 
 
 def populate(url: str, root: Path) -> None:
@@ -47,6 +48,8 @@ def populate(url: str, root: Path) -> None:
         app.engine.dispose()
     (root / "digests" / "dinkes").mkdir(parents=True)
     (root / "digests" / "dinkes" / "2026-W47.xlsx").write_bytes(b"PK\x03\x04 spreadsheet")
+    (root / "reports" / "dinkes").mkdir(parents=True)  # the archived periodic reports
+    (root / "reports" / "dinkes" / "2026-Q4.pdf").write_bytes(b"%PDF-1.7 report")
     (root / "media").mkdir(parents=True)
     (root / "media" / "wamid.1.jpg").write_bytes(b"\xff\xd8\xff photo")
 
@@ -79,7 +82,7 @@ def assert_same(source: tuple[str, Path], target: tuple[str, Path]) -> None:
     assert counts(target[0]) == counts(source[0])
     assert counts(target[0])["outbox"] == 25 and counts(target[0])["services"] > 0
     assert some_rows(target[0]) == some_rows(source[0])
-    for rel in ("digests/dinkes/2026-W47.xlsx", "media/wamid.1.jpg"):
+    for rel in ("digests/dinkes/2026-W47.xlsx", "media/wamid.1.jpg", "reports/dinkes/2026-Q4.pdf"):
         assert (target[1] / rel).read_bytes() == (source[1] / rel).read_bytes()
 
 
@@ -90,7 +93,7 @@ def test_sqlite_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     archive = tmp_path / "out" / "prima.tar.gz"
     manifest = bk.backup(settings_for(src_url, src), archive)
     assert manifest["database"] == "sqlite" and manifest["alembic_revision"] == [HEAD]
-    assert manifest["files"] == {"digests": 1, "media": 1}
+    assert manifest["files"] == {"digests": 1, "media": 1, "reports": 1}
     with tarfile.open(archive) as tar:
         names = set(tar.getnames())
         member = tar.extractfile("manifest.json")
@@ -267,6 +270,7 @@ def test_truncated_backup_is_refused_in_one_line(tmp_path: Path, capsys: pytest.
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{dst / 'prima.db'}")
     monkeypatch.setenv("DIGEST_DIR", str(dst / "digests"))
     monkeypatch.setenv("WHATSAPP_MEDIA_DIR", str(dst / "media"))
+    monkeypatch.setenv("REPORT_DIR", str(dst / "reports"))
     capsys.readouterr()  # what the set-up logged
     assert cli.main(["restore", str(cut)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

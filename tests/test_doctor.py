@@ -66,7 +66,7 @@ def good(url: str, tmp_path: Path, telegram: ft.FakeTelegram, graph: fg.FakeGrap
     values: dict[str, Any] = {
         "database_url": url, "catalog_path": ROOT / "catalog.yaml",
         "digest_dir": tmp_path / "digests", "whatsapp_media_dir": tmp_path / "media",
-        "telegram_bot_token": telegram.token, "telegram_api_base": telegram.base_url,
+        "report_dir": tmp_path / "reports", "telegram_bot_token": telegram.token, "telegram_api_base": telegram.base_url,
         **wa_settings(graph), "whatsapp_business_account_id": graph.business_account_id,
         "whatsapp_template_followup": TEMPLATE,
     }
@@ -100,7 +100,7 @@ async def test_good_settings_all_ok(db_url: str, tmp_path: Path, telegram: ft.Fa
         line(lines, name)
     assert "@PrimaTestBot" in line(lines, "telegram")
     assert "outbox-dispatcher" in line(lines, "scheduler") and "digest:" in line(lines, "scheduler")
-    assert sum("writable" in x for x in lines) == (3 if db_url.startswith("sqlite") else 2)
+    assert sum("writable" in x for x in lines) == (4 if db_url.startswith("sqlite") else 3)  # digests, reports, media (+ the SQLite folder)
 
 
 async def test_webhook_mode_matching_and_reachable(sqlite_url: str, tmp_path: Path,
@@ -202,9 +202,11 @@ async def test_unwritable_directory_fails(sqlite_url: str, tmp_path: Path, teleg
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where a folder should be")
     rc, lines = await doctor_run(good(sqlite_url, tmp_path, telegram, graph,
-                                      digest_dir=blocker / "digests"), capsys)
+                                      digest_dir=blocker / "digests", report_dir=blocker / "reports"),
+                             capsys)
     assert rc == 1
     assert line(lines, f"DIGEST_DIR {blocker / 'digests'}").startswith("FAIL")
+    assert line(lines, f"REPORT_DIR {blocker / 'reports'}").startswith("FAIL")
 
 
 def test_unwritable_directory_by_permission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

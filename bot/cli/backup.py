@@ -1,5 +1,5 @@
 """``python bot.py backup --out FILE`` and ``python bot.py restore FILE``: the database and the
-files the bot wrote (digests, residents' WhatsApp photos) in one ``.tar.gz``.
+files the bot wrote (digests, periodic reports, residents' WhatsApp photos) in one ``.tar.gz``.
 
 SQLite is copied through sqlite3's online backup API: one read transaction, so the copy is
 consistent while the bot keeps writing. PostgreSQL is dumped by ``pg_dump`` in its custom
@@ -12,7 +12,7 @@ pg_dump must be at least the server's major version (it refuses older servers' n
 siblings); install the ``postgresql-client`` package of the server's version.
 
 The archive holds ``manifest.json`` (format version, database kind, alembic revision, time),
-``database.sqlite3`` or ``database.pgdump``, and ``files/digests/...``, ``files/media/...``.
+``database.sqlite3`` or ``database.pgdump``, and ``files/digests/...``, ``files/reports/...``, ``files/media/...``.
 A restore goes only into an empty target (no SQLite file, no tables in the schema, empty
 folders), then migrations bring the database to this code's head.
 """
@@ -52,7 +52,7 @@ class BackupError(Exception):
 
 
 def add_parsers(sub: Any) -> None:
-    b = sub.add_parser("backup", help="database plus digests and WhatsApp media into one .tar.gz "
+    b = sub.add_parser("backup", help="database plus digests, reports and WhatsApp media into one .tar.gz "
                        "(safe while the bot runs)")
     b.add_argument("--out", type=Path, required=True, help="the archive to write (must not exist)")
     r = sub.add_parser("restore", help="restore a backup into an empty database and empty folders, "
@@ -82,7 +82,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _folders(settings: Settings) -> dict[str, Path]:
-    folders = {"digests": Path(settings.digest_dir)}
+    folders = {"digests": Path(settings.digest_dir), "reports": Path(settings.report_dir)}
     if settings.whatsapp_media_dir is not None:
         folders["media"] = Path(settings.whatsapp_media_dir)
     return folders

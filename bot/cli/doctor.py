@@ -240,7 +240,7 @@ def check_catalog(settings: Settings, report: Report) -> None:
 def _directories(settings: Settings) -> list[tuple[str, Path]]:
     from bot.channels.whatsapp.channel import whatsapp_requested
 
-    dirs = [("DIGEST_DIR", Path(settings.digest_dir))]
+    dirs = [("DIGEST_DIR", Path(settings.digest_dir)), ("REPORT_DIR", Path(settings.report_dir))]
     if settings.whatsapp_media_dir is not None and whatsapp_requested(settings):
         dirs.append(("WHATSAPP_MEDIA_DIR", Path(settings.whatsapp_media_dir)))
     url = make_url(settings.database_url)
