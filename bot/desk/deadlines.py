@@ -12,7 +12,7 @@ from it (:func:`overdue_complaints`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -23,7 +23,7 @@ from bot.desk.cases import policy, record_event
 from bot.desk.outgoing import local_time, outbox_row, resident_lang, texts, to_resident, to_room
 from bot.desk.staff import heads
 from bot.desk.states import ACTIVE
-from bot.storage.models import Agency, Case, Complaint
+from bot.storage.models import Agency, Case, Complaint, as_utc
 
 KIND_LATE = "case_late"  # the outbox kind of the resident's "sorry, it is late" message
 
@@ -136,9 +136,4 @@ def overdue_complaints(db: Session, agency: Agency, at: datetime) -> int:
     ).all()
     limits = {c: policy(agency, c) for c in {category for _, category in caseless}}
     return with_case + sum(1 for created, category in caseless
-                           if limits[category].resolution_due(_utc(created)) < at)
-
-
-def _utc(when: datetime) -> datetime:
-    """SQLite gives naive datetimes back; they are UTC."""
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+                           if limits[category].resolution_due(as_utc(created)) < at)

@@ -69,6 +69,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC)
 
 
+def as_utc(when: datetime) -> datetime:
+    """A datetime read past :class:`UTCDateTime` (an aggregate, a raw column on SQLite) comes
+    back naive; it is UTC."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}  # noqa: RUF012

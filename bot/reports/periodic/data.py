@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import statistics
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
@@ -49,6 +49,7 @@ from bot.storage.models import (
     Service,
     SurveyAnswer,
     SurveyResponse,
+    as_utc,
 )
 from flows.helpers.profile import FIELD_NAMES
 from flows.helpers.skm import ELEMENTS
@@ -292,18 +293,13 @@ def _complaints(
             # the one complaint limit: the case's resolution deadline (working days); a
             # complaint filed before every complaint opened a case gets the same from its filing
             limit = due if due is not None else \
-                policy(agency, c.category).resolution_due(_utc(c.created_at))
-            if _utc(c.resolved_at) <= _utc(limit):
+                policy(agency, c.category).resolution_due(as_utc(c.created_at))
+            if as_utc(c.resolved_at) <= as_utc(limit):
                 stats.within_deadline += 1
     stats.by_category = sorted(categories.items(), key=lambda kv: (-kv[1], kv[0]))
     stats.median_first_response_hours = statistics.median(firsts) if firsts else None
     stats.median_resolution_days = statistics.median(days) if days else None
     return rows, stats, firsts, days
-
-
-def _utc(when: datetime) -> datetime:
-    """SQLite gives naive datetimes back; they are UTC."""
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _populations(db: Session, agency_ids: tuple[int, ...]) -> list[tuple[int, str]]:
