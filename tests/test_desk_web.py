@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.cli import main as cli
+from bot.i18n import TEXTS
 from bot.runtime.types import Inbound
 from bot.storage.models import CaseEvent, Complaint, Contact, DeskLoginToken, DeskSession
 from flows.machine.types import Event
@@ -289,7 +290,9 @@ async def test_notices_follow_the_desk_language(app: App, clock: FakeClock) -> N
         page = await act(client, token, case.id, do="take")
         assert "You now handle this case." in page and "Kasus" not in page.split("<main")[-1][:400]
         page = await act(client, token, case.id, do="take")  # taken already: nothing changes
-        assert "Nothing changed" in page
+        # and the case layer's reason is given in English too, status included
+        assert f"Nothing changed: the case is now “{TEXTS('en', 'case.status.open')}”." in page
+        assert "Tidak ada" not in page
 
 
 async def test_language_cookie_flags_and_headers(app: App) -> None:

@@ -150,6 +150,21 @@ class Outcome:
     rows: list[OutboxMessage] = field(default_factory=list)
     case: Case | None = None
     card: dict[str, Any] | None = None  # the refreshed card for editing it in place
+    key: str = ""  # a refusal's text key, so the web desk can say it in its own language
+    status: str | None = None  # the case status that refusal names
+
+    def notice_in(self, lang: str) -> str:
+        """The notice in ``lang`` when it is a known refusal; otherwise as written (Indonesian)."""
+        if not self.key:
+            return self.notice
+        params = {"status": TEXTS(lang, f"case.status.{self.status}")} if self.status else {}
+        return TEXTS(lang, self.key, **params)
+
+
+def refused(key: str, case: Case | None = None, status: str | None = None) -> Outcome:
+    """Nothing changed, and why: ``key`` names the reason (with the case ``status`` it names)."""
+    params = {"status": texts(f"case.status.{status}")} if status else {}
+    return Outcome(False, texts(key, **params), case=case, key=key, status=status)
 
 
 def sync_complaint(db: Session, case: Case, new_status: str, actor: str, reason: str | None,
@@ -201,12 +216,13 @@ def act(
     ``desk_url`` is ``PUBLIC_BASE_URL``, for the link to the case's page on the web desk."""
     auth = authorise(db, case_id, channel, user_id, chat_id, private)
     if isinstance(auth, str):
-        return Outcome(False, texts(auth))
+        return refused(auth)
     case, member = auth
     new_status = TRANSITIONS.get(action, ((), None))[1]
     if not allowed(action, case.status, case.level, case.assignee_id is not None):
-        return Outcome(False, texts("case.refused.stale", status=texts(f"case.status.{case.status}")),
-                       case=case, card=card_payload(db, case))
+        out = refused("case.refused.stale", case, case.status)
+        out.card = card_payload(db, case)
+        return out
     actor = actor_of(member)
     rows: list[OutboxMessage] = []
     lang = resident_lang(db, case)
@@ -214,7 +230,7 @@ def act(
     assert agency is not None
     if action == "note":
         if not note:
-            return Outcome(False, texts("case.note_how"), case=case)
+            return refused("case.note_how", case)
         record_event(db, case, "note", actor, now, reason=note[:4000])
         return Outcome(True, texts("case.noted"), case=case)
     if action == "head":

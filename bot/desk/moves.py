@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.desk.access import actor_of
 from bot.desk.cards import card_payload
-from bot.desk.cases import Outcome, record_event, set_status, sync_complaint
+from bot.desk.cases import Outcome, record_event, refused, set_status, sync_complaint
 from bot.desk.cases import reopen as reopen_case
 from bot.desk.outgoing import resident_lang, texts, to_resident
 from bot.desk.states import ACTIVE
@@ -30,10 +30,9 @@ def assign(db: Session, case: Case, member: StaffMember, assignee_id: int, now: 
     """Give the case to a colleague of the same agency (or take it: ``assignee_id`` = own id)."""
     colleague = db.get(StaffMember, assignee_id)
     if colleague is None or colleague.agency_id != case.agency_id or not colleague.active:
-        return Outcome(False, texts("desk.refused.assignee"), case=case)
+        return refused("desk.refused.assignee", case)
     if case.status not in ACTIVE:
-        return Outcome(False, texts("case.refused.stale", status=texts(f"case.status.{case.status}")),
-                       case=case)
+        return refused("case.refused.stale", case, case.status)
     contact = db.get(Contact, colleague.contact_id)
     case.assignee_id = colleague.id
     case.updated_at = now
@@ -44,7 +43,7 @@ def assign(db: Session, case: Case, member: StaffMember, assignee_id: int, now: 
 
 def close(db: Session, case: Case, member: StaffMember, now: datetime) -> Outcome:
     if case.status == "closed":
-        return Outcome(False, texts("case.refused.stale", status=texts("case.status.closed")), case=case)
+        return refused("case.refused.stale", case, "closed")
     actor = actor_of(member)
     set_status(db, case, "closed", actor, "closed by staff", now)
     sync_complaint(db, case, "closed", "staff", None, now)
@@ -53,8 +52,7 @@ def close(db: Session, case: Case, member: StaffMember, now: datetime) -> Outcom
 
 def reopen(db: Session, case: Case, member: StaffMember, now: datetime) -> Outcome:
     if case.status not in ("resolved", "closed"):
-        return Outcome(False, texts("case.refused.stale", status=texts(f"case.status.{case.status}")),
-                       case=case)
+        return refused("case.refused.stale", case, case.status)
     reopen_case(db, case, actor_of(member), "reopened by staff", now, tell_room=False)
     sync_complaint(db, case, "reopened", "staff", None, now)
     return Outcome(True, texts("desk.done.reopen"), [], case, card_payload(db, case))
@@ -67,14 +65,14 @@ def mark_duplicate(db: Session, case: Case, member: StaffMember, ticket: str, no
     survivor = db.scalars(select(Case).where(Case.ticket == wanted, Case.agency_id == case.agency_id)
                           .order_by(Case.id.desc())).first()
     if survivor is None or survivor.id == case.id:
-        return Outcome(False, texts("desk.refused.duplicate"), case=case)
+        return refused("desk.refused.duplicate", case)
     while survivor.duplicate_of is not None:  # point at the end of a chain, never in a circle
         nxt = db.get(Case, survivor.duplicate_of)
         if nxt is None or nxt.id == case.id:
             break
         survivor = nxt
     if survivor.id == case.id:
-        return Outcome(False, texts("desk.refused.duplicate"), case=case)
+        return refused("desk.refused.duplicate", case)
     actor = actor_of(member)
     rows: list[OutboxMessage] = []
     case.duplicate_of = survivor.id

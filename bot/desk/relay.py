@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from bot.desk.access import actor_of, authorise
 from bot.desk.cards import card_payload
-from bot.desk.cases import Outcome, record_event, set_status, sync_complaint
+from bot.desk.cases import Outcome, record_event, refused, set_status, sync_complaint
 from bot.desk.outgoing import resident_lang, texts, to_resident, to_room
 from bot.desk.states import ACTIVE
 from bot.i18n import TEXTS
@@ -45,16 +45,15 @@ def staff_message(
         case = db.scalars(select(Case).where(Case.room_chat_id == room_chat_id,
                                              Case.topic_id == topic_id)).first()
     if case is None:
-        return None if ticket is None else Outcome(False, texts("case.refused.unknown"))
+        return None if ticket is None else refused("case.refused.unknown")
     auth = authorise(db, case.id, channel, user_id, room_chat_id, private)
     if isinstance(auth, str):
-        return Outcome(False, texts(auth))
+        return refused(auth)
     case, member = auth
     if case.status not in ACTIVE:
-        return Outcome(False, texts("case.refused.closed", status=texts(f"case.status.{case.status}")),
-                       case=case)
+        return refused("case.refused.closed", case, case.status)
     if case.contact_id is None:
-        return Outcome(False, texts("case.refused.no_resident"), case=case)
+        return refused("case.refused.no_resident", case)
     actor = actor_of(member)
     rows: list[OutboxMessage] = []
     card = None
@@ -75,7 +74,7 @@ def staff_message(
     if row is not None and photo:
         row.payload = {**row.payload, "tg_photo": photo}
     if row is None:
-        return Outcome(False, texts("case.refused.unreachable"), case=case)
+        return refused("case.refused.unreachable", case)
     rows.append(row)
     record_event(db, case, "to_resident", actor, now, reason=(text or "")[:4000] or "[photo]")
     if ticket is not None:  # /balas from a private chat: the topic shows what was answered

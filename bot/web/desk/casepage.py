@@ -230,14 +230,16 @@ def done_notice(lang: str, do: str, out: Outcome) -> str:
     """What the page says after an action, in the desk's language.
 
     The desk's own words for what was done (the case layer's notices are written for the
-    Telegram staff room, in Bahasa Indonesia); a refusal keeps the case layer's reason in
-    Indonesian, and says in English that nothing changed."""
+    Telegram staff room, in Bahasa Indonesia); a refusal gives the case layer's reason in the
+    desk's language, or says that nothing changed when there is no reason to give."""
     if out.ok:
         key = f"desk.done.{do}"
         return TEXTS(lang, key) if key in known(lang) else TEXTS(lang, "desk.done")
-    if lang != "id":
+    if out.key:
+        return out.notice_in(lang)
+    if lang != "id" or not out.notice:
         return TEXTS(lang, "desk.not_done")
-    return out.notice or "-"
+    return out.notice
 
 
 async def photo(request: web.Request) -> web.StreamResponse:
