@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 
 from bot.app import App
 from bot.cli.main import main
-from bot.storage.models import OutboxMessage, Service
-from tests.conftest import ROOT, FakeClock
+from bot.storage.models import Contact, OutboxMessage, Service
+from tests.conftest import ROOT, FakeClock, make_app
 from tests.outbox_support import add_rows
 
 
@@ -87,7 +87,38 @@ def test_drain_without_a_channel_names_both(env: App, monkeypatch: pytest.Monkey
     assert main(["outbox", "drain"]) == 2
     err = capsys.readouterr().err
     assert "TELEGRAM_BOT_TOKEN" in err and "WHATSAPP_TOKEN" in err
-    monkeypatch.setenv("WHATSAPP_TOKEN", "t")  # WhatsApp only: drain cannot send those
+    monkeypatch.setenv("WHATSAPP_TOKEN", "t")  # WhatsApp half configured: say what is missing
     assert main(["outbox", "drain"]) == 2
     err = capsys.readouterr().err
-    assert "Telegram only" in err and "python bot.py" in err
+    assert "missing: WHATSAPP_PHONE_NUMBER_ID, WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN" in err
+
+
+async def test_drain_sends_whatsapp_rows_too(sqlite_url: str, clock: FakeClock,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """``outbox drain`` with only WhatsApp configured sends WhatsApp's due rows through Graph."""
+    from bot.cli.outbox import _drain
+    from tests import fake_graph as fg
+    from tests.whatsapp_harness import wa_settings
+
+    graph = fg.FakeGraph()
+    await graph.start()
+    app = make_app(sqlite_url, clock, **wa_settings(graph))
+    try:
+        now = clock()
+        with app.factory() as db, db.begin():
+            contact = Contact(channel="whatsapp", external_id="6281234567890", language="id",
+                              consent_at=now, created_at=now, last_inbound_at=now)
+            db.add(contact)
+            db.flush()
+            db.add(OutboxMessage(channel="whatsapp", chat_id="6281234567890", contact_id=contact.id,
+                                 kind="reply", payload={"text": "Terima kasih, laporan diterima."},
+                                 status="pending", due_at=now, created_at=now, ref="drain-wa"))
+        assert await _drain(app) == 0
+        assert "sent 1," in capsys.readouterr().out
+        assert [s.to for s in graph.sent] == ["6281234567890"]
+        assert graph.sent[0].text == "Terima kasih, laporan diterima."
+        with app.factory() as db:
+            assert db.scalars(select(OutboxMessage.status)).one() == "sent"
+    finally:
+        app.engine.dispose()
+        await graph.stop()

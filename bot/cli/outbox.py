@@ -105,19 +105,30 @@ def senders_for(app: Any) -> tuple[dict[str, Any], list[Any]]:
         except ImportError:  # pragma: no cover - a build without staff rooms
             senders["telegram"] = TelegramSender(bot)
         closers.append(bot.session.close)
+    from bot.channels.whatsapp.channel import whatsapp_missing, whatsapp_requested
+
+    if whatsapp_requested(settings) and not whatsapp_missing(settings):
+        from bot.channels.whatsapp.graph import GraphClient
+        from bot.channels.whatsapp.sender import Templates, WhatsAppSender
+
+        client = GraphClient(settings.whatsapp_token or "", settings.whatsapp_phone_number_id or "",
+                             settings.whatsapp_graph_url)
+        senders["whatsapp"] = WhatsAppSender(client, app.factory, app.runtime.clock, app.texts,
+                                             Templates.from_settings(settings), settings.default_language)
+        closers.append(client.close)
     return senders, closers
 
 
 def no_sender_message(settings: Any) -> str:
     """Why ``outbox drain`` has nothing to send through, and what to set."""
-    from bot.channels.whatsapp.channel import whatsapp_requested
+    from bot.channels.whatsapp.channel import whatsapp_missing, whatsapp_requested
 
     if whatsapp_requested(settings):
-        return ("outbox drain sends through Telegram only and TELEGRAM_BOT_TOKEN is unset; "
-                "WhatsApp messages are sent by the running bot (`python bot.py`)")
+        return (f"WhatsApp is not fully configured (missing: {', '.join(whatsapp_missing(settings))}) "
+                "and TELEGRAM_BOT_TOKEN is unset: nothing to send through")
     return ("No channel to send through is configured: set TELEGRAM_BOT_TOKEN (Telegram) or "
             "WHATSAPP_TOKEN, WHATSAPP_PHONE_NUMBER_ID, WHATSAPP_APP_SECRET and "
-            "WHATSAPP_VERIFY_TOKEN (WhatsApp; its messages are sent by the running bot)")
+            "WHATSAPP_VERIFY_TOKEN (WhatsApp)")
 
 
 async def _drain(app: Any) -> int:
