@@ -280,3 +280,16 @@ async def test_head_receives_photo_text_and_spreadsheet_over_telegram(
     assert [u["filename"] for u in uploads] == ["prima-disdukcapil-2026-W47-id.xlsx"]
     assert uploads[0]["size"] > 1000
     assert document["caption"].startswith("Rekap minggu 16-22 November 2026: 1 responden")
+
+
+def test_bribery_is_one_rule_with_the_case_trigger(app: App) -> None:
+    """The digest flags bribery with the same rule that makes a case urgent (the periodic
+    report uses it too): English words and affixed forms count; look-alike words do not."""
+    start = MON_W47
+    add_complaint(app, "ktp", start, "The officer asked me for a bribe to finish my ID card", category="lainnya")
+    add_complaint(app, "ktp", start + timedelta(hours=1), "Saya disogok eh diminta sogokan di loket", category="lainnya")
+    add_complaint(app, "kk", start + timedelta(hours=2), "Calon pegawai baru belum paham prosedur", category="lainnya")
+    add_complaint(app, "kk", start + timedelta(hours=3), "Antrean lama, my bride waited too", category="lainnya")
+    flagged = [r.description for r in collect(app).complaints.bribery]
+    assert flagged == ["The officer asked me for a bribe to finish my ID card",
+                       "Saya disogok eh diminta sogokan di loket"]

@@ -152,6 +152,12 @@ def bribery_terms(text: str, free_service: bool = False) -> list[str]:
     return found
 
 
+def about_bribery(category: str | None, text: str, free_service: bool = False) -> bool:
+    """Is this complaint about bribery or an illegal fee (the digest and the periodic report
+    list these first)? Its category says so, or its words do by :func:`bribery_terms`."""
+    return category == "pungli" or bool(bribery_terms(text, free_service))
+
+
 def asks_for_person(text: str) -> bool:
     """The resident wants a human ("bicara dengan petugas", "/petugas")."""
     if len(text) > 200:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import re
 import statistics
 from collections import Counter
 from collections.abc import Callable
@@ -51,16 +50,11 @@ from bot.reports.digest.themes import element_themes
 from bot.reports.periodic.plan import plan_lines
 from bot.reports.sample import PERIODS, minimum_sample
 from bot.storage.models import Agency, Complaint, Contact, Service, SurveyAnswer
+from flows.helpers.triggers import about_bribery
 
 log = logging.getLogger(__name__)
 
 
-BRIBERY_WORDS = (
-    "pungli", "pungutan liar", "calo", "percaloan", "suap", "sogok", "gratifikasi", "pemerasan",
-    "uang pelicin", "uang rokok", "uang bensin", "uang tips", "uang administrasi", "uang capek",
-    "seikhlasnya", "terserah", "bribe", "bribery",
-)
-_BRIBERY = re.compile(r"\b(" + "|".join(re.escape(w) for w in BRIBERY_WORDS) + r")\b", re.IGNORECASE)
 
 
 def find_agency(db: Session, slug: str) -> Agency:
@@ -271,8 +265,8 @@ def _complaints(db: Session, agency: Agency, start: datetime, end: datetime,
     stats.resolved = len(durations)
     stats.overdue_cases = overdue_count(db, agency.id, judged)
     stats.median_days = statistics.median(durations) if durations else None
-    for c, svc_name, chat_name in db.execute(
-        select(Complaint, Service.name, Contact.display_name)
+    for c, svc_name, free, chat_name in db.execute(
+        select(Complaint, Service.name, Service.free_by_law, Contact.display_name)
         .join(Service, Complaint.service_id == Service.id)
         .join(Contact, Complaint.contact_id == Contact.id, isouter=True)
         .where(new_in_week).order_by(Complaint.created_at, Complaint.id)
@@ -280,7 +274,7 @@ def _complaints(db: Session, agency: Agency, start: datetime, end: datetime,
         stats.rows.append(
             ComplaintRow(
                 c.ticket, c.created_at, svc_name, c.category, c.status, c.description,
-                bool(c.confidential), c.category == "pungli" or bool(_BRIBERY.search(c.description)),
+                bool(c.confidential), about_bribery(c.category, c.description or "", bool(free)),
                 tuple(n for n in (c.reporter_name, chat_name) if n),
             )
         )

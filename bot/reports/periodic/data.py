@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from bot.catalog import agency_ikm_weights, agency_zone
 from bot.desk.cases import policy
 from bot.reports import ikm
-from bot.reports.digest.data import BRIBERY_WORDS, find_agency, focus_elements
+from bot.reports.digest.data import find_agency, focus_elements
 from bot.reports.digest.model import ComplaintRow
 from bot.reports.periodic.model import (
     TREND_PERIODS,
@@ -53,6 +53,7 @@ from bot.storage.models import (
 )
 from flows.helpers.profile import FIELD_NAMES
 from flows.helpers.skm import ELEMENTS
+from flows.helpers.triggers import about_bribery
 
 log = logging.getLogger(__name__)
 ALL = "*"
@@ -265,7 +266,7 @@ def _complaints(
     categories: Counter[str] = Counter()
     stmt = (
         select(Complaint, Service.name, Contact.display_name, Case.first_response_at,
-               Case.resolution_due)
+               Case.resolution_due, Service.free_by_law)
         .join(Service, Complaint.service_id == Service.id)
         .join(Contact, Complaint.contact_id == Contact.id, isouter=True)
         .join(Case, Case.complaint_id == Complaint.id, isouter=True)
@@ -273,7 +274,7 @@ def _complaints(
         .order_by(Complaint.created_at, Complaint.id)
     )
     seen: set[int] = set()
-    for c, service, chat_name, first_at, due in db.execute(stmt):
+    for c, service, chat_name, first_at, due, free in db.execute(stmt):
         if c.id in seen:  # a complaint with more than one case is counted once
             continue
         seen.add(c.id)
@@ -282,7 +283,7 @@ def _complaints(
         text = c.description or ""
         rows.append(ComplaintRow(
             c.ticket, c.created_at, service, c.category, c.status, text, bool(c.confidential),
-            c.category == "pungli" or any(w in text.lower() for w in BRIBERY_WORDS),
+            about_bribery(c.category, text, bool(free)),
             tuple(n for n in (c.reporter_name, chat_name) if n),
         ))
         if first_at is not None and first_at < end:
