@@ -1,8 +1,8 @@
 """Producing and queueing the digest, once per (agency, ISO week), and the Monday schedule.
 
 A digest for (agency, ISO week) is produced once: the ``digests`` row with a unique key is
-inserted in the same transaction as the outbox rows for the heads, so a second process or a
-retry finds the row and does nothing, and a failure before commit leaves nothing behind.
+inserted in the same transaction as the outbox rows for the heads (bot/reports/once.py, shared
+with the periodic report).
 """
 
 from __future__ import annotations
@@ -17,19 +17,18 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.catalog import agency_zone
 from bot.desk.staff import heads as agency_heads
 from bot.i18n import TEXTS
+from bot.reports import once
 from bot.reports.digest.data import collect, find_agency
 from bot.reports.digest.files import DigestFiles, write_files
 from bot.reports.digest.fmt import Fmt, shorten
 from bot.reports.digest.model import DigestData
 from bot.reports.digest.period import parse_week, previous_week
 from bot.reports.digest.text import CAPTION_LIMIT, TEXT_LIMIT, caption, respondents, week_span
-from bot.storage.models import Agency, Contact, Digest, OutboxMessage
+from bot.storage.models import Agency, Digest
 from bot.text import split_text
 from flows.machine.types import Texts
 
@@ -83,37 +82,24 @@ def produce_digest(app: App, agency_slug: str, week: str | None, now: datetime) 
         if db.scalar(select(Digest.id).where(Digest.agency_id == agency.id, Digest.week == week)):
             return None
         data = collect(db, agency, week, now)
-        langs = {c.language for c in db.scalars(
-            select(Contact).where(Contact.id.in_([h.contact_id for h in agency_heads(db, agency.id)]))
-        )} or {app.settings.default_language}
+        langs = once.languages(db, agency_heads(db, agency.id), app.settings.default_language)
         out = digest_dir(app) / agency.slug / week
         files = {lang: write_files(db, data, out, lang, app.texts) for lang in sorted(langs)}
-    insert = pg_insert if app.engine.dialect.name == "postgresql" else sqlite_insert
+
+    def render(lang: str) -> DigestFiles:
+        with app.factory() as rdb:
+            return write_files(rdb, data, out, lang, app.texts)
+
     with app.factory() as db, db.begin():
         heads = agency_heads(db, data.agency_id)
-        row_id = db.scalar(
-            insert(Digest)
-            .values(agency_id=data.agency_id, week=week, produced_at=now, recipients=len(heads),
-                    summary=_summary(data))
-            .on_conflict_do_nothing()
-            .returning(Digest.id)
-        )
+        row_id = once.claim(db, Digest, agency_id=data.agency_id, week=week, produced_at=now,
+                            recipients=len(heads), summary=_summary(data))
         if row_id is None:
             return None
-        count = 0
-        for head in heads:
-            contact = db.get(Contact, head.contact_id)
-            lang = contact.language if contact else app.settings.default_language
-            if lang not in files:  # a head registered while we were rendering
-                with app.factory() as rdb:
-                    files[lang] = write_files(rdb, data, out, lang, app.texts)
-            for i, payload in enumerate(payloads(data, files[lang], lang, app.texts)):
-                db.add(OutboxMessage(
-                    contact_id=head.contact_id, channel=head.channel, chat_id=head.chat_id,
-                    kind="digest", payload=payload, status="pending", due_at=now,
-                    dedupe_key=f"digest:{row_id}:{head.id}:{i}", created_at=now,
-                ))
-                count += 1
+        count = once.queue(db, heads, files, render=render,
+                           payloads=lambda f, lang: payloads(data, f, lang, app.texts),
+                           kind="digest", key=f"digest:{row_id}", default=app.settings.default_language,
+                           now=now)
         log.info("digest %s %s queued for %d heads (%d messages)", agency_slug, week, len(heads), count)
     app.metrics.digests.labels(agency_slug).inc()  # after the commit: produced
     return Produced(row_id, week, len(heads), count)

@@ -3,8 +3,8 @@
 When a quarter, semester or year has ended, every agency's report goes to its heads and the
 regency's report (scope "*") to the admins, as PDF and XLSX documents through the outbox; the
 files are archived under REPORT_DIR/<scope>/<period>/. The ``periodic_reports`` row with a
-unique (scope, period) is inserted in the same transaction as the outbox rows, so a second
-process or a retry finds it and does nothing. The job looks every day, so a bot that was down
+unique (scope, period) is inserted in the same transaction as the outbox rows
+(bot/reports/once.py, shared with the digest), so a second process or a retry does nothing. The job looks every day, so a bot that was down
 on the first day of the quarter still produces the report once it is back (within
 ``CATCH_UP_DAYS``; older periods are built by hand with ``bot.py report``).
 """
@@ -20,20 +20,19 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot.catalog import agency_zone
 from bot.desk.staff import heads as agency_heads
 from bot.i18n import TEXTS
+from bot.reports import once
 from bot.reports.digest.fmt import Fmt, shorten
 from bot.reports.periodic.data import ALL, collect
 from bot.reports.periodic.files import ReportFiles, write_files
 from bot.reports.periodic.model import ReportData
 from bot.reports.periodic.period import Period, last_complete
 from bot.reports.periodic.text import CAPTION_LIMIT, caption, period_name
-from bot.storage.models import Agency, Contact, OutboxMessage, PeriodicReport, StaffMember
+from bot.storage.models import Agency, PeriodicReport, StaffMember
 from flows.machine.types import Texts
 
 if TYPE_CHECKING:
@@ -92,37 +91,24 @@ def produce_report(app: App, scope: str, period: Period, now: datetime) -> Produ
                                                      PeriodicReport.period == period.label)):
             return None
         data = collect(db, scope, period)
-        people = recipients(db, data)
-        langs = {c.language for c in db.scalars(
-            select(Contact).where(Contact.id.in_([p.contact_id for p in people])))} or {app.settings.default_language}
+        langs = once.languages(db, recipients(db, data), app.settings.default_language)
         out = report_dir(app) / ("kabupaten" if scope == ALL else scope) / period.label
         files = {lang: write_files(db, data, out, lang, app.texts, created=now) for lang in sorted(langs)}
-    insert = pg_insert if app.engine.dialect.name == "postgresql" else sqlite_insert
+
+    def render(lang: str) -> ReportFiles:
+        with app.factory() as rdb:
+            return write_files(rdb, data, out, lang, app.texts, created=now)
+
     with app.factory() as db, db.begin():
         people = recipients(db, data)
-        row_id = db.scalar(
-            insert(PeriodicReport)
-            .values(scope=scope, period=period.label, produced_at=now, recipients=len(people),
-                    summary=_summary(data))
-            .on_conflict_do_nothing()
-            .returning(PeriodicReport.id)
-        )
+        row_id = once.claim(db, PeriodicReport, scope=scope, period=period.label, produced_at=now,
+                            recipients=len(people), summary=_summary(data))
         if row_id is None:
             return None
-        count = 0
-        for person in people:
-            contact = db.get(Contact, person.contact_id)
-            lang = contact.language if contact else app.settings.default_language
-            if lang not in files:  # registered while we were rendering
-                with app.factory() as rdb:
-                    files[lang] = write_files(rdb, data, out, lang, app.texts, created=now)
-            for i, payload in enumerate(payloads(data, files[lang], lang, app.texts)):
-                db.add(OutboxMessage(
-                    contact_id=person.contact_id, channel=person.channel, chat_id=person.chat_id,
-                    kind="report", payload=payload, status="pending", due_at=now,
-                    dedupe_key=f"report:{row_id}:{person.id}:{i}", created_at=now,
-                ))
-                count += 1
+        count = once.queue(db, people, files, render=render,
+                           payloads=lambda f, lang: payloads(data, f, lang, app.texts),
+                           kind="report", key=f"report:{row_id}", default=app.settings.default_language,
+                           now=now)
         log.info("report %s %s queued for %d people (%d messages)", scope, period.label, len(people), count)
         return Produced(row_id, scope, period.label, len(people), count)
 
