@@ -2,7 +2,7 @@
 
 The working-time arithmetic is in bot/worktime.py (pure); this module applies it to stored
 cases. A breach is flagged once per case and limit, in the case's topic and to the agency's
-heads; a passed resolution limit is also told honestly to the resident (one message, quiet
+heads (all of one tick's breaches of an agency in one message to each head); a passed resolution limit is also told honestly to the resident (one message, quiet
 hours respected). The flags are stored, so a restart never repeats them.
 
 The case's resolution limit is the one complaint limit: the digest counts overdue complaints
@@ -24,7 +24,9 @@ from bot.desk.outgoing import local_time, outbox_row, resident_lang, texts, to_r
 from bot.desk.staff import heads
 from bot.desk.states import ACTIVE
 from bot.storage.models import Agency, Case, Complaint, as_utc
+from bot.text import split_text
 
+ALERT_LIMIT = 4000  # characters per message to a head (Telegram allows 4096)
 KIND_LATE = "case_late"  # the outbox kind of the resident's "sorry, it is late" message
 
 
@@ -35,6 +37,7 @@ def sla_tick(db: Session, now: datetime) -> int:
     Rows are left pending for the outbox dispatcher. Returns how many breaches were flagged.
     """
     flagged = 0
+    for_heads: dict[int, list[tuple[int, str]]] = {}
     first = db.scalars(
         select(Case).where(Case.status.in_(("new", "reopened")), Case.first_response_at.is_(None),
                            Case.first_overdue_at.is_(None), Case.first_response_due < now)
@@ -59,16 +62,31 @@ def sla_tick(db: Session, now: datetime) -> int:
             text = texts(f"case.overdue.{kind}", ticket=case.ticket,
                          due=local_time(due, agency_zone(agency)), agency=agency.short_name)
             to_room(db, case, text, now, immediate=False)
-            told = heads(db, case.agency_id)
-            for head in told:
-                outbox_row(db, channel=head.channel, chat_id=head.chat_id,
-                           payload={"text": text, "choices": [], "q": None}, now=now,
-                           contact_id=head.contact_id, agency_id=case.agency_id, ref=f"case:{case.id}",
-                           immediate=False)
+            for_heads.setdefault(case.agency_id, []).append((case.id, text))
             if kind == "resolution":
-                late_notice(db, case, agency, bool(told), now)
+                late_notice(db, case, agency, bool(heads(db, case.agency_id)), now)
             flagged += 1
+    for agency_id, breaches in for_heads.items():
+        alert_heads(db, agency_id, breaches, now)
     return flagged
+
+
+def alert_heads(db: Session, agency_id: int, breaches: list[tuple[int, str]], now: datetime) -> None:
+    """One message per head for all of an agency's breaches found in one tick (a busy morning
+    can pass many limits at once), instead of one message per case."""
+    if len(breaches) == 1:
+        case_id, text = breaches[0]
+        ref: str | None = f"case:{case_id}"
+        chunks = [text]
+    else:
+        ref = None
+        lines = [texts("case.overdue.many", count=len(breaches))] + [text for _, text in breaches]
+        chunks = split_text("\n".join(lines), ALERT_LIMIT)
+    for head in heads(db, agency_id):
+        for chunk in chunks:
+            outbox_row(db, channel=head.channel, chat_id=head.chat_id,
+                       payload={"text": chunk, "choices": [], "q": None}, now=now,
+                       contact_id=head.contact_id, agency_id=agency_id, ref=ref, immediate=False)
 
 
 def late_notice(db: Session, case: Case, agency: Agency, heads_told: bool, now: datetime) -> None:
