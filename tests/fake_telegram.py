@@ -500,6 +500,18 @@ class FakeTelegram:
         self.topics[(chat_id, thread)] = name
         return {"message_thread_id": thread, "name": name, "icon_color": 7322096}
 
+    async def _m_editforumtopic(self, params: dict[str, Any]) -> Any:
+        chat_id, thread = int(params.get("chat_id") or 0), int(params.get("message_thread_id") or 0)
+        if (chat_id, thread) not in self.topics:
+            return self._error(400, "Bad Request: message thread not found")
+        name = str(params.get("name") or "")
+        if not 1 <= len(name) <= 128:
+            return self._error(400, "Bad Request: TOPIC_NAME_INVALID")
+        if self.topics[(chat_id, thread)] == name:
+            return self._error(400, "Bad Request: TOPIC_NOT_MODIFIED")
+        self.topics[(chat_id, thread)] = name
+        return True
+
     async def _m_getchat(self, params: dict[str, Any]) -> Any:
         chat_id = int(params.get("chat_id") or 0)
         if chat_id > 0:

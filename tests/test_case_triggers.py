@@ -126,6 +126,8 @@ async def test_each_trigger_opens_exactly_one_case(app: App, clock: FakeClock) -
         answer = await say(h, PETUGAS, f"/eskalasi {ordinary.ticket}")
         assert "sudah menjadi kasus" in (answer[-1].text or "")
         assert [x.priority for x in cases(h) if x.trigger == "complaint"] == ["urgent"]
+        [urgent] = [x for x in cases(h) if x.trigger == "complaint"]
+        assert h.server.topics[(ROOM, urgent.topic_id or 0)].startswith(f"🔴 {urgent.ticket}")  # at once
 
         # a follow-up answered "No" reopens the complaint's own case, once
         await complaint(h, e, "KTP saya salah cetak nama belakang", "Petugas tidak kompeten",

@@ -172,5 +172,5 @@ def escalate_complaint(db: Session, channel: str, user_id: str, ticket: str,
     case.updated_at = now
     record_event(db, case, "priority", actor_of(member), now, from_status=case.status,
                  to_status=case.status, reason="normal -> urgent")
-    row = to_room(db, case, texts("case.room.urgent", ticket=ticket), now)
+    row = to_room(db, case, texts("case.room.urgent", ticket=ticket), now, rename=True)
     return texts("case.prioritised", ticket=ticket), [row] if row else []

@@ -77,9 +77,11 @@ def topic_name(case: Case, db: Session) -> str:
 
 def to_room(
     db: Session, case: Case, text: str, now: datetime, *, choices: list[dict[str, Any]] | None = None,
-    photo: str | None = None, immediate: bool = True, card: bool = False,
+    photo: str | None = None, immediate: bool = True, card: bool = False, rename: bool = False,
 ) -> OutboxMessage | None:
-    """A message into the case's topic; None while the agency has no staff room (the case queues)."""
+    """A message into the case's topic; None while the agency has no staff room (the case queues).
+
+    ``rename``: the topic's name changed (the case became urgent), so the sender renames it."""
     room = staff_room(db, case.agency_id)
     if room is None:
         return None
@@ -88,6 +90,8 @@ def to_room(
         "text": text, "choices": choices or [], "q": None,
         "case": {"id": case.id, "topic": topic_name(case, db), "card": card},
     }
+    if rename:
+        payload["case"]["rename"] = True
     if photo:
         payload["tg_photo"] = photo
     return outbox_row(db, channel=room.channel, chat_id=room.chat_id, payload=payload, now=now,

@@ -139,6 +139,8 @@ class StaffSender:
                     raise
             return str(case["edit"])
         thread = await self._topic(chat_id, case) if case else None
+        if case and case.get("rename") and thread is not None:
+            await self._rename(chat_id, thread, str(case["topic"]))
         if payload.get("tg_photo"):
             msg = await self.bot.send_photo(chat_id, str(payload["tg_photo"]), caption=text[:1024] or None,
                                             message_thread_id=thread, reply_markup=markup)
@@ -153,6 +155,16 @@ class StaffSender:
         if case and case.get("card") and msg_id is not None:
             await asyncio.to_thread(_store, self.factory, int(case["id"]), card_message_id=msg_id)
         return msg_id
+
+
+    async def _rename(self, chat_id: str, thread: int, name: str) -> None:
+        """The topic shows the case's new name (an urgent case's red mark) at once; a topic
+        that already has it, or a right the bot lost, leaves the message to go out anyway."""
+        try:
+            await self.bot.edit_forum_topic(chat_id, message_thread_id=thread, name=name[:128])
+        except TelegramBadRequest as exc:
+            if "not_modified" not in str(exc).lower():
+                log.warning("topic %s in %s not renamed: %s", thread, chat_id, exc)
 
 
 def with_cases(sender: Sender, factory: sessionmaker[Session]) -> Sender:
