@@ -80,9 +80,9 @@ class Opened:
 
 def record_event(db: Session, case: Case, kind: str, actor: str, now: datetime, *,
                  from_status: str | None = None, to_status: str | None = None,
-                 reason: str | None = None) -> CaseEvent:
+                 reason: str | None = None, media: dict[str, Any] | None = None) -> CaseEvent:
     ev = CaseEvent(case_id=case.id, kind=kind, actor=actor[:100], from_status=from_status,
-                   to_status=to_status, reason=reason, at=now)
+                   to_status=to_status, reason=reason, at=now, media=media)
     db.add(ev)
     return ev
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -76,7 +77,8 @@ def staff_message(
     if row is None:
         return refused("case.refused.unreachable", case)
     rows.append(row)
-    record_event(db, case, "to_resident", actor, now, reason=(text or "")[:4000] or "[photo]")
+    record_event(db, case, "to_resident", actor, now, reason=(text or "")[:4000] or "[photo]",
+                 media={"type": "photo", "file_id": photo, "channel": channel} if photo else None)
     if ticket is not None:  # /balas from a private chat: the topic shows what was answered
         writer = db.get(Contact, member.contact_id)
         name = (writer.display_name if writer else None) or texts("case.card.no_name")
@@ -113,10 +115,11 @@ def relay_from_resident(
         return None
     rows: list[OutboxMessage] = []
     name = texts("case.card.confidential") if case.confidential else (contact.display_name or "-")
+    media: dict[str, Any] | None = None
     if event.kind == "text":
         body, photo = text, None
     elif event.kind == "photo":
-        media = event.media or {}
+        media = {**(event.media or {}), "channel": contact.channel}  # the desk shows it
         body = str(media.get("caption") or "")
         # a Telegram file id can be re-sent into the room; other channels' media cannot
         photo = media.get("file_id") if contact.channel == "telegram" else None
@@ -128,7 +131,7 @@ def relay_from_resident(
     if case.status == "pending":
         set_status(db, case, "open", "resident", "resident replied", now)
         sync_complaint(db, case, "open", "resident", None, now)
-    record_event(db, case, "from_resident", "resident", now, reason=body[:4000] or "[photo]")
+    record_event(db, case, "from_resident", "resident", now, reason=body[:4000] or "[photo]", media=media)
     case.last_resident_at = now
     msg = texts("case.room.from_resident", name=name, text=body or "-")
     row = to_room(db, case, msg, now, photo=str(photo) if photo else None)

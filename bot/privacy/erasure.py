@@ -211,6 +211,7 @@ def erase_contact(
         case.reporter_name = None
     for event in events:
         event.reason = scrubber.scrub(event.reason) if event.reason else event.reason
+        event.media = scrubber.scrub_value(event.media) if event.media else event.media  # a caption
     for response in responses:
         response.contact_id = None
         # The profile kept with each questionnaire could point back at them in a small office.

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.catalog import DEFAULT_ZONE, agency_zone
 from bot.config import Settings
 from bot.privacy.erasure import bot_words, catalog_words
-from bot.privacy.media import delete_files, named_files, unnamed_files, without_photos
+from bot.privacy.media import delete_files, media_file, named_files, unnamed_files, without_photos
 from bot.privacy.scrub import Scrubber, digits
 from bot.storage.models import (
     Agency,
@@ -222,14 +222,15 @@ def _media(run: _Run, cutoff: datetime) -> int:
 
 
 def _orphan_files(run: _Run, cutoff: datetime) -> int:
-    """Saved photos no complaint or conversation names (a complaint never sent)."""
+    """Saved photos no complaint, conversation or relayed case message names (a complaint never sent)."""
     if run.policy.media_dir is None:
         return 0
     with run.factory() as db:
         named = named_files([
             *db.scalars(select(Complaint.attachments).where(cast(Complaint.attachments, Text).like('%"path"%'))),
             *db.scalars(select(ConversationSession.state)
-                        .where(cast(ConversationSession.state, Text).like('%"path"%')))])
+                        .where(cast(ConversationSession.state, Text).like('%"path"%'))),
+            *db.scalars(select(CaseEvent.media).where(cast(CaseEvent.media, Text).like('%"path"%')))])
     old = unnamed_files(run.policy.media_dir, named, cutoff.timestamp())
     if not run.dry_run:
         delete_files(old)
@@ -277,6 +278,9 @@ def _cases(run: _Run, cutoff: datetime) -> int:
             case.reasons = scrubber.scrub_value(case.reasons)
             case.contact_id, case.chat_id, case.reporter_name, case.relay = None, None, None, False
             for event in db.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)):
+                if event.media:  # a relayed photo goes with the conversation
+                    run.files += [p for p in [media_file(run.policy.media_dir, event.media)] if p]
+                    event.media = None
                 if event.reason and event.kind in ("from_resident", "to_resident"):
                     event.reason = REMOVED  # the conversation itself: who and when stay
                 elif event.reason:

@@ -504,6 +504,8 @@ class CaseEvent(Base):
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str | None] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
+    # a relayed photo: what the channel gave (file id, media id, saved path) and "channel"
+    media: Mapped[dict[str, Any] | None] = mapped_column()
     at: Mapped[datetime] = mapped_column()
 
     case: Mapped[Case] = relationship(back_populates="events")

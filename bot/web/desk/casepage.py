@@ -51,6 +51,7 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/desk/case/{id:\\d+}", case_page)
     r.add_post("/desk/case/{id:\\d+}", case_post)
     r.add_get("/desk/case/{id:\\d+}/photo/{n:\\d+}", photo)
+    r.add_get("/desk/case/{id:\\d+}/event/{ev:\\d+}/photo", event_photo)
 
 
 def fetch(db: Session, viewer: Viewer, case_id: int, what: str, now: datetime,
@@ -108,8 +109,10 @@ def thread(db: Session, case: Case, names: dict[int, str]) -> list[dict[str, Any
         text = ev.reason or ""
         if ev.kind == "status" and ev.from_status is None:  # why it opened: "category:pungli, term:calo"
             text = ", ".join(reason_label(part.strip()) for part in text.split(",") if part.strip())
-        items.append({"at": ev.at, "kind": ev.kind, "text": text, "who": who(ev.actor, names),
-                      "from": ev.from_status, "to": ev.to_status})
+        photo = ev.id if ev.media and ev.kind in ("from_resident", "to_resident") else None
+        items.append({"at": ev.at, "kind": ev.kind, "text": "" if photo and text == "[photo]" else text,
+                      "who": who(ev.actor, names), "from": ev.from_status, "to": ev.to_status,
+                      "event_photo": photo})
     return items
 
 
@@ -256,7 +259,30 @@ async def photo(request: web.Request) -> web.StreamResponse:
         photos = (complaint.attachments or {}).get("photos", []) if complaint else []
         return (complaint.channel, photos[n]) if complaint and n < len(photos) else "missing"
 
-    found = await run_db(request, find)
+    return await _serve_photo(request, await run_db(request, find))
+
+
+async def event_photo(request: web.Request) -> web.StreamResponse:
+    """A photo relayed during the case (from the resident, or staff's from the Telegram room)."""
+    viewer: Viewer = current_viewer()
+    now = request.app[APP].runtime.clock()
+    ev_id = int(request.match_info["ev"])
+
+    def find(db: Session) -> tuple[str, dict[str, Any]] | str:
+        case = fetch(db, viewer, int(request.match_info["id"]), f"event photo {ev_id}", now)
+        if isinstance(case, str):
+            return case
+        ev = db.get(CaseEvent, ev_id)
+        if ev is None or ev.case_id != case.id or not ev.media:
+            return "missing"
+        return str(ev.media.get("channel") or case.channel), dict(ev.media)
+
+    return await _serve_photo(request, await run_db(request, find))
+
+
+async def _serve_photo(request: web.Request, found: tuple[str, dict[str, Any]] | str) -> web.StreamResponse:
+    """The saved file (WhatsApp), else the channel fetches it (Telegram); never outside the folder."""
+    app = request.app[APP]
     if isinstance(found, str):
         return refusal(request, found)
     got = await asyncio.to_thread(stored_file, app.settings.whatsapp_media_dir, found[1])
