@@ -151,8 +151,10 @@ async def submit(request: web.Request) -> web.Response:
     interval = app.settings.kiosk_min_interval
     outcome = await asyncio.to_thread(kiosk.record, app.factory, token, q, now, interval)
     if wants_json:
-        return web.json_response({"status": outcome.status, "retry_after": outcome.retry_after},
-                                 status=STATUS[outcome.status], headers=HEADERS)
+        payload: dict[str, Any] = {"status": outcome.status}
+        if outcome.status == "wait":
+            payload["retry_after"] = outcome.retry_after
+        return web.json_response(payload, status=STATUS[outcome.status], headers=HEADERS)
     if outcome.status in ("stored", "duplicate"):
         return _html("kiosk_done.html", 200, lang=lang, action=request.path, thanks=THANKS_SECONDS)
     if outcome.status == "wait":  # the same answers, ready to be sent again
