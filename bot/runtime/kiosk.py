@@ -88,12 +88,11 @@ def completed(db: Session, kiosk_ids: list[int], since: datetime | None = None) 
     """Questionnaires stored per kiosk (since a time, or ever)."""
     if not kiosk_ids:
         return {}
-    where = [SurveyResponse.kiosk_id.in_(kiosk_ids)]
+    stmt = select(SurveyResponse.kiosk_id, func.count()).where(SurveyResponse.kiosk_id.in_(kiosk_ids))
     if since is not None:
-        where.append(SurveyResponse.started_at >= since)
-    rows = db.execute(select(SurveyResponse.kiosk_id, func.count()).where(*where)
-                      .group_by(SurveyResponse.kiosk_id))
-    return {int(k): int(n) for k, n in rows}
+        stmt = stmt.where(SurveyResponse.started_at >= since)
+    rows = db.execute(stmt.group_by(SurveyResponse.kiosk_id))
+    return {int(k): int(n) for k, n in rows if k is not None}
 
 
 def place(db: Session, token: str) -> Place | None:

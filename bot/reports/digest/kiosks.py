@@ -39,7 +39,8 @@ def kiosk_lines(db: Session, agency_id: int, start: datetime, end: datetime) -> 
         .where(SurveyResponse.agency_id == agency_id, SurveyResponse.kiosk_id.is_not(None),
                SurveyResponse.started_at >= start, SurveyResponse.started_at < end)
     ):
-        times.setdefault(int(kid), []).append(at)
+        if kid is not None:
+            times.setdefault(kid, []).append(at)
     return [KioskLine(name, svc, str((aliases or {}).get("name_en", "")) or svc,
                       len(times.get(kid, [])), burst(times.get(kid, [])))
             for kid, name, svc, aliases in kiosks]

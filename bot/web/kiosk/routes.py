@@ -27,7 +27,7 @@ from flows.helpers.skm import ELEMENTS
 if TYPE_CHECKING:
     from bot.app import App
 
-KIOSK_APP = web.AppKey("kiosk_app", Any)
+KIOSK_APP: web.AppKey[App] = web.AppKey("kiosk_app")  # the bot's App
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; script-src 'self'; "
                                "connect-src 'self'; img-src 'self'; form-action 'self'; "
