@@ -8,6 +8,8 @@ nothing; answers that are not the questionnaire's choices are refused; the CLI.
 from __future__ import annotations
 
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -171,6 +173,27 @@ async def test_answers_must_be_the_questionnaires_choices(sqlite_app: App, chang
     assert stored(app) == []
     with app.factory() as db:
         assert db.scalar(select(Kiosk.last_completed_at)) is None
+
+
+def test_concurrent_requests_for_one_kiosk_take_turns(app: App, clock: FakeClock) -> None:
+    """The kiosk's row is locked: a retry racing its original, or two questionnaires at once,
+    still give one stored questionnaire."""
+    token = register(app)
+    barrier = threading.Barrier(4)
+
+    def send(key: str) -> str:
+        q = kiosk.parse(form(key))
+        assert q is not None
+        barrier.wait()
+        return kiosk.record(app.factory, token, q, clock.now, 20).status
+
+    with ThreadPoolExecutor(4) as pool:
+        same = sorted(pool.map(send, ["ffffffff-0001"] * 4))
+        clock.advance(seconds=30)
+        different = sorted(pool.map(send, [f"ffffffff-100{i}" for i in range(4)]))
+    assert same == ["duplicate", "duplicate", "duplicate", "stored"]
+    assert different == ["stored", "wait", "wait", "wait"]
+    assert len(stored(app)) == 2
 
 
 def test_a_burst_is_flagged_in_the_digest(sqlite_app: App, clock: FakeClock) -> None:
