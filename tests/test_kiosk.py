@@ -30,6 +30,7 @@ from bot.runtime import kiosk
 from bot.storage.models import Kiosk, SurveyAnswer, SurveyResponse
 from bot.web.server import build_web_app
 from tests.conftest import FakeClock
+from tests.desk_support import desk_client, member, sign_in
 from tests.digest_data import add_response
 
 JSON = {"Accept": "application/json"}
@@ -210,11 +211,35 @@ def test_a_burst_is_flagged_in_the_digest(sqlite_app: App, clock: FakeClock) -> 
     [line] = data.kiosks
     assert line.count == BURST_PER_HOUR + 1 and line.burst == (BURST_PER_HOUR + 1, start)
     text = render_text(data)
+    assert "Kiosk (kuesioner minggu ini): Loket 2 (KTP Elektronik) 31" in text
     assert "⚠️ Lonjakan di kiosk Loket 2: 31 kuesioner dalam satu jam (23-11-2026 09.00 WIB)" in text
     # 30 in an hour is not a burst; spread over hours, many are fine
     at = datetime(2026, 11, 24, tzinfo=UTC)
     assert burst([at + timedelta(minutes=2 * i) for i in range(BURST_PER_HOUR)]) is None
     assert burst([at + timedelta(minutes=3 * i) for i in range(200)]) is None
+
+
+async def test_heads_see_their_kiosks_on_the_desk(sqlite_app: App, clock: FakeClock) -> None:
+    app = sqlite_app
+    token = register(app)
+    register(app, "pkb", "Kiosk Samsat", agency="samsat")
+    for i in range(BURST_PER_HOUR + 1):
+        q = kiosk.parse(form(f"gggggggg-{i:04d}"))
+        assert q is not None
+        assert kiosk.record(app.factory, token, q, clock.now, 20).status == "stored"
+        clock.advance(seconds=60)
+    head, _ = member(app, "Kepala Dinas", role="head")
+    clerk, _ = member(app, "Budi")
+    async with desk_client(app) as (client, _seen):
+        await sign_in(client, app, head)
+        assert 'href="/desk/kiosks"' in await (await client.get("/desk/")).text()
+        resp = await client.get("/desk/kiosks")
+        html = await resp.text()
+        assert resp.status == 200 and "Loket 2" in html and "<td>31</td>" in html
+        assert "⚠️ 31 dalam satu jam sejak 23-11-2026 09:00 WIB" in html
+        assert "Kiosk Samsat" not in html  # another agency's
+        await sign_in(client, app, clerk)
+        assert (await client.get("/desk/kiosks")).status == 403
 
 
 def test_cli_add_list_revoke(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
