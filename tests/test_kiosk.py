@@ -105,7 +105,8 @@ async def test_a_kiosk_questionnaire_is_an_anonymous_respondent_counted_everywhe
 async def test_a_retry_with_the_same_key_stores_nothing(app: App, clock: FakeClock) -> None:
     token = register(app)
     async with TestClient(TestServer(build_web_app(app=app))) as http:
-        assert (await post(http, token, form("aaaaaaaa-0001")))[1]["status"] == "stored"
+        status, html = await post(http, token, form("aaaaaaaa-0001"), headers=None)  # no JavaScript
+        assert status == 200 and "Terima kasih!" in html and 'http-equiv="refresh"' in html
         assert (await post(http, token, form("aaaaaaaa-0001")))[1]["status"] == "duplicate"
         clock.advance(minutes=5)  # the answer arrives again much later (a flaky line)
         status, body = await post(http, token, form("aaaaaaaa-0001", ["1"] * 9))
@@ -132,7 +133,9 @@ async def test_one_questionnaire_per_kiosk_per_interval(app: App, clock: FakeClo
         # without JavaScript: a polite page that keeps the answers for "Kirim lagi"
         status, html = await post(http, token, form("bbbbbbbb-0002"), headers=None)
         assert status == 429 and "Mohon tunggu 8 detik" in html and "setiap 20 detik" in html
-        assert 'name="key" value="bbbbbbbb-0002"' in html
+        assert 'name="key" value="bbbbbbbb-0002"' in html and 'name="e9" value="4"' in html
+        sneaky = await post(http, token, {**form("bbbbbbbb-0002"), "extra": "<b>x</b>"}, headers=None)
+        assert "extra" not in sneaky[1] and "&lt;b&gt;" not in sneaky[1]
         clock.advance(seconds=8)
         assert (await post(http, token, form("bbbbbbbb-0002")))[1]["status"] == "stored"
     assert len(stored(app)) == 3

@@ -21,7 +21,7 @@ from markupsafe import Markup
 from bot.i18n import LANGUAGES, TEXTS
 from bot.runtime import kiosk
 from bot.web.desk.render import ENV, STATIC
-from flows.helpers.profile import FIELDS
+from flows.helpers.profile import FIELDS as PROFILE
 from flows.helpers.skm import ELEMENTS
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 THANKS_SECONDS = 8  # how long the thank-you stays before the page starts over
+# what a questionnaire posts (echoed back by the "wait" page, nothing else)
+FIELDS = ("key", "lang", *(f"e{n}" for n in range(1, len(ELEMENTS) + 1)), *(f for f, _ in PROFILE))
 STATUS = {"stored": 200, "duplicate": 200, "wait": 429, "revoked": 403, "unknown": 404}
 
 
@@ -106,8 +108,8 @@ def questions() -> list[dict[str, Any]]:
                     "title": bi(f"skm.{key}.name"), "q": bi(f"skm.{key}.q"),
                     "options": [(str(s), bi(f"skm.{key}.{s}")) for s in (4, 3, 2, 1)],
                     "skip": (kiosk.SKIP, bi("survey.skip")), "required": True})
-    for n, (field, codes) in enumerate(FIELDS, 1):
-        out.append({"field": field, "progress": bi("kiosk.profile_n", n=n, total=len(FIELDS)),
+    for n, (field, codes) in enumerate(PROFILE, 1):
+        out.append({"field": field, "progress": bi("kiosk.profile_n", n=n, total=len(PROFILE)),
                     "title": bi("kiosk.profile"), "q": bi(f"profile.{field}.q"),
                     "options": [(code, bi(f"profile.{field}.{code}")) for code in codes],
                     "skip": ("", bi("profile.skip")), "required": False})
@@ -158,7 +160,8 @@ async def submit(request: web.Request) -> web.Response:
     if outcome.status in ("stored", "duplicate"):
         return _html("kiosk_done.html", 200, lang=lang, action=request.path, thanks=THANKS_SECONDS)
     if outcome.status == "wait":  # the same answers, ready to be sent again
-        return _html("kiosk_wait.html", 429, lang=lang, action=request.path, form=form,
+        kept = {k: v for k, v in form.items() if k in FIELDS}
+        return _html("kiosk_wait.html", 429, lang=lang, action=request.path, form=kept,
                      wait=outcome.retry_after, interval=int(interval))
     return _refusal(outcome.status, lang)
 
