@@ -131,7 +131,7 @@ def _form(request: web.Request, app: App, found: kiosk.Place, lang: str, status:
         "kiosk.html", status, lang=lang, place=found, service=_pair(found.service, found.service_en),
         questions=questions(), elements=len(ELEMENTS), key=str(uuid.uuid4()), action=request.path,
         idle=app.settings.kiosk_idle_seconds, thanks=THANKS_SECONDS, notice=notice,
-        interval=int(app.settings.kiosk_min_interval))
+        interval=f"{app.settings.kiosk_min_interval:g}")
 
 
 async def submit(request: web.Request) -> web.Response:
@@ -162,7 +162,7 @@ async def submit(request: web.Request) -> web.Response:
     if outcome.status == "wait":  # the same answers, ready to be sent again
         kept = {k: v for k, v in form.items() if k in FIELDS}
         return _html("kiosk_wait.html", 429, lang=lang, action=request.path, form=kept,
-                     wait=outcome.retry_after, interval=int(interval))
+                     wait=outcome.retry_after, interval=f"{interval:g}")
     return _refusal(outcome.status, lang)
 
 
