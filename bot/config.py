@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     desk_session_idle_minutes: int = Field(
         default=120, ge=5, le=7 * 24 * 60, description="Idle minutes after which a web desk session ends."
     )
+    kiosk_min_interval: float = Field(
+        default=20, ge=0, le=3600, description="Seconds between two questionnaires one kiosk may "
+        "store (bounds ballot stuffing; 0: no limit).")
+    kiosk_idle_seconds: int = Field(
+        default=60, ge=10, le=600, description="Idle seconds after which a kiosk page starts over "
+        "for the next resident.")
 
     telegram_bot_username: str | None = Field(
         default=None, description="Bot username for deep links and QR codes (t.me/<username>?start=<code>)."

@@ -13,6 +13,7 @@ from bot.catalog import CatalogError, load_catalog, read_catalog
 from bot.cli import backup as cli_backup
 from bot.cli import digest as cli_digest
 from bot.cli import doctor as cli_doctor
+from bot.cli import kiosk as cli_kiosk
 from bot.cli import outbox as cli_outbox
 from bot.cli import report as cli_report
 from bot.cli import retention as cli_retention
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_backup.add_parsers(sub)
     cli_outbox.add_parsers(sub)
     cli_retention.add_parsers(sub)
+    cli_kiosk.add_parsers(sub)
     return p
 
 
@@ -101,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_outbox.run(settings, args)
         if command == "retention":
             return cli_retention.run(settings, args)
+        if command == "kiosk":
+            return cli_kiosk.run(settings, args)
         return _run(settings)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)

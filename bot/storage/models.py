@@ -196,6 +196,8 @@ class SurveyResponse(Base):
     profile_age: Mapped[str | None] = mapped_column(String(16))
     profile_education: Mapped[str | None] = mapped_column(String(16))
     profile_job: Mapped[str | None] = mapped_column(String(16))
+    # 0014_kiosks: the counter tablet it was answered on (channel "kiosk", no contact).
+    kiosk_id: Mapped[int | None] = mapped_column(ForeignKey("kiosks.id"), index=True)
 
     answers: Mapped[list[SurveyAnswer]] = relationship(
         back_populates="response", cascade="all, delete-orphan", order_by="SurveyAnswer.element"
@@ -615,3 +617,23 @@ class PeriodicReport(Base):
     produced_at: Mapped[datetime] = mapped_column()
     recipients: Mapped[int] = mapped_column(Integer, default=0)
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Kiosk(Base):
+    """A tablet at an agency's counter that collects one service's SKM (bot/web/kiosk/).
+
+    Only a SHA-256 of its URL token is stored; ``last_completed_at`` bounds ballot stuffing
+    (one questionnaire per ``KIOSK_MIN_INTERVAL``). Its questionnaires are ordinary
+    ``survey_responses`` with channel "kiosk", no contact and ``kiosk_id`` set.
+    """
+
+    __tablename__ = "kiosks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    last_completed_at: Mapped[datetime | None] = mapped_column()

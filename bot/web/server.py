@@ -19,6 +19,7 @@ from aiohttp import web
 
 from bot.web import metrics as metrics_page
 from bot.web.health import Check, Health
+from bot.web.kiosk.routes import add_kiosk_routes
 from bot.web.opendata.routes import add_opendata_routes
 from bot.web.public.routes import add_public_routes
 
@@ -46,6 +47,7 @@ def build_web_app(checks: Mapping[str, Check] | None = None, *, app: App | None 
         metrics_page.install(web_app, app)
         add_opendata_routes(web_app, app)
         add_public_routes(web_app, app)
+        add_kiosk_routes(web_app, app)
         token = app.settings.metrics_token
     else:
         token = None

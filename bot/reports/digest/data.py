@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from bot.catalog import agency_ikm_weights, agency_zone
 from bot.desk.deadlines import overdue_complaints, overdue_count
 from bot.reports import ikm
+from bot.reports.digest.kiosks import kiosk_lines
 from bot.reports.digest.model import (
     FOCUS_COUNT,
     TREND_WEEKS,
@@ -222,6 +223,7 @@ def collect(db: Session, agency: Agency, week: str, now: datetime | None = None)
         sample_prev=minimum_sample(respondents[(None, prev)], populations, 1),
         sample_ytd=minimum_sample(respondents_ytd[None], populations, this - ytd_first + 1),
         plans=plan_lines(db, (agency.id,), start, end, start),
+        kiosks=kiosk_lines(db, agency.id, start, end),
     )
 
 

@@ -77,6 +77,18 @@ class ComplaintStats:
 
 
 @dataclass
+class KioskLine:
+    """One kiosk's questionnaires in the week; ``burst``: the most in one hour and when that hour
+    began, when above bot/reports/digest/kiosks.BURST_PER_HOUR."""
+
+    name: str
+    service: str
+    service_en: str
+    count: int
+    burst: tuple[int, datetime] | None = None
+
+
+@dataclass
 class DigestData:
     agency_id: int
     slug: str
@@ -111,3 +123,4 @@ class DigestData:
         """A change between the two weeks may be claimed: both have enough respondents."""
         return all(s is None or s.trend_ok for s in (self.sample_week, self.sample_prev))
     plans: list[PlanLine] = field(default_factory=list)  # follow-up actions open or done this week
+    kiosks: list[KioskLine] = field(default_factory=list)  # the agency's counter tablets (bot/web/kiosk)

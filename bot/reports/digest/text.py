@@ -104,6 +104,14 @@ def render_text(data: DigestData, lang: str = "id", texts: Texts = TEXTS) -> str
                              ytd=_brief(f, s.ytd, s.respondents_ytd)))
         parts.append("\n".join(lines))
 
+    if data.kiosks:  # counter tablets: counts, and a burst that may be ballot stuffing
+        lines = [f.t("digest.kiosks", items=", ".join(
+            f"{k.name} ({k.service_en if f.lang == 'en' else k.service}) {f.count(k.count)}" for k in data.kiosks))]
+        lines += [f.t("digest.kiosk_burst", name=k.name, n=k.burst[0],
+                      at=f"{k.burst[1].astimezone(tz):%d-%m-%Y %H.%M} {k.burst[1].astimezone(tz).tzname()}")
+                  for k in data.kiosks if k.burst]
+        parts.append("\n".join(lines))
+
     c = data.complaints
     lines = [f.t("digest.complaints", new=c.new, resolved=c.resolved, open=c.open,
                  overdue=c.overdue)]

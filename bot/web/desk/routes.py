@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot.desk import signin
 from bot.i18n import LANGUAGES
-from bot.web.desk import casepage, manage
+from bot.web.desk import casepage, kiosks, manage
 from bot.web.desk.base import APP, CURRENT, HOOKS, Current, DeskHooks, current, run_db
 from bot.web.desk.queue import queue_page
 from bot.web.desk.render import STATIC, page
@@ -51,6 +51,7 @@ def add_desk_routes(web_app: web.Application, app: App, hooks: DeskHooks | None 
     r.add_static("/desk/static/", STATIC, append_version=False)
     casepage.add_routes(r)
     manage.add_routes(r)
+    kiosks.add_routes(r)
 
 
 async def to_queue(request: web.Request) -> web.Response:
