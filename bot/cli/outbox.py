@@ -105,6 +105,11 @@ def senders_for(app: Any) -> tuple[dict[str, Any], list[Any]]:
         except ImportError:  # pragma: no cover - a build without staff rooms
             senders["telegram"] = TelegramSender(bot)
         closers.append(bot.session.close)
+    if settings.web_chat == "on" or (settings.web_chat == "auto" and senders):
+        # web rows are "sent" by joining the thread the web chat page shows
+        from bot.channels.webchat.thread import WebSender
+
+        senders["web"] = WebSender()
     return senders, closers
 
 
