@@ -78,7 +78,7 @@ def status_by_secret(db: Session, ticket_text: str, secret: str) -> dict[str, An
         hmac.compare_digest(digest(secret), "0" * 64)  # about the same time either way
         return None
     complaint, code, tz = row
-    if not hmac.compare_digest(complaint.web_secret_hash, digest(secret)):
+    if not hmac.compare_digest(complaint.web_secret_hash or "", digest(secret)):
         return None
     return {"ticket": complaint.ticket, "service": code, "status": complaint.status,
             "created": local_time(complaint.created_at, tz), "updated": local_time(complaint.updated_at, tz)}

@@ -66,7 +66,7 @@ def whatsapp_link(number: str | None, payload: str) -> str | None:
     return f"https://wa.me/{digits}?text={quote('/start ' + payload)}" if digits else None
 
 
-def buttons(message: dict[str, Any] | None) -> list[dict[str, str]]:
+def buttons(message: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The last message's choices as buttons: the value the engine checks, the label with its key."""
     if not message:
         return []

@@ -43,10 +43,10 @@ def reencode(data: bytes) -> bytes:
                 if probe.format not in FORMATS or probe.width * probe.height > MAX_PIXELS:
                     raise PhotoRefused("not_image")
                 probe.verify()
-            with Image.open(io.BytesIO(data)) as img:
-                img.seek(0)  # the first frame of an animation
-                img = ImageOps.exif_transpose(img) or img  # upright, as the phone showed it
-                img = img.convert("RGB")
+            with Image.open(io.BytesIO(data)) as opened:
+                opened.seek(0)  # the first frame of an animation
+                upright: Image.Image = ImageOps.exif_transpose(opened) or opened  # as the phone showed it
+                img = upright.convert("RGB")
                 img.thumbnail((MAX_SIDE, MAX_SIDE))
                 out = io.BytesIO()
                 img.save(out, "JPEG", quality=85, optimize=True)  # no exif= given: none written

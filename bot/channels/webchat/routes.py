@@ -129,7 +129,7 @@ class WebChat:
             await self._locks.run(cid, lambda: self._turn(inbound, notes))
         response = web.HTTPSeeOther("/chat#end")
         page.write_notes(response, notes, self.secure)
-        return response
+        raise response
 
     async def _event(self, cid: str, form: dict[str, Any], notes: list[dict[str, str]]) -> Event | None:
         eid = new_event_id()
