@@ -5,6 +5,8 @@
 (function () {
   "use strict";
   function scrollEnd() {
+    var note = document.querySelector(".note.secret, .note.error");
+    if (note) { note.scrollIntoView({block: "start"}); return; }  /* a ticket's secret: shown whole */
     var end = document.getElementById("end");
     if (end) { end.scrollIntoView({block: "end"}); }
   }
