@@ -23,7 +23,7 @@ from bot.channels.common import KeyedLocks, decode_choice
 from bot.channels.webchat import guard, page
 from bot.channels.webchat.photos import MAX_BYTES as MAX_PHOTO
 from bot.channels.webchat.photos import PhotoRefused, save_photo
-from bot.channels.webchat.thread import CHANNEL, load_view, photo_wanted
+from bot.channels.webchat.thread import CHANNEL, load_view, photo_wanted, settle
 from bot.outbox.store import mark_sent
 from bot.runtime import webtickets
 from bot.runtime.types import Inbound, new_event_id
@@ -70,6 +70,10 @@ class WebChat:
         with transaction(self.app.factory) as db:
             return fn(db, *args)
 
+    def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        with self.app.factory() as db:  # reads only: nothing to commit
+            return fn(db, *args)
+
     # ---------------------------------------------------------------- pages
 
     async def show(self, request: web.Request, *, status: int = 200, **extra: Any) -> web.Response:
@@ -80,7 +84,7 @@ class WebChat:
         if service and not page.SERVICE_CODE.fullmatch(service):
             raise web.HTTPNotFound()
         timeout = self.runtime.session_timeout
-        view = await self._db(self._tx, lambda db: load_view(db, cid, self.runtime.clock(), timeout))
+        view = await self._db(self._read, lambda db: load_view(db, cid, self.runtime.clock(), timeout))
         s = self.app.settings
         lang = page.pick_language(request, view.language or extra.pop("lang", None), s.default_language)
         notes = page.read_notes(request)
@@ -142,7 +146,7 @@ class WebChat:
             if not data:
                 return None
             timeout, now = self.runtime.session_timeout, self.runtime.clock()
-            if not await self._db(self._tx, lambda db: photo_wanted(db, cid, now, timeout)):
+            if not await self._db(self._read, lambda db: photo_wanted(db, cid, now, timeout)):
                 return Event("photo", eid, media={"type": "photo", "file_id": "web:unsaved"})
             try:
                 media = await self._db(save_photo, self.app.settings.whatsapp_media_dir, data)
@@ -170,16 +174,15 @@ class WebChat:
         def work() -> list[tuple[str, str]]:
             rows = self.runtime.handle(inbound)
             now = self.runtime.clock()
-            mark_sent(self.app.factory, [(r.id, None) for r in rows], now)  # shown from the thread
             erased = self.runtime.erasures.intersection(r.id for r in rows)
             if erased:  # an erasure confirmation is deleted once sent: show it once
+                mark_sent(self.app.factory, [(r.id, None) for r in rows], now)
                 notes.extend({"kind": "info", "raw": str(r.payload.get("text", ""))}
                              for r in rows if r.id in erased)
                 self.runtime.settle_erasures(erased)
                 return []
-            with transaction(self.app.factory) as db:
-                key = db.scalar(_contact_id_of(inbound.user_id))
-                return webtickets.issue_secrets(db, key) if key is not None else []
+            with transaction(self.app.factory) as db:  # one commit: shown, and any new secret
+                return settle(db, [(r.id, r.contact_id) for r in rows], inbound.user_id, now)
 
         try:
             issued = await self._db(work)
@@ -198,7 +201,7 @@ class WebChat:
         if not self.limits.lookups.allow(guard.client_address(request)):
             return await self.show(request, status=429, lookup={"state": "slow"})
         ticket, secret = str(form.get("ticket", ""))[:40], str(form.get("secret", ""))[:40]
-        found = await self._db(self._tx, lambda db: webtickets.status_by_secret(db, ticket, secret))
+        found = await self._db(self._read, lambda db: webtickets.status_by_secret(db, ticket, secret))
         return await self.show(request, lookup={"state": "found", **found} if found
                                else {"state": "unknown"})
 

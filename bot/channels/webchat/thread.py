@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.channels.whatsapp.store import PHOTO_STEPS
-from bot.runtime.webtickets import WEB, web_tickets
+from bot.runtime.webtickets import WEB, issue_secrets, web_tickets
 from bot.storage.models import Contact, ConversationSession, OutboxMessage
 
 CHANNEL = WEB
@@ -75,8 +75,16 @@ def load_view(db: Session, cid: str, now: datetime, timeout: timedelta) -> View:
                 wants_location=fresh and where in LOCATION_STEPS)
 
 
-def contact_key(db: Session, cid: str) -> int | None:
-    return db.scalar(select(Contact.id).where(Contact.channel == CHANNEL, Contact.external_id == cid))
+def settle(db: Session, rows: list[tuple[int, int | None]], cid: str, now: datetime) -> list[tuple[str, str]]:
+    """After a turn: its replies (``(id, contact id)``) are part of the thread now (sent), and a
+    complaint it filed gets its secret (returned once: [(ticket, secret)])."""
+    if rows:
+        db.execute(update(OutboxMessage).where(OutboxMessage.id.in_([r for r, _ in rows]))
+                   .values(status="sent", sent_at=now, attempts=OutboxMessage.attempts + 1))
+    key = next((c for _, c in rows if c is not None), None)
+    if key is None:  # a turn without replies (a duplicate): look the contact up
+        key = db.scalar(select(Contact.id).where(Contact.channel == CHANNEL, Contact.external_id == cid))
+    return issue_secrets(db, key) if key is not None else []
 
 
 def photo_wanted(db: Session, cid: str, now: datetime, timeout: timedelta) -> bool:
