@@ -2,8 +2,8 @@
 form posts, each followed by the redirect to the page), against ``Runtime.handle`` alone in the
 same run.
 
-The bot's aiohttp app with the web chat listens on 127.0.0.1; each resident has its own cookie
-jar and goes: open ``/chat/ktp``, start, consent, nine ratings, the suggestion. A step is one
+The bot's aiohttp app with the web chat listens on 127.0.0.1 in a process of its own (so the
+clients' work does not share its interpreter lock); each resident has its own cookie jar and goes: open ``/chat/ktp``, start, consent, nine ratings, the suggestion. A step is one
 form post and the page it redirects to (what a browser without JavaScript waits for). Then the
 same turns go straight through ``Runtime.handle`` for as many fresh residents, one after the
 other (the web chat's own database thread count on SQLite is one as well), so the difference is
@@ -94,27 +94,40 @@ class Browser:
             await self.http.close()
 
 
-async def web_run(app: App, residents: int) -> tuple[dict[str, list[float]], float]:
+async def serve_only(url: str, port_file: str) -> None:
+    """The server side, in its own process (``--serve``): the clients' work is not on its GIL."""
+    app = build_app(Settings(database_url=url, catalog_path=ROOT / "catalog.yaml",
+                             survey_reminder_hours=0, _env_file=None))  # type: ignore[call-arg]
     web_app = build_web_app()
     unlimited = Limits(RateLimit(1e6, 1e6), RateLimit(1e6, 1e6), RateLimit(1e6, 1e6))
-    chat = add_webchat_routes(web_app, app, unlimited)
+    add_webchat_routes(web_app, app, unlimited)
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    Path(port_file).write_text(str(site._server.sockets[0].getsockname()[1]))  # type: ignore[union-attr]
+    await asyncio.sleep(3600)  # ended by the parent
+
+
+async def web_run(url: str, residents: int, tmp: str) -> tuple[dict[str, list[float]], float]:
+    port_file = Path(tmp) / "port"
+    server = await asyncio.create_subprocess_exec(sys.executable, __file__, "--serve", url, str(port_file))
     timings: dict[str, list[float]] = defaultdict(list)
     connector = TCPConnector(limit=0)
     try:
+        for _ in range(600):
+            if port_file.exists() and port_file.read_text():
+                break
+            await asyncio.sleep(0.1)
+        port = int(port_file.read_text())
         started = time.perf_counter()
         await asyncio.gather(*(Browser(f"http://127.0.0.1:{port}", connector, timings, n).survey()
                                for n in range(residents)))
         elapsed = time.perf_counter() - started
     finally:
         await connector.close()
-        await runner.cleanup()
-        if chat is not None:
-            chat.close()
+        server.terminate()
+        await server.wait()
     return timings, elapsed
 
 
@@ -128,7 +141,7 @@ def runtime_run(app: App, residents: int) -> tuple[dict[str, list[float]], float
         user = f"bench-runtime-{n:06d}"
         q: dict[str, Any] = {}
 
-        def turn(name: str, event: Event, user: str = user) -> None:
+        def turn(name: str, event: Event, user: str = user, q: dict[str, Any] = q) -> None:
             nonlocal k
             k += 1
             t0 = time.perf_counter()
@@ -148,7 +161,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--residents", type=int, default=200)
     p.add_argument("--postgres", default=None, help="a PostgreSQL URL (a scratch schema is used)")
+    p.add_argument("--serve", nargs=2, metavar=("URL", "PORT_FILE"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.serve:
+        asyncio.run(serve_only(*args.serve))
+        return
     drop = None
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"
@@ -157,7 +174,7 @@ def main() -> None:
         app = build_app(Settings(database_url=url, catalog_path=ROOT / "catalog.yaml",
                                  survey_reminder_hours=0, _env_file=None))  # type: ignore[call-arg]
         try:
-            web_t, web_s = asyncio.run(web_run(app, args.residents))
+            web_t, web_s = asyncio.run(web_run(url, args.residents, tmp))
             rt_t, rt_s = runtime_run(app, args.residents)
         finally:
             app.engine.dispose()
