@@ -302,3 +302,35 @@ async def test_web_only_mode_serves_the_chat_and_the_scheduler(sqlite_url: str, 
         stop.set()
         await asyncio.wait_for(task, 20)
         app.engine.dispose()
+
+
+async def test_a_desk_reply_to_a_web_resident_joins_the_thread_not_another_channel(sqlite_app: App,
+                                                                                    clock: FakeClock) -> None:
+    from bot.channels.webchat.serve import mount
+    from bot.desk.outgoing import outbox_row
+    from bot.web.desk.base import HOOKS, DeskHooks
+    from bot.web.desk.routes import add_desk_routes
+    from bot.web.server import build_web_app
+
+    handed: list[OutboxMessage] = []
+
+    async def channel_deliver(rows: list[OutboxMessage]) -> None:
+        handed.extend(rows)
+
+    web_app = build_web_app()
+    add_desk_routes(web_app, sqlite_app, DeskHooks(deliver=channel_deliver))
+    senders: dict[str, Any] = {}
+    chat = mount(web_app, sqlite_app, senders)
+    assert chat is not None and isinstance(senders["web"], WebSender)
+    with sqlite_app.factory() as db, db.begin():
+        rows = [outbox_row(db, channel=ch, chat_id=chat_id, payload={"text": "Balasan petugas"},
+                           now=clock(), immediate=True) for ch, chat_id in (("web", "cookie-id"), ("telegram", "42"))]
+        db.flush()
+        ids = [r.id for r in rows]
+    hooks = web_app[HOOKS]
+    assert hooks.deliver is not None
+    await hooks.deliver(rows)
+    chat.close()
+    assert [r.channel for r in handed] == ["telegram"]
+    with sqlite_app.factory() as db:
+        assert db.get(OutboxMessage, ids[0]).status == "sent"  # type: ignore[union-attr]

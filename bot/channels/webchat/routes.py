@@ -86,7 +86,7 @@ class WebChat:
         timeout = self.runtime.session_timeout
         view = await self._db(self._read, lambda db: load_view(db, cid, self.runtime.clock(), timeout))
         s = self.app.settings
-        lang = page.pick_language(request, view.language or extra.pop("lang", None), s.default_language)
+        lang = page.pick_language(request, view.language, s.default_language)
         notes = page.read_notes(request)
         response = page.render(
             "chat.html", lang, status=status, view=view, csrf=guard.csrf_token(cid),

@@ -18,6 +18,8 @@ from aiohttp import web
 
 from bot.channels.webchat.routes import WebChat, add_webchat_routes
 from bot.channels.webchat.thread import CHANNEL, WebSender
+from bot.outbox.store import mark_sent
+from bot.storage.models import OutboxMessage
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -26,10 +28,30 @@ log = logging.getLogger(__name__)
 
 
 def mount(web_app: web.Application, app: App, senders: dict[str, Any]) -> WebChat | None:
-    """The web chat on a server being built, and its sender for the scheduler."""
+    """The web chat on a server being built (after the desk), and its sender for the scheduler.
+
+    The desk sends a staff reply at once through the channel's hook; a reply to a web resident
+    is not the channel's to send: it joins the thread (marked sent) and the others go on.
+    """
     chat = add_webchat_routes(web_app, app)
-    if chat is not None:
-        senders[CHANNEL] = WebSender()
+    if chat is None:
+        return None
+    senders[CHANNEL] = WebSender()
+    from bot.web.desk.base import HOOKS
+
+    hooks = web_app.get(HOOKS)
+    if hooks is not None and hooks.deliver is not None:
+        inner = hooks.deliver
+
+        async def deliver(rows: list[OutboxMessage]) -> None:
+            mine = [(r.id, None) for r in rows if r.channel == CHANNEL]
+            if mine:
+                await asyncio.to_thread(mark_sent, app.factory, mine, app.runtime.clock())
+            rest = [r for r in rows if r.channel != CHANNEL]
+            if rest:
+                await inner(rest)
+
+        hooks.deliver = deliver
     return chat
 
 
