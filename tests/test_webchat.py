@@ -334,3 +334,19 @@ async def test_a_desk_reply_to_a_web_resident_joins_the_thread_not_another_chann
     assert [r.channel for r in handed] == ["telegram"]
     with sqlite_app.factory() as db:
         assert db.get(OutboxMessage, ids[0]).status == "sent"  # type: ignore[union-attr]
+
+
+async def test_data_deletion_on_the_web_shows_its_confirmation_once_and_forgets_the_browser(
+        sqlite_app: App) -> None:
+    async with chat_client(sqlite_app) as client:
+        r = Resident(client)
+        await onboard(r)
+        old_cookie = client.session.cookie_jar.filter_cookies(client.make_url("/chat"))["prima_chat"].value
+        await r.press("Data saya")
+        await r.press("Hapus data saya")
+        page = await r.press("Ya, hapus")
+        assert "Data Anda sudah dihapus" in page.html and "Mulai" in page.html
+        new_cookie = client.session.cookie_jar.filter_cookies(client.make_url("/chat"))["prima_chat"].value
+        assert new_cookie != old_cookie
+        assert "Data Anda sudah dihapus" not in (await r.open()).html  # shown once
+    assert count(sqlite_app, Contact) == 0 and count(sqlite_app, OutboxMessage) == 0

@@ -133,6 +133,8 @@ class WebChat:
             await self._locks.run(cid, lambda: self._turn(inbound, notes))
         response = web.HTTPSeeOther("/chat#end")
         page.write_notes(response, notes, self.secure)
+        if any(n.get("kind") == "info" for n in notes):  # erased: this browser starts afresh
+            guard.set_contact(response, guard.new_contact_id(), self.secure)
         raise response
 
     async def _event(self, cid: str, form: dict[str, Any], notes: list[dict[str, str]]) -> Event | None:
