@@ -350,3 +350,26 @@ async def test_data_deletion_on_the_web_shows_its_confirmation_once_and_forgets_
         assert new_cookie != old_cookie
         assert "Data Anda sudah dihapus" not in (await r.open()).html  # shown once
     assert count(sqlite_app, Contact) == 0 and count(sqlite_app, OutboxMessage) == 0
+
+
+async def test_a_web_ticket_continued_on_whatsapp(sqlite_url: str, clock: FakeClock) -> None:
+    from urllib.parse import parse_qs, urlparse
+
+    from tests.whatsapp_harness import harness as wa_harness
+
+    async with wa_harness(sqlite_url, clock, whatsapp_public_number="62 812-3456-7890") as h:
+        async with chat_client(h.app) as client:
+            r = Resident(client)
+            await onboard(r)
+            ticket = await file_complaint(r)
+            page = await r.post("/chat/continue", {"ticket": ticket})
+        link = re.search(r'href="(https://wa\.me/6281234567890\?text=[^"]+)"', page.html)
+        assert link, page.html
+        text = parse_qs(urlparse(link.group(1).replace("&amp;", "&")).query)["text"][0]
+        assert text.startswith("/start klaim_") and ticket in text
+        await h.say("628111222333", text)
+        replies = await h.tap("628111222333", "Setuju")
+        assert any(f"Tiket {ticket} sekarang diteruskan" in (m.text or "") for m in replies)
+        with h.app.factory() as db:
+            case = db.scalars(select(Case).where(Case.ticket == ticket)).one()
+            assert case.channel == "whatsapp" and case.chat_id == "628111222333"
