@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         default=None,
         description="Public address of the web desk (e.g. https://prima.example.go.id), used in /masuk sign-in links.",
     )
+    web_chat: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="The web chat (/chat): auto: served beside Telegram/WhatsApp, console when neither is "
+        "configured; on: also a web-only process (web server and scheduler) when neither is; off: never.",
+    )
     desk_session_idle_minutes: int = Field(
         default=120, ge=5, le=7 * 24 * 60, description="Idle minutes after which a web desk session ends."
     )

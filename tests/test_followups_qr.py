@@ -122,3 +122,25 @@ async def test_drain_sends_whatsapp_rows_too(sqlite_url: str, clock: FakeClock,
     finally:
         app.engine.dispose()
         await graph.stop()
+
+
+def test_qr_writes_the_web_chat_link_beside_telegram_and_alone(
+    env: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://prima.example.go.id/")
+    both = tmp_path / "both"
+    assert main(["qr", "--out", str(both), "--bot-username", "PrimaBungoBot"]) == 0
+    with (both / "links.csv").open(encoding="utf-8") as fh:
+        links = {row["code"]: row for row in csv.DictReader(fh)}
+    assert links["ktp"]["link"] == "https://t.me/PrimaBungoBot?start=ktp"
+    assert links["ktp"]["web_link"] == "https://prima.example.go.id/chat/ktp"
+    expected = qrcode.make(links["ktp"]["web_link"], error_correction=qrcode.constants.ERROR_CORRECT_M,
+                           box_size=10, border=4).get_image().convert("L")
+    with Image.open(both / links["ktp"]["web_file"]) as png:
+        assert ImageChops.difference(png.convert("L"), expected).getbbox() is None
+    web_only = tmp_path / "web"  # no Telegram username: the web chat's codes only
+    assert main(["qr", "--out", str(web_only)]) == 0
+    assert "web chat" in capsys.readouterr().out
+    assert sorted(p.name for p in web_only.glob("*.png")) == sorted(f"{c}-web.png" for c in links)
+    monkeypatch.setenv("WEB_CHAT", "off")
+    assert main(["qr", "--out", str(tmp_path / "none")]) == 2

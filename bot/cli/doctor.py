@@ -287,11 +287,12 @@ def channel_line(settings: Settings) -> tuple[str, str, str] | None:
     terminal (a systemd service), end at once."""
     from bot.channels.whatsapp.channel import whatsapp_requested
 
-    if settings.telegram_bot_token or whatsapp_requested(settings):
+    if settings.telegram_bot_token or whatsapp_requested(settings) or settings.web_chat == "on":
         return None
     return (FAIL, "channels", "no channel configured: `python bot.py` would only open the console "
             "chat (a service stops at once); set TELEGRAM_BOT_TOKEN (from @BotFather) and/or "
-            "WHATSAPP_TOKEN, WHATSAPP_PHONE_NUMBER_ID, WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN")
+            "WHATSAPP_TOKEN, WHATSAPP_PHONE_NUMBER_ID, WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN, "
+            "or WEB_CHAT=on (the web chat only)")
 
 
 def webhook_scheme_line(settings: Settings) -> tuple[str, str, str] | None:

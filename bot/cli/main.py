@@ -30,8 +30,8 @@ from bot.storage.db import (
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python bot.py", description="Prima citizen-feedback bot.")
     sub = p.add_subparsers(dest="command")
-    sub.add_parser("run", help="run the bot (default): Telegram and/or WhatsApp if configured, "
-                   "else the console chat")
+    sub.add_parser("run", help="run the bot (default): Telegram and/or WhatsApp if configured "
+                   "(the web chat beside them), the web chat alone with WEB_CHAT=on, else the console chat")
     sub.add_parser("migrate", help="apply database migrations")
     cat = sub.add_parser("catalog", help="service catalog")
     cat_sub = cat.add_subparsers(dest="action", required=True)
@@ -78,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         command = args.command or "run"
-        console = command == "run" and not settings.telegram_bot_token and not settings.whatsapp_enabled
+        console = (command == "run" and not settings.telegram_bot_token and not settings.whatsapp_enabled
+                   and settings.web_chat != "on")
         _logging(settings, console)
         if command == "migrate":
             open_database(settings.database_url)
@@ -133,6 +134,10 @@ def _run(settings: Settings) -> int:
             print("Telegram channel is not available in this build.", file=sys.stderr)
             return 2
         return run_telegram(app)
+    if settings.web_chat == "on":  # the web chat alone: web server and scheduler, no console
+        from bot.channels.webchat.serve import run_web_only
+
+        return run_web_only(app)
     from bot.channels.console import ConsoleChannel
 
     return ConsoleChannel(app.runtime, app.texts, settings.default_language).run()

@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from bot.config import Settings
 
-QR_HELP = "write a QR code PNG per service that opens its survey (t.me/<bot>?start=<code>)"
+QR_HELP = ("write a QR code PNG per service that opens its survey (t.me/<bot>?start=<code>, and "
+           "PUBLIC_BASE_URL/chat/<code> for the web chat)")
 
 
 def add_parsers(sub: Any) -> None:
@@ -116,6 +117,11 @@ def senders_for(app: Any) -> tuple[dict[str, Any], list[Any]]:
         senders["whatsapp"] = WhatsAppSender(client, app.factory, app.runtime.clock, app.texts,
                                              Templates.from_settings(settings), settings.default_language)
         closers.append(client.close)
+    if settings.web_chat == "on" or (settings.web_chat == "auto" and senders):
+        # web rows are "sent" by joining the thread the web chat page shows
+        from bot.channels.webchat.thread import WebSender
+
+        senders["web"] = WebSender()
     return senders, closers
 
 
@@ -153,6 +159,12 @@ def deep_link(username: str, code: str) -> str:
     return f"https://t.me/{username.lstrip('@')}?start={code}"
 
 
+def web_chat_base(settings: Settings) -> str | None:
+    """Where the web chat is reachable (``PUBLIC_BASE_URL``), unless ``WEB_CHAT=off``."""
+    base = (settings.public_base_url or "").strip().rstrip("/")
+    return base if base and settings.web_chat != "off" else None
+
+
 def _qr(settings: Settings, args: argparse.Namespace) -> int:
     import qrcode
 
@@ -160,10 +172,12 @@ def _qr(settings: Settings, args: argparse.Namespace) -> int:
     from bot.storage.models import Agency, Service
 
     username = (args.bot_username or settings.telegram_bot_username or "").strip().lstrip("@")
-    if not username:
-        print("The bot's username is needed: --bot-username NAME or TELEGRAM_BOT_USERNAME.", file=sys.stderr)
+    web = web_chat_base(settings)
+    if not username and not web:
+        print("The bot's username is needed: --bot-username NAME or TELEGRAM_BOT_USERNAME "
+              "(or PUBLIC_BASE_URL for web chat links only).", file=sys.stderr)
         return 2
-    if not username.replace("_", "").isalnum():
+    if username and not username.replace("_", "").isalnum():
         print(f"Not a Telegram username: {username!r}", file=sys.stderr)
         return 2
     app = build_app(settings)
@@ -178,14 +192,20 @@ def _qr(settings: Settings, args: argparse.Namespace) -> int:
         app.engine.dispose()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+
+    def picture(link: str, name: str) -> str:
+        img = qrcode.make(link, error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=10, border=4)
+        img.save(str(out / name))
+        return name
+
     with (out / "links.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["code", "service", "agency", "link", "file"])
+        writer.writerow(["code", "service", "agency", "link", "file", "web_link", "web_file"])
         for code, name, agency in services:
-            link = deep_link(username, code)
-            img = qrcode.make(link, error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=10, border=4)
-            path = out / f"{code}.png"
-            img.save(str(path))
-            writer.writerow([code, name, agency, link, path.name])
-    print(f"{len(services)} QR code(s) written to {out} (links in links.csv).")
+            link = deep_link(username, code) if username else ""
+            web_link = f"{web}/chat/{code}" if web else ""
+            writer.writerow([code, name, agency, link, picture(link, f"{code}.png") if link else "",
+                             web_link, picture(web_link, f"{code}-web.png") if web_link else ""])
+    kinds = " and ".join(k for k, on in (("Telegram", username), ("web chat", web)) if on)
+    print(f"{len(services)} QR code(s) ({kinds}) written to {out} (links in links.csv).")
     return 0

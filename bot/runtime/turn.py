@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.instrumentation import manager_of_class
 
 from bot.desk import rating, states
-from bot.runtime import complaints, erasure, identity, plan, relay, status, surveys
+from bot.runtime import complaints, erasure, identity, plan, relay, status, surveys, webtickets
 from bot.runtime.types import Inbound, reply_payload
 from bot.storage import hotsql
 from bot.storage.models import Contact, OutboxMessage
@@ -59,6 +59,7 @@ CALLS: dict[str, Callable[..., dict[str, Any]]] = {
     "survey_check": surveys.survey_check,
     "delete_my_data": erasure.delete_my_data,
     "decline_consent": erasure.decline_consent,
+    "claim_web": webtickets.claim_web,
 }
 
 

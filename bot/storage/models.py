@@ -258,6 +258,12 @@ class Complaint(Base):
     resolved_at: Mapped[datetime | None] = mapped_column()
     anonymised_at: Mapped[datetime | None] = mapped_column()
     source_key: Mapped[str] = mapped_column(String(ID_LEN), unique=True)
+    # 0015_web_chat: a complaint filed on the web chat has a short secret (shown once; its
+    # SHA-256 here) asked with the ticket to see its status, and, while the resident moves to
+    # Telegram or WhatsApp, a one-time claim code (hash) valid until ``web_claim_until``.
+    web_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    web_claim_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    web_claim_until: Mapped[datetime | None] = mapped_column()
 
     service: Mapped[Service] = relationship()
     history: Mapped[list[StatusChange]] = relationship(

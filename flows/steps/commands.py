@@ -9,7 +9,7 @@ from __future__ import annotations
 from flows.machine.registry import STEPS
 from flows.machine.turn import Turn
 from flows.machine.types import SurveyCancelled
-from flows.steps import plan
+from flows.steps import plan, status
 from flows.steps.service import SvcChoose
 from flows.steps.staff import StaffLogin, StaffRegister
 
@@ -35,6 +35,10 @@ def run(turn: Turn, name: str, arg: str) -> None:
         return
     if name == "start":
         turn.state["stack"] = []
+        if turn.consented and arg.startswith(status.CLAIM_PREFIX):
+            turn.say("greeting_back")
+            status.start_claim(turn, arg)
+            return
         if not turn.consented:
             turn.goto("start", "consent", {"deep": arg[:64]}, push=False)
             turn.say("greeting")

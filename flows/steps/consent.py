@@ -11,6 +11,7 @@ from flows.machine.registry import Question, StepSpec, register
 from flows.machine.turn import Turn
 from flows.machine.types import Choice, RecordConsent, SetLanguage
 from flows.steps.service import SvcChoose
+from flows.steps.status import CLAIM_PREFIX, start_claim
 
 
 @register("start", "consent")
@@ -34,7 +35,9 @@ class Consent(StepSpec):
             deep = turn.data.get("deep")
             turn.say("consent.thanks")
             turn.home()
-            if deep and turn.ctx.catalog.service(deep):
+            if deep and deep.startswith(CLAIM_PREFIX):
+                start_claim(turn, deep)
+            elif deep and turn.ctx.catalog.service(deep):
                 SvcChoose().start(turn, "survey", service=deep)
             elif deep:
                 turn.say("start.unknown_code")

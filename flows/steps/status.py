@@ -48,3 +48,26 @@ class StatusAsk(StepSpec):
             updated=result.get("updated", ""),
         )
         turn.home()
+
+
+CLAIM_PREFIX = "klaim_"  # /start klaim_<ticket>_<code>: a web chat complaint continued here
+
+
+def start_claim(turn: Turn, payload: str) -> None:
+    """A "continue on Telegram/WhatsApp" link from the web chat: the runtime moves the complaint."""
+    turn.home()
+    turn.goto("status", "claim")
+    turn.call("claim_web", payload=payload[:64])
+
+
+@register("status", "claim")
+class StatusClaim(StepSpec):
+    def ask(self, turn: Turn) -> Question:
+        return Question(turn.t("status.ask_none"), free_text=True)
+
+    def result(self, turn: Turn, result: dict[str, Any]) -> None:
+        if result.get("claimed"):
+            turn.say("webchat.claimed", ticket=result.get("ticket", ""))
+        else:
+            turn.say("webchat.claim_failed")
+        turn.home()

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramNetworkError, TelegramServerError
@@ -60,6 +60,10 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
     from bot.web.desk.routes import add_desk_routes
 
     add_desk_routes(web_app, app, telegram_desk_hooks(channel))  # the web desk, in both modes
+    from bot.channels.webchat.serve import mount
+
+    senders: dict[str, Any] = {CHANNEL: with_cases(channel.sender, app.factory)}  # case rows: topics
+    chat = mount(web_app, app, senders)  # the web chat, in both modes
     locks = contextlib.ExitStack()
     if not settings.telegram_webhook_url:
         from bot.storage.locks import poller_lock
@@ -75,8 +79,7 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
         if background:
             from bot.scheduler import start_background
 
-            # case rows go to their topics
-            scheduler = await start_background(app, {CHANNEL: with_cases(channel.sender, app.factory)})
+            scheduler = await start_background(app, senders)
         if secret is not None:
             await bot.set_webhook(settings.telegram_webhook_url or "", secret_token=secret,
                                   allowed_updates=dp.resolve_used_update_types())
@@ -97,6 +100,8 @@ async def serve(app: App, bot: Bot, *, channel: TelegramChannel | None = None,
             await stop_background(scheduler)  # a tick in progress records what it sent
         if own:
             channel.close()
+        if chat is not None:
+            chat.close()
         locks.close()
 
 

@@ -50,6 +50,9 @@ async def serve(app: App, stop: asyncio.Event | None = None, retry_every: float 
     hooks = DeskHooks(deliver=channel.deliver)  # WhatsApp photos are served from WHATSAPP_MEDIA_DIR
     add_desk_routes(web_app, app, hooks)
     senders: dict[str, Any] = {CHANNEL: channel.sender}
+    from bot.channels.webchat.serve import mount
+
+    chat = mount(web_app, app, senders)  # the web chat on the same server
     background: list[asyncio.Task[Any]] = []
     cleanup: list[Callable[[], Awaitable[Any]]] = []
     runner = web.AppRunner(web_app, handle_signals=False)
@@ -86,6 +89,8 @@ async def serve(app: App, stop: asyncio.Event | None = None, retry_every: float 
         for fn in cleanup:
             await fn()
         await channel.close()
+        if chat is not None:
+            chat.close()
 
 
 async def _start_telegram(app: App, web_app: web.Application, senders: dict[str, Any],
