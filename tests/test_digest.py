@@ -22,7 +22,7 @@ from bot.reports.digest.mask import mask_personal
 from bot.reports.digest.model import DigestData
 from bot.reports.digest.period import parse_week, previous_week, week_bounds
 from bot.reports.digest.text import render_text
-from bot.storage.models import Agency, Digest, OutboxMessage
+from bot.storage.models import Agency, Digest, OutboxMessage, SurveyResponse
 from tests.conftest import FakeClock
 from tests.digest_data import add_complaint, add_head, add_response
 
@@ -190,7 +190,10 @@ def test_chart_and_spreadsheet_are_valid_files(sqlite_app: App, tmp_path: Path) 
     for week in range(12):
         at = MON_W47 - timedelta(weeks=week)
         add_response(app, "ktp", at, [3, 3, 2, 4, 3, 3, 4, 2, 3], "Hubungi 081298765432, NIK 3509876543210002")
-        add_response(app, "kk", at + timedelta(hours=3), [4, None, 3, 4, 4, 3, 4, 3, 4])
+        kk = add_response(app, "kk", at + timedelta(hours=3), [4, None, 3, 4, 4, 3, 4, 3, 4])
+        if week == 0:
+            with app.factory() as db, db.begin():  # this week's answered at the counter tablet
+                db.execute(update(SurveyResponse).where(SurveyResponse.id == kk).values(channel="kiosk"))
     add_complaint(app, "ktp", MON_W47, "Diminta uang pelicin oleh calo, NIK 3201234567890001")
     data = collect(app)
     with app.factory() as db:
@@ -213,6 +216,7 @@ def test_chart_and_spreadsheet_are_valid_files(sqlite_app: App, tmp_path: Path) 
     assert first[5:14] == (3, 3, 2, 4, 3, 3, 4, 2, 3)
     assert first[14] == "Hubungi 0812******32, NIK 3509********0002"
     assert responses[2][5:14] == (4, None, 3, 4, 4, 3, 4, 3, 4)
+    assert "Kios (tablet loket)" in responses[2] and "Telegram" in responses[1]  # words, not codes
     complaints = list(wb["Pengaduan"].iter_rows(values_only=True))
     assert complaints[1][5] == "Diminta uang pelicin oleh calo, NIK 3201********0001"
     assert complaints[1][6] == "Ya"

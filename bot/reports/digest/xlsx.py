@@ -32,7 +32,7 @@ from flows.machine.types import Texts
 TWO_DECIMALS = "0.00"
 DATE = "dd/mm/yyyy"
 DATETIME = "dd/mm/yyyy hh:mm"
-CHANNELS = ("telegram", "whatsapp", "console")
+CHANNELS = ("telegram", "whatsapp", "web", "kiosk", "console")
 RESPONSE_STATUSES = ("complete", "partial")
 COMPLAINT_STATUSES = ("new", "open", "pending", "resolved", "closed", "reopened")
 
