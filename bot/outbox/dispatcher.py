@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, union, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.catalog import agency_quiet_hours
@@ -295,15 +295,16 @@ class Dispatcher:
         """Chats not to claim from now, so their order holds: a row in flight (here, in another
         process, or left by a dead one), a row backing off after a real attempt, or (this
         process) no send slot before the tick's end."""
-        busy = set(db.scalars(
-            select(OutboxMessage.chat_id).distinct()
-            .where(OutboxMessage.channel == channel,
-                   or_(OutboxMessage.status == "claimed",
-                       and_(OutboxMessage.status == "pending", OutboxMessage.due_at > now,
-                            # a backoff is at most BACKOFF_CAP: the index range stays small
-                            OutboxMessage.due_at <= now + BACKOFF_WINDOW,
-                            OutboxMessage.attempts > 0)))
-        ))
+        # Two range reads of ix_outbox_status_channel_due, not one OR (which SQLite answers
+        # by reading the whole table): their cost follows the rows in flight, not the backlog.
+        in_flight = select(OutboxMessage.chat_id).where(
+            OutboxMessage.status == "claimed", OutboxMessage.channel == channel)
+        backing_off = select(OutboxMessage.chat_id).where(
+            OutboxMessage.status == "pending", OutboxMessage.channel == channel,
+            OutboxMessage.due_at > now,
+            # a backoff is at most BACKOFF_CAP: the index range stays small
+            OutboxMessage.due_at <= now + BACKOFF_WINDOW, OutboxMessage.attempts > 0)
+        busy = set(db.scalars(union(in_flight, backing_off)))
         busy.update(chat for (ch, chat) in self._held if ch == channel)
         return sorted(busy)
 
