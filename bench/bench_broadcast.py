@@ -43,9 +43,9 @@ from bot.channels.whatsapp.graph import GraphClient  # noqa: E402
 from bot.channels.whatsapp.sender import Templates, WhatsAppSender  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.outbox.dispatcher import Dispatcher  # noqa: E402
+from bot.outbox.ratelimit import RateLimiter  # noqa: E402
 from bot.outbox.store import Sender  # noqa: E402
 from bot.scheduler import build_scheduler, channel_limits, stop_background  # noqa: E402
-from bot.outbox.ratelimit import RateLimiter  # noqa: E402
 from bot.storage.db import scratch_schema  # noqa: E402
 from bot.storage.models import OutboxMessage  # noqa: E402
 from tests import fake_graph as fg  # noqa: E402

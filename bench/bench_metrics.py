@@ -82,7 +82,13 @@ def fill(app: App, rows: int, cases: int, index: bool = True) -> None:
     with app.engine.begin() as conn:
         if not index:  # the schema before migration 0016_outbox_index
             conn.execute(text("DROP INDEX ix_outbox_status_channel_due"))
-        conn.execute(text("ANALYZE"))
+    if app.engine.dialect.name == "postgresql":  # what autovacuum does after a bulk load: the
+        # visibility map lets an index-only scan skip the table
+        with app.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE outbox"))
+    else:
+        with app.engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
 
 
 def bare_group_by(app: App) -> None:

@@ -9,7 +9,7 @@ One tick:
    Non-urgent rows due inside their agency's quiet hours are moved to the morning instead.
 2. **Send** through the channel's :class:`bot.outbox.store.Sender`, one task per chat (messages to a
    chat keep their order), every send waiting for its slot in the send budget (:class:`SendBudget`) and
-   given at most ``send_timeout`` seconds. Chat tasks run side by side (``concurrency``) and
+   given at most ``send_timeout`` seconds. Chat tasks run side by side (``concurrency`` per channel) and
    outlive the tick if they must: a tick waits for them only until its time budget is spent,
    so one hanging chat never holds up the others. Rows whose slot would fall after the budget
    are handed back unattempted, keeping their place in the queue.
@@ -81,7 +81,7 @@ class DispatchConfig:
     claim_timeout: timedelta = timedelta(minutes=10)
     resend_unknown: bool = True
     send_timeout: float = SEND_TIMEOUT  # seconds one send may take (then: outcome unknown)
-    concurrency: int = 32  # chats sent to at the same time
+    concurrency: int = 32  # chats sent to at the same time, per channel
     flush_every: int = 100  # results recorded per transaction
     stuck_report_every: timedelta = timedelta(minutes=1)  # how often stale claims are looked for
 
@@ -146,7 +146,7 @@ class Dispatcher:
         self._stuck_at: datetime | None = None
         self._stuck_seen = -1
         self._lock = asyncio.Lock()
-        self._gate: asyncio.Semaphore | None = None
+        self._gates: dict[str, asyncio.Semaphore] = {}  # per channel: chats being sent to
         self._workers: set[asyncio.Task[None]] = set()
         self._done: list[_Result] = []  # outcomes not yet recorded
         self._release: list[int] = []  # claimed rows handed back unattempted
@@ -318,8 +318,6 @@ class Dispatcher:
         by_chat: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
         for row in rows:
             by_chat[(row.channel, row.chat_id)].append(row)
-        if self._gate is None:
-            self._gate = asyncio.Semaphore(self.config.concurrency)
         tasks = []
         for chat_rows in by_chat.values():
             # Written order: ids, not due times (a retry's due time has moved past newer rows).
@@ -337,9 +335,12 @@ class Dispatcher:
 
     async def _chat_worker(self, chat_rows: list[Claimed], deadline: float) -> None:
         """One chat's rows in order; stops at the first failure that must wait (the rest wait with it)."""
-        assert self._gate is not None
+        gate = self._gates.get(chat_rows[0].channel)
+        if gate is None:  # one per channel: Telegram's chats waiting for their slots at 30/s
+            # must not take the places of WhatsApp's at 80/s
+            gate = self._gates[chat_rows[0].channel] = asyncio.Semaphore(self.config.concurrency)
         try:
-            async with self._gate:
+            async with gate:
                 for i, row in enumerate(chat_rows):
                     # What can go now, goes: a slot after the deadline is not taken (one round
                     # trip with a shared budget: peek and take in one step).
