@@ -55,10 +55,11 @@ def by_status(app: App) -> dict[tuple[str, str], int]:
 async def test_a_tick_claims_a_bounded_batch_when_ten_thousand_are_due(app: App, clock: FakeClock) -> None:
     d, senders = two_channels(app, clock, 10_000)
     stats = await d.tick()
-    # one second's worth per channel (30 + 80), not the backlog, not even the batch of 200
-    assert stats.claimed <= 31 + 81
+    # what each channel may send in the tick's second (and the 10 % it reaches past its end):
+    # 33 + 88 rows, not the backlog, not even the batch of 200
+    assert stats.claimed <= 33 + 88
     sent = {ch: len(s.delivered) for ch, s in senders.items()}
-    assert 29 <= sent["telegram"] <= 31 and 79 <= sent["whatsapp"] <= 81
+    assert 29 <= sent["telegram"] <= 34 and 79 <= sent["whatsapp"] <= 89
     assert stats.sent == sum(sent.values())
     counts = by_status(app)
     for ch, n in sent.items():  # the rest stays pending, in its place; nothing is left claimed

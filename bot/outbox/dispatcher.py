@@ -84,6 +84,7 @@ class DispatchConfig:
     concurrency: int = 32  # chats sent to at the same time, per channel
     flush_every: int = 100  # results recorded per transaction
     stuck_report_every: timedelta = timedelta(minutes=1)  # how often stale claims are looked for
+    overlap: float = 0.1  # share of tick_budget a tick's sends may run past its end
 
 
 @dataclass
@@ -166,17 +167,20 @@ class Dispatcher:
         async with self._lock:  # one tick at a time per process
             stats = TickStats()
             deadline = self.monotonic() + self.config.tick_budget
+            # Slots are taken a little past the tick's end: the next tick's bookkeeping and
+            # claim (tens of ms) then overlap the last sends instead of leaving the channel idle.
+            reach = self.config.tick_budget * self.config.overlap
             await self._flush(stats)
             await self._report_stuck(stats)
             while True:
                 remaining = deadline - self.monotonic()
                 if remaining <= 0:
                     break
-                rows = await asyncio.to_thread(self.claim, self.clock(), remaining, stats)
+                rows = await asyncio.to_thread(self.claim, self.clock(), remaining + reach, stats)
                 if not rows:
                     break
                 released = len(self._release)
-                finished = await self._send_all(rows, deadline)
+                finished = await self._send_all(rows, deadline, deadline + reach)
                 stopped = len(self._release) > released
                 await self._flush(stats)
                 if stopped or not finished:
@@ -310,8 +314,10 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ send
 
-    async def _send_all(self, rows: list[Claimed], deadline: float) -> bool:
+    async def _send_all(self, rows: list[Claimed], deadline: float, last_slot: float) -> bool:
         """Start one task per chat and wait for them until ``deadline``; True if all finished.
+
+        A task takes send slots up to ``last_slot`` and hands back the rows it could not send.
 
         Tasks still running at the deadline (a hanging send) go on in the background.
         """
@@ -322,7 +328,7 @@ class Dispatcher:
         for chat_rows in by_chat.values():
             # Written order: ids, not due times (a retry's due time has moved past newer rows).
             chat_rows.sort(key=lambda r: r.id)
-            task = asyncio.create_task(self._chat_worker(chat_rows, deadline))
+            task = asyncio.create_task(self._chat_worker(chat_rows, last_slot))
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
             tasks.append(task)
