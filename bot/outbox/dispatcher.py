@@ -12,7 +12,8 @@ One tick:
    given at most ``send_timeout`` seconds. Chat tasks run side by side (``concurrency`` per channel) and
    outlive the tick if they must: a tick waits for them only until its time budget is spent,
    so one hanging chat never holds up the others. Rows whose slot would fall after the budget
-   are handed back unattempted, keeping their place in the queue.
+   (and ``overlap`` of it, so the next tick's claim overlaps the last sends) are handed back
+   unattempted, keeping their place in the queue.
 3. **Record** results in batches: ``sent``, or the failure policy of
    :func:`bot.outbox.store.apply_failure` (retry with backoff, honour 429, fail permanent errors).
 
