@@ -209,7 +209,7 @@ async def run(urls: tuple[str, str], postgres: bool, due: int, window: float, wa
     return ok
 
 
-def main() -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--due", type=int, default=100_000, help="due follow-ups per channel")
     p.add_argument("--window", type=float, default=60.0,
@@ -217,7 +217,10 @@ def main() -> int:
     p.add_argument("--warm", type=float, default=5.0, help="seconds of sending before the window")
     p.add_argument("--repeat", type=int, default=20, help="claims timed for the median")
     p.add_argument("--database", default=None, help="SQLAlchemy URL (default: a temporary SQLite file)")
-    args = p.parse_args()
+    return p.parse_args(argv)
+
+
+async def amain(args: argparse.Namespace) -> int:
     drops = []
     with tempfile.TemporaryDirectory() as tmp:
         if args.database:  # scratch schemas: the benchmark never touches real tables
@@ -229,12 +232,16 @@ def main() -> int:
         else:
             urls = [f"sqlite:///{tmp}/baseline.db", f"sqlite:///{tmp}/broadcast.db"]
         try:
-            ok = asyncio.run(run((urls[0], urls[1]), bool(args.database), args.due, args.window,
-                                 args.warm, args.repeat))
+            ok = await run((urls[0], urls[1]), bool(args.database), args.due, args.window, args.warm,
+                           args.repeat)
         finally:
             for drop in drops:
                 drop()
     return 0 if ok else 1
+
+
+def main() -> int:
+    return asyncio.run(amain(parse()))
 
 
 if __name__ == "__main__":

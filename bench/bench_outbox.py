@@ -217,12 +217,14 @@ async def main() -> int:
     p.add_argument("--hang", type=float, default=35.0, help="seconds the slow chats' sends take to answer")
     p.add_argument("--only", choices=("all", "rate", "scale", "slow", "order", "broadcast"), default="all",
                    help="broadcast: bench/bench_broadcast.py (100,000 due per channel, not part of 'all')")
-    args, rest = p.parse_known_args()
+    args, _ = p.parse_known_args()
     if args.only == "broadcast":  # its own options: --due, --window, --warm, --repeat
         import bench_broadcast
 
-        sys.argv = [sys.argv[0], *rest, *(["--database", args.database] if args.database else [])]
-        return bench_broadcast.main()
+        argv = sys.argv[1:]
+        at = argv.index("--only") if "--only" in argv else None
+        own = argv[:at] + argv[at + 2:] if at is not None else [a for a in argv if a != "--only=broadcast"]
+        return await bench_broadcast.amain(bench_broadcast.parse(own))
     drop = None
     if args.database:  # a scratch schema: the benchmark never touches real tables
         args.database, drop = scratch_schema(args.database, prefix="bench_")
