@@ -18,6 +18,7 @@
 
     python bench/bench_outbox.py                       # a few minutes at most
     python bench/bench_outbox.py --messages 1800 --pending 100000 --database postgresql+psycopg://...
+    python bench/bench_outbox.py --only broadcast --window 60   # bench/bench_broadcast.py
 """
 
 from __future__ import annotations
@@ -214,8 +215,16 @@ async def main() -> int:
     p.add_argument("--due", type=int, default=200, help="due rows in the tick run")
     p.add_argument("--database", default=None, help="SQLAlchemy URL (default: a temporary SQLite file)")
     p.add_argument("--hang", type=float, default=35.0, help="seconds the slow chats' sends take to answer")
-    p.add_argument("--only", choices=("all", "rate", "scale", "slow", "order"), default="all")
-    args = p.parse_args()
+    p.add_argument("--only", choices=("all", "rate", "scale", "slow", "order", "broadcast"), default="all",
+                   help="broadcast: bench/bench_broadcast.py (100,000 due per channel, not part of 'all')")
+    args, _ = p.parse_known_args()
+    if args.only == "broadcast":  # its own options: --due, --window, --warm, --repeat
+        import bench_broadcast
+
+        argv = sys.argv[1:]
+        at = argv.index("--only") if "--only" in argv else None
+        own = argv[:at] + argv[at + 2:] if at is not None else [a for a in argv if a != "--only=broadcast"]
+        return await bench_broadcast.amain(bench_broadcast.parse(own))
     drop = None
     if args.database:  # a scratch schema: the benchmark never touches real tables
         args.database, drop = scratch_schema(args.database, prefix="bench_")

@@ -9,10 +9,11 @@ One tick:
    Non-urgent rows due inside their agency's quiet hours are moved to the morning instead.
 2. **Send** through the channel's :class:`bot.outbox.store.Sender`, one task per chat (messages to a
    chat keep their order), every send waiting for its slot in the send budget (:class:`SendBudget`) and
-   given at most ``send_timeout`` seconds. Chat tasks run side by side (``concurrency``) and
+   given at most ``send_timeout`` seconds. Chat tasks run side by side (``concurrency`` per channel) and
    outlive the tick if they must: a tick waits for them only until its time budget is spent,
    so one hanging chat never holds up the others. Rows whose slot would fall after the budget
-   are handed back unattempted, keeping their place in the queue.
+   (and ``overlap`` of it, so the next tick's claim overlaps the last sends) are handed back
+   unattempted, keeping their place in the queue.
 3. **Record** results in batches: ``sent``, or the failure policy of
    :func:`bot.outbox.store.apply_failure` (retry with backoff, honour 429, fail permanent errors).
 
@@ -45,7 +46,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, union, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.catalog import agency_quiet_hours
@@ -81,9 +82,10 @@ class DispatchConfig:
     claim_timeout: timedelta = timedelta(minutes=10)
     resend_unknown: bool = True
     send_timeout: float = SEND_TIMEOUT  # seconds one send may take (then: outcome unknown)
-    concurrency: int = 32  # chats sent to at the same time
+    concurrency: int = 32  # chats sent to at the same time, per channel
     flush_every: int = 100  # results recorded per transaction
     stuck_report_every: timedelta = timedelta(minutes=1)  # how often stale claims are looked for
+    overlap: float = 0.1  # share of tick_budget a tick's sends may run past its end
 
 
 @dataclass
@@ -146,7 +148,7 @@ class Dispatcher:
         self._stuck_at: datetime | None = None
         self._stuck_seen = -1
         self._lock = asyncio.Lock()
-        self._gate: asyncio.Semaphore | None = None
+        self._gates: dict[str, asyncio.Semaphore] = {}  # per channel: chats being sent to
         self._workers: set[asyncio.Task[None]] = set()
         self._done: list[_Result] = []  # outcomes not yet recorded
         self._release: list[int] = []  # claimed rows handed back unattempted
@@ -166,17 +168,20 @@ class Dispatcher:
         async with self._lock:  # one tick at a time per process
             stats = TickStats()
             deadline = self.monotonic() + self.config.tick_budget
+            # Slots are taken a little past the tick's end: the next tick's bookkeeping and
+            # claim (tens of ms) then overlap the last sends instead of leaving the channel idle.
+            reach = self.config.tick_budget * self.config.overlap
             await self._flush(stats)
             await self._report_stuck(stats)
             while True:
                 remaining = deadline - self.monotonic()
                 if remaining <= 0:
                     break
-                rows = await asyncio.to_thread(self.claim, self.clock(), remaining, stats)
+                rows = await asyncio.to_thread(self.claim, self.clock(), remaining + reach, stats)
                 if not rows:
                     break
                 released = len(self._release)
-                finished = await self._send_all(rows, deadline)
+                finished = await self._send_all(rows, deadline, deadline + reach)
                 stopped = len(self._release) > released
                 await self._flush(stats)
                 if stopped or not finished:
@@ -295,35 +300,36 @@ class Dispatcher:
         """Chats not to claim from now, so their order holds: a row in flight (here, in another
         process, or left by a dead one), a row backing off after a real attempt, or (this
         process) no send slot before the tick's end."""
-        busy = set(db.scalars(
-            select(OutboxMessage.chat_id).distinct()
-            .where(OutboxMessage.channel == channel,
-                   or_(OutboxMessage.status == "claimed",
-                       and_(OutboxMessage.status == "pending", OutboxMessage.due_at > now,
-                            # a backoff is at most BACKOFF_CAP: the index range stays small
-                            OutboxMessage.due_at <= now + BACKOFF_WINDOW,
-                            OutboxMessage.attempts > 0)))
-        ))
+        # Two range reads of ix_outbox_status_channel_due, not one OR (which SQLite answers
+        # by reading the whole table): their cost follows the rows in flight, not the backlog.
+        in_flight = select(OutboxMessage.chat_id).where(
+            OutboxMessage.status == "claimed", OutboxMessage.channel == channel)
+        backing_off = select(OutboxMessage.chat_id).where(
+            OutboxMessage.status == "pending", OutboxMessage.channel == channel,
+            OutboxMessage.due_at > now,
+            # a backoff is at most BACKOFF_CAP: the index range stays small
+            OutboxMessage.due_at <= now + BACKOFF_WINDOW, OutboxMessage.attempts > 0)
+        busy = set(db.scalars(union(in_flight, backing_off)))
         busy.update(chat for (ch, chat) in self._held if ch == channel)
         return sorted(busy)
 
     # ------------------------------------------------------------------ send
 
-    async def _send_all(self, rows: list[Claimed], deadline: float) -> bool:
+    async def _send_all(self, rows: list[Claimed], deadline: float, last_slot: float) -> bool:
         """Start one task per chat and wait for them until ``deadline``; True if all finished.
+
+        A task takes send slots up to ``last_slot`` and hands back the rows it could not send.
 
         Tasks still running at the deadline (a hanging send) go on in the background.
         """
         by_chat: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
         for row in rows:
             by_chat[(row.channel, row.chat_id)].append(row)
-        if self._gate is None:
-            self._gate = asyncio.Semaphore(self.config.concurrency)
         tasks = []
         for chat_rows in by_chat.values():
             # Written order: ids, not due times (a retry's due time has moved past newer rows).
             chat_rows.sort(key=lambda r: r.id)
-            task = asyncio.create_task(self._chat_worker(chat_rows, deadline))
+            task = asyncio.create_task(self._chat_worker(chat_rows, last_slot))
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
             tasks.append(task)
@@ -336,9 +342,12 @@ class Dispatcher:
 
     async def _chat_worker(self, chat_rows: list[Claimed], deadline: float) -> None:
         """One chat's rows in order; stops at the first failure that must wait (the rest wait with it)."""
-        assert self._gate is not None
+        gate = self._gates.get(chat_rows[0].channel)
+        if gate is None:  # one per channel: Telegram's chats waiting for their slots at 30/s
+            # must not take the places of WhatsApp's at 80/s
+            gate = self._gates[chat_rows[0].channel] = asyncio.Semaphore(self.config.concurrency)
         try:
-            async with self._gate:
+            async with gate:
                 for i, row in enumerate(chat_rows):
                     # What can go now, goes: a slot after the deadline is not taken (one round
                     # trip with a shared budget: peek and take in one step).

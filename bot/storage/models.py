@@ -291,7 +291,12 @@ class OutboxMessage(Base):
     """Every outbound message. Immediate replies are sent right after commit; the rest by the dispatcher."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_due", "status", "due_at"),)
+    # 0016_outbox_index: the dispatcher's claim (oldest due rows of a channel, in order) and
+    # the /metrics GROUP BY status, channel read this index, not the table.
+    __table_args__ = (
+        Index("ix_outbox_status_due", "status", "due_at"),
+        Index("ix_outbox_status_channel_due", "status", "channel", "due_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     contact_id: Mapped[int | None] = mapped_column(
