@@ -7,7 +7,7 @@ tick what 1,000 do). The same index answers the ``/metrics`` gauges' ``GROUP BY 
 channel`` from the index alone on PostgreSQL.
 
 Revision ID: 0016_outbox_index
-Revises: 0013_report_plan
+Revises: 0015_web_chat
 Create Date: 2026-12-01 10:40:00
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0016_outbox_index"
-down_revision: str | Sequence[str] | None = "0013_report_plan"
+down_revision: str | Sequence[str] | None = "0015_web_chat"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,7 +4,7 @@ The web desk showed a relayed photo as "[photo]"; the event now keeps what the c
 (a Telegram file id, a WhatsApp media id and the saved file's path), so the desk can show it.
 
 Revision ID: 0017_case_event_media
-Revises: 0015_web_chat
+Revises: 0016_outbox_index
 Create Date: 2026-12-01 11:00:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0017_case_event_media"
-down_revision: str | Sequence[str] | None = "0015_web_chat"
+down_revision: str | Sequence[str] | None = "0016_outbox_index"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
