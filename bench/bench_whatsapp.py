@@ -188,13 +188,13 @@ class Profile:
             print(f"  {100 * n / total:5.1f}%  {frame}")
 
 
-async def channel_run(url: str, residents: int, profile: Profile) -> dict[str, Any]:
+async def channel_run(url: str, residents: int, profile: Profile, workers: int | None) -> dict[str, Any]:
     parent, child = mp.get_context("spawn").Pipe()
     load = mp.get_context("spawn").Process(target=load_process, args=(child, residents))
     load.start()
     graph_url = await asyncio.to_thread(parent.recv)
     app = make(url, graph_url)
-    channel = WhatsAppChannel.from_app(app)
+    channel = WhatsAppChannel.from_app(app, workers=workers)
     web_app = build_web_app()
     channel.add_routes(web_app)
     runner = web.AppRunner(web_app, access_log=None)
@@ -248,6 +248,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--residents", type=int, default=40)
     parser.add_argument("--postgres", help="a PostgreSQL URL instead of a temporary SQLite file")
+    parser.add_argument("--workers", type=int, help="processing threads on PostgreSQL (default: the channel's)")
     parser.add_argument("--profile", action="store_true",
                         help="sample the Prima process with py-spy during the WhatsApp run")
     args = parser.parse_args()
@@ -265,7 +266,7 @@ def main() -> None:
             urls = [f"sqlite:///{tmp}/base.db", f"sqlite:///{tmp}/wa.db"]
         try:
             base, base_cpu = runtime_run(urls[0], args.residents)
-            result = asyncio.run(channel_run(urls[1], args.residents, profile))
+            result = asyncio.run(channel_run(urls[1], args.residents, profile, args.workers))
         finally:
             for drop in drops:
                 drop()

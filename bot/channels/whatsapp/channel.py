@@ -127,7 +127,8 @@ class WhatsAppChannel:
         self._tails: dict[str, asyncio.Future[None]] = {}  # per resident: their last body's end
 
     @classmethod
-    def from_app(cls, app: App, limiter: SendBudget | None = None) -> WhatsAppChannel:
+    def from_app(cls, app: App, limiter: SendBudget | None = None, workers: int | None = None,
+                 ) -> WhatsAppChannel:
         s = app.settings
         missing = whatsapp_missing(s)
         if missing:
@@ -138,7 +139,7 @@ class WhatsAppChannel:
                                 Templates.from_settings(s), s.default_language)
         return cls(app.runtime, sender, app_secret=s.whatsapp_app_secret or "",
                    verify_token=s.whatsapp_verify_token or "", phone_number_id=s.whatsapp_phone_number_id,
-                   media_dir=s.whatsapp_media_dir, limiter=limiter)
+                   media_dir=s.whatsapp_media_dir, limiter=limiter, workers=workers)
 
     def add_routes(self, web_app: web.Application, path: str = WEBHOOK_PATH) -> None:
         """Serve the webhook on ``path`` of the shared aiohttp app (next to /healthz)."""
@@ -208,7 +209,7 @@ class WhatsAppChannel:
         return {m.key for m in parse_webhook(body, self.phone_number_id).messages}
 
     def _spawn(self, row_id: int, keys: set[str], parsed: Parsed | None = None, attempts: int = 0,
-               admitted: bool = False) -> None:
+               admitted: bool = False) -> asyncio.Task[None] | None:
         """Start processing a stored body after the earlier bodies of the same residents.
 
         Called in storage order; each body waits for the previous one of each of its
@@ -219,7 +220,7 @@ class WhatsAppChannel:
         if row_id in self._in_flight:
             if admitted:
                 self._admitted.release()
-            return
+            return None
         self._in_flight.add(row_id)
         before = {self._tails[k] for k in keys if k in self._tails}
         finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -240,17 +241,23 @@ class WhatsAppChannel:
                     del self._tails[k]
 
         task.add_done_callback(done)
+        return task
 
     async def retry_stored(self, older_than: timedelta = timedelta(minutes=1)) -> int:
-        """Process stored bodies left by a failure or a crash; returns how many were started."""
+        """Process stored bodies left by a failure or a crash; returns how many were started.
+
+        Waits for those bodies only (new webhooks keep coming meanwhile)."""
         ids = await self.lanes.run(stored_webhooks, self.factory, self.runtime.clock() - older_than)
         started = [i for i in ids if i not in self._in_flight]
+        tasks = []
         for row_id in started:  # in storage order, each after its residents' earlier bodies
             stored = await self.lanes.run(load_webhook, self.factory, row_id)
             if stored is not None and row_id not in self._in_flight:
                 parsed = parse_webhook(stored[0], self.phone_number_id)
-                self._spawn(row_id, {m.key for m in parsed.messages}, parsed, stored[1])
-        await self.idle()
+                task = self._spawn(row_id, {m.key for m in parsed.messages}, parsed, stored[1])
+                if task is not None:
+                    tasks.append(task)
+        await asyncio.gather(*tasks, return_exceptions=True)
         return len(started)
 
     # -------------------------------------------------------------- processing

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from bot.channels.whatsapp.lanes import Lanes
 
 log = logging.getLogger(__name__)
-ALL_ROWS = 2**62  # an outbox id bound above every row
 
 
 class Replies:
@@ -50,7 +49,7 @@ class Replies:
     def released(self, chat_id: str, replies: list[OutboxMessage]) -> None:
         """The resident wrote: their rows parked before this message's ``replies`` become due
         with the next flush (a later message of theirs moves the bound on)."""
-        self._pending.released[chat_id] = min((r.id for r in replies), default=ALL_ROWS)
+        self._pending.released[chat_id] = min((r.id for r in replies), default=None)
 
     def processed(self, row_id: int) -> None:
         """A stored body is done: deleted with the next flush."""
@@ -70,7 +69,7 @@ class Replies:
         for i, row in enumerate(rows):
             await self.pacer.wait(row.chat_id)
             try:
-                self._pending.sent.append((row.id, await send_within(sender, row.chat_id, row.payload, timeout)))
+                provider_id = await send_within(sender, row.chat_id, row.payload, timeout)
                 self.pacer.record()
             except SendError as err:
                 self.pacer.record(err)
@@ -78,6 +77,8 @@ class Replies:
                     await self.pacer.penalise(row.chat_id, err.retry_after)
                 await self.lanes.run(self._failed, row.id, err, [r.id for r in rows[i + 1:]])
                 return
+            # After the await: a flush may have taken the pending work meanwhile.
+            self._pending.sent.append((row.id, provider_id))
 
     def _failed(self, row_id: int, err: SendError, untried: list[int]) -> None:
         policy = self.runtime.send_policy

@@ -40,10 +40,11 @@ _STORE = insert(WEBHOOKS).returning(WEBHOOKS.c.id, sort_by_parameter_order=True)
 _SENT = (update(OUTBOX).where(OUTBOX.c.id == bindparam("row_id"))
          .values(status="sent", sent_at=bindparam("now"), provider_message_id=bindparam("provider"),
                  attempts=OUTBOX.c.attempts + 1))  # as bot.outbox.store.mark_sent, many rows at once
-_RELEASE = (update(OUTBOX)
-            .where(OUTBOX.c.channel == CHANNEL, OUTBOX.c.status == "waiting",
-                   OUTBOX.c.chat_id == bindparam("chat"), OUTBOX.c.id < bindparam("below"))
-            .values(status="pending", due_at=bindparam("now"), claimed_at=None))
+_RELEASE_ALL = (update(OUTBOX)
+                .where(OUTBOX.c.channel == CHANNEL, OUTBOX.c.status == "waiting",
+                       OUTBOX.c.chat_id == bindparam("chat"))
+                .values(status="pending", due_at=bindparam("now"), claimed_at=None))
+_RELEASE_BELOW = _RELEASE_ALL.where(OUTBOX.c.id < bindparam("below"))
 _CONTACT = select(CONTACTS.c.language, CONTACTS.c.last_inbound_at).where(
     CONTACTS.c.channel == CHANNEL, CONTACTS.c.external_id == bindparam("chat_id"))
 
@@ -105,7 +106,7 @@ class Settle:
     sent: list[tuple[int, str | None]] = field(default_factory=list)  # (outbox id, Meta's id)
     # Residents who wrote: their rows parked before that (outbox id below the bound) are due
     # now. Not the replies to that very message: one Meta refused with 131047 stays parked.
-    released: dict[str, int] = field(default_factory=dict)
+    released: dict[str, int | None] = field(default_factory=dict)  # None: no bound
     done: list[int] = field(default_factory=list)  # processed bodies, deleted
 
     def __bool__(self) -> bool:
@@ -122,8 +123,12 @@ def settle(factory: sessionmaker[Session], work: Settle, now: datetime) -> None:
     with factory.kw["bind"].begin() as conn:
         if work.sent:
             conn.execute(_SENT, [{"row_id": i, "provider": p, "now": now} for i, p in work.sent])
-        if work.released:
-            conn.execute(_RELEASE, [{"chat": c, "below": b, "now": now} for c, b in work.released.items()])
+        below = [{"chat": c, "below": b, "now": now} for c, b in work.released.items() if b is not None]
+        every = [{"chat": c, "now": now} for c, b in work.released.items() if b is None]
+        if below:
+            conn.execute(_RELEASE_BELOW, below)
+        if every:
+            conn.execute(_RELEASE_ALL, every)
         if work.done:
             conn.execute(delete(WEBHOOKS).where(WEBHOOKS.c.id.in_(work.done)))
 
