@@ -153,7 +153,8 @@ class Profile:
     def start(self) -> None:
         if self.enabled:
             self.proc = subprocess.Popen(["py-spy", "record", "--pid", str(os.getpid()), "--rate", "250",
-                                          "--format", "raw", "--output", str(self.out), "--nonblocking"],
+                                          "--format", "raw", "--output", str(self.out), "--nonblocking",
+                                          "--gil"],  # CPU time: only the thread holding the GIL
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.0)  # attached before the load starts
 
@@ -178,7 +179,10 @@ class Profile:
             for frame in set(frames):
                 inclusive[frame] += n
             own[frames[-1]] += n
-        print(f"\nprofile of the Prima process, {total} samples of its busy threads (py-spy):")
+            thread = "database threads" if any(f.startswith("Lanes._work") for f in frames) else \
+                "event loop" if any(f.startswith("BaseEventLoop.run_forever") for f in frames) else "other"
+            inclusive[f"[{thread}]"] += n
+        print(f"\nprofile of the Prima process: {total} samples of the thread holding the GIL (py-spy):")
         boring = ("threading.py", "thread.py", "runners.py", "base_events.py", "events.py", "<module>")
         shown = [(f, n) for f, n in inclusive.most_common() if not any(b in f for b in boring)]
         for frame, n in shown[:top]:
@@ -194,7 +198,8 @@ async def channel_run(url: str, residents: int, profile: Profile, workers: int |
     load.start()
     graph_url = await asyncio.to_thread(parent.recv)
     app = make(url, graph_url)
-    channel = WhatsAppChannel.from_app(app, workers=workers)
+    options: dict[str, Any] = {"workers": workers} if workers else {}
+    channel = WhatsAppChannel.from_app(app, **options)
     web_app = build_web_app()
     channel.add_routes(web_app)
     runner = web.AppRunner(web_app, access_log=None)
