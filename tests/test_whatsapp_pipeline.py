@@ -21,6 +21,12 @@ from tests.whatsapp_harness import WA, harness
 SITI = "6281234567890"
 
 
+def hold(busy: threading.Event, gate: threading.Event) -> None:
+    """A database job that keeps its thread until the test opens ``gate``."""
+    busy.set()
+    gate.wait(10)
+
+
 def stored_bodies(h: WA) -> list[dict[str, Any]]:
     with h.app.factory() as db:
         return [dict(b) for b in db.scalars(select(WhatsAppWebhook.body).order_by(WhatsAppWebhook.id))]
@@ -126,7 +132,7 @@ async def test_bodies_waiting_together_are_stored_in_one_batch_before_other_work
     lanes: Lanes[str] = Lanes(store, workers=1, shared=True)  # SQLite's single thread
     busy, gate = threading.Event(), threading.Event()
     try:
-        first = asyncio.ensure_future(lanes.run(lambda: (busy.set(), gate.wait(10))))
+        first = asyncio.ensure_future(lanes.run(hold, busy, gate))
         assert await asyncio.to_thread(busy.wait, 10)
         queued = asyncio.ensure_future(lanes.run(calls.append, "queued work"))
         await asyncio.sleep(0)  # the queued work is in line before the bodies
@@ -145,7 +151,7 @@ async def test_on_postgresql_storing_never_waits_for_processing() -> None:
     lanes: Lanes[str] = Lanes(lambda items: list(range(len(items))), workers=1, shared=False)
     busy, gate = threading.Event(), threading.Event()
     try:
-        held = asyncio.ensure_future(lanes.run(lambda: (busy.set(), gate.wait(10))))
+        held = asyncio.ensure_future(lanes.run(hold, busy, gate))
         assert await asyncio.to_thread(busy.wait, 10)
         assert await asyncio.wait_for(lanes.store("body"), 10) == 0  # its own thread
         assert not held.done()
