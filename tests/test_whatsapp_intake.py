@@ -200,8 +200,8 @@ async def test_one_residents_concurrent_deliveries_are_processed_in_storage_orde
         stored: list[str] = []  # message ids in the order their bodies were committed
         real_store = wa.store_webhooks
 
-        def store(factory: Any, bodies: list[dict[str, Any]], now: Any) -> list[int]:
-            ids = real_store(factory, bodies, now)
+        def store(factory: Any, bodies: list[dict[str, Any]], now: Any, conn: Any = None) -> list[int]:
+            ids = real_store(factory, bodies, now, conn)
             stored.extend(b["entry"][0]["changes"][0]["value"]["messages"][0]["id"] for b in bodies)
             return ids
 

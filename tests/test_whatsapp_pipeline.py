@@ -172,3 +172,16 @@ async def test_a_failed_insert_fails_every_body_of_the_batch() -> None:
     finally:
         lanes.close()
     assert [type(r) for r in results] == [RuntimeError, RuntimeError]
+
+
+async def test_a_lost_database_connection_does_not_cost_a_body(pg_url: str, clock: FakeClock) -> None:
+    async with harness(pg_url, clock) as h:
+        await h.say(SITI, "halo")  # the intake thread now holds its connection
+        held = h.channel._held.get()
+        pid = held.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        held.rollback()
+        with h.app.engine.connect() as other:  # a database restart, as the held connection sees it
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid or 0)})")
+        replies = await h.tap(SITI, "Setuju")
+        assert replies and "2. Buat pengaduan" in replies[-1].titles()
+        assert stored_bodies(h) == []

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError
 
 from bot.channels.common import KeyedLocks, Pacer
 from bot.channels.whatsapp.graph import GraphClient, GraphError
@@ -40,6 +41,7 @@ from bot.channels.whatsapp.lanes import Lanes
 from bot.channels.whatsapp.replies import Replies
 from bot.channels.whatsapp.sender import Templates, WhatsAppSender
 from bot.channels.whatsapp.store import (
+    HeldConnection,
     change_number,
     contact_language,
     finish_webhook,
@@ -118,6 +120,7 @@ class WhatsAppChannel:
         # SQLite has one writer: one thread for all of it; PostgreSQL: turns side by side.
         self.lanes: Lanes[dict[str, Any]] = Lanes(self._store, workers or POSTGRES_WORKERS,
                                                   shared=not runtime.postgres)
+        self._held = HeldConnection(self.factory)  # used only by the thread that stores
         self._locks = KeyedLocks()
         self.pacer = Pacer(CHANNEL, limiter, metrics=runtime.metrics)
         self.replies = Replies(runtime, sender, self.lanes, self.pacer)
@@ -151,6 +154,7 @@ class WhatsAppChannel:
         await self.idle()
         await self.sender.client.close()
         await asyncio.to_thread(self.lanes.close)
+        self._held.close()
 
     async def idle(self) -> None:
         """Wait until every accepted webhook has been processed and recorded (tests, shutdown)."""
@@ -161,7 +165,14 @@ class WhatsAppChannel:
                 await self.replies.flush()
 
     def _store(self, bodies: list[dict[str, Any]]) -> list[int]:
-        return store_webhooks(self.factory, bodies, self.runtime.clock())
+        try:
+            return store_webhooks(self.factory, bodies, self.runtime.clock(), self._held.get())
+        except DBAPIError as exc:
+            self._held.close()  # the next try starts on a new connection
+            if not exc.connection_invalidated:
+                raise
+        # The held connection had died (a database restart): nothing was committed, so once more.
+        return store_webhooks(self.factory, bodies, self.runtime.clock(), self._held.get())
 
     # -------------------------------------------------------------- HTTP
 

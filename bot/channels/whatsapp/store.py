@@ -49,11 +49,37 @@ _CONTACT = select(CONTACTS.c.language, CONTACTS.c.last_inbound_at).where(
     CONTACTS.c.channel == CHANNEL, CONTACTS.c.external_id == bindparam("chat_id"))
 
 
-def store_webhooks(factory: sessionmaker[Session], bodies: list[dict[str, Any]], now: datetime) -> list[int]:
-    """Store signed bodies in one transaction; their ids, in the order given (arrival order)."""
-    with factory.kw["bind"].begin() as conn:
-        result = conn.execute(_STORE, [{"body": b, "received_at": now, "attempts": 0} for b in bodies])
-        return [int(i) for i in result.scalars()]
+def store_webhooks(factory: sessionmaker[Session], bodies: list[dict[str, Any]], now: datetime,
+                   conn: Connection | None = None) -> list[int]:
+    """Store signed bodies in one transaction; their ids, in the order given (arrival order).
+
+    ``conn``: a connection the caller holds (no checkout, and on PostgreSQL no liveness ping,
+    per batch); else one from the pool."""
+    rows = [{"body": b, "received_at": now, "attempts": 0} for b in bodies]
+    if conn is None:
+        with factory.kw["bind"].begin() as fresh:
+            return [int(i) for i in fresh.execute(_STORE, rows).scalars()]
+    with conn.begin():
+        return [int(i) for i in conn.execute(_STORE, rows).scalars()]
+
+
+class HeldConnection:
+    """The intake thread's own connection, kept between batches; replaced after a failure."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.engine = factory.kw["bind"]
+        self._conn: Connection | None = None
+
+    def get(self) -> Connection:
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def close(self) -> None:
+        """Give it back (after a failure: a broken connection is not kept for the next batch)."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
 
 
 def store_webhook(factory: sessionmaker[Session], body: dict[str, Any], now: datetime) -> int:
