@@ -13,16 +13,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.whatsapp.graph import WINDOW_CODES, GraphClient, GraphError, classify
 from bot.channels.whatsapp.ids import CHANNEL
 from bot.channels.whatsapp.render import render, template_message
+from bot.channels.whatsapp.store import contact_info
 from bot.config import Settings
 from bot.outbox.store import SendError
 from bot.runtime.types import Clock
-from bot.storage.models import Contact
 from flows.machine.types import Texts
 
 WINDOW = timedelta(hours=24)  # customer-service window after the resident's last message
@@ -46,16 +45,6 @@ class Templates:
                    s.whatsapp_template_language_en, s.whatsapp_template_buttons)
 
 
-def contact_info(factory: sessionmaker[Session], chat_id: str) -> tuple[str | None, datetime | None]:
-    """(language, last inbound message time) of the resident behind a WhatsApp chat."""
-    with factory() as db:
-        row = db.execute(
-            select(Contact.language, Contact.last_inbound_at)
-            .where(Contact.channel == CHANNEL, Contact.external_id == chat_id)
-        ).first()
-    return (row[0], row[1]) if row else (None, None)
-
-
 class WhatsAppSender:
     """:class:`bot.outbox.store.Sender` for WhatsApp; applies the 24-hour rule before sending."""
 
@@ -77,13 +66,18 @@ class WhatsAppSender:
         self.templates = templates or Templates()
         self.default_language = default_language
 
-    async def send(self, chat_id: str, payload: dict[str, Any]) -> str | None:
+    async def send(self, chat_id: str, payload: dict[str, Any],
+                   known: tuple[str | None, datetime | None] | None = None) -> str | None:
+        """Send one outbox payload. ``known``: the resident's (language, last message time)
+        when the caller has just read them (an immediate reply), else they are looked up."""
         lang: str | None
         last: datetime | None
         if payload.get("erasure"):
             # The answer to the message that erased the resident (bot/privacy.py): their row
             # is gone, but they wrote a moment ago, so the window is open.
             lang, last = self.default_language, self.clock()
+        elif known is not None:
+            lang, last = known
         else:
             lang, last = await asyncio.to_thread(contact_info, self.factory, chat_id)
         lang = lang or self.default_language
@@ -141,3 +135,17 @@ class WhatsAppSender:
         for message in render(payload, lang, self.texts):
             msg_id = await self.client.send(chat_id, message)
         return msg_id
+
+
+class KnownContact:
+    """The sender for one resident whose language and last message time were just read:
+    an immediate reply skips the lookup (``bot.outbox.store.send_within`` calls ``send``)."""
+
+    channel = CHANNEL
+
+    def __init__(self, sender: WhatsAppSender, known: tuple[str | None, datetime | None]) -> None:
+        self.sender = sender
+        self.known = known
+
+    async def send(self, chat_id: str, payload: dict[str, Any]) -> str | None:
+        return await self.sender.send(chat_id, payload, self.known)

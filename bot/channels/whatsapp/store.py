@@ -1,17 +1,20 @@
 """WhatsApp's own database work: stored webhook bodies, identities, statuses, waiting rows.
 
 A body is stored before it is answered and deleted once processed (it holds personal
-data); one whose processing fails stays for a retry. A business-scoped user id seen with a
-``wa_id`` maps to it; a changed number moves the contact. Delivery statuses are written on
-the outbox row with that message id.
+data); one whose processing fails stays for a retry. Bodies that arrive together are stored
+in one transaction, and the bookkeeping after the replies went out (rows sent, parked rows
+due again, bodies done) is one transaction for many turns: a commit costs more than the rows.
+A business-scoped user id seen with a ``wa_id`` maps to it; a changed number moves the contact.
+Delivery statuses are written on the outbox row with that message id.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, case, delete, func, select, update
+from sqlalchemy import Connection, Table, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.whatsapp.graph import classify
@@ -30,14 +33,130 @@ from bot.storage.models import (
 MAX_WEBHOOK_ATTEMPTS = 10
 PHOTO_STEPS = {("complaint", "photos_done")}  # the questions that ask for a photo (flows/steps.py)
 STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3}
+WEBHOOKS = cast(Table, WhatsAppWebhook.__table__)
+OUTBOX = cast(Table, OutboxMessage.__table__)
+CONTACTS = cast(Table, Contact.__table__)
+_STORE = insert(WEBHOOKS).returning(WEBHOOKS.c.id, sort_by_parameter_order=True)
+_SENT = (update(OUTBOX).where(OUTBOX.c.id == bindparam("row_id"))
+         .values(status="sent", sent_at=bindparam("now"), provider_message_id=bindparam("provider"),
+                 attempts=OUTBOX.c.attempts + 1))  # as bot.outbox.store.mark_sent, many rows at once
+_RELEASE_ALL = (update(OUTBOX)
+                .where(OUTBOX.c.channel == CHANNEL, OUTBOX.c.status == "waiting",
+                       OUTBOX.c.chat_id == bindparam("chat"))
+                .values(status="pending", due_at=bindparam("now"), claimed_at=None))
+_RELEASE_BELOW = _RELEASE_ALL.where(OUTBOX.c.id < bindparam("below"))
+_CONTACT = select(CONTACTS.c.language, CONTACTS.c.last_inbound_at).where(
+    CONTACTS.c.channel == CHANNEL, CONTACTS.c.external_id == bindparam("chat_id"))
+
+
+def store_webhooks(factory: sessionmaker[Session], bodies: list[dict[str, Any]], now: datetime,
+                   conn: Connection | None = None) -> list[int]:
+    """Store signed bodies in one transaction; their ids, in the order given (arrival order).
+
+    ``conn``: a connection the caller holds (no checkout, and on PostgreSQL no liveness ping,
+    per batch); else one from the pool."""
+    rows = [{"body": b, "received_at": now, "attempts": 0} for b in bodies]
+    if conn is None:
+        with factory.kw["bind"].begin() as fresh:
+            return [int(i) for i in fresh.execute(_STORE, rows).scalars()]
+    with conn.begin():
+        return [int(i) for i in conn.execute(_STORE, rows).scalars()]
+
+
+class HeldConnection:
+    """The intake thread's own connection, kept between batches; replaced after a failure."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.engine = factory.kw["bind"]
+        self._conn: Connection | None = None
+
+    def get(self) -> Connection:
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def close(self) -> None:
+        """Give it back (after a failure: a broken connection is not kept for the next batch)."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
 
 
 def store_webhook(factory: sessionmaker[Session], body: dict[str, Any], now: datetime) -> int:
-    with factory() as db, db.begin():
-        row = WhatsAppWebhook(body=body, received_at=now, attempts=0)
-        db.add(row)
-        db.flush()
-        return row.id
+    """One body (see :func:`store_webhooks`)."""
+    return store_webhooks(factory, [body], now)[0]
+
+
+def contact_info(factory: sessionmaker[Session], chat_id: str) -> tuple[str | None, datetime | None]:
+    """(language, last inbound message time) of the resident behind a WhatsApp chat."""
+    with factory.kw["bind"].connect() as conn:
+        row = conn.execute(_CONTACT, {"chat_id": chat_id}).first()
+    return (row[0], row[1]) if row else (None, None)
+
+
+_LANGUAGE = select(CONTACTS.c.language).where(CONTACTS.c.channel == bindparam("channel"),
+                                               CONTACTS.c.external_id == bindparam("chat"))
+_LANGUAGE_SQL: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+
+
+def contact_language(factory: sessionmaker[Session], chat_id: str) -> str | None:
+    """The language of a resident who has just written (their window is open by then).
+
+    Read after every turn that answers, so it skips SQLAlchemy's execution machinery, which
+    cost several times the query: the statement is compiled once per dialect and run on a
+    pooled driver connection, outside a transaction on SQLite (no write lock for a read).
+    """
+    engine = factory.kw["bind"]
+    dialect = engine.dialect
+    if dialect.name not in _LANGUAGE_SQL:
+        compiled = _LANGUAGE.compile(dialect=dialect)
+        _LANGUAGE_SQL[dialect.name] = (compiled.string, tuple(compiled.positiontup or ())
+                                       if compiled.positional else None)
+    sql, order = _LANGUAGE_SQL[dialect.name]
+    values = {"channel": CHANNEL, "chat": chat_id}
+    conn = engine.raw_connection()
+    try:
+        cur = conn.cursor()
+        cur.execute(sql, tuple(values[k] for k in order) if order is not None else values)
+        row = cur.fetchone()
+        cur.close()
+    finally:
+        conn.close()  # back to the pool, which ends the read transaction (PostgreSQL)
+    return str(row[0]) if row and row[0] else None
+
+
+@dataclass
+class Settle:
+    """Bookkeeping after replies went out, recorded for many turns in one transaction."""
+
+    sent: list[tuple[int, str | None]] = field(default_factory=list)  # (outbox id, Meta's id)
+    # Residents who wrote: their rows parked before that (outbox id below the bound) are due
+    # now. Not the replies to that very message: one Meta refused with 131047 stays parked.
+    released: dict[str, int | None] = field(default_factory=dict)  # None: no bound
+    done: list[int] = field(default_factory=list)  # processed bodies, deleted
+
+    def __bool__(self) -> bool:
+        return bool(self.sent or self.released or self.done)
+
+
+def settle(factory: sessionmaker[Session], work: Settle, now: datetime) -> None:
+    """Rows sent, parked rows of residents who wrote made due, processed bodies deleted.
+
+    One transaction: a body is deleted only together with the release its messages asked
+    for (a crash before it: the body is processed again, its messages are duplicates then,
+    and the release happens with that).
+    """
+    with factory.kw["bind"].begin() as conn:
+        if work.sent:
+            conn.execute(_SENT, [{"row_id": i, "provider": p, "now": now} for i, p in work.sent])
+        below = [{"chat": c, "below": b, "now": now} for c, b in work.released.items() if b is not None]
+        every = [{"chat": c, "now": now} for c, b in work.released.items() if b is None]
+        if below:
+            conn.execute(_RELEASE_BELOW, below)
+        if every:
+            conn.execute(_RELEASE_ALL, every)
+        if work.done:
+            conn.execute(delete(WEBHOOKS).where(WEBHOOKS.c.id.in_(work.done)))
 
 
 def load_webhook(factory: sessionmaker[Session], row_id: int) -> tuple[dict[str, Any], int] | None:
@@ -78,6 +197,8 @@ def webhook_backlog(conn: Connection) -> tuple[int, int]:
 def resolve_identity(factory: sessionmaker[Session], wa_id: str | None, user_id: str | None,
                      now: datetime) -> str:
     """The resident's key: their ``wa_id``; a BSUID seen with it maps to it, else stands alone."""
+    if wa_id and not user_id:
+        return wa_id  # the usual message: nothing to look up or remember
     with factory() as db, db.begin():
         if wa_id and user_id:
             known = db.get(WhatsAppIdentity, user_id)
@@ -153,18 +274,6 @@ def change_number(factory: sessionmaker[Session], incoming: Incoming, now: datet
         db.execute(update(Case).where(Case.channel == CHANNEL, Case.chat_id == old).values(chat_id=new))
         db.execute(update(WhatsAppIdentity).where(WhatsAppIdentity.wa_id == old).values(wa_id=new))
         return True
-
-
-def release_waiting(factory: sessionmaker[Session], chat_id: str, now: datetime) -> int:
-    """The resident wrote: messages parked outside the 24-hour window are due now."""
-    with factory() as db, db.begin():
-        res = db.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.channel == CHANNEL, OutboxMessage.chat_id == chat_id,
-                   OutboxMessage.status == "waiting")
-            .values(status="pending", due_at=now, claimed_at=None)
-        )
-        return int(res.rowcount)  # type: ignore[attr-defined]
 
 
 def record_statuses(factory: sessionmaker[Session], statuses: list[Status], now: datetime,
