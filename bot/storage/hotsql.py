@@ -199,22 +199,26 @@ def _processor(type_: Any, dialect: Any, shared: dict[Any, Any]) -> Any:
 
 
 def _last_value(proc: Any) -> Any:
-    """Remember a processor's last input: a turn binds the same ``now`` a dozen times.
+    """Remember a processor's last two inputs: a turn binds the same ``now`` a dozen times,
+    and a survey's answers alternate it with the time they count at.
 
-    The pair is replaced in one assignment, so threads sharing the statement never mix up
+    The pairs are replaced in one assignment, so threads sharing the statement never mix up
     an input with another's output; holding the input keeps its ``id`` from being reused.
     """
     if proc is None:
         return None
-    last: list[tuple[Any, Any]] = [(object(), None)]
+    none = (object(), None)
+    last: list[tuple[tuple[Any, Any], tuple[Any, Any]]] = [(none, none)]
 
     def process(value: Any) -> Any:
-        seen, out = last[0]
-        if seen is value:
-            return out
+        newest, older = last[0]
+        if newest[0] is value:
+            return newest[1]
+        if older[0] is value:
+            return older[1]
         out = proc(value)
         if isinstance(value, datetime):  # immutable: safe to reuse the converted value
-            last[0] = (value, out)
+            last[0] = ((value, out), newest)
         return out
 
     return process
