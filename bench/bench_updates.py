@@ -346,10 +346,14 @@ async def main_async(args: argparse.Namespace) -> int:
             echo_rate = figures("bare aiogram echo", en, eelapsed, elat)
             p99 = sorted(lat)[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
             print(f"  ratio to bare echo: {rate / echo_rate:.2f}")
-            if name == "SQLite":
-                met = rate >= 1000 and p99 < 50
+            if name == "SQLite":  # the targets; the ratio is what a busy host keeps
+                met = rate >= 1500 and p99 < 30 and rate / echo_rate >= 0.3
                 ok = ok and met
-                print(f"  target (>= 1,000 upd/s, p99 < 50 ms on SQLite): {'met' if met else 'NOT met'}")
+                print(f"  target (>= 1,500 upd/s, p99 < 30 ms, >= 0.3 of the echo): "
+                      f"{'met' if met else 'NOT met'}")
+            else:
+                met = rate >= 1000 and p99 < 50
+                print(f"  target (>= 1,000 upd/s, p99 < 50 ms): {'met' if met else 'NOT met'}")
             app.engine.dispose()
     finally:
         for _, _, drop in backends:

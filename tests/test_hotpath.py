@@ -4,16 +4,19 @@ rested being checked before use."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import select, text, update
 
 from bot.app import App
 from bot.runtime import identity
+from bot.runtime import turn as turn_module
 from bot.runtime.types import Inbound
 from bot.storage import db as dbmod
 from bot.storage.models import Contact, OutboxMessage, Service
 from flows.machine.types import Event
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, make_app
 
 
 def say(app: App, n: int, text: str, user: str = "w1") -> list[OutboxMessage]:
@@ -71,6 +74,50 @@ def test_a_changed_period_is_read_again_with_the_catalog(app: App, clock: FakeCl
         clock.advance(seconds=rt.catalog_ttl.total_seconds() + 1)
         rt.catalog(db, clock())
         assert rt.survey_period(db, sid, aid) == (zone, 12)
+
+
+def test_a_turn_that_waited_for_another_process_reads_the_state_that_process_left(
+        pg_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes, one resident: B's turn waits for the contact lock while A's turn (the
+    consent) commits; B then answers the menu A showed, not the consent question again."""
+    one, other = make_app(pg_url, clock), make_app(pg_url, clock)
+    try:
+        say(one, 0, "/start")  # the consent question
+        holding, go = threading.Event(), threading.Event()
+        holder: list[int] = []
+        persist = turn_module.Turn.persist
+
+        def persist_then_hold(self: turn_module.Turn) -> None:
+            persist(self)
+            if self.inbound.event_key == "kw111":  # A's turn, written but not committed
+                holder.append(self.cur.connection.info.backend_pid)
+                holding.set()
+                assert go.wait(30)
+
+        monkeypatch.setattr(turn_module.Turn, "persist", persist_then_hold)
+        first = threading.Thread(target=say, args=(one, 11, "1"))  # A: agree
+        first.start()
+        assert holding.wait(30)
+        replies: list[OutboxMessage] = []
+        second = threading.Thread(target=lambda: replies.extend(say(other, 12, "1")))  # B: "1"
+        second.start()
+        with one.engine.connect() as watch:  # wait until B waits for A's lock, then let A commit
+            for _ in range(600):
+                blocked = watch.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"),
+                    {"pid": holder[0]}).scalar()
+                if blocked:
+                    break
+                threading.Event().wait(0.05)
+            assert blocked, "B never waited for A's lock"
+        go.set()
+        first.join(30)
+        second.join(30)
+        texts = [str(r.payload.get("text", "")) for r in replies]
+        assert replies and one.texts("id", "consent.thanks") not in texts, texts
+    finally:
+        one.engine.dispose()
+        other.engine.dispose()
 
 
 def test_a_rested_postgres_connection_that_died_is_replaced(

@@ -40,13 +40,17 @@ def arrive(rt: Runtime, conn: Connection, cur: Any, inbound: Inbound, now: datet
     """
     raw = rt.raw
     params = {"channel": inbound.channel, "external_id": inbound.user_id}
+    after = raw.session_after_lock
     with hotsql.batch(cur):
         fresh = None if not inbound.event_key else raw.first_delivery.send(
             cur, {"channel": inbound.channel, "event_key": inbound.event_key, "received_at": now})
         found = raw.contact_state.send(cur, params)
+        state = None if after is None else after.send(cur, params)
     if fresh is not None and raw.first_delivery.fetch(fresh) is None:
         return None
     contact = raw.contact_state.fetch(found)
+    if contact is not None and after is not None and state is not None:
+        contact = _with_session(contact, after.fetch(state))
     if contact is None:  # a new resident: the usual turn never tries this insert
         insert = pg_insert if rt.postgres else sqlite_insert
         hint = (inbound.language_hint or "").split("-")[0].lower()
@@ -64,6 +68,8 @@ def arrive(rt: Runtime, conn: Connection, cur: Any, inbound: Inbound, now: datet
         )
         contact = raw.contact_state.one(cur, params)
         assert contact is not None
+        if after is not None:  # another process may have made them and their session meanwhile
+            contact = _with_session(contact, after.one(cur, params))
     # They wrote to us, so they have not blocked the bot. A direct UPDATE, before the ORM
     # ever loads the contact (only turns that need it do): it then sees these values. Skipped
     # while nothing would change but a last_inbound_at younger than SEEN_EVERY.
@@ -71,6 +77,11 @@ def arrive(rt: Runtime, conn: Connection, cur: Any, inbound: Inbound, now: datet
     if unreachable is not None or seen is None or now - seen >= SEEN_EVERY:
         raw.contact_seen.run(cur, {"cid": contact[0], "now": now})
     return contact
+
+
+def _with_session(contact: tuple[Any, ...], session: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    """The contact row with the session columns read after its lock (PostgreSQL)."""
+    return (*contact[:4], *(session or (None, None)), *contact[6:])
 
 
 def set_language(turn: Turn, language: str) -> None:

@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Table, bindparam, delete, func, literal_column, select, update
+from sqlalchemy import Table, bindparam, delete, func, literal_column, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import Executable, UpdateBase
 
@@ -244,15 +244,29 @@ class RawSQL:
             insert(EVENTS).values(_values(EVENTS, "channel", "event_key", "received_at"))
             .on_conflict_do_nothing().returning(EVENTS.c.id))
         # The contact, locked (serialising one resident's turns, also across processes on
-        # PostgreSQL), with its session state in the same round trip.
-        self.contact_state = prep(
-            select(CONTACTS.c.id, CONTACTS.c.language, CONTACTS.c.consent_at,
-                   CONTACTS.c.display_name, SESSIONS.c.contact_id, SESSIONS.c.state,
-                   *(CONTACTS.c[name] for name in CONTACT_EXTRA))
-            .select_from(CONTACTS.outerjoin(SESSIONS, SESSIONS.c.contact_id == CONTACTS.c.id))
-            .where(CONTACTS.c.channel == bindparam("channel"),
-                   CONTACTS.c.external_id == bindparam("external_id"))
-            .with_for_update(of=CONTACTS))
+        # PostgreSQL), with its session state in the same round trip. On PostgreSQL the state
+        # is a statement of its own after the lock (sent with it, see ``batch``): a joined row
+        # comes from the snapshot taken before waiting for the lock, so a turn that waited for
+        # another process's turn of the same resident would read the state it replaced.
+        by_resident = (CONTACTS.c.channel == bindparam("channel"),
+                       CONTACTS.c.external_id == bindparam("external_id"))
+        extra = [CONTACTS.c[name] for name in CONTACT_EXTRA]
+        self.session_after_lock: Prepared | None = None
+        if dialect.name == "postgresql":
+            self.contact_state = prep(
+                select(CONTACTS.c.id, CONTACTS.c.language, CONTACTS.c.consent_at,
+                       CONTACTS.c.display_name, null(), null(), *extra)
+                .where(*by_resident).with_for_update())
+            self.session_after_lock = prep(
+                select(SESSIONS.c.contact_id, SESSIONS.c.state)
+                .where(SESSIONS.c.contact_id == select(CONTACTS.c.id).where(*by_resident)
+                       .scalar_subquery()))
+        else:  # BEGIN IMMEDIATE already serialised whole transactions
+            self.contact_state = prep(
+                select(CONTACTS.c.id, CONTACTS.c.language, CONTACTS.c.consent_at,
+                       CONTACTS.c.display_name, SESSIONS.c.contact_id, SESSIONS.c.state, *extra)
+                .select_from(CONTACTS.outerjoin(SESSIONS, SESSIONS.c.contact_id == CONTACTS.c.id))
+                .where(*by_resident).with_for_update(of=CONTACTS))
         self.contact_seen = prep(hot.contact_seen)
         # the resident's latest questionnaire for a service in its period (surveys.survey_check)
         self.survey_prev = prep(
