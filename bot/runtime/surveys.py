@@ -30,6 +30,7 @@ def upsert_survey(turn: Turn, eff: UpsertSurvey) -> None:
     The engine sends every answer given so far; elements undone with "back" disappear.
     """
     assert turn.cid is not None
+    turn.write_deferred()  # an earlier answer of this turn first: the touch below reads them
     rt, now = turn.rt, turn.now
     service_id, agency_id = rt.service_ids(lambda: turn.db, now)[eff.service]
     raw, cur = rt.raw, turn.cur
@@ -56,7 +57,8 @@ def upsert_survey(turn: Turn, eff: UpsertSurvey) -> None:
     # (the agency's quiet hours may need the ORM, never inside a batch: computed first)
     due = rt.agency_quiet(lambda: turn.db, agency_id)(now + rt.survey_reminder) \
         if push and rt.survey_reminder is not None else None
-    with hotsql.batch(cur):  # one round trip on PostgreSQL: nothing here reads a result
+
+    def write() -> None:  # nothing here reads a result
         if eff.answers:
             # Every answer counts at the questionnaire's first answer: one week, one period.
             raw.answers_upsert.many(
@@ -70,7 +72,14 @@ def upsert_survey(turn: Turn, eff: UpsertSurvey) -> None:
             raw.answers_prune.run(cur, {"rid": response_id, "n": len(eff.answers)})
         if due is not None:
             followups.survey_reminder_push(raw, cur, response_id, due)
-    if eff.status == "complete" and not may_escalate(turn, eff.answers, agency_id):
+
+    escalate = eff.status == "complete" and may_escalate(turn, eff.answers, agency_id)
+    if escalate:  # the case reads the answers back: written now
+        with hotsql.batch(cur):
+            write()
+    else:  # written with the session and the replies (Turn.persist): one round trip fewer
+        turn.defer(write)
+    if eff.status == "complete" and not escalate:
         # No case to open, so no ORM objects to load: just cancel the reminder.
         if rt.survey_reminder is not None:
             followups.survey_reminder_cancel(raw, cur, response_id)

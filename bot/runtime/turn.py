@@ -73,6 +73,7 @@ class Turn:
         self.rt = rt
         self.conn = conn
         self.orm: Session | None = None
+        self.deferred: list[Callable[[], None]] = []  # see defer()
         self.inbound = inbound
         self.cur = cur
         # The contact row as read by identity.arrive; the ORM object is loaded only by the
@@ -95,9 +96,23 @@ class Turn:
         self.state: dict[str, Any] | None = None  # the session state to store, once the engine ran
         self.catalog = rt.catalog(lambda: self.db, now)
 
+    def defer(self, write: Callable[[], None]) -> None:
+        """Statements that read nothing back, run by :meth:`persist` in its batch (one round
+        trip on PostgreSQL), or earlier by :meth:`write_deferred` before anything may read
+        what they write: the ORM, an engine call, another survey answer."""
+        self.deferred.append(write)
+
+    def write_deferred(self) -> None:
+        if self.deferred:
+            writes, self.deferred = self.deferred, []
+            with hotsql.batch(self.cur):
+                for write in writes:
+                    write()
+
     @property
     def db(self) -> Session:
         """An ORM session in this turn's transaction, made on first use."""
+        self.write_deferred()  # what the ORM reads is written first
         if self.orm is None:
             self.orm = Session(bind=self.conn, expire_on_commit=False,
                                join_transaction_mode="rollback_only")
@@ -191,6 +206,7 @@ class Turn:
             surveys.save_profile(self, effect)
 
     def call(self, call: Call) -> dict[str, Any]:
+        self.write_deferred()  # a call may read or delete what they write
         handler = CALLS.get(call.name)
         if handler is None:
             raise ValueError(f"unknown engine call {call.name!r}")
@@ -233,6 +249,9 @@ class Turn:
         rows = [row for row in (*self.outbox, *self.later) if inspect(row).transient]
         inserted: list[Any] = []
         with hotsql.batch(cur):
+            writes, self.deferred = self.deferred, []
+            for write in writes:
+                write()
             if self.state is not None and self.cid is not None:
                 if not self.has_session:  # the contact row is locked: nobody inserts it meanwhile
                     raw.session_insert.run(cur, {"contact_id": self.cid, "state": {},
