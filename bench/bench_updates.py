@@ -23,6 +23,7 @@ import pstats
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -254,6 +255,60 @@ def count_statements(app: App) -> Callable[[], int]:
     return lambda: counter[0] + hotsql.EXECUTED[0] - prepared
 
 
+class RoundTrips:
+    """A TCP proxy to PostgreSQL, in a thread of its own, that counts round trips: each time a
+    client speaks again after the server answered. Driver-independent (a pipeline of several
+    statements is one), and only for a counting pass: the hop would slow the timed one."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.upstream = make_url(url)
+        self.count = 0
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self.serve, "127.0.0.1", 0), self.loop).result(10)
+        port = self.server.sockets[0].getsockname()[1]
+        self.url = self.upstream.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+
+    async def serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection(self.upstream.host or "127.0.0.1",
+                                                          self.upstream.port or 5432)
+        answered = [True]  # the server spoke last (or nobody yet)
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, from_client: bool) -> None:
+            while data := await src.read(65536):
+                if from_client and answered[0]:
+                    self.count += 1
+                answered[0] = not from_client
+                dst.write(data)
+                await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pump(client_r, server_w, True), pump(server_r, client_w, False),
+                             return_exceptions=True)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+async def count_round_trips(url: str, concurrency: int) -> float:
+    """Round trips per update to PostgreSQL, over a counting proxy (a small separate pass)."""
+    proxy = RoundTrips(url)
+    app = make_app(proxy.url)
+    try:
+        await bench_prima(app, 4, concurrency)  # connections made, statements prepared
+        proxy.count = 0
+        n, *_ = await bench_prima(app, 40, concurrency)
+        return proxy.count / n
+    finally:
+        app.engine.dispose()
+        proxy.close()
+
+
 def make_app(url: str) -> App:
     settings = Settings(database_url=url, log_level="WARNING")
     return build_app(settings)
@@ -284,14 +339,21 @@ async def main_async(args: argparse.Namespace) -> int:
             rate = figures(f"Prima + {name}", n, elapsed, lat)
             print(f"  SQL statements per update: {statements() / n:.1f} (BEGIN/COMMIT included); "
                   f"Runtime.handle CPU {RUNTIME_CPU[0] / n * 1000:.2f} ms/update")
+            if name == "PostgreSQL":
+                print(f"  round trips per update: {await count_round_trips(url, args.concurrency):.1f} "
+                      "(counted by a proxy in a separate pass; BEGIN/COMMIT included)")
             en, eelapsed, elat = await bench_echo(records, args.concurrency)
             echo_rate = figures("bare aiogram echo", en, eelapsed, elat)
             p99 = sorted(lat)[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
             print(f"  ratio to bare echo: {rate / echo_rate:.2f}")
-            if name == "SQLite":
-                met = rate >= 1000 and p99 < 50
+            if name == "SQLite":  # the issue's targets; the ratio is what a busy host keeps
+                met = rate >= 1500 and p99 < 30 and rate / echo_rate >= 0.3
                 ok = ok and met
-                print(f"  target (>= 1,000 upd/s, p99 < 50 ms on SQLite): {'met' if met else 'NOT met'}")
+                print(f"  target (>= 1,500 upd/s, p99 < 30 ms, >= 0.3 of the echo): "
+                      f"{'met' if met else 'NOT met'}")
+            else:
+                met = rate >= 1000 and p99 < 50
+                print(f"  target (>= 1,000 upd/s, p99 < 50 ms): {'met' if met else 'NOT met'}")
             app.engine.dispose()
     finally:
         for _, _, drop in backends:

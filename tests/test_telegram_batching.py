@@ -23,14 +23,14 @@ WATI = User(id=7103, first_name="Wati", language_code="id")
 async def test_a_failing_turn_in_a_batch_loses_nothing_and_spares_the_others(
     app: App, clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    persist = runtime_module.Turn.persist_replies
+    persist = runtime_module.Turn.persist
 
     def disk_full_for_budi(self: Any) -> None:
         persist(self)  # the replies are written, then the turn fails before its commit
         if self.inbound.user_id == str(BUDI.id):
             raise RuntimeError("disk full")
 
-    monkeypatch.setattr(runtime_module.Turn, "persist_replies", disk_full_for_budi)
+    monkeypatch.setattr(runtime_module.Turn, "persist", disk_full_for_budi)
     async with harness(app, clock) as h:
         updates = [h.server.message_update(u, "/start") for u in (SITI, BUDI, WATI)]
         outcomes = await asyncio.gather(*(h.feed(u) for u in updates), return_exceptions=True)
@@ -44,7 +44,7 @@ async def test_a_failing_turn_in_a_batch_loses_nothing_and_spares_the_others(
             assert db.scalar(select(func.count()).select_from(InboundEvent)
                              .where(InboundEvent.event_key == str(updates[1]["update_id"]))) == 0
 
-        monkeypatch.setattr(runtime_module.Turn, "persist_replies", persist)
+        monkeypatch.setattr(runtime_module.Turn, "persist", persist)
         await h.feed(updates[1])  # Telegram redelivers: now it is answered, once
         answered = h.server.chat(BUDI.id)
         assert answered[-1].labels() == ["1. Setuju", "2. Tidak setuju", "3. English"]

@@ -14,11 +14,13 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.catalog import agency_quiet_hours, snapshot
+from bot.catalog import agency_quiet_hours, agency_zone, snapshot, survey_window
 from bot.desk import intake
 from bot.i18n import TEXTS
 from bot.metrics import Metrics
@@ -68,12 +70,16 @@ class Runtime:
         self._catalog_at: datetime | None = None
         self._service_ids: dict[str, tuple[int, int]] | None = None
         self._quiet: dict[int, Callable[[datetime], datetime]] = {}
+        self._generation = 0  # catalog reloads so far: what is cached with it is per generation
         self._rules: dict[int, str] = {}
-        self._rules_at: datetime | None = None
+        self._rules_at = -1
+        self._periods: dict[int, tuple[ZoneInfo, int | None]] = {}
+        self._periods_at = -1
         self.engine: Engine = factory.kw["bind"]
         self.postgres = factory.kw["bind"].dialect.name == "postgresql"
         self.sql = hotsql.for_dialect(factory.kw["bind"].dialect.name)
         self._raw: hotsql.RawSQL | None = None
+        self._turn_seconds: dict[str, Any] = {}
 
     @property
     def raw(self) -> hotsql.RawSQL:
@@ -90,6 +96,7 @@ class Runtime:
         if self._catalog is None or self._catalog_at is None or now - self._catalog_at > self.catalog_ttl:
             self._catalog = snapshot(db() if callable(db) else db)
             self._catalog_at = now
+            self._generation += 1  # what is cached with the catalog is read again
         return self._catalog
 
     def reload_catalog(self) -> None:
@@ -108,13 +115,27 @@ class Runtime:
 
     def survey_rule(self, db: Session | Callable[[], Session], agency_id: int) -> str:
         """The agency's survey escalation rule (bot.desk.intake.survey_rule), refreshed with the catalog."""
-        if self._rules_at != self._catalog_at:
-            self._rules, self._rules_at = {}, self._catalog_at
+        if self._rules_at != self._generation:
+            self._rules, self._rules_at = {}, self._generation
         if agency_id not in self._rules:
             agency = (db() if callable(db) else db).get(Agency, agency_id)
             assert agency is not None
             self._rules[agency_id] = intake.survey_rule(agency)
         return self._rules[agency_id]
+
+    def survey_period(self, db: Session | Callable[[], Session], service_id: int, agency_id: int,
+                      ) -> tuple[ZoneInfo, int | None]:
+        """A service's questionnaire period (its agency's zone, ``survey_once_per`` in hours or
+        None for the local day), refreshed with the catalog: a survey check reads no rows for it."""
+        if self._periods_at != self._generation:
+            self._periods, self._periods_at = {}, self._generation
+        if service_id not in self._periods:
+            session = db() if callable(db) else db
+            service, agency = session.get(Service, service_id), session.get(Agency, agency_id)
+            assert service is not None and agency is not None
+            self._periods[service_id] = (ZoneInfo(agency_zone(agency)),
+                                         survey_window(service.survey_once_per))
+        return self._periods[service_id]
 
     def agency_quiet(self, db: Session | Callable[[], Session], agency_id: int,
                      ) -> Callable[[datetime], datetime]:
@@ -137,7 +158,10 @@ class Runtime:
         try:
             return self._handle(inbound)
         finally:
-            self.metrics.turns.labels(inbound.channel).observe(time.perf_counter() - started)
+            histogram = self._turn_seconds.get(inbound.channel)
+            if histogram is None:  # a labelled child per channel, looked up once
+                histogram = self._turn_seconds[inbound.channel] = self.metrics.turns.labels(inbound.channel)
+            histogram.observe(time.perf_counter() - started)
 
     def _handle(self, inbound: Inbound) -> list[OutboxMessage]:
         now = self.clock()
@@ -147,13 +171,13 @@ class Runtime:
         try:
             with self.engine.connect() as conn, conn.begin():
                 cur = conn.connection.cursor()  # for hotsql.Prepared, in this transaction
-                if inbound.event_key and not identity.first_delivery(self, cur, inbound, now):
+                contact = identity.arrive(self, conn, cur, inbound, now)
+                if contact is None:
                     log.info("duplicate delivery %s/%s ignored", inbound.channel, inbound.event_key)
                     return []
-                contact = identity.contact_row(self, conn, cur, inbound, now)
                 work = Turn(self, conn, inbound, contact, now, cur)
                 work.run()
-                work.persist_replies()
+                work.persist()
                 for row in work.later:  # a staff room on another channel: its dispatcher sends it
                     if row.channel != inbound.channel:
                         row.status, row.claimed_at = "pending", None

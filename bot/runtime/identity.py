@@ -7,7 +7,7 @@ turns that need it, so the usual turn changes the row with direct statements.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.runtime.types import Inbound
+from bot.storage import hotsql
 from bot.storage.models import Contact
 
 if TYPE_CHECKING:
@@ -22,21 +23,35 @@ if TYPE_CHECKING:
     from bot.runtime.turn import Turn
 
 
-def first_delivery(rt: Runtime, cur: Any, inbound: Inbound, now: datetime) -> bool:
-    """Whether this delivery (channel, event key) is seen for the first time."""
-    # RETURNING, not rowcount: psycopg reports rowcount -1 for this insert.
-    row = rt.raw.first_delivery.one(
-        cur, {"channel": inbound.channel, "event_key": inbound.event_key, "received_at": now})
-    return row is not None
+# How stale ``contacts.last_inbound_at`` may be before a turn refreshes it. It only opens
+# WhatsApp's 24-hour window, so an older value closes that window at most this much early (the
+# safe side); refreshing it on every message was one write in twelve of a turn.
+SEEN_EVERY = timedelta(seconds=60)
 
 
-def contact_row(rt: Runtime, conn: Connection, cur: Any, inbound: Inbound, now: datetime,
-                ) -> tuple[Any, ...]:
-    """The resident's row (locked) and session state: see ``hotsql.RawSQL.contact_state``."""
+def arrive(rt: Runtime, conn: Connection, cur: Any, inbound: Inbound, now: datetime,
+           ) -> tuple[Any, ...] | None:
+    """Record the delivery (channel, event key) and read the resident's row, locked, with the
+    session state (``hotsql.RawSQL.contact_state``): None for a delivery seen before.
+
+    Both statements go out together (one round trip on PostgreSQL); the lock serialises one
+    resident's turns, also across processes. RETURNING, not rowcount, tells a first delivery:
+    psycopg reports rowcount -1 for that insert.
+    """
+    raw = rt.raw
     params = {"channel": inbound.channel, "external_id": inbound.user_id}
-    find = rt.raw.contact_state
-    contact = find.one(cur, params)  # the usual case: one statement, no insert attempt
-    if contact is None:
+    after = raw.session_after_lock
+    with hotsql.batch(cur):
+        fresh = None if not inbound.event_key else raw.first_delivery.send(
+            cur, {"channel": inbound.channel, "event_key": inbound.event_key, "received_at": now})
+        found = raw.contact_state.send(cur, params)
+        state = None if after is None else after.send(cur, params)
+    if fresh is not None and raw.first_delivery.fetch(fresh) is None:
+        return None
+    contact = raw.contact_state.fetch(found)
+    if contact is not None and after is not None and state is not None:
+        contact = _with_session(contact, after.fetch(state))
+    if contact is None:  # a new resident: the usual turn never tries this insert
         insert = pg_insert if rt.postgres else sqlite_insert
         hint = (inbound.language_hint or "").split("-")[0].lower()
         language = hint if hint in ("id", "en") else rt.default_language
@@ -51,12 +66,22 @@ def contact_row(rt: Runtime, conn: Connection, cur: Any, inbound: Inbound, now: 
             )
             .on_conflict_do_nothing()
         )
-        contact = find.one(cur, params)
+        contact = raw.contact_state.one(cur, params)
         assert contact is not None
+        if after is not None:  # another process may have made them and their session meanwhile
+            contact = _with_session(contact, after.one(cur, params))
     # They wrote to us, so they have not blocked the bot. A direct UPDATE, before the ORM
-    # ever loads the contact (only turns that need it do): it then sees these values.
-    rt.raw.contact_seen.run(cur, {"cid": contact[0], "now": now})
+    # ever loads the contact (only turns that need it do): it then sees these values. Skipped
+    # while nothing would change but a last_inbound_at younger than SEEN_EVERY.
+    seen, unreachable = contact[6], contact[7]
+    if unreachable is not None or seen is None or now - seen >= SEEN_EVERY:
+        raw.contact_seen.run(cur, {"cid": contact[0], "now": now})
     return contact
+
+
+def _with_session(contact: tuple[Any, ...], session: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    """The contact row with the session columns read after its lock (PostgreSQL)."""
+    return (*contact[:4], *(session or (None, None)), *contact[6:])
 
 
 def set_language(turn: Turn, language: str) -> None:

@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from bot.catalog import agency_zone, survey_window
 from bot.desk import intake
 from bot.outbox import followups
+from bot.storage import hotsql
 from bot.storage.hotsql import PROFILE_COLUMNS
-from bot.storage.models import Agency, Service, SurveyResponse
+from bot.storage.models import SurveyResponse
 from flows.helpers import triggers
 from flows.helpers.profile import CODES
 from flows.machine.types import Reply, SaveProfile, SurveyCancelled, UpsertSurvey
@@ -30,39 +30,56 @@ def upsert_survey(turn: Turn, eff: UpsertSurvey) -> None:
     The engine sends every answer given so far; elements undone with "back" disappear.
     """
     assert turn.cid is not None
+    turn.write_deferred()  # an earlier answer of this turn first: the touch below reads them
     rt, now = turn.rt, turn.now
     service_id, agency_id = rt.service_ids(lambda: turn.db, now)[eff.service]
     raw, cur = rt.raw, turn.cur
     key = f"{turn.cid}:{eff.key}"
-    found = raw.response_find.one(cur, {"key": key})
+    # The response's new status, its id and counting time, and its highest stored element, in
+    # one statement (hotsql.RawSQL.response_touch); a new questionnaire is inserted first.
+    touch = raw.response_touch_complete if eff.status == "complete" else raw.response_touch
+    values = {"key": key, "status": eff.status, "at": now, "suggestion": eff.suggestion}
+    found = touch.one(cur, values)
     created = found is None
     if found is None:
         # The profile as it is now (hotsql.PROFILE_COLUMNS): a later edit leaves this one as is.
         profile = raw.contact_profile.one(cur, {"cid": turn.cid}) or (None,) * len(PROFILE_COLUMNS)
-        response_id = raw.response_insert.scalar(
+        raw.response_insert.run(
             cur,
             {"response_key": key, "contact_id": turn.cid, "agency_id": agency_id,
              "service_id": service_id, "channel": turn.inbound.channel, "status": "partial",
              "started_at": now, "updated_at": now, **dict(zip(PROFILE_COLUMNS, profile, strict=True))},
-        )
-        counted_at = now
-    else:
-        response_id, counted_at = found
-    if eff.answers:
-        # Every answer counts at the questionnaire's first answer: one week, one period.
-        raw.answers_upsert.many(
-            cur,
-            [{"response_id": response_id, "agency_id": agency_id, "service_id": service_id,
-              "element": element, "score": score, "answered_at": now, "counted_at": counted_at}
-             for element, score in eff.answers.items()],
-        )
-    raw.answers_prune.run(cur, {"rid": response_id, "n": len(eff.answers)})
-    if eff.status == "complete":
-        raw.response_complete.run(
-            cur, {"rid": response_id, "at": now, "suggestion": eff.suggestion})
-    else:
-        raw.response_update.run(cur, {"rid": response_id, "status": eff.status, "at": now})
-    if eff.status == "complete" and not may_escalate(turn, eff.answers, agency_id):
+        ).fetchall()
+        found = touch.one(cur, values)
+        assert found is not None
+    response_id, counted_at, highest = found
+    push = eff.status != "complete" and not created and rt.survey_reminder is not None
+    # (the agency's quiet hours may need the ORM, never inside a batch: computed first)
+    due = rt.agency_quiet(lambda: turn.db, agency_id)(now + rt.survey_reminder) \
+        if push and rt.survey_reminder is not None else None
+
+    def write() -> None:  # nothing here reads a result
+        if eff.answers:
+            # Every answer counts at the questionnaire's first answer: one week, one period.
+            raw.answers_upsert.many(
+                cur,
+                [{"response_id": response_id, "agency_id": agency_id, "service_id": service_id,
+                  "element": element, "score": score, "answered_at": now, "counted_at": counted_at}
+                 for element, score in eff.answers.items()],
+            )
+        if highest is not None and highest > len(eff.answers):
+            # Answers are numbered 1..n: anything above n was undone with "back".
+            raw.answers_prune.run(cur, {"rid": response_id, "n": len(eff.answers)})
+        if due is not None:
+            followups.survey_reminder_push(raw, cur, response_id, due)
+
+    escalate = eff.status == "complete" and may_escalate(turn, eff.answers, agency_id)
+    if escalate:  # the case reads the answers back: written now
+        with hotsql.batch(cur):
+            write()
+    else:  # written with the session and the replies (Turn.persist): one round trip fewer
+        turn.defer(write)
+    if eff.status == "complete" and not escalate:
         # No case to open, so no ORM objects to load: just cancel the reminder.
         if rt.survey_reminder is not None:
             followups.survey_reminder_cancel(raw, cur, response_id)
@@ -72,9 +89,6 @@ def upsert_survey(turn: Turn, eff: UpsertSurvey) -> None:
         survey_completed(turn, resp)
     elif created and rt.survey_reminder is not None:
         first_answer(turn, response_id, agency_id, eff.service)
-    elif rt.survey_reminder is not None:
-        due = rt.agency_quiet(lambda: turn.db, agency_id)(now + rt.survey_reminder)
-        followups.survey_reminder_push(raw, cur, response_id, due)
 
 
 def may_escalate(turn: Turn, answers: dict[int, int | None], agency_id: int) -> bool:
@@ -137,31 +151,25 @@ def survey_check(turn: Turn, service: str) -> dict[str, Any]:
 
     The service's ``survey_once_per`` (bot.catalog.survey_window) sets the period: the local
     day by default, or so many hours. Inside it the earlier questionnaire's key and local time
-    come back, so the engine can offer to change its answers instead.
+    come back, so the engine can offer to change its answers instead. One Core statement: the
+    period is cached with the catalog, the profile mark came with the contact row.
     """
-    contact = turn.contact
-    assert contact is not None
-    asked = contact.profile_at is not None
+    assert turn.cid is not None
+    loaded = turn.loaded_contact
+    asked = (loaded.profile_at if loaded is not None else turn.profile_at) is not None
     sid_aid = turn.rt.service_ids(lambda: turn.db, turn.now).get(service)
     if sid_aid is None:
         return {"allowed": True, "profile_asked": asked}
     sid, aid = sid_aid
-    svc, agency = turn.db.get(Service, sid), turn.db.get(Agency, aid)
-    assert svc is not None and agency is not None
-    zone = ZoneInfo(agency_zone(agency))
-    since = window_start(turn.now, zone, survey_window(svc.survey_once_per))
-    prev = turn.db.execute(
-        select(SurveyResponse.response_key, SurveyResponse.started_at)
-        .where(SurveyResponse.contact_id == contact.id, SurveyResponse.service_id == sid,
-               SurveyResponse.started_at >= since)
-        .order_by(SurveyResponse.started_at.desc(), SurveyResponse.id.desc()).limit(1)
-    ).first()
+    zone, hours = turn.rt.survey_period(lambda: turn.db, sid, aid)
+    since = window_start(turn.now, zone, hours)
+    prev = turn.rt.raw.survey_prev.one(turn.cur, {"cid": turn.cid, "sid": sid, "since": since})
     if prev is None:
         return {"allowed": True, "profile_asked": asked}
     key, started = prev
     local = started.astimezone(zone)
     at = local.strftime("%H.%M") if local.date() == turn.now.astimezone(zone).date() else local.strftime("%d/%m %H.%M")
-    return {"allowed": False, "profile_asked": asked, "key": key.removeprefix(f"{contact.id}:"), "at": at}
+    return {"allowed": False, "profile_asked": asked, "key": key.removeprefix(f"{turn.cid}:"), "at": at}
 
 
 def window_start(now: datetime, zone: ZoneInfo, hours: int | None) -> datetime:

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_RESUMES = 8
+REPLIES_PER_INSERT = 16  # a turn's replies per INSERT statement (each count compiled once)
 
 # The engine's calls: name -> what answers it (called with the turn and the call's arguments).
 CALLS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -73,15 +74,17 @@ class Turn:
         self.rt = rt
         self.conn = conn
         self.orm: Session | None = None
+        self.deferred: list[Callable[[], None]] = []  # see defer()
         self.inbound = inbound
         self.cur = cur
-        # The contact row as read by identity.contact_row; the ORM object is loaded only by the
+        # The contact row as read by identity.arrive; the ORM object is loaded only by the
         # turns that need it (calls, cases, milestones): most turns never do.
         self.cid: int | None = row[0]
         self.language: str = row[1]
         self.consented = row[2] is not None
         self.has_session = row[4] is not None
         self.stored_state: dict[str, Any] | None = row[5]
+        self.profile_at: datetime | None = row[8]  # hotsql.CONTACT_EXTRA: last seen, unreachable, profile
         self.loaded_contact: Contact | None = None  # the ORM object, if this turn loaded it
         self.now = now
         # The name is personal data: stored only once the resident agreed (see RecordConsent).
@@ -91,11 +94,26 @@ class Turn:
         self.erased = False  # the resident's data was erased in this turn (bot/privacy/erasure.py)
         self.outbox: list[OutboxMessage] = []
         self.later: list[OutboxMessage] = []  # staff-room rows and notes after the replies (bot/desk/)
+        self.state: dict[str, Any] | None = None  # the session state to store, once the engine ran
         self.catalog = rt.catalog(lambda: self.db, now)
+
+    def defer(self, write: Callable[[], None]) -> None:
+        """Statements that read nothing back, run by :meth:`persist` in its batch (one round
+        trip on PostgreSQL), or earlier by :meth:`write_deferred` before anything may read
+        what they write: the ORM, an engine call, another survey answer."""
+        self.deferred.append(write)
+
+    def write_deferred(self) -> None:
+        if self.deferred:
+            writes, self.deferred = self.deferred, []
+            with hotsql.batch(self.cur):
+                for write in writes:
+                    write()
 
     @property
     def db(self) -> Session:
         """An ORM session in this turn's transaction, made on first use."""
+        self.write_deferred()  # what the ORM reads is written first
         if self.orm is None:
             self.orm = Session(bind=self.conn, expire_on_commit=False,
                                join_transaction_mode="rollback_only")
@@ -163,12 +181,7 @@ class Turn:
             return  # the resident deleted their data: no session to keep
         if self.orm is not None:
             self.orm.flush()  # ORM changes of this turn first, in the order they were made
-        raw = self.rt.raw
-        params = {"cid": self.cid, "state": result.state, "at": self.now}
-        if not self.has_session:  # the contact row is locked, so nobody else inserts it meanwhile
-            raw.session_insert.run(self.cur,
-                                   {"contact_id": self.cid, "state": {}, "updated_at": self.now})
-        raw.session_update.run(self.cur, params)
+        self.state = result.state  # stored by persist(), with the replies
 
     def apply(self, result: StepResult) -> Call | None:
         call: Call | None = None
@@ -194,6 +207,7 @@ class Turn:
             surveys.save_profile(self, effect)
 
     def call(self, call: Call) -> dict[str, Any]:
+        self.write_deferred()  # a call may read or delete what they write
         handler = CALLS.get(call.name)
         if handler is None:
             raise ValueError(f"unknown engine call {call.name!r}")
@@ -203,7 +217,7 @@ class Turn:
     # ------------------------------------------------------------------ outbox replies
 
     def reply(self, reply: Reply) -> None:
-        """Queue a reply; :meth:`persist_replies` writes them."""
+        """Queue a reply; :meth:`persist` writes them."""
         row = _quiet_row(
             contact_id=self.cid,
             channel=self.inbound.channel,
@@ -223,15 +237,38 @@ class Turn:
             erasure.erasure_row(row)
         self.outbox.append(row)
 
-    def persist_replies(self) -> None:
-        """Insert this turn's replies (not yet in the session) in order.
+    def persist(self) -> None:
+        """Store the session state and insert this turn's replies (not yet in the session), in
+        order, together: one round trip on PostgreSQL.
 
-        A unit-of-work flush per reply cost more than the rest of the turn together.
+        A unit-of-work flush per reply cost more than the rest of the turn together; the
+        replies go in one INSERT (``hotsql.RawSQL.replies``). Its RETURNING ids are sorted,
+        not matched by position: the rows of one INSERT take rising ids in the order of its
+        VALUES on both databases, while the order RETURNING lists them in is not promised.
         """
-        insert_reply = self.rt.raw.reply_insert
-        for row in (*self.outbox, *self.later):
-            if inspect(row).transient:  # one statement each, straight to the driver: cheaper
-                row.id = insert_reply.scalar(self.cur, {c: getattr(row, c) for c in hotsql.REPLY_COLUMNS})
+        raw, cur = self.rt.raw, self.cur
+        rows = [row for row in (*self.outbox, *self.later) if inspect(row).transient]
+        inserted: list[Any] = []
+        with hotsql.batch(cur):
+            writes, self.deferred = self.deferred, []
+            for write in writes:
+                write()
+            if self.state is not None and self.cid is not None:
+                if not self.has_session:  # the contact row is locked: nobody inserts it meanwhile
+                    raw.session_insert.run(cur, {"contact_id": self.cid, "state": {},
+                                                 "updated_at": self.now})
+                raw.session_update.run(cur, {"cid": self.cid, "state": self.state, "at": self.now})
+            for start in range(0, len(rows), REPLIES_PER_INSERT):
+                chunk = rows[start:start + REPLIES_PER_INSERT]
+                values = {f"{c}_{i}": getattr(row, c)
+                          for i, row in enumerate(chunk) for c in hotsql.REPLY_COLUMNS}
+                inserted.append((chunk, raw.replies(len(chunk)).send(cur, values)))
+        for chunk, result in inserted:
+            ids = sorted(r[0] for r in result.fetchall())
+            if len(ids) != len(chunk):
+                raise RuntimeError(f"{len(chunk)} replies inserted, {len(ids)} ids returned")
+            for row, row_id in zip(chunk, ids, strict=True):
+                row.id = row_id
 
 
 _OUTBOX_CLASS = manager_of_class(OutboxMessage)
@@ -240,7 +277,7 @@ _OUTBOX_CLASS = manager_of_class(OutboxMessage)
 def _quiet_row(**values: Any) -> OutboxMessage:
     """A transient outbox row whose values are set without the ORM's attribute events.
 
-    Nothing tracks a reply's changes (it is inserted by ``persist_replies``), and the dozen
+    Nothing tracks a reply's changes (it is inserted by ``persist``), and the dozen
     event-firing assignments of the constructor cost more than building its payload.
     """
     row: OutboxMessage = _OUTBOX_CLASS.new_instance()

@@ -73,9 +73,41 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
     else:
-        kwargs.setdefault("pool_pre_ping", True)
-        engine = create_engine(url, **kwargs)
+        ping = kwargs.pop("pool_pre_ping", None)
+        engine = create_engine(url, pool_pre_ping=bool(ping), **kwargs)
+        if ping is None:
+            _ping_when_idle(engine)
     return engine
+
+
+PING_AFTER_IDLE = 1.0  # seconds a pooled connection rested before it is pinged on checkout
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled PostgreSQL connection on checkout only when it rested a while.
+
+    ``pool_pre_ping`` pings on every checkout: a round trip per turn, one in twelve of a
+    turn's. A connection that served a turn a moment ago is as alive as a ping would show;
+    one that rested (a restart or a dropped link happens in the quiet, too) is pinged, and
+    a dead one is replaced before the turn uses it, as ``pool_pre_ping`` would.
+    """
+    from sqlalchemy.exc import DisconnectionError
+
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def rested(_dbapi: Any, record: Any) -> None:
+        record.info["prima_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def ping(dbapi: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("prima_idle_since")
+        if since is None or time.monotonic() - since <= PING_AFTER_IDLE:
+            return  # fresh, or it served a turn a moment ago
+        try:
+            dialect.do_ping(dbapi)
+        except Exception as exc:  # gone: the pool replaces it (up to two tries)
+            raise DisconnectionError(str(exc)) from exc
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -22,11 +22,14 @@ the tests ran (``tests/test_hotsql.py``, run on SQLite and PostgreSQL, fails if 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, select, update
+import psycopg
+from sqlalchemy import Table, bindparam, delete, func, literal_column, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import Executable, UpdateBase
 
@@ -159,18 +162,27 @@ class Prepared:
         cur.execute(self.sql, self.params(values))
         return cur
 
+    def send(self, cur: Any, values: dict[str, Any]) -> Any:
+        """Run on a cursor of its own, to read later with :meth:`fetch` (inside :func:`batch`,
+        several statements then share one round trip). Returns that cursor."""
+        return self.run(cur.connection.cursor(), values)
+
+    def fetch(self, cur: Any) -> tuple[Any, ...] | None:
+        """The one row a cursor of :meth:`send` holds, converted (None without one)."""
+        row = cur.fetchone()
+        if row is not None and cur.fetchone() is not None:
+            raise ValueError(f"more than one row from {self.sql!r}")
+        if row is None:
+            return None
+        return tuple(p(v) if p is not None else v for p, v in zip(self.results, row, strict=True))
+
     def many(self, cur: Any, rows: list[dict[str, Any]]) -> None:
         EXECUTED[0] += 1
         cur.executemany(self.sql, [self.params(r) for r in rows])
 
     def one(self, cur: Any, values: dict[str, Any]) -> tuple[Any, ...] | None:
         """The first row, converted (None without one); the cursor is left drained."""
-        row = self.run(cur, values).fetchone()
-        if row is not None and cur.fetchone() is not None:
-            raise ValueError(f"more than one row from {self.sql!r}")
-        if row is None:
-            return None
-        return tuple(p(v) if p is not None else v for p, v in zip(self.results, row, strict=True))
+        return self.fetch(self.run(cur, values))
 
     def scalar(self, cur: Any, values: dict[str, Any]) -> Any:
         row = self.one(cur, values)
@@ -187,22 +199,26 @@ def _processor(type_: Any, dialect: Any, shared: dict[Any, Any]) -> Any:
 
 
 def _last_value(proc: Any) -> Any:
-    """Remember a processor's last input: a turn binds the same ``now`` a dozen times.
+    """Remember a processor's last two inputs: a turn binds the same ``now`` a dozen times,
+    and a survey's answers alternate it with the time they count at.
 
-    The pair is replaced in one assignment, so threads sharing the statement never mix up
+    The pairs are replaced in one assignment, so threads sharing the statement never mix up
     an input with another's output; holding the input keeps its ``id`` from being reused.
     """
     if proc is None:
         return None
-    last: list[tuple[Any, Any]] = [(object(), None)]
+    none = (object(), None)
+    last: list[tuple[tuple[Any, Any], tuple[Any, Any]]] = [(none, none)]
 
     def process(value: Any) -> Any:
-        seen, out = last[0]
-        if seen is value:
-            return out
+        newest, older = last[0]
+        if newest[0] is value:
+            return newest[1]
+        if older[0] is value:
+            return older[1]
         out = proc(value)
         if isinstance(value, datetime):  # immutable: safe to reuse the converted value
-            last[0] = (value, out)
+            last[0] = ((value, out), newest)
         return out
 
     return process
@@ -228,15 +244,37 @@ class RawSQL:
             insert(EVENTS).values(_values(EVENTS, "channel", "event_key", "received_at"))
             .on_conflict_do_nothing().returning(EVENTS.c.id))
         # The contact, locked (serialising one resident's turns, also across processes on
-        # PostgreSQL), with its session state in the same round trip.
-        self.contact_state = prep(
-            select(CONTACTS.c.id, CONTACTS.c.language, CONTACTS.c.consent_at,
-                   CONTACTS.c.display_name, SESSIONS.c.contact_id, SESSIONS.c.state)
-            .select_from(CONTACTS.outerjoin(SESSIONS, SESSIONS.c.contact_id == CONTACTS.c.id))
-            .where(CONTACTS.c.channel == bindparam("channel"),
-                   CONTACTS.c.external_id == bindparam("external_id"))
-            .with_for_update(of=CONTACTS))
+        # PostgreSQL), with its session state in the same round trip. On PostgreSQL the state
+        # is a statement of its own after the lock (sent with it, see ``batch``): a joined row
+        # comes from the snapshot taken before waiting for the lock, so a turn that waited for
+        # another process's turn of the same resident would read the state it replaced.
+        by_resident = (CONTACTS.c.channel == bindparam("channel"),
+                       CONTACTS.c.external_id == bindparam("external_id"))
+        extra = [CONTACTS.c[name] for name in CONTACT_EXTRA]
+        self.session_after_lock: Prepared | None = None
+        if dialect.name == "postgresql":
+            self.contact_state = prep(
+                select(CONTACTS.c.id, CONTACTS.c.language, CONTACTS.c.consent_at,
+                       CONTACTS.c.display_name, null(), null(), *extra)
+                .where(*by_resident).with_for_update())
+            self.session_after_lock = prep(
+                select(SESSIONS.c.contact_id, SESSIONS.c.state)
+                .where(SESSIONS.c.contact_id == select(CONTACTS.c.id).where(*by_resident)
+                       .scalar_subquery()))
+        else:  # BEGIN IMMEDIATE already serialised whole transactions
+            self.contact_state = prep(
+                select(CONTACTS.c.id, CONTACTS.c.language, CONTACTS.c.consent_at,
+                       CONTACTS.c.display_name, SESSIONS.c.contact_id, SESSIONS.c.state, *extra)
+                .select_from(CONTACTS.outerjoin(SESSIONS, SESSIONS.c.contact_id == CONTACTS.c.id))
+                .where(*by_resident).with_for_update(of=CONTACTS))
         self.contact_seen = prep(hot.contact_seen)
+        # the resident's latest questionnaire for a service in its period (surveys.survey_check)
+        self.survey_prev = prep(
+            select(RESPONSES.c.response_key, RESPONSES.c.started_at)
+            .where(RESPONSES.c.contact_id == bindparam("cid"),
+                   RESPONSES.c.service_id == bindparam("sid"),
+                   RESPONSES.c.started_at >= bindparam("since"))
+            .order_by(RESPONSES.c.started_at.desc(), RESPONSES.c.id.desc()).limit(1))
         # once per questionnaire: the profile its response keeps a snapshot of
         self.contact_profile = prep(
             select(*(CONTACTS.c[name] for name in PROFILE_COLUMNS))
@@ -252,6 +290,23 @@ class RawSQL:
             .on_conflict_do_nothing())
         self.session_update = prep(hot.session_update)
         self.response_find = prep(hot.response_find)
+        # A survey answer's response row: its new status, and what the answers need (the id, the
+        # time they count at, the highest stored element: above the answers given, some were
+        # undone) in the same statement. The subquery sees this transaction's own writes.
+        # (spelt out: SQLite's RETURNING drops table names, and "id" would be the answer's own)
+        stored = ANSWERS.alias("stored")
+        highest = select(func.max(stored.c.element)).where(
+            literal_column("stored.response_id") == literal_column("survey_responses.id"),
+        ).scalar_subquery()
+        touched = (RESPONSES.c.id, RESPONSES.c.started_at, highest)
+        by_key = RESPONSES.c.response_key == bindparam("key")
+        self.response_touch = prep(
+            update(RESPONSES).where(by_key)
+            .values(status=bindparam("status"), updated_at=bindparam("at")).returning(*touched))
+        self.response_touch_complete = prep(
+            update(RESPONSES).where(by_key)
+            .values(status="complete", updated_at=bindparam("at"), completed_at=bindparam("at"),
+                    suggestion=bindparam("suggestion")).returning(*touched))
         self.response_insert = prep(
             insert(RESPONSES).values(_values(
                 RESPONSES, "response_key", "contact_id", "agency_id", "service_id", "channel",
@@ -272,8 +327,37 @@ class RawSQL:
                     provider_message_id=bindparam("provider_id"), attempts=OUTBOX.c.attempts + 1))
         self.reply_insert = prep(
             insert(OUTBOX).values(_values(OUTBOX, *REPLY_COLUMNS)).returning(OUTBOX.c.id))
+        self._insert, self._prep = insert, prep
+        self._replies: dict[int, Prepared] = {}
+
+    def replies(self, n: int) -> Prepared:
+        """One INSERT of ``n`` replies (``REPLY_COLUMNS`` suffixed ``_0`` .. ``_{n-1}``), RETURNING
+        their ids: a turn's replies in one statement instead of one each."""
+        if n not in self._replies:
+            rows: list[dict[str, Any]] = [
+                {c: bindparam(f"{c}_{i}", type_=OUTBOX.c[c].type) for c in REPLY_COLUMNS}
+                for i in range(n)]
+            self._replies[n] = self._prep(
+                self._insert(OUTBOX).values(rows).returning(OUTBOX.c.id))
+        return self._replies[n]
 
 
+@contextmanager
+def batch(cur: Any) -> Iterator[None]:
+    """Statements sent meanwhile (:meth:`Prepared.send`, ``run``, ``many``) share one round trip
+    to PostgreSQL (psycopg's pipeline mode); their results are read after the block. SQLite
+    runs each at once: it has no round trips to save. A failed statement fails the block."""
+    connection = cur.connection
+    if not isinstance(connection, psycopg.Connection) or not psycopg.Pipeline.is_supported():
+        yield
+        return
+    with connection.pipeline():
+        yield
+
+
+# Read with the contact (after the session state): whether this turn must mark the contact seen,
+# and whether the respondent profile was asked (surveys.survey_check).
+CONTACT_EXTRA = ("last_inbound_at", "unreachable_at", "profile_at")
 # The respondent profile, on contacts and (as a snapshot) on survey_responses.
 PROFILE_COLUMNS = ("profile_gender", "profile_age", "profile_education", "profile_job")
 REMINDER_COLUMNS = ("contact_id", "channel", "chat_id", "kind", "payload", "status", "due_at",
