@@ -1,4 +1,4 @@
-"""The runtime's hot path in SQL: the dozen statements one resident message runs, built once.
+"""The runtime's hot path in SQL: the nine or ten statements one resident message runs, built once.
 
 Why it exists: a turn (store the update, load and save the session, record answers, queue
 the reply) runs about ten statements. Building them on every message cost more than running
