@@ -150,6 +150,19 @@ def test_a_talk_to_a_person_request_in_status_and_in_my_data(app: App) -> None:
     assert f"• {ticket.group(1)}: RSUD, " in data and "1 pesan Anda, 0 balasan petugas" in data
 
 
+def test_a_message_to_staff_that_names_a_service_reaches_staff(app: App) -> None:
+    """Asked to write to staff, a resident of Disdukcapil naturally writes "KTP": that message is
+    for staff, not the start of a survey of the KTP service."""
+    chat = Chat(app)
+    opened = chat.say("/start", "1", "7", "1")  # Bicara dengan petugas -> Disdukcapil
+    assert "Silakan tulis pertanyaan" in opened or "Tulis pesan Anda" in opened
+    out = chat.say("Halo, saya mau tanya syarat KTP hilang")
+    assert "menilai layanan ini atau membuat pengaduan" not in out
+    assert "diteruskan ke petugas" in out
+    data = chat.say("/menu", "4")
+    assert "1 pesan Anda, 0 balasan petugas" in data
+
+
 @pytest.mark.parametrize(("pressed", "shown"), [
     ("1", "Waktu: 1 Desember 2026"),
     ("3", "Waktu: 24 November - 1 Desember 2026"),

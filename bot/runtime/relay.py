@@ -51,8 +51,12 @@ def relay_to_staff(turn: Turn, state: dict[str, Any]) -> bool:
 
 def picks_from_menu(turn: Turn, state: dict[str, Any], text: str) -> bool:
     """The resident was just shown the menu (/menu) and typed one of its choices ("1",
-    "Nilai layanan"): that is for the bot, as a pressed button would be, not for staff."""
+    "Nilai layanan"): that is for the bot, as a pressed button would be, not for staff. Not
+    when the bot just asked them to write to staff (no menu was shown): that message is theirs
+    to staff even when it names a service ("syarat KTP hilang")."""
     if not text or state.get("flow") not in (None, "menu"):
+        return False
+    if (state.get("data") or {}).get("to_staff"):
         return False
     try:
         fresh = turn.now - datetime.fromisoformat(str(state.get("at"))) <= turn.rt.session_timeout

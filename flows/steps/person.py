@@ -56,4 +56,5 @@ class PersonAgency(StepSpec):
         turn.say(key, agency=result.get("agency", ""), ticket=result.get("ticket", ""),
                  due=result.get("due", ""))
         turn.home()
+        turn.data["to_staff"] = True  # what they type next is for staff, even "KTP hilang"
         turn.ask_after = False  # the resident now writes to staff; no menu in the way
