@@ -28,6 +28,7 @@ from bot.outbox.store import mark_sent
 from bot.runtime import webtickets
 from bot.runtime.types import Inbound, new_event_id
 from bot.storage.db import transaction
+from bot.web.forms import read_form
 from flows.machine.types import Event
 
 if TYPE_CHECKING:
@@ -109,9 +110,12 @@ class WebChat:
             return self._refuse(request, "webchat.refused.rate", 429)
         cid = guard.contact_id(request)
         try:
-            form = dict(await request.clone(client_max_size=MAX_POST).post())
+            posted = await read_form(request, MAX_POST)
         except web.HTTPRequestEntityTooLarge:
             return self._refuse(request, "webchat.refused.too_big", 413)
+        if posted is None:
+            return self._refuse(request, "webchat.refused.bad_form", 400)
+        form = dict(posted)
         if cid is None or not guard.csrf_ok(cid, str(form.get("csrf", ""))):
             return self._refuse(request, "webchat.refused.csrf", 403)
         if not self.limits.per_contact.allow(cid):

@@ -18,12 +18,13 @@ from aiohttp import web
 from sqlalchemy.orm import Session
 
 from bot.desk import signin
-from bot.i18n import LANGUAGES
+from bot.i18n import LANGUAGES, TEXTS
 from bot.web.desk import casepage, kiosks, manage
 from bot.web.desk.base import APP, CURRENT, HOOKS, Current, DeskHooks, current, run_db
 from bot.web.desk.queue import queue_page
 from bot.web.desk.render import STATIC, page
 from bot.web.desk.viewer import Viewer, load_viewer
+from bot.web.forms import read_form
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -76,7 +77,9 @@ async def desk_guard(request: web.Request, handler: Handler) -> web.StreamRespon
     cookie = request.cookies.get(COOKIE)
     now = app.runtime.clock()
     idle = timedelta(minutes=app.settings.desk_session_idle_minutes)
-    form = await request.post() if request.method == "POST" else None
+    form = await read_form(request) if request.method == "POST" else None
+    if request.method == "POST" and form is None:
+        raise web.HTTPBadRequest(text=TEXTS(state.lang, "desk.bad_form"))
 
     def check(db: Session) -> tuple[Viewer | None, bool]:
         session = signin.current(db, cookie, now, idle)

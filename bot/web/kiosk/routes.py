@@ -21,6 +21,7 @@ from markupsafe import Markup
 from bot.i18n import LANGUAGES, TEXTS
 from bot.runtime import kiosk
 from bot.web.desk.render import ENV, STATIC
+from bot.web.forms import read_form
 from flows.helpers.profile import FIELDS as PROFILE
 from flows.helpers.skm import ELEMENTS
 
@@ -138,7 +139,8 @@ async def submit(request: web.Request) -> web.Response:
     """Store one questionnaire. JSON for the page's script, HTML for a plain form post."""
     app: App = request.app[KIOSK_APP]
     token = request.match_info["token"]
-    form = {k: str(v) for k, v in (await request.post()).items()}
+    posted = await read_form(request)  # unreadable: answered as an invalid questionnaire
+    form = {k: str(v) for k, v in (posted or {}).items()}
     lang = _lang(form.get("lang"))
     wants_json = "application/json" in request.headers.get("Accept", "")
     q = kiosk.parse(form)
