@@ -134,7 +134,7 @@ async def test_complaint_with_photo_on_a_phone_then_status_by_ticket_and_secret(
             await click(page, "1. Lanjut")
             await click(page, "Kirim lokasi saya")  # the browser asks; this context allows it
             assert "Lokasi diterima" in await page.locator(".thread").inner_text()
-            for line in ("2", "2", "1", "1"):
+            for line in ("2", "2", "1"):  # no "may we phone you?" on the web
                 await type_line(page, line)
             ticket = (await page.locator("[data-ticket]").inner_text()).strip()
             secret = (await page.locator("[data-secret]").inner_text()).strip()

@@ -35,11 +35,21 @@ COMPLAINT_FIELDS = (
 )
 
 
+NO_PHONE_CHANNELS = frozenset({"web"})  # an anonymous browser: staff have no number to call
+
+
+def asks_phone(turn: Turn) -> bool:
+    """Whether "may staff phone you?" makes sense on this channel."""
+    return turn.ctx.channel not in NO_PHONE_CHANNELS
+
+
 def complaint_next(turn: Turn, data: dict[str, Any], push: bool = True) -> None:
     """Go to the first question not answered yet: nothing is ever asked twice."""
     for field in COMPLAINT_FIELDS:
         if field == "location_public" and not data.get("location"):
             continue  # nothing to show on a map: not asked
+        if field == "contact_ok" and not asks_phone(turn):
+            continue
         if field not in data:
             turn.goto("complaint", field, data, push=push)
             return

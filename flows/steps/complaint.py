@@ -14,7 +14,7 @@ from flows.helpers.skm import CATEGORIES
 from flows.machine.registry import Question, StepSpec, register
 from flows.machine.turn import Turn
 from flows.machine.types import Choice
-from flows.steps.common import complaint_next, meaningful, yes_no
+from flows.steps.common import asks_phone, complaint_next, meaningful, yes_no
 from flows.steps.service import SvcChoose
 
 MAX_DESCRIPTION = 2000
@@ -227,7 +227,7 @@ def complaint_summary(turn: Turn, data: dict[str, Any]) -> str:
         location = f"{lat:.5f}, {lon:.5f}"
     else:
         location = data.get("location_text") or "-"
-    return turn.t(
+    text = turn.t(
         "complaint.summary",
         service=svc.title(turn.lang) if svc else "?",
         description=description,
@@ -236,10 +236,12 @@ def complaint_summary(turn: Turn, data: dict[str, Any]) -> str:
         photos=len(data.get("photos", [])),
         location=location,
         confidential=turn.t("yes" if data.get("confidential") else "no"),
-        contact=turn.t("yes" if data.get("contact_ok") else "no"),
+        contact=turn.t("yes" if data.get("contact_ok") else "no") if asks_phone(turn) else NOT_ASKED,
     )
+    return "\n".join(line for line in text.split("\n") if NOT_ASKED not in line)
 
 
+NOT_ASKED = "\x00"  # a summary line for a question this channel does not ask: left out
 EDITABLE = ("service", "description", "category", "occurred", "photos_done", "location_done",
             "confidential", "contact_ok")
 
@@ -284,7 +286,8 @@ class ComplaintEdit(StepSpec):
     def ask(self, turn: Turn) -> Question:
         return Question(
             turn.t("complaint.edit_which"),
-            tuple(Choice(f, turn.t(f"complaint.field.{f}")) for f in EDITABLE),
+            tuple(Choice(f, turn.t(f"complaint.field.{f}")) for f in EDITABLE
+                  if f != "contact_ok" or asks_phone(turn)),
         )
 
     def choice(self, turn: Turn, choice: str) -> None:
