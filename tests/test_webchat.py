@@ -375,3 +375,14 @@ async def test_a_web_ticket_continued_on_whatsapp(sqlite_url: str, clock: FakeCl
         with h.app.factory() as db:
             case = db.scalars(select(Case).where(Case.ticket == ticket)).one()
             assert case.channel == "whatsapp" and case.chat_id == "628111222333"
+
+
+def test_a_transparent_png_is_laid_on_white() -> None:
+    """Half-transparent blue shows light blue on a phone; the JPEG must look the same, not opaque blue."""
+    from bot.channels.webchat.photos import reencode
+
+    png = io.BytesIO()
+    Image.new("RGBA", (40, 40), (0, 0, 255, 128)).save(png, "PNG")
+    with Image.open(io.BytesIO(reencode(png.getvalue()))) as out:
+        r, g, b = out.convert("RGB").getpixel((20, 20))  # type: ignore[misc]
+    assert b > 240 and 110 < r < 145 and 110 < g < 145

@@ -46,7 +46,7 @@ def reencode(data: bytes) -> bytes:
             with Image.open(io.BytesIO(data)) as opened:
                 opened.seek(0)  # the first frame of an animation
                 upright: Image.Image = ImageOps.exif_transpose(opened) or opened  # as the phone showed it
-                img = upright.convert("RGB")
+                img = _on_white(upright)
                 img.thumbnail((MAX_SIDE, MAX_SIDE))
                 out = io.BytesIO()
                 img.save(out, "JPEG", quality=85, optimize=True)  # no exif= given: none written
@@ -56,6 +56,17 @@ def reencode(data: bytes) -> bytes:
             raise
         raise PhotoRefused("not_image") from None
     return out.getvalue()
+
+
+def _on_white(img: Image.Image) -> Image.Image:
+    """RGB for JPEG; transparent parts (a screenshot, a PNG with alpha) laid on white as a
+    viewer shows them, not on whatever colour the hidden pixels had."""
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
+    return img.convert("RGB")
 
 
 def save_photo(media_dir: Path | None, data: bytes) -> dict[str, Any]:
