@@ -157,9 +157,12 @@ async def test_wrong_or_revoked_token_gets_a_clear_page_and_stores_nothing(app: 
         text = await page.text()
         assert page.status == 403 and "Kiosk tidak aktif" in text and "Kiosk not in use" in text
         assert '<html lang="en" data-lang="en">' in text
-        assert await post(http, token, form("cccccccc-0002")) == (403, {"status": "revoked"})
+        assert 'href="/chat/ktp"' in text  # the resident can still rate the service in the web chat
+        assert await post(http, token, form("cccccccc-0002")) == (403, {"status": "revoked", "chat": "/chat/ktp"})
         status, html = await post(http, token, form("cccccccc-0003"), headers=None)
-        assert status == 403 and "sudah tidak digunakan" in html
+        assert status == 403 and "sudah tidak digunakan" in html and 'href="/chat/ktp"' in html
+        app.settings.web_chat = "off"  # no web chat served: no link to it
+        assert 'href="/chat/' not in await (await http.get(f"/kiosk/{token}")).text()
     assert stored(app) == []
 
 

@@ -56,6 +56,7 @@ class Place:
     service: str
     service_en: str
     state: str  # ok | revoked | retired
+    code: str = ""  # the service's code (a revoked kiosk points to the web chat's survey of it)
 
 
 def add(db: Session, agency_slug: str, service_code: str, name: str | None, now: datetime) -> tuple[Kiosk, str]:
@@ -106,7 +107,7 @@ def place(db: Session, token: str) -> Place | None:
     state = "revoked" if kiosk.revoked_at is not None else \
         "retired" if not (svc.active and agency.active) else "ok"
     return Place(kiosk.id, kiosk.name, agency.name, svc.name,
-                 str((svc.aliases or {}).get("name_en", "")) or svc.name, state)
+                 str((svc.aliases or {}).get("name_en", "")) or svc.name, state, svc.code)
 
 
 @dataclass(frozen=True)

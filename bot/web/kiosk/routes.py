@@ -86,11 +86,19 @@ def _html(template: str, status: int, **context: Any) -> web.Response:
                         headers=HEADERS)
 
 
-def _refusal(state: str, lang: str) -> web.Response:
-    """A clear page for a wrong token (404) or a kiosk no longer in use (403)."""
+def _refusal(state: str, lang: str, chat: str | None = None) -> web.Response:
+    """A clear page for a wrong token (404) or a kiosk no longer in use (403); the latter
+    offers the service's survey in the web chat (``chat``) when it is served, so the resident
+    at the counter can still give their rating."""
     which = "unknown" if state == "unknown" else "revoked"
     return _html("kiosk_message.html", STATUS[which], lang=lang, title=f"kiosk.{which}.title",
-                 body=f"kiosk.{which}.body")
+                 body=f"kiosk.{which}.body", chat=chat if which == "revoked" else None)
+
+
+def _chat_link(app: App, found: kiosk.Place | None) -> str | None:
+    if found is None or not found.code or app.settings.web_chat == "off":
+        return None
+    return f"/chat/{found.code}"
 
 
 async def _place(app: App, token: str) -> kiosk.Place | None:
@@ -122,7 +130,7 @@ async def show(request: web.Request) -> web.Response:
     lang = _lang(request.query.get("lang"))
     found = await _place(app, request.match_info["token"])
     if found is None or found.state != "ok":
-        return _refusal(found.state if found else "unknown", lang)
+        return _refusal(found.state if found else "unknown", lang, _chat_link(app, found))
     return _form(request, app, found, lang)
 
 
@@ -147,7 +155,7 @@ async def submit(request: web.Request) -> web.Response:
     if q is None:
         found = await _place(app, token)
         if found is None or found.state != "ok":
-            return _answer(wants_json, found.state if found else "unknown", lang)
+            return _answer(wants_json, found.state if found else "unknown", lang, _chat_link(app, found))
         if wants_json:
             return web.json_response({"status": "invalid"}, status=400, headers=HEADERS)
         return _form(request, app, found, lang, status=400, notice=bi("kiosk.invalid"))
@@ -158,6 +166,8 @@ async def submit(request: web.Request) -> web.Response:
         payload: dict[str, Any] = {"status": outcome.status}
         if outcome.status == "wait":
             payload["retry_after"] = outcome.retry_after
+        chat = _chat_link(app, await _place(app, token)) if outcome.status == "revoked" else None
+        payload.update({"chat": chat} if chat else {})
         return web.json_response(payload, status=STATUS[outcome.status], headers=HEADERS)
     if outcome.status in ("stored", "duplicate"):
         return _html("kiosk_done.html", 200, lang=lang, action=request.path, thanks=THANKS_SECONDS)
@@ -165,12 +175,13 @@ async def submit(request: web.Request) -> web.Response:
         kept = {k: v for k, v in form.items() if k in FIELDS}
         return _html("kiosk_wait.html", 429, lang=lang, action=request.path, form=kept,
                      wait=outcome.retry_after, interval=f"{interval:g}")
-    return _refusal(outcome.status, lang)
+    return _refusal(outcome.status, lang, _chat_link(app, await _place(app, token)))
 
 
-def _answer(wants_json: bool, state: str, lang: str) -> web.Response:
+def _answer(wants_json: bool, state: str, lang: str, chat: str | None = None) -> web.Response:
     if wants_json:
         status = "unknown" if state == "unknown" else "revoked"
-        return web.json_response({"status": status}, status=STATUS[status], headers=HEADERS)
-    return _refusal(state, lang)
+        body: dict[str, Any] = {"status": status, **({"chat": chat} if chat else {})}
+        return web.json_response(body, status=STATUS[status], headers=HEADERS)
+    return _refusal(state, lang, chat)
 
