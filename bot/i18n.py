@@ -59,4 +59,10 @@ class Texts:
         return text.format(**params) if params else text
 
 
+    def has(self, lang: str, key: str) -> bool:
+        """Whether ``key`` has a text in ``lang`` (or in Indonesian, the fallback)."""
+        lang = lang if lang in LANGUAGES else self.default
+        return translations(lang).gettext(key) != key or translations("id").gettext(key) != key
+
+
 TEXTS = Texts()

@@ -386,3 +386,20 @@ def test_a_transparent_png_is_laid_on_white() -> None:
     with Image.open(io.BytesIO(reencode(png.getvalue()))) as out:
         r, g, b = out.convert("RGB").getpixel((20, 20))  # type: ignore[misc]
     assert b > 240 and 110 < r < 145 and 110 < g < 145
+
+
+async def test_browser_wording_no_chat_id_and_no_slash_start(web_app: App) -> None:
+    """A browser has no chat ID and no /start to type: the web chat says what it keeps (a
+    cookie's random code) and what to press; the chat channels keep their own wording."""
+    async with chat_client(web_app) as client:
+        r = Resident(client)
+        page = await r.open()
+        page = await r.post(data={"text": page.field("text")})
+        notice = page.messages[-1]
+        assert "kode acak browser ini" in notice and "ID chat" not in notice
+        page = await r.press("Tidak setuju")
+        assert "Tekan Mulai" in page.html and "/start kapan" not in page.html and "ID chat" not in page.html
+    with web_app.factory() as db:
+        assert db.scalar(select(func.count()).select_from(Contact)) == 0  # and nothing kept
+    from bot.i18n import TEXTS
+    assert "ID chat" in TEXTS("id", "consent.notice")  # Telegram and WhatsApp unchanged

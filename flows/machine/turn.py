@@ -56,6 +56,12 @@ class Turn:
         return data
 
     def t(self, key: str, **params: Any) -> str:
+        """The text in the resident's language; a channel's own wording (``key@web``) when the
+        catalog has one (a browser has no chat ID and no /start)."""
+        has = getattr(self.ctx.texts, "has", None)
+        variant = f"{key}@{self.ctx.channel}"
+        if has is not None and has(self.lang, variant):
+            key = variant
         return self.ctx.texts(self.lang, key, **params)
 
     def say(self, key: str, **params: Any) -> None:
