@@ -125,6 +125,14 @@ async def test_complaint_with_photo_on_a_phone_then_status_by_ticket_and_secret(
             await page.screenshot(path=str(shot / "webchat-menu.png"))
             for line in ("2", "pajak motor", DESCRIPTION, "4", "1"):
                 await type_line(page, line)
+            huge = tmp_path / "besar.jpg"  # over 5 MB: refused on the phone, before it is sent
+            huge.write_bytes(b"\xff\xd8\xff" + b"0" * (6 * 1024 * 1024))
+            posts: list[str] = []
+            page.on("request", lambda req: posts.append(req.url) if req.method == "POST" else None)
+            await page.set_input_files("input[name=photo]", str(huge))
+            await page.get_by_role("button", name="Kirim foto").click()
+            await page.locator(".note.error").wait_for()
+            assert "5 MB" in await page.locator(".note.error").inner_text() and posts == []
             photo = tmp_path / "bukti.jpg"
             photo.write_bytes(photo_bytes())
             await page.set_input_files("input[name=photo]", str(photo))

@@ -92,7 +92,7 @@ class WebChat:
         response = page.render(
             "chat.html", lang, status=status, view=view, csrf=guard.csrf_token(cid),
             nonce=new_event_id(), buttons=page.buttons(view.last), notes=notes,
-            start=f"/start {service}".strip(), max_text=MAX_TEXT,
+            start=f"/start {service}".strip(), max_text=MAX_TEXT, max_photo=MAX_PHOTO,
             telegram=bool(s.telegram_bot_username), whatsapp=bool(s.whatsapp_public_number), **extra)
         if fresh:
             guard.set_contact(response, cid, self.secure)
@@ -111,8 +111,10 @@ class WebChat:
         cid = guard.contact_id(request)
         try:
             posted = await read_form(request, MAX_POST)
-        except web.HTTPRequestEntityTooLarge:
-            return self._refuse(request, "webchat.refused.too_big", 413)
+        except web.HTTPRequestEntityTooLarge:  # a photo too big: said in the chat, which stays
+            back = web.Response(status=303, headers={"Location": "/chat#end"})
+            page.write_notes(back, [{"kind": "error", "text": "webchat.refused.too_big"}], self.secure)
+            return back
         if posted is None:
             return self._refuse(request, "webchat.refused.bad_form", 400)
         form = dict(posted)

@@ -28,7 +28,23 @@
     var text = form.elements.text;
     return text ? text.value : "";
   }
+  function tooBig(form) {
+    /* a photo over the limit is refused here, before it costs the resident's data plan */
+    var input = form.querySelector("input[type=file]");
+    var file = input && input.files && input.files[0];
+    if (!file || !(file.size > Number(input.dataset.max))) { return false; }
+    var old = form.querySelector(".note.error");
+    if (old) { old.remove(); }
+    var note = document.createElement("div");
+    note.className = "note error";
+    note.setAttribute("role", "alert");
+    note.textContent = input.dataset.tooBig;
+    form.appendChild(note);
+    input.value = "";
+    return true;
+  }
   function post(form, submitter) {
+    if (tooBig(form)) { return; }
     var data = new FormData(form);
     if (submitter && submitter.name) { data.append(submitter.name, submitter.value); }
     var thread = document.querySelector(".thread");
