@@ -404,3 +404,25 @@ async def test_browser_wording_no_chat_id_and_no_slash_start(web_app: App) -> No
         assert db.scalar(select(func.count()).select_from(Contact)) == 0  # and nothing kept
     from bot.i18n import TEXTS
     assert "ID chat" in TEXTS("id", "consent.notice")  # Telegram and WhatsApp unchanged
+
+
+async def test_the_thread_shows_what_the_resident_sent(web_app: App) -> None:
+    """Typed words and pressed buttons stand in the thread before the bot's answer, so a
+    resident can check what they sent; a reload keeps both sides."""
+    mine = re.compile(r'<div class="msg me"><p class="text">(.*?)</p></div>', re.S)
+    async with chat_client(web_app) as client:
+        r = Resident(client)
+        await onboard(r, "/chat/ktp")
+        page = await r.press("Sangat sesuai")  # a pressed button: its label
+        assert mine.findall(page.html)[-1] == "4. Sangat sesuai"
+        page = await r.say("3")  # typed: the words as typed
+        assert mine.findall(page.html)[-1] == "3"
+        order = re.findall(r'<div class="msg (me|bot)"', page.html)
+        last_me = max(i for i, kind in enumerate(order) if kind == "me")
+        assert last_me < len(order) - 1 and set(order[last_me + 1:]) == {"bot"}  # the answer follows
+        again = await r.open("/chat")
+        assert mine.findall(again.html)[-2:] == ["4. Sangat sesuai", "3"]
+        assert again.messages[-1] == page.messages[-1]  # the bot's question is still the last
+    with web_app.factory() as db:  # kept as sent rows of the thread, never sent anywhere
+        kinds = set(db.scalars(select(OutboxMessage.status).where(OutboxMessage.kind == "web_said")))
+    assert kinds == {"sent"}

@@ -23,7 +23,7 @@ from bot.channels.common import KeyedLocks, decode_choice
 from bot.channels.webchat import guard, page
 from bot.channels.webchat.photos import MAX_BYTES as MAX_PHOTO
 from bot.channels.webchat.photos import PhotoRefused, save_photo
-from bot.channels.webchat.thread import CHANNEL, load_view, photo_wanted, settle
+from bot.channels.webchat.thread import CHANNEL, Said, load_view, photo_wanted, settle
 from bot.outbox.store import mark_sent
 from bot.runtime import webtickets
 from bot.runtime.types import Inbound, new_event_id
@@ -190,7 +190,8 @@ class WebChat:
                 self.runtime.settle_erasures(erased)
                 return []
             with transaction(self.app.factory) as db:  # one commit: shown, and any new secret
-                return settle(db, [(r.id, r.contact_id) for r in rows], inbound.user_id, now)
+                return settle(db, [(r.id, r.contact_id) for r in rows], inbound.user_id, now,
+                              said_by(inbound.event))
 
         try:
             issued = await self._db(work)
@@ -235,6 +236,15 @@ class WebChat:
             ("whatsapp", page.whatsapp_link(s.whatsapp_public_number, payload))) if link]
         return await self.show(request, onward={"ticket": ticket, "links": links,
                                                 "hours": int(webtickets.CLAIM_VALID / timedelta(hours=1))})
+
+
+def said_by(event: Event) -> Said:
+    """What the resident sent, for their side of the thread (a photo and a location as a mark)."""
+    if event.kind == "text":
+        return event.text
+    if event.kind == "choice" and event.choice:
+        return (event.q, event.choice)
+    return {"photo": "\U0001F4F7", "location": "\U0001F4CD"}.get(event.kind)
 
 
 def _nonce(form: dict[str, Any]) -> str | None:

@@ -16,12 +16,16 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from bot.channels.common import choice_label
 from bot.channels.whatsapp.store import PHOTO_STEPS
 from bot.runtime.webtickets import WEB, issue_secrets, web_tickets
 from bot.storage.models import Contact, ConversationSession, OutboxMessage
 
 CHANNEL = WEB
 SHOWN = 40  # the last messages shown; older ones stay stored
+KIND_SAID = "web_said"  # the resident's own message, kept so the thread shows both sides
+MAX_SAID = 4096
+Said = str | tuple[int | None, str] | None  # typed words, or (question, choice id) pressed
 LOCATION_STEPS = {("complaint", "location_done")}
 
 
@@ -47,7 +51,8 @@ class View:
 
     @property
     def last(self) -> dict[str, Any] | None:
-        return self.messages[-1] if self.messages else None
+        """The bot's last message (its buttons are the ones to show)."""
+        return next((m for m in reversed(self.messages) if not m.get("me")), None)
 
 
 def load_view(db: Session, cid: str, now: datetime, timeout: timedelta) -> View:
@@ -56,12 +61,14 @@ def load_view(db: Session, cid: str, now: datetime, timeout: timedelta) -> View:
                          .where(Contact.channel == CHANNEL, Contact.external_id == cid)).first()
     if contact is None:
         return View()
-    rows = db.scalars(
-        select(OutboxMessage.payload)
+    rows = db.execute(
+        select(OutboxMessage.id, OutboxMessage.payload)
         .where(OutboxMessage.contact_id == contact.id, OutboxMessage.channel == CHANNEL,
                or_(OutboxMessage.status.in_(("sent", "claimed")),
                    and_(OutboxMessage.status == "pending", OutboxMessage.due_at <= now)))
         .order_by(OutboxMessage.id.desc()).limit(SHOWN)).all()
+    # the resident's own words stand before the replies they got (stored just after them)
+    shown = sorted(rows, key=lambda r: (r.payload.get("before", r.id), 0 if r.payload.get("me") else 1, r.id))
     state = db.scalar(select(ConversationSession.state)
                       .where(ConversationSession.contact_id == contact.id)) or {}
     where = (state.get("flow"), state.get("step"))
@@ -69,22 +76,46 @@ def load_view(db: Session, cid: str, now: datetime, timeout: timedelta) -> View:
         fresh = now - datetime.fromisoformat(str(state.get("at"))) <= timeout
     except ValueError:
         fresh = False
-    return View(known=True, language=contact.language, messages=[dict(p) for p in reversed(rows)],
+    return View(known=True, language=contact.language, messages=[dict(r.payload) for r in shown],
                 tickets=web_tickets(db, contact.id),
                 wants_photo=fresh and where in PHOTO_STEPS,
                 wants_location=fresh and where in LOCATION_STEPS)
 
 
-def settle(db: Session, rows: list[tuple[int, int | None]], cid: str, now: datetime) -> list[tuple[str, str]]:
-    """After a turn: its replies (``(id, contact id)``) are part of the thread now (sent), and a
-    complaint it filed gets its secret (returned once: [(ticket, secret)])."""
+def settle(db: Session, rows: list[tuple[int, int | None]], cid: str, now: datetime,
+           said: Said = None) -> list[tuple[str, str]]:
+    """After a turn: its replies (``(id, contact id)``) are part of the thread now (sent), what
+    the resident sent (``said``: their words, or the pressed choice's id) stands before them,
+    and a complaint it filed gets its secret (returned once: [(ticket, secret)])."""
     if rows:
         db.execute(update(OutboxMessage).where(OutboxMessage.id.in_([r for r, _ in rows]))
                    .values(status="sent", sent_at=now, attempts=OutboxMessage.attempts + 1))
+        contact_id = next((c for _, c in rows if c is not None), None)
+        words = _words(db, contact_id, min(r for r, _ in rows), said)
+        if words and contact_id is not None:
+            db.add(OutboxMessage(channel=CHANNEL, chat_id=cid, contact_id=contact_id, kind=KIND_SAID,
+                                 payload={"text": words[:MAX_SAID], "me": True, "before": min(r for r, _ in rows)},
+                                 status="sent", due_at=now, created_at=now, sent_at=now, attempts=1))
     key = next((c for _, c in rows if c is not None), None)
     if key is None:  # a turn without replies (a duplicate): look the contact up
         key = db.scalar(select(Contact.id).where(Contact.channel == CHANNEL, Contact.external_id == cid))
     return issue_secrets(db, key) if key is not None else []
+
+
+def _words(db: Session, contact_id: int | None, first_reply: int, said: Said) -> str | None:
+    """What the resident's message was, as they saw it: their text, or the label of the button
+    they pressed on the bot's message before this turn's replies."""
+    if said is None or isinstance(said, str):
+        return None if said is None or said.startswith("/start") else said  # "Mulai", a QR code's link
+    _q, choice = said
+    last = db.scalar(select(OutboxMessage.payload).where(
+        OutboxMessage.contact_id == contact_id, OutboxMessage.channel == CHANNEL,
+        OutboxMessage.id < first_reply, OutboxMessage.kind != KIND_SAID, OutboxMessage.status == "sent")
+        .order_by(OutboxMessage.id.desc()).limit(1))  # shown to them: not a reminder still to come
+    for c in (last or {}).get("choices") or []:
+        if c.get("id") == choice:
+            return choice_label(c)  # as the button read: "4. Sangat sesuai"
+    return None
 
 
 def photo_wanted(db: Session, cid: str, now: datetime, timeout: timedelta) -> bool:
