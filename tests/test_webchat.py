@@ -154,6 +154,10 @@ async def test_complaint_gets_ticket_and_secret_and_status_needs_both(web_app: A
         found = await other.post("/chat/status", {"ticket": ticket.lower().replace("-", " "),
                                                    "secret": secret.lower()})
         assert f"Tiket {ticket}: Diterima, menunggu petugas" in found.html
+        # answered with a redirect: reloading the result page does not post (and count) again
+        raw = await client.post("/chat/status", data={"ticket": ticket, "secret": secret,
+                                                      "csrf": found.field("csrf")}, allow_redirects=False)
+        assert raw.status == 303 and raw.headers["Location"] == "/chat#status"
 
 
 async def test_csrf_and_rate_limits_are_refused_politely(sqlite_app: App) -> None:

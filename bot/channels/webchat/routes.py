@@ -89,6 +89,9 @@ class WebChat:
         s = self.app.settings
         lang = page.pick_language(request, view.language, s.default_language)
         notes = page.read_notes(request)
+        shown = next((n for n in notes if n.get("kind") == "lookup"), None)  # after a status post
+        if shown is not None and "lookup" not in extra:
+            extra["lookup"] = shown
         response = page.render(
             "chat.html", lang, status=status, view=view, csrf=guard.csrf_token(cid),
             nonce=new_event_id(), buttons=page.buttons(view.last), notes=notes,
@@ -211,8 +214,10 @@ class WebChat:
             return await self.show(request, status=429, lookup={"state": "slow"})
         ticket, secret = str(form.get("ticket", ""))[:40], str(form.get("secret", ""))[:40]
         found = await self._db(self._read, lambda db: webtickets.status_by_secret(db, ticket, secret))
-        return await self.show(request, lookup={"state": "found", **found} if found
-                               else {"state": "unknown"})
+        lookup = {"state": "found", **found} if found else {"state": "unknown"}
+        back = web.Response(status=303, headers={"Location": "/chat#status"})  # a reload does not ask again
+        page.write_notes(back, [{"kind": "lookup", **{k: str(v) for k, v in lookup.items()}}], self.secure)
+        return back
 
     async def continue_elsewhere(self, request: web.Request) -> web.StreamResponse:
         """A one-time link to carry a web ticket on in Telegram or WhatsApp (shown, not redirected
