@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from bot.app import App, build_app
 from bot.config import Settings
@@ -91,3 +93,26 @@ def sqlite_app(sqlite_url: str, clock: FakeClock) -> Iterator[App]:
     application = make_app(sqlite_url, clock)
     yield application
     application.engine.dispose()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Any]:
+    """One headless Chromium per browser-test module (tests/browser_support.py)."""
+    from playwright.async_api import async_playwright
+
+    from tests.browser_support import ARGS, CHROMIUM
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+def artefacts(tmp_path: Path) -> Path:
+    """Where browser tests leave screenshots: $PRIMA_TEST_ARTEFACTS, or the test's tmp dir."""
+    folder = Path(os.environ.get("PRIMA_TEST_ARTEFACTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -8,15 +8,12 @@ saved under $PRIMA_TEST_ARTEFACTS (default: the test's tmp dir).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
-import pytest_asyncio
 from aiohttp import web
 from sqlalchemy import select
 
@@ -25,43 +22,19 @@ from bot.channels.telegram.deskhooks import telegram_desk_hooks
 from bot.storage.models import CaseEvent, DeskSession
 from bot.web.desk.routes import add_desk_routes
 from bot.web.server import build_web_app
+from tests.browser_support import BROWSER_MARKS
 from tests.case_support import cases, complaint, consent, link_room, register, say
 from tests.conftest import FakeClock
 from tests.fake_telegram import User
 from tests.telegram_harness import Harness, harness
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)"),
-    pytest.mark.asyncio(loop_scope="module"),
-]
+pytestmark = BROWSER_MARKS
 PHONE = {"width": 390, "height": 844}
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-sync"]
 WARGA = User(id=5101, first_name="Siti", last_name="Aminah")
 PETUGAS = User(id=7101, first_name="Budi", last_name="Santoso")
 LAIN = User(id=7103, first_name="Andi", last_name="Pajak")  # staff of another agency
 PUNGLI = "Permintaan imbalan uang/barang (pungli)"
 LINK = re.compile(r"https?://\S+/desk/login/\S+")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-@pytest.fixture
-def artefacts(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("PRIMA_TEST_ARTEFACTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @asynccontextmanager

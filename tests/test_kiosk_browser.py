@@ -9,14 +9,11 @@ from the page and counted once. Screenshots go to $PRIMA_TEST_ARTEFACTS (default
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
-import pytest_asyncio
 from aiohttp import web
 from sqlalchemy import select
 
@@ -25,38 +22,14 @@ from bot.reports.digest.data import collect, find_agency
 from bot.runtime import kiosk
 from bot.storage.models import SurveyResponse
 from bot.web.server import build_web_app
+from tests.browser_support import BROWSER_MARKS
 from tests.conftest import FakeClock
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)"),
-    pytest.mark.asyncio(loop_scope="module"),
-]
+pytestmark = BROWSER_MARKS
 TABLET = {"width": 1280, "height": 800}
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-sync"]
 # one pick per screen: elements 1-9 (score class or "skip"), then gender, age, education, job
 QUEUED = "JSON.parse(localStorage.getItem(Object.keys(localStorage)[0]) || '[]').length"
 PICKS = ["v4", "v3", "skip", "v2", "v4", "v4", "v3", "v1", "v4", "vp", "skip", "vsma", "vswasta"]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-@pytest.fixture
-def artefacts(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("PRIMA_TEST_ARTEFACTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @asynccontextmanager
