@@ -125,6 +125,7 @@ class Updates:
 
 
 RUNTIME_CPU = [0.0]  # CPU seconds inside Runtime.handle during the last Prima run
+RUNTIME_PROFILE: list[cProfile.Profile] = []  # set by --profile: Runtime.handle's own thread
 CPU: list[float] = []  # process CPU seconds of each run: steadier than wall time on a busy host
 Feed = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -176,9 +177,13 @@ async def bench_prima(app: App, residents: int, concurrency: int,
 
     def timed_handle(inbound: Any) -> Any:  # CPU of the runtime alone, in its own thread
         t0 = time.thread_time()
+        if RUNTIME_PROFILE:
+            RUNTIME_PROFILE[0].enable()
         try:
             return handle(inbound)
         finally:
+            if RUNTIME_PROFILE:
+                RUNTIME_PROFILE[0].disable()
             RUNTIME_CPU[0] += time.thread_time() - t0
 
     RUNTIME_CPU[0] = 0.0
@@ -330,12 +335,19 @@ async def main_async(args: argparse.Namespace) -> int:
             await bench_prima(app, max(1, residents // 10), args.concurrency)  # warm-up
             profiler = cProfile.Profile() if args.profile else None
             if profiler:
+                RUNTIME_PROFILE[:] = [cProfile.Profile()]
                 profiler.enable()
             statements = count_statements(app)
             n, elapsed, lat, records = await bench_prima(app, residents, args.concurrency)
             if profiler:
                 profiler.disable()
-                pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
+                print("== event loop thread (aiogram, channel, sends) ==")
+                pstats.Stats(profiler).sort_stats(args.sort).print_stats(45)
+                print("== Runtime.handle (the turn's own thread) ==")
+                pstats.Stats(RUNTIME_PROFILE[0]).sort_stats(args.sort).print_stats(45)
+                if args.callers:
+                    pstats.Stats(RUNTIME_PROFILE[0]).print_callers(args.callers)
+                RUNTIME_PROFILE.clear()
             rate = figures(f"Prima + {name}", n, elapsed, lat)
             print(f"  SQL statements per update: {statements() / n:.1f} (BEGIN/COMMIT included); "
                   f"Runtime.handle CPU {RUNTIME_CPU[0] / n * 1000:.2f} ms/update")
@@ -368,6 +380,8 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=16, help="residents in flight at once")
     p.add_argument("--postgres", metavar="URL", help="also measure PostgreSQL (a schema is created)")
     p.add_argument("--profile", action="store_true", help="print a cProfile of the Prima run")
+    p.add_argument("--callers", metavar="NAME", help="with --profile: who calls NAME in the runtime")
+    p.add_argument("--sort", default="cumulative", help="cProfile order: cumulative or tottime")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aiogram").setLevel(logging.WARNING)

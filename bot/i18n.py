@@ -43,26 +43,40 @@ def message_ids(lang: str) -> set[str]:
 
 
 class Texts:
-    """Callable used by the engine, e.g. ``texts(lang, key)``. Falls back to Indonesian."""
+    """Callable used by the engine, e.g. ``texts(lang, key)``. Falls back to Indonesian.
+
+    Catalogs do not change while the process runs, so each (language, key) is looked up once:
+    a turn asks for a dozen texts and whether each has a channel's own wording.
+    """
 
     def __init__(self, default: str = "id") -> None:
         self.default = default if default in LANGUAGES else "id"
+        self._found: dict[tuple[str, str], str | None] = {}
+
+    def _lookup(self, lang: str, key: str) -> str | None:
+        """The text of ``key`` in ``lang`` or else in Indonesian; None when neither has it."""
+        if (lang, key) in self._found:
+            return self._found[(lang, key)]
+        text = translations(lang).gettext(key)
+        if text == key and lang != "id":
+            text = translations("id").gettext(key)
+        found = None if text == key else text
+        self._found[(lang, key)] = found
+        return found
 
     def __call__(self, lang: str, key: str, **params: Any) -> str:
         if lang not in LANGUAGES:
             lang = self.default
-        text = translations(lang).gettext(key)
-        if text == key and lang != "id":
-            text = translations("id").gettext(key)
-        if text == key:
+        text = self._lookup(lang, key)
+        if text is None:
             log.error("missing message id %r", key)
+            text = key
         return text.format(**params) if params else text
-
 
     def has(self, lang: str, key: str) -> bool:
         """Whether ``key`` has a text in ``lang`` (or in Indonesian, the fallback)."""
         lang = lang if lang in LANGUAGES else self.default
-        return translations(lang).gettext(key) != key or translations("id").gettext(key) != key
+        return self._lookup(lang, key) is not None
 
 
 TEXTS = Texts()
