@@ -121,6 +121,20 @@ async def test_survey_over_plain_forms_is_stored_and_counted_like_chat(web_app: 
     assert statuses == {"sent"}  # every reply committed, then shown from the thread
 
 
+async def test_returning_resident_scanning_a_service_qr_code_is_offered_its_survey(web_app: App) -> None:
+    """Found by QA: someone who already chatted in this browser and scans the QR code at the KK
+    counter saw only their old thread; the code's service must be one press away."""
+    async with chat_client(web_app) as client:
+        r = Resident(client)
+        await onboard(r)
+        page = await r.open("/chat/kk")
+        assert "Nilai layanan Kartu Keluarga" in page.html
+        page = await r.post(data={"text": page.field("text")})
+        assert "Kartu Keluarga" in page.messages[-1] and "1/9" in page.messages[-1]
+        assert "Nilai layanan Kartu Keluarga" not in page.html  # the thread after it: no offer again
+        assert "data-qr" not in (await r.open("/chat/no-such-service")).html
+
+
 async def test_complaint_gets_ticket_and_secret_and_status_needs_both(web_app: App, tmp_path: Path) -> None:
     async with chat_client(web_app) as client:
         r = Resident(client)

@@ -88,6 +88,9 @@ class WebChat:
         view = await self._db(self._read, lambda db: load_view(db, cid, self.runtime.clock(), timeout))
         s = self.app.settings
         lang = page.pick_language(request, view.language, s.default_language)
+        if service and view.known and "qr" not in extra:  # a returning resident scanned a service's QR code
+            found = await self._db(self._read, lambda db: self.runtime.catalog(db, self.runtime.clock()).service(service))
+            extra["qr"] = found.title(lang) if found else None
         notes = page.read_notes(request)
         shown = next((n for n in notes if n.get("kind") == "lookup"), None)  # after a status post
         if shown is not None and "lookup" not in extra:
