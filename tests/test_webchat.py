@@ -135,6 +135,21 @@ async def test_returning_resident_scanning_a_service_qr_code_is_offered_its_surv
         assert "data-qr" not in (await r.open("/chat/no-such-service")).html
 
 
+async def test_a_stale_button_is_not_echoed_as_the_current_questions_answer(web_app: App) -> None:
+    """Found by QA: "1. Tidak sesuai" pressed on an older page (another tab) of question 1 showed
+    in the thread as "1. Tidak mudah", an answer to question 2 that was never recorded."""
+    async with chat_client(web_app) as client:
+        r = Resident(client)
+        await onboard(r, "/chat/ktp")
+        stale = r.page.button("Tidak sesuai")  # type: ignore[union-attr]
+        page = await r.press("Sangat sesuai")
+        assert "(2/9)" in page.messages[-1]
+        page = await r.post(data={"choice": stale})
+        said = re.findall(r'<div class="msg me"><p class="text">(.*?)</p>', page.html, re.S)
+        assert said[-1] == "4. Sangat sesuai"  # the stale press is not shown as an answer to question 2
+        assert "(2/9)" in page.messages[-1]  # asked again, nothing recorded for it
+
+
 async def test_complaint_gets_ticket_and_secret_and_status_needs_both(web_app: App, tmp_path: Path) -> None:
     async with chat_client(web_app) as client:
         r = Resident(client)

@@ -107,11 +107,13 @@ def _words(db: Session, contact_id: int | None, first_reply: int, said: Said) ->
     they pressed on the bot's message before this turn's replies."""
     if said is None or isinstance(said, str):
         return None if said is None or said.startswith("/start") else said  # "Mulai", a QR code's link
-    _q, choice = said
+    q, choice = said
     last = db.scalar(select(OutboxMessage.payload).where(
         OutboxMessage.contact_id == contact_id, OutboxMessage.channel == CHANNEL,
         OutboxMessage.id < first_reply, OutboxMessage.kind != KIND_SAID, OutboxMessage.status == "sent")
         .order_by(OutboxMessage.id.desc()).limit(1))  # shown to them: not a reminder still to come
+    if (last or {}).get("q") not in (None, q):  # a button of an older question (another tab): not this one's
+        return None
     for c in (last or {}).get("choices") or []:
         if c.get("id") == choice:
             return choice_label(c)  # as the button read: "4. Sangat sesuai"
