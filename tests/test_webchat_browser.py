@@ -169,3 +169,20 @@ async def test_the_chat_works_without_javascript(browser: Any, chat_app: App, ar
             await page.screenshot(path=str(artefacts / "webchat-nojs.png"))
         finally:
             await context.close()
+
+
+async def test_after_a_qr_codes_survey_starts_a_reload_does_not_offer_it_again(browser: Any, chat_app: App) -> None:
+    """Found by QA: chat.js kept the address /chat/<service> after its posts, so reloading the
+    page mid-survey offered that service's survey again ("Nilai layanan ...")."""
+    async with served(chat_app) as base:
+        context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="id-ID")
+        page = await context.new_page()
+        await page.goto(f"{base}/chat/ktp")
+        await click(page, "Mulai")
+        await click(page, "1. Setuju")
+        assert "(1/9)" in await page.locator(".msg.bot").last.inner_text()
+        assert page.url == f"{base}/chat"
+        await page.reload()
+        assert "(1/9)" in await page.locator(".msg.bot").last.inner_text()
+        assert await page.locator("[data-qr]").count() == 0
+        await context.close()
