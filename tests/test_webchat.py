@@ -132,6 +132,10 @@ async def test_returning_resident_scanning_a_service_qr_code_is_offered_its_surv
         page = await r.post(data={"text": page.field("text")})
         assert "Kartu Keluarga" in page.messages[-1] and "1/9" in page.messages[-1]
         assert "Nilai layanan Kartu Keluarga" not in page.html  # the thread after it: no offer again
+        page = await r.press("Sangat sesuai")
+        assert "(2/9)" in page.messages[-1]
+        assert "data-qr" not in (await r.open("/chat/kk")).html  # mid-way through that very survey
+        assert "Nilai layanan KTP Elektronik" in (await r.open("/chat/ktp")).html
         assert "data-qr" not in (await r.open("/chat/no-such-service")).html
 
 

@@ -88,7 +88,8 @@ class WebChat:
         view = await self._db(self._read, lambda db: load_view(db, cid, self.runtime.clock(), timeout))
         s = self.app.settings
         lang = page.pick_language(request, view.language, s.default_language)
-        if service and view.known and "qr" not in extra:  # a returning resident scanned a service's QR code
+        # a returning resident scanned a service's QR code: offer its survey, unless it is under way
+        if service and view.known and view.survey != service and "qr" not in extra:
             found = await self._db(self._read, lambda db: self.runtime.catalog(db, self.runtime.clock()).service(service))
             extra["qr"] = found.title(lang) if found else None
         notes = page.read_notes(request)

@@ -48,6 +48,7 @@ class View:
     tickets: list[str] = field(default_factory=list)
     wants_photo: bool = False
     wants_location: bool = False
+    survey: str | None = None  # the service code of the survey under way, if any
 
     @property
     def last(self) -> dict[str, Any] | None:
@@ -79,7 +80,9 @@ def load_view(db: Session, cid: str, now: datetime, timeout: timedelta) -> View:
     return View(known=True, language=contact.language, messages=[dict(r.payload) for r in shown],
                 tickets=web_tickets(db, contact.id),
                 wants_photo=fresh and where in PHOTO_STEPS,
-                wants_location=fresh and where in LOCATION_STEPS)
+                wants_location=fresh and where in LOCATION_STEPS,
+                survey=str((state.get("data") or {}).get("service") or "") or None
+                if fresh and where[0] == "survey" else None)
 
 
 def settle(db: Session, rows: list[tuple[int, int | None]], cid: str, now: datetime,
