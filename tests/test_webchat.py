@@ -204,6 +204,11 @@ async def test_csrf_and_rate_limits_are_refused_politely(sqlite_app: App) -> Non
         no_cookie = await client.post("/chat/send", data={"text": "/start", "csrf": page.field("csrf")},
                                       cookies={"prima_chat": "x"})
         assert no_cookie.status == 403
+        # a browser that keeps no cookie is told so, not sent round in circles by "expired" (found by QA)
+        client.session.cookie_jar.clear()
+        blocked = await client.post("/chat/send", data={"text": "/start", "csrf": page.field("csrf")})
+        text = await blocked.text()
+        assert blocked.status == 403 and "Izinkan cookie" in text and "kedaluwarsa" not in text
         assert count(sqlite_app, Contact) == 0  # nothing was handled
         await r.open()
         for _ in range(3):

@@ -125,6 +125,8 @@ class WebChat:
         if posted is None:
             return self._refuse(request, "webchat.refused.bad_form", 400)
         form = dict(posted)
+        if guard.COOKIE not in request.cookies:  # the browser keeps no cookie: "expired" would go round in circles
+            return self._refuse(request, "webchat.refused.cookie", 403)
         if cid is None or not guard.csrf_ok(cid, str(form.get("csrf", ""))):
             return self._refuse(request, "webchat.refused.csrf", 403)
         if not self.limits.per_contact.allow(cid):
