@@ -92,7 +92,8 @@
           geo.elements.lat.value = pos.coords.latitude.toFixed(6);
           geo.elements.lon.value = pos.coords.longitude.toFixed(6);
           post(geo, null);
-        }, function () { status.textContent = "\u2715"; }, {enableHighAccuracy: true, timeout: 15000});
+        }, function () { status.textContent = status.dataset.failed || "\u2715"; },  /* refused or unknown: say what to do */
+        {enableHighAccuracy: true, timeout: 15000});
       });
     }
   }
