@@ -120,6 +120,16 @@ async def test_a_retry_with_the_same_key_stores_nothing(app: App, clock: FakeClo
         assert db.scalar(select(func.count()).select_from(SurveyAnswer)) == 9
 
 
+async def test_without_javascript_the_next_resident_starts_in_indonesian(app: App) -> None:
+    """Found by QA: after an English questionnaire on a kiosk without JavaScript, the thank-you
+    page's refresh and "Done" link opened the survey in English for the next resident."""
+    token = register(app)
+    async with TestClient(TestServer(build_web_app(app=app))) as http:
+        status, html = await post(http, token, {**form("eeeeeeee-0001"), "lang": "en"}, headers=None)
+        assert status == 200 and '<html lang="en"' in html  # this resident's thank-you in English
+        assert f'url=/kiosk/{token}"' in html and f'href="/kiosk/{token}"' in html
+
+
 async def test_one_questionnaire_per_kiosk_per_interval(app: App, clock: FakeClock) -> None:
     token = register(app)
     other = register(app, "kk", "Loket 3")

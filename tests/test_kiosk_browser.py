@@ -204,3 +204,33 @@ async def test_revoked_kiosk_page_in_the_browser(sqlite_app: App, clock: FakeClo
         await page.click("a[lang=en]")
         assert "Kiosk not in use" in await page.locator("h1").inner_text()
         await context.close()
+
+
+async def test_double_tap_answers_one_question(sqlite_app: App, clock: FakeClock, browser: Any) -> None:
+    """A resident double-taps an answer (two touches 200 ms apart, found by QA): the second
+    touch lands where the next question's answer now is, and must not answer it."""
+    app = sqlite_app
+    with app.factory() as db, db.begin():
+        _, token = kiosk.add(db, "disdukcapil", "ktp", "Loket 2", clock.now)
+    async with served(app) as base:
+        context = await browser.new_context(viewport=TABLET, device_scale_factor=1)
+        page = await context.new_page()
+        await page.goto(f"{base}/kiosk/{token}")
+        await page.click("#start")
+        box = await page.locator('[data-screen="1"] label.choice.v3').bounding_box()
+        await asyncio.sleep(0.5)
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        await page.mouse.click(x, y)
+        await asyncio.sleep(0.2)
+        await page.mouse.click(x, y)
+        await asyncio.sleep(0.6)
+        assert await page.locator('[data-screen="2"]').is_visible()  # the second question waits
+        assert await page.locator("input[name=e1]:checked").get_attribute("value") == "3"
+        assert await page.locator("input[name=e2]:checked").count() == 0
+        # the same goes for « Kembali tapped twice: one step back
+        await page.locator('[data-screen="2"] label.choice.v4').click()
+        await page.locator('[data-screen="3"]').wait_for(state="visible")
+        await page.locator('[data-screen="3"] button.back').dblclick(delay=200)
+        await asyncio.sleep(0.6)
+        assert await page.locator('[data-screen="2"]').is_visible()
+        await context.close()

@@ -121,6 +121,39 @@ async def test_survey_over_plain_forms_is_stored_and_counted_like_chat(web_app: 
     assert statuses == {"sent"}  # every reply committed, then shown from the thread
 
 
+async def test_returning_resident_scanning_a_service_qr_code_is_offered_its_survey(web_app: App) -> None:
+    """Found by QA: someone who already chatted in this browser and scans the QR code at the KK
+    counter saw only their old thread; the code's service must be one press away."""
+    async with chat_client(web_app) as client:
+        r = Resident(client)
+        await onboard(r)
+        page = await r.open("/chat/kk")
+        assert "Nilai layanan Kartu Keluarga" in page.html
+        page = await r.post(data={"text": page.field("text")})
+        assert "Kartu Keluarga" in page.messages[-1] and "1/9" in page.messages[-1]
+        assert "Nilai layanan Kartu Keluarga" not in page.html  # the thread after it: no offer again
+        page = await r.press("Sangat sesuai")
+        assert "(2/9)" in page.messages[-1]
+        assert "data-qr" not in (await r.open("/chat/kk")).html  # mid-way through that very survey
+        assert "Nilai layanan KTP Elektronik" in (await r.open("/chat/ktp")).html
+        assert "data-qr" not in (await r.open("/chat/no-such-service")).html
+
+
+async def test_a_stale_button_is_not_echoed_as_the_current_questions_answer(web_app: App) -> None:
+    """Found by QA: "1. Tidak sesuai" pressed on an older page (another tab) of question 1 showed
+    in the thread as "1. Tidak mudah", an answer to question 2 that was never recorded."""
+    async with chat_client(web_app) as client:
+        r = Resident(client)
+        await onboard(r, "/chat/ktp")
+        stale = r.page.button("Tidak sesuai")  # type: ignore[union-attr]
+        page = await r.press("Sangat sesuai")
+        assert "(2/9)" in page.messages[-1]
+        page = await r.post(data={"choice": stale})
+        said = re.findall(r'<div class="msg me"><p class="text">(.*?)</p>', page.html, re.S)
+        assert said[-1] == "4. Sangat sesuai"  # the stale press is not shown as an answer to question 2
+        assert "(2/9)" in page.messages[-1]  # asked again, nothing recorded for it
+
+
 async def test_complaint_gets_ticket_and_secret_and_status_needs_both(web_app: App, tmp_path: Path) -> None:
     async with chat_client(web_app) as client:
         r = Resident(client)
@@ -171,6 +204,11 @@ async def test_csrf_and_rate_limits_are_refused_politely(sqlite_app: App) -> Non
         no_cookie = await client.post("/chat/send", data={"text": "/start", "csrf": page.field("csrf")},
                                       cookies={"prima_chat": "x"})
         assert no_cookie.status == 403
+        # a browser that keeps no cookie is told so, not sent round in circles by "expired" (found by QA)
+        client.session.cookie_jar.clear()
+        blocked = await client.post("/chat/send", data={"text": "/start", "csrf": page.field("csrf")})
+        text = await blocked.text()
+        assert blocked.status == 403 and "Izinkan cookie" in text and "kedaluwarsa" not in text
         assert count(sqlite_app, Contact) == 0  # nothing was handled
         await r.open()
         for _ in range(3):

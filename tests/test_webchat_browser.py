@@ -169,3 +169,39 @@ async def test_the_chat_works_without_javascript(browser: Any, chat_app: App, ar
             await page.screenshot(path=str(artefacts / "webchat-nojs.png"))
         finally:
             await context.close()
+
+
+async def test_after_a_qr_codes_survey_starts_a_reload_does_not_offer_it_again(browser: Any, chat_app: App) -> None:
+    """Found by QA: chat.js kept the address /chat/<service> after its posts, so reloading the
+    page mid-survey offered that service's survey again ("Nilai layanan ...")."""
+    async with served(chat_app) as base:
+        context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="id-ID")
+        page = await context.new_page()
+        await page.goto(f"{base}/chat/ktp")
+        await click(page, "Mulai")
+        await click(page, "1. Setuju")
+        assert "(1/9)" in await page.locator(".msg.bot").last.inner_text()
+        assert page.url == f"{base}/chat"
+        await page.reload()
+        assert "(1/9)" in await page.locator(".msg.bot").last.inner_text()
+        assert await page.locator("[data-qr]").count() == 0
+        await context.close()
+
+
+async def test_a_refused_location_says_what_to_do(browser: Any, chat_app: App) -> None:
+    """Found by QA: when the phone refuses the location, the page showed only a "✕"."""
+    async with served(chat_app) as base:
+        context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="id-ID")
+        page = await context.new_page()  # no geolocation permission: the browser refuses
+        await page.goto(f"{base}/chat")
+        await click(page, "Mulai")
+        await click(page, "1. Setuju")
+        for line in ("2", "pajak motor", DESCRIPTION, "4", "1"):
+            await type_line(page, line)
+        await click(page, "1. Lewati")  # no photo
+        await page.get_by_role("button", name="Kirim lokasi saya").click()
+        status = page.locator("[data-geo-status]")
+        await page.wait_for_function("() => !['', '\\u2026'].includes("
+                                     "document.querySelector('[data-geo-status]').textContent)")
+        assert "Ketik alamat" in await status.inner_text()
+        await context.close()

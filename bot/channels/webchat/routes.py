@@ -88,6 +88,10 @@ class WebChat:
         view = await self._db(self._read, lambda db: load_view(db, cid, self.runtime.clock(), timeout))
         s = self.app.settings
         lang = page.pick_language(request, view.language, s.default_language)
+        # a returning resident scanned a service's QR code: offer its survey, unless it is under way
+        if service and view.known and view.survey != service and "qr" not in extra:
+            found = await self._db(self._read, lambda db: self.runtime.catalog(db, self.runtime.clock()).service(service))
+            extra["qr"] = found.title(lang) if found else None
         notes = page.read_notes(request)
         shown = next((n for n in notes if n.get("kind") == "lookup"), None)  # after a status post
         if shown is not None and "lookup" not in extra:
@@ -121,6 +125,8 @@ class WebChat:
         if posted is None:
             return self._refuse(request, "webchat.refused.bad_form", 400)
         form = dict(posted)
+        if guard.COOKIE not in request.cookies:  # the browser keeps no cookie: "expired" would go round in circles
+            return self._refuse(request, "webchat.refused.cookie", 403)
         if cid is None or not guard.csrf_ok(cid, str(form.get("csrf", ""))):
             return self._refuse(request, "webchat.refused.csrf", 403)
         if not self.limits.per_contact.allow(cid):

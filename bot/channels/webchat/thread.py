@@ -48,6 +48,7 @@ class View:
     tickets: list[str] = field(default_factory=list)
     wants_photo: bool = False
     wants_location: bool = False
+    survey: str | None = None  # the service code of the survey under way, if any
 
     @property
     def last(self) -> dict[str, Any] | None:
@@ -79,7 +80,9 @@ def load_view(db: Session, cid: str, now: datetime, timeout: timedelta) -> View:
     return View(known=True, language=contact.language, messages=[dict(r.payload) for r in shown],
                 tickets=web_tickets(db, contact.id),
                 wants_photo=fresh and where in PHOTO_STEPS,
-                wants_location=fresh and where in LOCATION_STEPS)
+                wants_location=fresh and where in LOCATION_STEPS,
+                survey=str((state.get("data") or {}).get("service") or "") or None
+                if fresh and where[0] == "survey" else None)
 
 
 def settle(db: Session, rows: list[tuple[int, int | None]], cid: str, now: datetime,
@@ -107,11 +110,13 @@ def _words(db: Session, contact_id: int | None, first_reply: int, said: Said) ->
     they pressed on the bot's message before this turn's replies."""
     if said is None or isinstance(said, str):
         return None if said is None or said.startswith("/start") else said  # "Mulai", a QR code's link
-    _q, choice = said
+    q, choice = said
     last = db.scalar(select(OutboxMessage.payload).where(
         OutboxMessage.contact_id == contact_id, OutboxMessage.channel == CHANNEL,
         OutboxMessage.id < first_reply, OutboxMessage.kind != KIND_SAID, OutboxMessage.status == "sent")
         .order_by(OutboxMessage.id.desc()).limit(1))  # shown to them: not a reminder still to come
+    if (last or {}).get("q") not in (None, q):  # a button of an older question (another tab): not this one's
+        return None
     for c in (last or {}).get("choices") or []:
         if c.get("id") == choice:
             return choice_label(c)  # as the button read: "4. Sangat sesuai"

@@ -21,6 +21,8 @@
   var sending = false;
   var retry = null;
   var backoff = 3000;
+  var settle = null;
+  var SETTLE = 400;  // ms a new screen ignores touches (the rest of a double tap on the last one)
 
   function uuid() {
     var b = new Uint8Array(16);
@@ -33,7 +35,13 @@
 
   function show(name) {
     current = String(name);
-    screens.forEach(function (s) { s.classList.toggle("active", s.getAttribute("data-screen") === current); });
+    screens.forEach(function (s) {
+      var on = s.getAttribute("data-screen") === current;
+      s.classList.toggle("active", on);
+      s.classList.toggle("settling", on);  // a double tap's second touch must not answer the next question
+    });
+    if (settle) { window.clearTimeout(settle); }
+    settle = window.setTimeout(function () { screens.forEach(function (s) { s.classList.remove("settling"); }); }, SETTLE);
     shownAt = Date.now();
     window.scrollTo(0, 0);
   }

@@ -52,7 +52,12 @@
     if (thread && words) { bubble(thread, "me", words); bubble(thread, "bot wait", "\u2026"); scrollEnd(); }
     Array.prototype.forEach.call(document.querySelectorAll("form[data-chat] button"), function (b) { b.disabled = true; });
     fetch(form.action, {method: "POST", body: data, credentials: "same-origin"})
-      .then(function (r) { return r.text(); })
+      .then(function (r) {
+        /* the address the plain post ends at (/chat): a reload shows the thread, not a QR code's
+           /chat/<service> offering its survey again */
+        if (r.redirected && window.history.replaceState) { window.history.replaceState(null, "", r.url); }
+        return r.text();
+      })
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
         var fresh = doc.getElementById("main");
@@ -87,7 +92,8 @@
           geo.elements.lat.value = pos.coords.latitude.toFixed(6);
           geo.elements.lon.value = pos.coords.longitude.toFixed(6);
           post(geo, null);
-        }, function () { status.textContent = "\u2715"; }, {enableHighAccuracy: true, timeout: 15000});
+        }, function () { status.textContent = status.dataset.failed || "\u2715"; },  /* refused or unknown: say what to do */
+        {enableHighAccuracy: true, timeout: 15000});
       });
     }
   }
