@@ -48,7 +48,7 @@ from aiogram.types import CallbackQuery, Chat, InlineKeyboardMarkup, Message, Us
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.app import App, build_app  # noqa: E402
+from bot.app import App, build_app, settle_heap  # noqa: E402
 from bot.channels.telegram.channel import TelegramChannel  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.storage.db import scratch_schema  # noqa: E402
@@ -125,6 +125,9 @@ class Updates:
 
 
 RUNTIME_CPU = [0.0]  # CPU seconds inside Runtime.handle during the last Prima run
+SETTLE = [True]  # --no-settle: leave start-up's heap to the collector (the old behaviour)
+BY_TURN: dict[str, list[float]] = {}  # Runtime.handle CPU seconds per kind of turn (--profile)
+PROFILE_TURN = [""]  # --profile-turn: profile only the turns whose kind contains this
 RUNTIME_PROFILE: list[cProfile.Profile] = []  # set by --profile: Runtime.handle's own thread
 CPU: list[float] = []  # process CPU seconds of each run: steadier than wall time on a busy host
 Feed = Callable[[dict[str, Any]], Awaitable[Any]]
@@ -176,15 +179,20 @@ async def bench_prima(app: App, residents: int, concurrency: int,
     handle = app.runtime.handle
 
     def timed_handle(inbound: Any) -> Any:  # CPU of the runtime alone, in its own thread
+        ev = inbound.event
+        kind = f"{ev.text[:30]!r}" if ev.text else f"button q{ev.q} {ev.choice}"
+        profile = RUNTIME_PROFILE and PROFILE_TURN[0] in kind
         t0 = time.thread_time()
-        if RUNTIME_PROFILE:
+        if profile:
             RUNTIME_PROFILE[0].enable()
         try:
             return handle(inbound)
         finally:
-            if RUNTIME_PROFILE:
+            if profile:
                 RUNTIME_PROFILE[0].disable()
-            RUNTIME_CPU[0] += time.thread_time() - t0
+            spent = time.thread_time() - t0
+            RUNTIME_CPU[0] += spent
+            BY_TURN.setdefault(kind, []).append(spent)
 
     RUNTIME_CPU[0] = 0.0
     app.runtime.handle = timed_handle  # type: ignore[method-assign]
@@ -316,11 +324,16 @@ async def count_round_trips(url: str, concurrency: int) -> float:
 
 def make_app(url: str) -> App:
     settings = Settings(database_url=url, log_level="WARNING")
-    return build_app(settings)
+    app = build_app(settings)
+    if SETTLE[0]:
+        settle_heap()  # as `python bot.py` does before serving
+    return app
 
 
 async def main_async(args: argparse.Namespace) -> int:
     residents = max(1, args.updates // UPDATES_PER_RESIDENT)
+    PROFILE_TURN[0] = args.profile_turn
+    SETTLE[0] = not args.no_settle
     print(f"{residents} residents x {UPDATES_PER_RESIDENT} updates, concurrency {args.concurrency}")
     backends: list[tuple[str, str, Callable[[], None]]] = []
     tmp = tempfile.TemporaryDirectory()
@@ -338,6 +351,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 RUNTIME_PROFILE[:] = [cProfile.Profile()]
                 profiler.enable()
             statements = count_statements(app)
+            BY_TURN.clear()
             n, elapsed, lat, records = await bench_prima(app, residents, args.concurrency)
             if profiler:
                 profiler.disable()
@@ -348,6 +362,9 @@ async def main_async(args: argparse.Namespace) -> int:
                 if args.callers:
                     pstats.Stats(RUNTIME_PROFILE[0]).print_callers(args.callers)
                 RUNTIME_PROFILE.clear()
+                print("== Runtime.handle CPU by kind of turn ==")
+                for k, v in sorted(BY_TURN.items(), key=lambda kv: -sum(kv[1])):
+                    print(f"  {k:<34} {len(v):6} turns {sum(v) / len(v) * 1000:6.2f} ms each")
             rate = figures(f"Prima + {name}", n, elapsed, lat)
             print(f"  SQL statements per update: {statements() / n:.1f} (BEGIN/COMMIT included); "
                   f"Runtime.handle CPU {RUNTIME_CPU[0] / n * 1000:.2f} ms/update")
@@ -380,6 +397,10 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=16, help="residents in flight at once")
     p.add_argument("--postgres", metavar="URL", help="also measure PostgreSQL (a schema is created)")
     p.add_argument("--profile", action="store_true", help="print a cProfile of the Prima run")
+    p.add_argument("--no-settle", action="store_true",
+                   help="do not freeze start-up's heap (bot.app.settle_heap) first: the baseline for it")
+    p.add_argument("--profile-turn", metavar="TEXT", default="",
+                   help="with --profile: profile only the turns whose kind (as printed) contains TEXT")
     p.add_argument("--callers", metavar="NAME", help="with --profile: who calls NAME in the runtime")
     p.add_argument("--sort", default="cumulative", help="cProfile order: cumulative or tottime")
     args = p.parse_args()

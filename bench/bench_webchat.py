@@ -32,7 +32,7 @@ from aiohttp import ClientSession, ClientTimeout, CookieJar, TCPConnector, web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.app import App, build_app  # noqa: E402
+from bot.app import App, build_app, settle_heap  # noqa: E402
 from bot.channels.webchat.guard import Limits, RateLimit  # noqa: E402
 from bot.channels.webchat.routes import add_webchat_routes  # noqa: E402
 from bot.config import Settings  # noqa: E402
@@ -101,6 +101,7 @@ async def serve_only(url: str, port_file: str) -> None:
     web_app = build_web_app()
     unlimited = Limits(RateLimit(1e6, 1e6), RateLimit(1e6, 1e6), RateLimit(1e6, 1e6))
     add_webchat_routes(web_app, app, unlimited)
+    settle_heap()  # as `python bot.py` does before serving
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -44,7 +44,7 @@ from aiohttp import ClientSession, TCPConnector, web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.app import App, build_app  # noqa: E402
+from bot.app import App, build_app, settle_heap  # noqa: E402
 from bot.channels.whatsapp.channel import WEBHOOK_PATH, WhatsAppChannel  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.runtime.types import Inbound  # noqa: E402
@@ -63,8 +63,10 @@ def make(url: str, graph_url: str | None = None) -> App:
         extra = {"whatsapp_token": fg.TOKEN, "whatsapp_phone_number_id": fg.PHONE_NUMBER_ID,
                  "whatsapp_app_secret": fg.APP_SECRET, "whatsapp_verify_token": fg.VERIFY_TOKEN,
                  "whatsapp_api_base": graph_url}
-    return build_app(Settings(database_url=url, catalog_path=ROOT / "catalog.yaml",
-                              survey_reminder_hours=0, **extra))
+    app = build_app(Settings(database_url=url, catalog_path=ROOT / "catalog.yaml",
+                             survey_reminder_hours=0, **extra))
+    settle_heap()  # as `python bot.py` does before serving
+    return app
 
 
 def pick(titles: list[str], step: int) -> str:

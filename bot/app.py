@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,6 +38,19 @@ class App:
     def metrics(self) -> Metrics:
         """The counters of this app (the runtime's), served on ``/metrics``."""
         return self.runtime.metrics
+
+
+def settle_heap() -> None:
+    """Move what start-up built (catalog, texts, models, libraries: some 300,000 objects) out
+    of the cyclic garbage collector's reach before serving.
+
+    Python's oldest generation is collected again and again while the bot runs, and each pass
+    walked all of them: about 0.19 s of a 3,000-update benchmark went into one such pause, a
+    turn's latency spike each time. Collected first, so start-up's own garbage is not kept;
+    frozen objects still die by reference counting.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _data_dirs(settings: Settings) -> tuple[Path, ...]:

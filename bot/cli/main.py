@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot import logs
 from bot.catalog import CatalogError, load_catalog, read_catalog
@@ -25,6 +26,9 @@ from bot.storage.db import (
     session_factory,
     transaction,
 )
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -119,25 +123,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(settings: Settings) -> int:
-    from bot.app import build_app
+    from bot.app import build_app, settle_heap
 
     app = build_app(settings)
+    runner = _runner(app)
+    settle_heap()  # after start-up and the channel's imports, before the first update
+    return runner()
+
+
+def _runner(app: App) -> Callable[[], int]:
+    """What ``python bot.py`` runs for the channels configured."""
+    settings = app.settings
     from bot.channels.whatsapp.channel import whatsapp_requested
-    from bot.channels.whatsapp.serve import run_whatsapp
 
     if whatsapp_requested(settings):  # WhatsApp, plus Telegram in the same process when configured
-        return run_whatsapp(app)
+        from bot.channels.whatsapp.serve import run_whatsapp
+
+        return lambda: run_whatsapp(app)
     if settings.telegram_bot_token:
         try:
             from bot.channels.telegram.run import run_telegram
         except ImportError:  # pragma: no cover - the Telegram channel is not built yet
             print("Telegram channel is not available in this build.", file=sys.stderr)
-            return 2
-        return run_telegram(app)
+            return lambda: 2
+        return lambda: run_telegram(app)
     if settings.web_chat == "on":  # the web chat alone: web server and scheduler, no console
         from bot.channels.webchat.serve import run_web_only
 
-        return run_web_only(app)
+        return lambda: run_web_only(app)
     from bot.channels.console import ConsoleChannel
 
-    return ConsoleChannel(app.runtime, app.texts, settings.default_language).run()
+    return ConsoleChannel(app.runtime, app.texts, settings.default_language).run
