@@ -358,11 +358,16 @@ async def main_async(args: argparse.Namespace) -> int:
                 print("== event loop thread (aiogram, channel, sends) ==")
                 pstats.Stats(profiler).sort_stats(args.sort).print_stats(45)
                 print("== Runtime.handle (the turn's own thread) ==")
-                pstats.Stats(RUNTIME_PROFILE[0]).sort_stats(args.sort).print_stats(45)
-                if args.callers:
-                    pstats.Stats(RUNTIME_PROFILE[0]).print_callers(args.callers)
+                turns = pstats.Stats(RUNTIME_PROFILE[0]) if RUNTIME_PROFILE[0].getstats() else None
+                if turns is None:
+                    print(f"  no turn matched --profile-turn {args.profile_turn!r}")
+                else:
+                    turns.sort_stats(args.sort).print_stats(45)
+                    if args.callers:
+                        turns.print_callers(args.callers)
                 RUNTIME_PROFILE.clear()
-                print("== Runtime.handle CPU by kind of turn ==")
+            if args.by_turn or profiler:
+                print("== Runtime.handle CPU by kind of turn (the costliest first) ==")
                 for k, v in sorted(BY_TURN.items(), key=lambda kv: -sum(kv[1])):
                     print(f"  {k:<34} {len(v):6} turns {sum(v) / len(v) * 1000:6.2f} ms each")
             rate = figures(f"Prima + {name}", n, elapsed, lat)
@@ -399,6 +404,8 @@ def main() -> int:
     p.add_argument("--profile", action="store_true", help="print a cProfile of the Prima run")
     p.add_argument("--no-settle", action="store_true",
                    help="do not freeze start-up's heap (bot.app.settle_heap) first: the baseline for it")
+    p.add_argument("--by-turn", action="store_true",
+                   help="print Runtime.handle's CPU per kind of turn (button, typed text)")
     p.add_argument("--profile-turn", metavar="TEXT", default="",
                    help="with --profile: profile only the turns whose kind (as printed) contains TEXT")
     p.add_argument("--callers", metavar="NAME", help="with --profile: who calls NAME in the runtime")

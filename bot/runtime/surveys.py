@@ -182,7 +182,34 @@ def window_start(now: datetime, zone: ZoneInfo, hours: int | None) -> datetime:
 
 def save_profile(turn: Turn, eff: SaveProfile) -> None:
     """One answer of the respondent profile: on the contact, and on the questionnaire it was
-    asked after (its snapshot); an empty ``field`` only marks the profile as asked."""
+    asked after (its snapshot); an empty ``field`` only marks the profile as asked.
+
+    Core statements written with the turn's session state (``Turn.defer``) unless this turn
+    already holds the contact as an ORM object: loading it only for this cost about 1 ms, in
+    the turn that ends every first survey and in each of the four profile answers.
+    """
+    assert turn.cid is not None
+    if turn.loaded_contact is not None:
+        _save_profile_orm(turn, eff)
+        return
+    raw, cur, cid, now = turn.rt.raw, turn.cur, turn.cid, turn.now
+    column = f"profile_{eff.field}" if eff.field in CODES else None
+    value = eff.value if column is not None and eff.value in CODES[eff.field] else None
+    key = f"{cid}:{eff.survey_key}" if eff.survey_key else None
+
+    def write() -> None:
+        raw.profile_asked.run(cur, {"cid": cid, "now": now})
+        if column is not None:
+            raw.profile_contact[column].run(cur, {"cid": cid, "value": value})
+            if key is not None:
+                raw.profile_response[column].run(cur, {"cid": cid, "key": key, "value": value})
+
+    turn.defer(write)
+    if turn.profile_at is None:
+        turn.profile_at = now
+
+
+def _save_profile_orm(turn: Turn, eff: SaveProfile) -> None:
     contact = turn.contact
     assert contact is not None
     if contact.profile_at is None:

@@ -203,7 +203,7 @@ class Turn:
             surveys.upsert_survey(self, effect)
         elif isinstance(effect, SurveyCancelled) and self.contact is not None:
             surveys.survey_cancelled(self, effect)
-        elif isinstance(effect, SaveProfile) and self.contact is not None:
+        elif isinstance(effect, SaveProfile) and self.cid is not None:
             surveys.save_profile(self, effect)
 
     def call(self, call: Call) -> dict[str, Any]:

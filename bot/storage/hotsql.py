@@ -285,6 +285,20 @@ class RawSQL:
         self.contact_consent = prep(
             update(CONTACTS).where(CONTACTS.c.id == bindparam("cid"))
             .values(consent_at=bindparam("now")))
+        # the respondent profile (runtime.surveys.save_profile): asked once, then each answer
+        # on the contact and on the questionnaire it was asked after
+        self.profile_asked = prep(
+            update(CONTACTS).where(CONTACTS.c.id == bindparam("cid"), CONTACTS.c.profile_at.is_(None))
+            .values(profile_at=bindparam("now")))
+        self.profile_contact = {
+            name: prep(update(CONTACTS).where(CONTACTS.c.id == bindparam("cid"))
+                       .values({name: bindparam("value")}))
+            for name in PROFILE_COLUMNS}
+        self.profile_response = {
+            name: prep(update(RESPONSES).where(RESPONSES.c.response_key == bindparam("key"),
+                                               RESPONSES.c.contact_id == bindparam("cid"))
+                       .values({name: bindparam("value")}))
+            for name in PROFILE_COLUMNS}
         self.session_insert = prep(
             insert(SESSIONS).values(_values(SESSIONS, "contact_id", "state", "updated_at"))
             .on_conflict_do_nothing())
