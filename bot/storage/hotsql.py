@@ -285,6 +285,9 @@ class RawSQL:
         self.contact_consent = prep(
             update(CONTACTS).where(CONTACTS.c.id == bindparam("cid"))
             .values(consent_at=bindparam("now")))
+        self.contact_consent_named = prep(
+            update(CONTACTS).where(CONTACTS.c.id == bindparam("cid"))
+            .values(consent_at=bindparam("now"), display_name=bindparam("name")))
         # the respondent profile (runtime.surveys.save_profile): asked once, then each answer
         # on the contact and on the questionnaire it was asked after
         self.profile_asked = prep(
