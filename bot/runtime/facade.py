@@ -171,7 +171,7 @@ class Runtime:
         try:
             with self.engine.connect() as conn, conn.begin():
                 cur = conn.connection.cursor()  # for hotsql.Prepared, in this transaction
-                contact = identity.arrive(self, conn, cur, inbound, now)
+                contact = identity.arrive(self, cur, inbound, now)
                 if contact is None:
                     log.info("duplicate delivery %s/%s ignored", inbound.channel, inbound.event_key)
                     return []

@@ -10,13 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from bot.runtime.types import Inbound
 from bot.storage import hotsql
-from bot.storage.models import Contact
 
 if TYPE_CHECKING:
     from bot.runtime.facade import Runtime
@@ -29,7 +24,7 @@ if TYPE_CHECKING:
 SEEN_EVERY = timedelta(seconds=60)
 
 
-def arrive(rt: Runtime, conn: Connection, cur: Any, inbound: Inbound, now: datetime,
+def arrive(rt: Runtime, cur: Any, inbound: Inbound, now: datetime,
            ) -> tuple[Any, ...] | None:
     """Record the delivery (channel, event key) and read the resident's row, locked, with the
     session state (``hotsql.RawSQL.contact_state``): None for a delivery seen before.
@@ -52,20 +47,10 @@ def arrive(rt: Runtime, conn: Connection, cur: Any, inbound: Inbound, now: datet
     if contact is not None and after is not None and state is not None:
         contact = _with_session(contact, after.fetch(state))
     if contact is None:  # a new resident: the usual turn never tries this insert
-        insert = pg_insert if rt.postgres else sqlite_insert
         hint = (inbound.language_hint or "").split("-")[0].lower()
         language = hint if hint in ("id", "en") else rt.default_language
-        conn.execute(
-            insert(Contact)
-            .values(
-                channel=inbound.channel,
-                external_id=inbound.user_id,
-                display_name=None,  # stored with the consent (RecordConsent)
-                language=language,
-                created_at=now,
-            )
-            .on_conflict_do_nothing()
-        )
+        # no display name: it is stored with the consent (RecordConsent)
+        raw.contact_insert.run(cur, {**params, "language": language, "created_at": now})
         contact = raw.contact_state.one(cur, params)
         assert contact is not None
         if after is not None:  # another process may have made them and their session meanwhile

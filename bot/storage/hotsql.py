@@ -268,6 +268,10 @@ class RawSQL:
                 .select_from(CONTACTS.outerjoin(SESSIONS, SESSIONS.c.contact_id == CONTACTS.c.id))
                 .where(*by_resident).with_for_update(of=CONTACTS))
         self.contact_seen = prep(hot.contact_seen)
+        # a new resident (identity.arrive); the name waits for the consent
+        self.contact_insert = prep(
+            insert(CONTACTS).values(_values(CONTACTS, "channel", "external_id", "language", "created_at"))
+            .on_conflict_do_nothing())
         # the resident's latest questionnaire for a service in its period (surveys.survey_check)
         self.survey_prev = prep(
             select(RESPONSES.c.response_key, RESPONSES.c.started_at)
