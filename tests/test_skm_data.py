@@ -213,10 +213,31 @@ def test_one_questionnaire_per_service_and_day(db_url: str) -> None:
         with app.factory() as db, db.begin():
             db.execute(update(Service).where(Service.code == "ktp").values(survey_once_per="2"))
         clock.advance(hours=1)
-        assert "baru saja" in chat.say("/menu", "1", "ktp")
+        assert "belum selesai" in chat.say("/menu", "1", "ktp")  # one answer given: unfinished
         clock.advance(hours=2)
-        assert "baru saja" not in chat.say("/menu", "1", "ktp", "4")
+        assert "belum selesai" not in chat.say("/menu", "1", "ktp", "4")
         assert len(responses(app)) == 4
+    finally:
+        app.engine.dispose()
+
+
+def test_an_unfinished_questionnaire_is_offered_again_not_called_filled(db_url: str) -> None:
+    """Two answers and away: back at the same service that day, the resident is told it was left
+    unfinished and may fill it in again, not that they "just rated" it."""
+    clock = FakeClock()
+    app = make_app(db_url, clock)
+    try:
+        chat = Chat(app)
+        chat.say("/start", "1", "1", "ktp", "4", "3", "/menu")
+        clock.advance(minutes=10)
+        out = chat.say("1", "ktp")
+        assert "belum selesai" in out and "Isi lagi" in out and "baru saja" not in out
+        assert "jawaban baru menggantikan" in chat.say("1")
+        chat.say(*SCORES, "Lewati", "1", "1", "1", "1")
+        [resp] = responses(app)
+        assert resp.status == "complete"
+        out = chat.say("1", "ktp")  # now it was filled in
+        assert "baru saja mengisi" in out and "belum selesai" not in out
     finally:
         app.engine.dispose()
 

@@ -166,10 +166,11 @@ def survey_check(turn: Turn, service: str) -> dict[str, Any]:
     prev = turn.rt.raw.survey_prev.one(turn.cur, {"cid": turn.cid, "sid": sid, "since": since})
     if prev is None:
         return {"allowed": True, "profile_asked": asked}
-    key, started = prev
+    key, started, status = prev
     local = started.astimezone(zone)
     at = local.strftime("%H.%M") if local.date() == turn.now.astimezone(zone).date() else local.strftime("%d/%m %H.%M")
-    return {"allowed": False, "profile_asked": asked, "key": key.removeprefix(f"{turn.cid}:"), "at": at}
+    return {"allowed": False, "profile_asked": asked, "key": key.removeprefix(f"{turn.cid}:"), "at": at,
+            "partial": status != "complete"}
 
 
 def window_start(now: datetime, zone: ZoneInfo, hours: int | None) -> datetime:

@@ -274,7 +274,7 @@ class RawSQL:
             .on_conflict_do_nothing())
         # the resident's latest questionnaire for a service in its period (surveys.survey_check)
         self.survey_prev = prep(
-            select(RESPONSES.c.response_key, RESPONSES.c.started_at)
+            select(RESPONSES.c.response_key, RESPONSES.c.started_at, RESPONSES.c.status)
             .where(RESPONSES.c.contact_id == bindparam("cid"),
                    RESPONSES.c.service_id == bindparam("sid"),
                    RESPONSES.c.started_at >= bindparam("since"))

@@ -51,7 +51,8 @@ def begin(turn: Turn, service: str, push: bool = True) -> None:
 
 @register("survey", "check")
 class SurveyCheck(StepSpec):
-    """Waits for ``survey_check``: {"allowed", "profile_asked", and for a repeat "key", "at"}."""
+    """Waits for ``survey_check``: {"allowed", "profile_asked", and for a repeat "key", "at",
+    "partial" (the earlier one was left unfinished)}."""
 
     def ask(self, turn: Turn) -> Question:  # shown only if the answer never came
         return Question(turn.t("still_working"))
@@ -61,26 +62,28 @@ class SurveyCheck(StepSpec):
         if result.get("allowed", True):
             turn.goto("survey", "element", data, push=False)
         else:
-            turn.goto("survey", "repeat", {**data, "prev": result.get("key"), "at": result.get("at", "")},
-                      push=False)
+            turn.goto("survey", "repeat", {**data, "prev": result.get("key"), "at": result.get("at", ""),
+                                           "partial": bool(result.get("partial"))}, push=False)
 
 
 @register("survey", "repeat")
 class SurveyRepeat(StepSpec):
-    """A second questionnaire inside the period: say so, and offer to change the first one."""
+    """A second questionnaire inside the period: say so, and offer to change the first one
+    (or, when it was left unfinished, to fill it in again: not "you just rated")."""
 
     def ask(self, turn: Turn) -> Question:
         svc = turn.ctx.catalog.service(turn.data["service"])
-        return Question(
-            turn.t("survey.repeat", service=svc.title(turn.lang) if svc else "?", at=turn.data.get("at", "")),
-            (Choice("update", turn.t("survey.repeat_update")), Choice("cancel", turn.t("survey.repeat_cancel"))),
-            nav=False,
-        )
+        partial = bool(turn.data.get("partial"))
+        text = turn.t("survey.repeat_partial" if partial else "survey.repeat",
+                      service=svc.title(turn.lang) if svc else "?", at=turn.data.get("at", ""))
+        update = turn.t("survey.repeat_again" if partial else "survey.repeat_update")
+        return Question(text, (Choice("update", update), Choice("cancel", turn.t("survey.repeat_cancel"))),
+                        nav=False)
 
     def choice(self, turn: Turn, choice: str) -> None:
         if choice == "update" and turn.data.get("prev"):
             data = {**turn.data, "key": turn.data["prev"], "answers": {}, "update": True}
-            for k in ("prev", "at"):
+            for k in ("prev", "at", "partial"):
                 data.pop(k, None)
             turn.goto("survey", "element", data, push=False)
         else:
