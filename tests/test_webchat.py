@@ -465,6 +465,10 @@ async def test_the_thread_shows_what_the_resident_sent(web_app: App) -> None:
         again = await r.open("/chat")
         assert mine.findall(again.html)[-2:] == ["4. Sangat sesuai", "3"]
         assert again.messages[-1] == page.messages[-1]  # the bot's question is still the last
+        page = await r.post(data={"text": "/menu"})  # the page's Menu button: its label, not "/menu"
+        assert mine.findall(page.html)[-1] == "Menu"
+        page = await r.post(data={"text": "/bahasa"})
+        assert mine.findall(page.html)[-1] == "Bahasa / Language"
     with web_app.factory() as db:  # kept as sent rows of the thread, never sent anywhere
         kinds = set(db.scalars(select(OutboxMessage.status).where(OutboxMessage.kind == "web_said")))
     assert kinds == {"sent"}

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.channels.common import choice_label
 from bot.channels.whatsapp.store import PHOTO_STEPS
+from bot.i18n import TEXTS
 from bot.runtime.webtickets import WEB, issue_secrets, web_tickets
 from bot.storage.models import Contact, ConversationSession, OutboxMessage
 
@@ -25,6 +26,7 @@ CHANNEL = WEB
 SHOWN = 40  # the last messages shown; older ones stay stored
 KIND_SAID = "web_said"  # the resident's own message, kept so the thread shows both sides
 MAX_SAID = 4096
+TOOL_BUTTONS = {"/menu": "webchat.menu", "/bahasa": "webchat.language"}  # chat.html's tool bar
 Said = str | tuple[int | None, str] | None  # typed words, or (question, choice id) pressed
 LOCATION_STEPS = {("complaint", "location_done")}
 
@@ -107,9 +109,16 @@ def settle(db: Session, rows: list[tuple[int, int | None]], cid: str, now: datet
 
 def _words(db: Session, contact_id: int | None, first_reply: int, said: Said) -> str | None:
     """What the resident's message was, as they saw it: their text, or the label of the button
-    they pressed on the bot's message before this turn's replies."""
+    they pressed on the bot's message before this turn's replies (the page's Menu and Bahasa
+    buttons send a command, shown as the button read)."""
     if said is None or isinstance(said, str):
-        return None if said is None or said.startswith("/start") else said  # "Mulai", a QR code's link
+        if said is None or said.startswith("/start"):  # "Mulai", a QR code's link
+            return None
+        tool = TOOL_BUTTONS.get(said.strip().lower())
+        if tool is not None:
+            lang = db.scalar(select(Contact.language).where(Contact.id == contact_id)) or "id"
+            return TEXTS(lang, tool)
+        return said
     q, choice = said
     last = db.scalar(select(OutboxMessage.payload).where(
         OutboxMessage.contact_id == contact_id, OutboxMessage.channel == CHANNEL,
