@@ -126,7 +126,7 @@ class Updates:
 
 RUNTIME_CPU = [0.0]  # CPU seconds inside Runtime.handle during the last Prima run
 SETTLE = [True]  # --no-settle: leave start-up's heap to the collector (the old behaviour)
-BY_TURN: dict[str, list[float]] = {}  # Runtime.handle CPU seconds per kind of turn (--profile)
+BY_TURN: dict[str, list[float]] = {}  # Runtime.handle CPU seconds per kind of turn (--by-turn)
 PROFILE_TURN = [""]  # --profile-turn: profile only the turns whose kind contains this
 RUNTIME_PROFILE: list[cProfile.Profile] = []  # set by --profile: Runtime.handle's own thread
 CPU: list[float] = []  # process CPU seconds of each run: steadier than wall time on a busy host

@@ -9,8 +9,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import update
-
 from bot.desk import intake
 from bot.outbox import followups
 from bot.storage import hotsql
@@ -185,46 +183,32 @@ def save_profile(turn: Turn, eff: SaveProfile) -> None:
     """One answer of the respondent profile: on the contact, and on the questionnaire it was
     asked after (its snapshot); an empty ``field`` only marks the profile as asked.
 
-    Core statements written with the turn's session state (``Turn.defer``) unless this turn
-    already holds the contact as an ORM object: loading it only for this cost about 1 ms, in
-    the turn that ends every first survey and in each of the four profile answers.
+    Core statements written with the turn's session state (``Turn.defer``); only a contact this
+    turn already holds as an ORM object is changed there instead (flushed with the turn), so it
+    stays true. Loading it just for this cost about 1 ms, in the turn that ends every first
+    survey and in each of the four profile answers.
     """
     assert turn.cid is not None
-    if turn.loaded_contact is not None:
-        _save_profile_orm(turn, eff)
-        return
     raw, cur, cid, now = turn.rt.raw, turn.cur, turn.cid, turn.now
     column = f"profile_{eff.field}" if eff.field in CODES else None
     value = eff.value if column is not None and eff.value in CODES[eff.field] else None
-    key = f"{cid}:{eff.survey_key}" if eff.survey_key else None
+    key = f"{cid}:{eff.survey_key}" if column is not None and eff.survey_key else None
+    contact = turn.loaded_contact
+    first = (contact.profile_at if contact is not None else turn.profile_at) is None
+    if contact is not None:
+        if first:
+            contact.profile_at = now
+        if column is not None:
+            setattr(contact, column, value)
 
     def write() -> None:
-        raw.profile_asked.run(cur, {"cid": cid, "now": now})
-        if column is not None:
+        if contact is None and first:
+            raw.profile_asked.run(cur, {"cid": cid, "now": now})
+        if contact is None and column is not None:
             raw.profile_contact[column].run(cur, {"cid": cid, "value": value})
-            if key is not None:
-                raw.profile_response[column].run(cur, {"cid": cid, "key": key, "value": value})
+        if column is not None and key is not None:
+            raw.profile_response[column].run(cur, {"cid": cid, "key": key, "value": value})
 
     turn.defer(write)
-    if turn.profile_at is None:
+    if first:
         turn.profile_at = now
-
-
-def _save_profile_orm(turn: Turn, eff: SaveProfile) -> None:
-    contact = turn.contact
-    assert contact is not None
-    if contact.profile_at is None:
-        contact.profile_at = turn.now
-    if eff.field not in CODES:
-        return
-    value = eff.value if eff.value in CODES[eff.field] else None
-    setattr(contact, f"profile_{eff.field}", value)
-    if eff.survey_key:
-        turn.db.flush()
-        turn.db.execute(
-            update(SurveyResponse)
-            .where(SurveyResponse.response_key == f"{contact.id}:{eff.survey_key}",
-                   SurveyResponse.contact_id == contact.id)
-            .values({f"profile_{eff.field}": value})
-            .execution_options(synchronize_session=False)
-        )

@@ -286,12 +286,12 @@ class RawSQL:
         self.contact_language = prep(
             update(CONTACTS).where(CONTACTS.c.id == bindparam("cid"))
             .values(language=bindparam("language")))
+        # the consent, with the channel's name when it gave one (the old one kept otherwise)
         self.contact_consent = prep(
             update(CONTACTS).where(CONTACTS.c.id == bindparam("cid"))
-            .values(consent_at=bindparam("now")))
-        self.contact_consent_named = prep(
-            update(CONTACTS).where(CONTACTS.c.id == bindparam("cid"))
-            .values(consent_at=bindparam("now"), display_name=bindparam("name")))
+            .values(consent_at=bindparam("now"),
+                    display_name=func.coalesce(bindparam("name", type_=CONTACTS.c.display_name.type),
+                                               CONTACTS.c.display_name)))
         # the respondent profile (runtime.surveys.save_profile): asked once, then each answer
         # on the contact and on the questionnaire it was asked after
         self.profile_asked = prep(
