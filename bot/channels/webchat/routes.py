@@ -23,7 +23,7 @@ from bot.channels.common import KeyedLocks, decode_choice
 from bot.channels.webchat import guard, page
 from bot.channels.webchat.photos import MAX_BYTES as MAX_PHOTO
 from bot.channels.webchat.photos import PhotoRefused, save_photo
-from bot.channels.webchat.thread import CHANNEL, Said, load_view, photo_wanted, settle
+from bot.channels.webchat.thread import CHANNEL, TOOL_BUTTONS, Said, load_view, photo_wanted, settle
 from bot.outbox.store import mark_sent
 from bot.runtime import webtickets
 from bot.runtime.types import Inbound, new_event_id
@@ -99,7 +99,7 @@ class WebChat:
         response = page.render(
             "chat.html", lang, status=status, view=view, csrf=guard.csrf_token(cid),
             nonce=new_event_id(), buttons=page.buttons(view.last), notes=notes,
-            start=f"/start {service}".strip(), max_text=MAX_TEXT, max_photo=MAX_PHOTO,
+            start=f"/start {service}".strip(), tools=TOOL_BUTTONS, max_text=MAX_TEXT, max_photo=MAX_PHOTO,
             telegram=bool(s.telegram_bot_username), whatsapp=bool(s.whatsapp_public_number), **extra)
         if fresh:
             guard.set_contact(response, cid, self.secure)

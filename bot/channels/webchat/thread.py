@@ -26,7 +26,7 @@ CHANNEL = WEB
 SHOWN = 40  # the last messages shown; older ones stay stored
 KIND_SAID = "web_said"  # the resident's own message, kept so the thread shows both sides
 MAX_SAID = 4096
-TOOL_BUTTONS = {"/menu": "webchat.menu", "/bahasa": "webchat.language"}  # chat.html's tool bar
+TOOL_BUTTONS = {"/menu": "webchat.menu", "/bahasa": "webchat.language"}  # chat.html's tool bar: command, label
 Said = str | tuple[int | None, str] | None  # typed words, or (question, choice id) pressed
 LOCATION_STEPS = {("complaint", "location_done")}
 
