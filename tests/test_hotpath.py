@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from sqlalchemy import select, text, update
+from sqlalchemy.pool import QueuePool
 
 from bot.app import App
 from bot.runtime import identity
@@ -87,8 +88,8 @@ def test_a_turn_that_waited_for_another_process_reads_the_state_that_process_lef
         holder: list[int] = []
         persist = turn_module.Turn.persist
 
-        def persist_then_hold(self: turn_module.Turn) -> None:
-            persist(self)
+        def persist_then_hold(self: turn_module.Turn, commit: bool = False) -> None:
+            persist(self)  # COMMIT left to the end of the turn (not in this batch): held below
             if self.inbound.event_key == "kw111":  # A's turn, written but not committed
                 holder.append(self.cur.connection.info.backend_pid)
                 holding.set()
@@ -135,3 +136,74 @@ def test_a_rested_postgres_connection_that_died_is_replaced(
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != pid
     finally:
         engine.dispose()
+
+
+def _pool_autocommit(app: App) -> list[bool]:
+    """psycopg's autocommit flag of every connection the pool holds now."""
+    pool = app.engine.pool
+    assert isinstance(pool, QueuePool)
+    conns = [app.engine.connect() for _ in range(pool.checkedin())]
+    try:
+        return [bool(c.connection.dbapi_connection.autocommit) for c in conns]  # type: ignore[union-attr]
+    finally:
+        for c in conns:
+            c.close()
+
+
+@pytest.mark.parametrize("failure", ["statement", "connection"])
+def test_a_turn_that_fails_with_its_commit_in_flight_is_rolled_back_whole(
+        pg_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
+    """On PostgreSQL a turn sends BEGIN and COMMIT in its own batches (hotsql.own_transaction).
+    A statement failing in the COMMIT's batch, or the connection dying there, loses the whole
+    turn (the delivery is not marked seen: Telegram's redelivery is answered), and no
+    connection goes back to the pool still in autocommit mode."""
+    from bot.storage import hotsql
+    from bot.storage.models import InboundEvent
+
+    app = make_app(pg_url, clock)
+    try:
+        say(app, 0, "/start")  # the consent question
+        real = hotsql.commit
+        sql = "SELECT 1/0" if failure == "statement" else "SELECT pg_terminate_backend(pg_backend_pid())"
+
+        def fail_then_commit(cur: object) -> None:
+            cur.execute(sql)  # type: ignore[attr-defined]
+            real(cur)
+
+        monkeypatch.setattr(hotsql, "commit", fail_then_commit)
+        with pytest.raises(Exception):  # noqa: B017 - a division by zero, or the link gone
+            say(app, 1, "1")  # "Setuju"
+        monkeypatch.setattr(hotsql, "commit", real)
+        with app.factory() as db:
+            assert db.scalar(select(Contact.consent_at).where(Contact.external_id == "w1")) is None
+            assert db.scalar(select(InboundEvent.id).where(InboundEvent.event_key == "kw11")) is None
+        assert _pool_autocommit(app) == [False] * len(_pool_autocommit(app))
+        texts = [str(r.payload.get("text", "")) for r in say(app, 1, "1")]  # redelivered: answered
+        assert app.texts("id", "consent.thanks") in texts, texts
+        with app.factory() as db:
+            assert db.scalar(select(Contact.consent_at).where(Contact.external_id == "w1")) is not None
+    finally:
+        app.engine.dispose()
+
+
+def test_a_short_transaction_is_all_or_nothing_on_postgres(pg_url: str, clock: FakeClock) -> None:
+    """hotsql.short_transaction (marking sent rows): its statements, BEGIN and COMMIT share one
+    pipeline; a failing statement takes the earlier ones with it."""
+    from bot.storage import hotsql
+
+    app = make_app(pg_url, clock)
+    try:
+        rows = say(app, 0, "/start")
+        mark = app.runtime.raw.mark_sent
+        with pytest.raises(Exception), hotsql.short_transaction(app.engine) as cur:  # noqa: B017
+            mark.many(cur, [{"row_id": rows[0].id, "provider_id": "m1", "now": clock()}])
+            cur.execute("SELECT 1/0")
+        with app.factory() as db:
+            assert db.get(OutboxMessage, rows[0].id).status == "claimed"  # type: ignore[union-attr]
+        assert _pool_autocommit(app) == [False] * len(_pool_autocommit(app))
+        with hotsql.short_transaction(app.engine) as cur:
+            mark.many(cur, [{"row_id": rows[0].id, "provider_id": "m1", "now": clock()}])
+        with app.factory() as db:
+            assert db.get(OutboxMessage, rows[0].id).status == "sent"  # type: ignore[union-attr]
+    finally:
+        app.engine.dispose()

@@ -25,8 +25,8 @@ async def test_a_failing_turn_in_a_batch_loses_nothing_and_spares_the_others(
 ) -> None:
     persist = runtime_module.Turn.persist
 
-    def disk_full_for_budi(self: Any) -> None:
-        persist(self)  # the replies are written, then the turn fails before its commit
+    def disk_full_for_budi(self: Any, commit: bool = False) -> None:
+        persist(self)  # the replies are written (COMMIT not with them), then the turn fails
         if self.inbound.user_id == str(BUDI.id):
             raise RuntimeError("disk full")
 

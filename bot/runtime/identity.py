@@ -24,19 +24,22 @@ if TYPE_CHECKING:
 SEEN_EVERY = timedelta(seconds=60)
 
 
-def arrive(rt: Runtime, cur: Any, inbound: Inbound, now: datetime,
+def arrive(rt: Runtime, cur: Any, inbound: Inbound, now: datetime, begin: bool = False,
            ) -> tuple[Any, ...] | None:
     """Record the delivery (channel, event key) and read the resident's row, locked, with the
     session state (``hotsql.RawSQL.contact_state``): None for a delivery seen before.
 
     Both statements go out together (one round trip on PostgreSQL); the lock serialises one
     resident's turns, also across processes. RETURNING, not rowcount, tells a first delivery:
-    psycopg reports rowcount -1 for that insert.
+    psycopg reports rowcount -1 for that insert. ``begin``: the transaction starts here, with
+    them (``hotsql.own_transaction``).
     """
     raw = rt.raw
     params = {"channel": inbound.channel, "external_id": inbound.user_id}
     after = raw.session_after_lock
     with hotsql.batch(cur):
+        if begin:
+            hotsql.begin(cur)
         fresh = None if not inbound.event_key else raw.first_delivery.send(
             cur, {"channel": inbound.channel, "event_key": inbound.event_key, "received_at": now})
         found = raw.contact_state.send(cur, params)

@@ -237,9 +237,10 @@ class Turn:
             erasure.erasure_row(row)
         self.outbox.append(row)
 
-    def persist(self) -> None:
+    def persist(self, commit: bool = False) -> None:
         """Store the session state and insert this turn's replies (not yet in the session), in
-        order, together: one round trip on PostgreSQL.
+        order, together: one round trip on PostgreSQL (``commit``: with the COMMIT, see
+        ``hotsql.own_transaction``).
 
         A unit-of-work flush per reply cost more than the rest of the turn together; the
         replies go in one INSERT (``hotsql.RawSQL.replies``). Its RETURNING ids are sorted,
@@ -263,6 +264,8 @@ class Turn:
                 values = {f"{c}_{i}": getattr(row, c)
                           for i, row in enumerate(chunk) for c in hotsql.REPLY_COLUMNS}
                 inserted.append((chunk, raw.replies(len(chunk)).send(cur, values)))
+            if commit:
+                hotsql.commit(cur)
         for chunk, result in inserted:
             ids = sorted(r[0] for r in result.fetchall())
             if len(ids) != len(chunk):
