@@ -153,27 +153,27 @@ def _pool_autocommit(app: App) -> list[bool]:
 @pytest.mark.parametrize("failure", ["statement", "connection"])
 def test_a_turn_that_fails_with_its_commit_in_flight_is_rolled_back_whole(
         pg_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
-    """On PostgreSQL a turn sends BEGIN and COMMIT in its own batches (hotsql.own_transaction).
+    """On PostgreSQL a turn sends BEGIN and COMMIT in its own batches (roundtrips.own_transaction).
     A statement failing in the COMMIT's batch, or the connection dying there, loses the whole
     turn (the delivery is not marked seen: Telegram's redelivery is answered), and no
     connection goes back to the pool still in autocommit mode."""
-    from bot.storage import hotsql
+    from bot.storage import roundtrips
     from bot.storage.models import InboundEvent
 
     app = make_app(pg_url, clock)
     try:
         say(app, 0, "/start")  # the consent question
-        real = hotsql.commit
+        real = roundtrips.commit
         sql = "SELECT 1/0" if failure == "statement" else "SELECT pg_terminate_backend(pg_backend_pid())"
 
         def fail_then_commit(cur: object) -> None:
             cur.execute(sql)  # type: ignore[attr-defined]
             real(cur)
 
-        monkeypatch.setattr(hotsql, "commit", fail_then_commit)
+        monkeypatch.setattr(roundtrips, "commit", fail_then_commit)
         with pytest.raises(Exception):  # noqa: B017 - a division by zero, or the link gone
             say(app, 1, "1")  # "Setuju"
-        monkeypatch.setattr(hotsql, "commit", real)
+        monkeypatch.setattr(roundtrips, "commit", real)
         with app.factory() as db:
             assert db.scalar(select(Contact.consent_at).where(Contact.external_id == "w1")) is None
             assert db.scalar(select(InboundEvent.id).where(InboundEvent.event_key == "kw11")) is None
@@ -187,22 +187,23 @@ def test_a_turn_that_fails_with_its_commit_in_flight_is_rolled_back_whole(
 
 
 def test_a_short_transaction_is_all_or_nothing_on_postgres(pg_url: str, clock: FakeClock) -> None:
-    """hotsql.short_transaction (marking sent rows): its statements, BEGIN and COMMIT share one
+    """roundtrips.short_transaction (marking sent rows): its statements, BEGIN and COMMIT share one
     pipeline; a failing statement takes the earlier ones with it."""
-    from bot.storage import hotsql
+    from bot.storage import roundtrips
 
     app = make_app(pg_url, clock)
     try:
         rows = say(app, 0, "/start")
         mark = app.runtime.raw.mark_sent
-        with pytest.raises(Exception), hotsql.short_transaction(app.engine) as cur:  # noqa: B017
+        with pytest.raises(Exception), roundtrips.short_transaction(app.engine) as conn:  # noqa: B017
+            cur = conn.connection.cursor()
             mark.many(cur, [{"row_id": rows[0].id, "provider_id": "m1", "now": clock()}])
             cur.execute("SELECT 1/0")
         with app.factory() as db:
             assert db.get(OutboxMessage, rows[0].id).status == "claimed"  # type: ignore[union-attr]
         assert _pool_autocommit(app) == [False] * len(_pool_autocommit(app))
-        with hotsql.short_transaction(app.engine) as cur:
-            mark.many(cur, [{"row_id": rows[0].id, "provider_id": "m1", "now": clock()}])
+        with roundtrips.short_transaction(app.engine) as conn:
+            mark.many(conn.connection.cursor(), [{"row_id": rows[0].id, "provider_id": "m1", "now": clock()}])
         with app.factory() as db:
             assert db.get(OutboxMessage, rows[0].id).status == "sent"  # type: ignore[union-attr]
     finally:

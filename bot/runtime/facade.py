@@ -30,7 +30,7 @@ from bot.privacy import purge
 from bot.runtime import identity
 from bot.runtime.turn import Turn
 from bot.runtime.types import Clock, Inbound, utcnow
-from bot.storage import hotsql
+from bot.storage import hotsql, roundtrips
 from bot.storage.models import Agency, OutboxMessage, Service
 from flows.helpers.catalog import Catalog
 from flows.machine.types import Texts
@@ -171,7 +171,7 @@ class Runtime:
         try:
             with self.engine.connect() as conn:
                 cur = conn.connection.cursor()  # for hotsql.Prepared, in this transaction
-                own = hotsql.own_transaction(cur)  # PostgreSQL: BEGIN and COMMIT in the batches
+                own = roundtrips.own_transaction(cur)  # PostgreSQL: BEGIN and COMMIT in the batches
                 try:
                     with conn.begin():
                         contact = identity.arrive(self, cur, inbound, now, begin=own)
@@ -193,7 +193,7 @@ class Runtime:
                         return work.outbox + [r for r in work.later if r.channel == inbound.channel]
                 finally:
                     if own:
-                        hotsql.end_own_transaction(cur, conn.invalidate)
+                        roundtrips.end_own_transaction(cur, conn.invalidate)
         finally:
             if work is not None and work.orm is not None:
                 work.orm.close()

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.runtime.types import Inbound
-from bot.storage import hotsql
+from bot.storage import hotsql, roundtrips
 
 if TYPE_CHECKING:
     from bot.runtime.facade import Runtime
@@ -32,14 +32,14 @@ def arrive(rt: Runtime, cur: Any, inbound: Inbound, now: datetime, begin: bool =
     Both statements go out together (one round trip on PostgreSQL); the lock serialises one
     resident's turns, also across processes. RETURNING, not rowcount, tells a first delivery:
     psycopg reports rowcount -1 for that insert. ``begin``: the transaction starts here, with
-    them (``hotsql.own_transaction``).
+    them (``roundtrips.own_transaction``).
     """
     raw = rt.raw
     params = {"channel": inbound.channel, "external_id": inbound.user_id}
     after = raw.session_after_lock
     with hotsql.batch(cur):
         if begin:
-            hotsql.begin(cur)
+            roundtrips.begin(cur)
         fresh = None if not inbound.event_key else raw.first_delivery.send(
             cur, {"channel": inbound.channel, "event_key": inbound.event_key, "received_at": now})
         found = raw.contact_state.send(cur, params)

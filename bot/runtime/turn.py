@@ -20,7 +20,7 @@ from sqlalchemy.orm.instrumentation import manager_of_class
 from bot.desk import rating, states
 from bot.runtime import complaints, erasure, identity, plan, relay, status, surveys, webtickets
 from bot.runtime.types import Inbound, reply_payload
-from bot.storage import hotsql
+from bot.storage import hotsql, roundtrips
 from bot.storage.models import Contact, OutboxMessage
 from flows import engine
 from flows.machine.types import (
@@ -240,7 +240,7 @@ class Turn:
     def persist(self, commit: bool = False) -> None:
         """Store the session state and insert this turn's replies (not yet in the session), in
         order, together: one round trip on PostgreSQL (``commit``: with the COMMIT, see
-        ``hotsql.own_transaction``).
+        ``roundtrips.own_transaction``).
 
         A unit-of-work flush per reply cost more than the rest of the turn together; the
         replies go in one INSERT (``hotsql.RawSQL.replies``). Its RETURNING ids are sorted,
@@ -265,7 +265,7 @@ class Turn:
                           for i, row in enumerate(chunk) for c in hotsql.REPLY_COLUMNS}
                 inserted.append((chunk, raw.replies(len(chunk)).send(cur, values)))
             if commit:
-                hotsql.commit(cur)
+                roundtrips.commit(cur)
         for chunk, result in inserted:
             ids = sorted(r[0] for r in result.fetchall())
             if len(ids) != len(chunk):

@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Engine, Table, bindparam, delete, func, literal_column, null, select, update
+from sqlalchemy import Table, bindparam, delete, func, literal_column, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import Executable, UpdateBase
 
@@ -374,78 +374,6 @@ def batch(cur: Any) -> Iterator[None]:
         return
     with connection.pipeline():
         yield
-
-
-BEGIN = b"BEGIN"
-COMMIT = b"COMMIT"
-
-
-def own_transaction(cur: Any) -> bool:
-    """PostgreSQL: let the caller send BEGIN with its first :func:`batch` and COMMIT with its
-    last, instead of psycopg's own. Returns whether it may (False on SQLite, or on a connection
-    that is not idle); :func:`end_own_transaction` must follow.
-
-    Why: psycopg sends BEGIN before a transaction's first statement and waits for it even in
-    pipeline mode, and COMMIT is one more wait: two of a turn's four or five round trips, each
-    a wake-up of both processes. With the connection in autocommit mode for the turn, the
-    caller's explicit BEGIN and COMMIT make the same transaction and travel in its batches.
-    """
-    connection = cur.connection
-    if (not isinstance(connection, psycopg.Connection) or not psycopg.Pipeline.is_supported()
-            or connection.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE):
-        return False
-    connection.autocommit = True  # an attribute: nothing is sent
-    return True
-
-
-def end_own_transaction(cur: Any, invalidate: Any) -> None:
-    """Give psycopg its transactions back before the connection returns to the pool.
-
-    A transaction still open here (its COMMIT failed or never went) is rolled back first;
-    a connection that cannot be brought back is invalidated (``invalidate()``, the pool then
-    replaces it) rather than handed on in autocommit mode.
-    """
-    connection = cur.connection
-    try:
-        if connection.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            connection.rollback()
-        connection.autocommit = False
-    except Exception:  # a broken link: closed by the pool rather than reused
-        invalidate()
-
-
-def begin(cur: Any) -> None:
-    """Queue the BEGIN of a transaction taken with :func:`own_transaction` (in a :func:`batch`)."""
-    cur.execute(BEGIN, prepare=False)
-
-
-def commit(cur: Any) -> None:
-    """Queue its COMMIT (in the last :func:`batch`: it travels with those statements)."""
-    cur.execute(COMMIT, prepare=False)
-
-
-@contextmanager
-def short_transaction(engine: Engine) -> Iterator[Any]:
-    """A write transaction for statements that read nothing back: yields a driver cursor.
-
-    On PostgreSQL its statements, BEGIN and COMMIT go out as one pipeline: one round trip
-    instead of three. On SQLite, an ordinary transaction (BEGIN IMMEDIATE, see storage/db.py).
-    """
-    with engine.connect() as conn:
-        cur = conn.connection.cursor()
-        own = own_transaction(cur)
-        try:
-            with conn.begin():
-                if not own:
-                    yield cur
-                    return
-                with batch(cur):
-                    begin(cur)
-                    yield cur
-                    commit(cur)
-        finally:
-            if own:
-                end_own_transaction(cur, conn.invalidate)
 
 
 # Read with the contact (after the session state): whether this turn must mark the contact seen,

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.channels.telegram.render import CHANNEL
 from bot.runtime.facade import Runtime
 from bot.runtime.types import Inbound
-from bot.storage import hotsql
+from bot.storage import roundtrips
 from bot.storage.models import Contact, OutboxMessage
 
 if TYPE_CHECKING:
@@ -37,8 +37,9 @@ def mark_sent_many(runtime: Runtime, sent: list[tuple[int, str | None]], now: da
     Core transaction (see bot/storage/hotsql.py for why not through SQLAlchemy's execute)."""
     if not sent:
         return
-    with hotsql.short_transaction(runtime.engine) as cur:  # one round trip on PostgreSQL
-        runtime.raw.mark_sent.many(cur, [{"row_id": r, "provider_id": p, "now": now} for r, p in sent])
+    with roundtrips.short_transaction(runtime.engine) as conn:  # one round trip on PostgreSQL
+        runtime.raw.mark_sent.many(conn.connection.cursor(),
+                                   [{"row_id": r, "provider_id": p, "now": now} for r, p in sent])
     runtime.settle_erasures(r for r, _ in sent)  # erasure confirmations: deleted once sent
 
 

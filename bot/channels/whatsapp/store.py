@@ -21,6 +21,7 @@ from bot.channels.whatsapp.graph import classify
 from bot.channels.whatsapp.ids import CHANNEL, is_phone
 from bot.channels.whatsapp.inbound import Incoming, Status
 from bot.outbox.store import SendError, apply_failure
+from bot.storage import roundtrips
 from bot.storage.models import (
     Case,
     Contact,
@@ -116,12 +117,13 @@ def contact_language(factory: sessionmaker[Session], chat_id: str) -> str | None
     values = {"channel": CHANNEL, "chat": chat_id}
     conn = engine.raw_connection()
     try:
-        cur = conn.cursor()
-        cur.execute(sql, tuple(values[k] for k in order) if order is not None else values)
-        row = cur.fetchone()
-        cur.close()
+        with roundtrips.single_read(conn):  # on PostgreSQL no transaction: one round trip, not three
+            cur = conn.cursor()
+            cur.execute(sql, tuple(values[k] for k in order) if order is not None else values)
+            row = cur.fetchone()
+            cur.close()
     finally:
-        conn.close()  # back to the pool, which ends the read transaction (PostgreSQL)
+        conn.close()  # back to the pool
     return str(row[0]) if row and row[0] else None
 
 
@@ -146,7 +148,7 @@ def settle(factory: sessionmaker[Session], work: Settle, now: datetime) -> None:
     for (a crash before it: the body is processed again, its messages are duplicates then,
     and the release happens with that).
     """
-    with factory.kw["bind"].begin() as conn:
+    with roundtrips.short_transaction(factory.kw["bind"]) as conn:  # one round trip on PostgreSQL
         if work.sent:
             conn.execute(_SENT, [{"row_id": i, "provider": p, "now": now} for i, p in work.sent])
         below = [{"chat": c, "below": b, "now": now} for c, b in work.released.items() if b is not None]

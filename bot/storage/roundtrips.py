@@ -1,0 +1,117 @@
+"""Fewer waits for PostgreSQL: transactions whose BEGIN and COMMIT travel with their statements.
+
+Why it exists: on PostgreSQL every round trip is a wake-up of both processes, and psycopg
+sends BEGIN before a transaction's first statement and waits for it (even in pipeline mode),
+then COMMIT is one more wait. For the hot paths (a turn, marking sent rows, the WhatsApp
+bookkeeping, a language lookup) those waits were up to half the round trips. Here the
+connection is put in autocommit mode for the duration, the caller's own BEGIN and COMMIT make
+the same transaction inside :func:`bot.storage.hotsql.batch` pipelines, and the connection is
+always handed back to the pool in psycopg's ordinary mode (or invalidated). On SQLite nothing
+changes: it has no round trips to save.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from sqlalchemy import Connection, Engine
+
+from bot.storage.hotsql import batch
+
+BEGIN = b"BEGIN"
+COMMIT = b"COMMIT"
+
+
+def own_transaction(cur: Any) -> bool:
+    """PostgreSQL: let the caller send BEGIN with its first :func:`batch` and COMMIT with its
+    last, instead of psycopg's own. Returns whether it may (False on SQLite, or on a connection
+    that is not idle); :func:`end_own_transaction` must follow.
+
+    Why: psycopg sends BEGIN before a transaction's first statement and waits for it even in
+    pipeline mode, and COMMIT is one more wait: two of a turn's four or five round trips, each
+    a wake-up of both processes. With the connection in autocommit mode for the turn, the
+    caller's explicit BEGIN and COMMIT make the same transaction and travel in its batches.
+    """
+    connection = cur.connection
+    if (not isinstance(connection, psycopg.Connection) or not psycopg.Pipeline.is_supported()
+            or connection.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE):
+        return False
+    connection.autocommit = True  # an attribute: nothing is sent
+    return True
+
+
+def end_own_transaction(cur: Any, invalidate: Any) -> None:
+    """Give psycopg its transactions back before the connection returns to the pool.
+
+    A transaction still open here (its COMMIT failed or never went) is rolled back first;
+    a connection that cannot be brought back is invalidated (``invalidate()``, the pool then
+    replaces it) rather than handed on in autocommit mode.
+    """
+    connection = cur.connection
+    try:
+        if connection.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            connection.rollback()
+        connection.autocommit = False
+    except Exception:  # a broken link: closed by the pool rather than reused
+        invalidate()
+
+
+def begin(cur: Any) -> None:
+    """Queue the BEGIN of a transaction taken with :func:`own_transaction` (in a :func:`batch`)."""
+    cur.execute(BEGIN, prepare=False)
+
+
+def commit(cur: Any) -> None:
+    """Queue its COMMIT (in the last :func:`batch`: it travels with those statements)."""
+    cur.execute(COMMIT, prepare=False)
+
+
+@contextmanager
+def single_read(raw: Any) -> Iterator[None]:
+    """One read on a pooled driver connection (``engine.raw_connection()``) outside a transaction.
+
+    On PostgreSQL psycopg would send BEGIN before it and the pool a ROLLBACK after it: three
+    round trips for one SELECT. In autocommit mode for the read it is one. A connection that
+    cannot be switched back is invalidated, never pooled in autocommit mode.
+    """
+    driver = raw.driver_connection
+    single = (isinstance(driver, psycopg.Connection)
+              and driver.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE)
+    if single:
+        driver.autocommit = True
+    try:
+        yield
+    finally:
+        if single:
+            try:
+                driver.autocommit = False
+            except Exception:  # a broken link: closed by the pool rather than reused
+                raw.invalidate()
+
+
+@contextmanager
+def short_transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction for statements that read nothing back: yields its connection.
+
+    On PostgreSQL its statements, BEGIN and COMMIT go out as one pipeline: one round trip
+    instead of one each (a statement that returns rows still waits for them). On SQLite, an
+    ordinary transaction (BEGIN IMMEDIATE, see storage/db.py).
+    """
+    with engine.connect() as conn:
+        cur = conn.connection.cursor()
+        own = own_transaction(cur)
+        try:
+            with conn.begin():
+                if not own:
+                    yield conn
+                    return
+                with batch(cur):
+                    begin(cur)
+                    yield conn
+                    commit(cur)
+        finally:
+            if own:
+                end_own_transaction(cur, conn.invalidate)
