@@ -1,0 +1,103 @@
+"""What one round trip to PostgreSQL costs the bot's own process, and what a turn's shape costs.
+
+A turn's statements are cheap for the server; each wait for its answer is not: the thread
+blocks, both processes are woken, and on a virtualised host the kernel's share of a wake-up is
+several times the driver's Python. This measures, on one connection and in this process only
+(user and kernel CPU of the thread, ``getrusage``), the same transaction of three small writes
+sent three ways:
+
+- ``psycopg default``: psycopg's own transaction: BEGIN waited for, each statement waited for,
+  COMMIT waited for (5 round trips);
+- ``pipeline``: the statements in one pipeline, psycopg's BEGIN and COMMIT on their own
+  (3 round trips, what turns did before ``bot.storage.roundtrips``);
+- ``own BEGIN/COMMIT``: BEGIN, the statements and COMMIT in one pipeline
+  (``roundtrips.short_transaction``: 1 round trip).
+
+    python bench/bench_roundtrips.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.storage.db import scratch_schema  # noqa: E402
+
+WRITE = "INSERT INTO bench_rt (n) VALUES (%s)"
+
+
+def measure(label: str, trips: int, n: int, run: Callable[[int], None]) -> None:
+    for i in range(50):  # warm: statements prepared, buffers sized
+        run(i)
+    r0, w0 = resource.getrusage(resource.RUSAGE_THREAD), time.perf_counter()
+    for i in range(n):
+        run(i)
+    r1, wall = resource.getrusage(resource.RUSAGE_THREAD), time.perf_counter() - w0
+    user = (r1.ru_utime - r0.ru_utime) / n * 1e6
+    system = (r1.ru_stime - r0.ru_stime) / n * 1e6
+    waits = (r1.ru_nvcsw - r0.ru_nvcsw) / n
+    print(f"{label:22} {trips} trips  CPU {user + system:7.1f} us/transaction "
+          f"(user {user:6.1f}, kernel {system:6.1f})  wall {wall / n * 1e6:7.1f} us  "
+          f"blocking waits {waits:4.1f}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--postgres", required=True, help="a PostgreSQL URL (a scratch schema is made)")
+    p.add_argument("--transactions", type=int, default=2000)
+    args = p.parse_args()
+    url, drop = scratch_schema(args.postgres, prefix="bench_")
+    try:
+        from sqlalchemy.engine import make_url
+
+        u = make_url(url)
+        options = u.query.get("options")
+        conn = psycopg.connect(host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username,
+                               password=u.password, dbname=u.database,
+                               options=options if isinstance(options, str) else None)
+        conn.execute("CREATE TABLE bench_rt (id bigserial PRIMARY KEY, n int)")
+        conn.commit()
+        cur = conn.cursor()
+
+        def default(i: int) -> None:
+            for k in range(3):
+                cur.execute(WRITE, (i + k,))
+            conn.commit()
+
+        def pipelined(i: int) -> None:
+            with conn.pipeline():
+                for k in range(3):
+                    cur.execute(WRITE, (i + k,))
+            conn.commit()
+
+        def own(i: int) -> None:
+            conn.autocommit = True
+            with conn.pipeline():
+                cur.execute(b"BEGIN", prepare=False)
+                for k in range(3):
+                    cur.execute(WRITE, (i + k,))
+                cur.execute(b"COMMIT", prepare=False)
+            conn.autocommit = False
+
+        print(f"{args.transactions} transactions of three INSERTs each, one connection, "
+              "CPU of this thread only (the server's is not counted)")
+        measure("psycopg default", 5, args.transactions, default)
+        measure("pipeline", 3, args.transactions, pipelined)
+        measure("own BEGIN/COMMIT", 1, args.transactions, own)
+        conn.close()
+    finally:
+        drop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
