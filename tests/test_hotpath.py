@@ -11,6 +11,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.pool import QueuePool
 
 from bot.app import App
+from bot.channels.whatsapp.store import contact_language
 from bot.runtime import identity
 from bot.runtime import turn as turn_module
 from bot.runtime.types import Inbound
@@ -186,9 +187,10 @@ def test_a_turn_that_fails_with_its_commit_in_flight_is_rolled_back_whole(
         app.engine.dispose()
 
 
-def test_a_short_transaction_is_all_or_nothing_on_postgres(pg_url: str, clock: FakeClock) -> None:
+def test_a_short_transaction_is_all_or_nothing_and_a_single_read_leaves_no_trace_on_postgres(pg_url: str, clock: FakeClock) -> None:
     """roundtrips.short_transaction (marking sent rows): its statements, BEGIN and COMMIT share one
-    pipeline; a failing statement takes the earlier ones with it."""
+    pipeline; a failing statement takes the earlier ones with it. roundtrips.single_read reads
+    in autocommit mode and hands the connection back in psycopg's ordinary mode."""
     from bot.storage import roundtrips
 
     app = make_app(pg_url, clock)
@@ -206,5 +208,12 @@ def test_a_short_transaction_is_all_or_nothing_on_postgres(pg_url: str, clock: F
             mark.many(conn.connection.cursor(), [{"row_id": rows[0].id, "provider_id": "m1", "now": clock()}])
         with app.factory() as db:
             assert db.get(OutboxMessage, rows[0].id).status == "sent"  # type: ignore[union-attr]
+        # roundtrips.single_read: the language lookup after a WhatsApp turn, outside a transaction
+        assert contact_language(app.factory, "w1") is None  # a console contact, not WhatsApp's
+        say(app, 1, "1", user="6281")
+        with app.factory() as db, db.begin():
+            db.execute(update(Contact).where(Contact.external_id == "6281").values(channel="whatsapp"))
+        assert contact_language(app.factory, "6281") == "id"
+        assert _pool_autocommit(app) == [False] * len(_pool_autocommit(app))
     finally:
         app.engine.dispose()

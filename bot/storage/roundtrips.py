@@ -93,25 +93,38 @@ def single_read(raw: Any) -> Iterator[None]:
 
 
 @contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """A transaction on ``conn`` (which is in none) whose statements, BEGIN and COMMIT travel
+    together on PostgreSQL: one round trip. On SQLite, ``conn.begin()`` as usual.
+
+    Only for statements that return no rows when run through SQLAlchemy: it reads the cursor's
+    description as soon as it executes, before the pipeline has delivered it, and would take
+    a SELECT or RETURNING for a statement without rows. (:class:`bot.storage.hotsql.Prepared`
+    reads its rows from the driver after the block, as a turn's batches do.)
+    """
+    cur = conn.connection.cursor()
+    own = own_transaction(cur)
+    try:
+        with conn.begin():
+            if not own:
+                yield
+                return
+            with batch(cur):
+                begin(cur)
+                yield
+                commit(cur)
+    finally:
+        if own:
+            end_own_transaction(cur, conn.invalidate)
+
+
+@contextmanager
 def short_transaction(engine: Engine) -> Iterator[Connection]:
-    """A write transaction for statements that read nothing back: yields its connection.
+    """A write transaction for statements that read nothing back (:func:`pipelined` on a
+    pooled connection): yields its connection.
 
     On PostgreSQL its statements, BEGIN and COMMIT go out as one pipeline: one round trip
-    instead of one each (a statement that returns rows still waits for them). On SQLite, an
-    ordinary transaction (BEGIN IMMEDIATE, see storage/db.py).
+    instead of one each. On SQLite, an ordinary transaction (BEGIN IMMEDIATE, see storage/db.py).
     """
-    with engine.connect() as conn:
-        cur = conn.connection.cursor()
-        own = own_transaction(cur)
-        try:
-            with conn.begin():
-                if not own:
-                    yield conn
-                    return
-                with batch(cur):
-                    begin(cur)
-                    yield conn
-                    commit(cur)
-        finally:
-            if own:
-                end_own_transaction(cur, conn.invalidate)
+    with engine.connect() as conn, pipelined(conn):
+        yield conn
