@@ -10,6 +10,7 @@ through a bare aiogram echo handler in the same run as the baseline.
     python bench/bench_updates.py                     # SQLite, 3,000 updates
     python bench/bench_updates.py --updates 20000     # the full size
     python bench/bench_updates.py --postgres postgresql+psycopg://postgres@127.0.0.1/test
+    python bench/bench_updates.py --postgres URL --postgres-only --network-delay 1   # a remote server
 """
 
 from __future__ import annotations
@@ -322,6 +323,76 @@ async def count_round_trips(url: str, concurrency: int) -> float:
         proxy.close()
 
 
+def _delay_proxy(host: str, port: int, delay: float, ready: Any) -> None:
+    """A TCP proxy that holds every chunk ``delay`` seconds each way (in a process of its own,
+    so its work is not counted against the bot's): PostgreSQL as if on another machine."""
+
+    async def serve(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection(host, port)
+        loop = asyncio.get_running_loop()
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            held: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+            async def release() -> None:
+                while (item := await held.get())[1]:
+                    if (wait := item[0] - loop.time()) > 0:
+                        await asyncio.sleep(wait)
+                    dst.write(item[1])
+                    await dst.drain()
+                dst.close()
+
+            out = asyncio.create_task(release())
+            while data := await src.read(65536):
+                held.put_nowait((loop.time() + delay, data))
+            held.put_nowait((0.0, b""))
+            await out
+
+        await asyncio.gather(pump(client_r, server_w), pump(server_r, client_w), return_exceptions=True)
+
+    async def main() -> None:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        ready.send(server.sockets[0].getsockname()[1])
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def delayed(url: str, delay_ms: float) -> tuple[str, Callable[[], None]]:
+    """``url`` through :func:`_delay_proxy`: the new URL and how to stop the proxy. Prints the
+    round trip measured through it."""
+    import multiprocessing
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    ctx = multiprocessing.get_context("spawn")
+    here, there = ctx.Pipe()
+    proc = ctx.Process(target=_delay_proxy, args=(u.host or "127.0.0.1", u.port or 5432,
+                                                  delay_ms / 2000, there), daemon=True)
+    proc.start()
+    port = here.recv()
+    proxied = u.set(host="127.0.0.1", port=port)
+    with psycopg.connect(host="127.0.0.1", port=port, user=u.username, dbname=u.database,
+                         autocommit=True) as conn:
+        times = []
+        for _ in range(100):
+            t0 = time.perf_counter()
+            conn.execute("SELECT 1")
+            times.append(time.perf_counter() - t0)
+    print(f"PostgreSQL through a proxy adding {delay_ms:g} ms per round trip: "
+          f"SELECT 1 takes {statistics.median(times) * 1000:.2f} ms (median)")
+    return proxied.render_as_string(hide_password=False), proc.terminate
+
+
+def _both(first: Callable[[], None], then: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        first()
+        then()
+    return run
+
+
 def make_app(url: str) -> App:
     settings = Settings(database_url=url, log_level="WARNING")
     app = build_app(settings)
@@ -337,9 +408,13 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"{residents} residents x {UPDATES_PER_RESIDENT} updates, concurrency {args.concurrency}")
     backends: list[tuple[str, str, Callable[[], None]]] = []
     tmp = tempfile.TemporaryDirectory()
-    backends.append(("SQLite", f"sqlite:///{tmp.name}/bench.db", lambda: None))
+    if not args.postgres_only:
+        backends.append(("SQLite", f"sqlite:///{tmp.name}/bench.db", lambda: None))
     if args.postgres:
         url, drop = scratch_schema(args.postgres, prefix="bench_")
+        if args.network_delay:
+            url, stop = delayed(url, args.network_delay)
+            drop = _both(stop, drop)
         backends.append(("PostgreSQL", url, drop))
     ok = True
     try:
@@ -401,6 +476,10 @@ def main() -> int:
     p.add_argument("--updates", type=int, default=3000, help="updates per backend (default 3000)")
     p.add_argument("--concurrency", type=int, default=16, help="residents in flight at once")
     p.add_argument("--postgres", metavar="URL", help="also measure PostgreSQL (a schema is created)")
+    p.add_argument("--postgres-only", action="store_true", help="with --postgres: skip SQLite")
+    p.add_argument("--network-delay", metavar="MS", type=float, default=0.0,
+                   help="with --postgres: reach it through a proxy (its own process) that adds MS "
+                        "milliseconds to each round trip, as a server on another machine would")
     p.add_argument("--profile", action="store_true", help="print a cProfile of the Prima run")
     p.add_argument("--no-settle", action="store_true",
                    help="do not freeze start-up's heap (bot.app.settle_heap) first: the baseline for it")

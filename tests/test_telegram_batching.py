@@ -80,3 +80,31 @@ async def test_residents_in_flight_together_each_answered_in_order(app: App, clo
         unsent = db.scalar(select(func.count()).select_from(OutboxMessage)
                            .where(OutboxMessage.kind == "reply", OutboxMessage.status != "sent"))
         assert unsent == 0
+
+
+async def test_turns_waiting_together_are_shared_among_the_database_threads(
+        app: App, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL a turn mostly waits for the server: turns that queue up together go to
+    every database thread, not all to the first job (which left the others idle). SQLite has
+    one thread."""
+    import threading
+    import time
+
+    from bot.runtime.facade import Runtime
+
+    ran: list[str] = []
+    handle = Runtime.handle
+
+    def slow_handle(self: Runtime, inbound: Any) -> Any:
+        ran.append(threading.current_thread().name)
+        time.sleep(0.05)  # a server far away
+        return handle(self, inbound)
+
+    monkeypatch.setattr(Runtime, "handle", slow_handle)
+    async with harness(app, clock) as h:
+        residents = [User(id=7200 + i, first_name=f"Warga {i}", language_code="id") for i in range(12)]
+        await asyncio.gather(*(h.feed(h.server.message_update(u, "/start")) for u in residents))
+        for u in residents:  # everyone answered
+            assert h.server.chat(u.id)[-1].labels() == ["1. Setuju", "2. Tidak setuju", "3. English"]
+    threads = len(set(ran))  # PostgreSQL: 4 on a quiet host; all on the first one before
+    assert threads > 1 if app.runtime.postgres else threads == 1, ran

@@ -91,8 +91,8 @@ class TurnBatcher:
     A hop to the database thread and back (futures, a thread wake-up, the loop's self-pipe)
     cost about as much as a short turn; under load one hop now serves every waiting turn.
     Each resident still has one turn in flight at a time (the channel's per-resident lock),
-    and a turn's failure reaches only its own caller. Up to ``threads`` jobs run at once, so
-    PostgreSQL keeps its parallel connections.
+    and a turn's failure reaches only its own caller. Up to ``threads`` jobs run at once, each
+    taking its share of the waiting turns, so PostgreSQL keeps its parallel connections busy.
     """
 
     def __init__(self, channel: TelegramChannel, threads: int) -> None:
@@ -120,7 +120,11 @@ class TurnBatcher:
     async def _drain(self) -> None:
         try:
             while self._queue:
-                batch, self._queue = self._queue, []
+                # A fair share, not the whole queue: on PostgreSQL a turn mostly waits for the
+                # server, and one job running every waiting turn in a row left the other
+                # threads idle (SQLite has one thread: it takes all).
+                share = -(-len(self._queue) // self.threads)
+                batch, self._queue = self._queue[:share], self._queue[share:]
                 try:
                     outcomes = await self.channel._db(self._handle_all, [i for i, _ in batch])
                 except Exception as exc:  # the hop itself failed (shut down): tell each caller
