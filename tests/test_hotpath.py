@@ -179,6 +179,10 @@ def test_a_turn_that_fails_with_its_commit_in_flight_is_rolled_back_whole(
             assert db.scalar(select(Contact.consent_at).where(Contact.external_id == "w1")) is None
             assert db.scalar(select(InboundEvent.id).where(InboundEvent.event_key == "kw11")) is None
         assert _pool_autocommit(app) == [False] * len(_pool_autocommit(app))
+        with app.engine.connect() as conn:  # and the pooled connections still take the short path
+            cur = conn.connection.cursor()
+            assert roundtrips.own_transaction(cur)
+            roundtrips.end_own_transaction(cur, conn.invalidate)
         texts = [str(r.payload.get("text", "")) for r in say(app, 1, "1")]  # redelivered: answered
         assert app.texts("id", "consent.thanks") in texts, texts
         with app.factory() as db:

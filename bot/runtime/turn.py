@@ -268,7 +268,7 @@ class Turn:
                 roundtrips.commit(cur)
         for chunk, result in inserted:
             ids = sorted(r[0] for r in result.fetchall())
-            if len(ids) != len(chunk):
+            if len(ids) != len(chunk):  # (with ``commit`` the turn is stored by now: never seen)
                 raise RuntimeError(f"{len(chunk)} replies inserted, {len(ids)} ids returned")
             for row, row_id in zip(chunk, ids, strict=True):
                 row.id = row_id

@@ -37,7 +37,10 @@ def own_transaction(cur: Any) -> bool:
     """
     connection = cur.connection
     if (not isinstance(connection, psycopg.Connection) or not psycopg.Pipeline.is_supported()
-            or connection.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE):
+            or connection.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE
+            # a plain BEGIN would drop an isolation level or read-only mode psycopg would apply
+            or connection.isolation_level is not None or connection.read_only is not None
+            or connection.deferrable is not None):
         return False
     connection.autocommit = True  # an attribute: nothing is sent
     return True
@@ -98,8 +101,10 @@ def pipelined(conn: Connection) -> Iterator[None]:
     together on PostgreSQL: one round trip. On SQLite, ``conn.begin()`` as usual.
 
     Only for statements that return no rows when run through SQLAlchemy: it reads the cursor's
-    description as soon as it executes, before the pipeline has delivered it, and would take
-    a SELECT or RETURNING for a statement without rows. (:class:`bot.storage.hotsql.Prepared`
+    description and rowcount as soon as it executes, before the pipeline has delivered them,
+    so a SELECT or RETURNING would look empty and ``result.rowcount`` is meaningless here (and
+    the ORM, which checks rowcounts, must not flush inside). A statement's error surfaces at
+    the end of the block, as psycopg's own exception. (:class:`bot.storage.hotsql.Prepared`
     reads its rows from the driver after the block, as a turn's batches do.)
     """
     cur = conn.connection.cursor()
