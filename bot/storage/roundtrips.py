@@ -12,6 +12,7 @@ changes: it has no round trips to save.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,6 +24,21 @@ from bot.storage.hotsql import batch
 
 BEGIN = b"BEGIN"
 COMMIT = b"COMMIT"
+
+
+class _PipelineExitNoise(logging.Filter):
+    """psycopg warns "error ignored terminating <Pipeline>" when a block it closes raised and the
+    sync at its end failed too (the link is gone). The error of the block is the one that goes
+    on (the turn fails and the outage is logged once, see storage/db.py), so the warning is a
+    duplicate per pooled connection: it is kept, at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("error ignored terminating"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+logging.getLogger("psycopg").addFilter(_PipelineExitNoise())
 
 
 def own_transaction(cur: Any) -> bool:
