@@ -169,31 +169,25 @@ class Runtime:
         # session's own transaction bookkeeping cost as much as the rest of a short turn.
         work: Turn | None = None
         try:
-            with self.engine.connect() as conn:
-                cur = conn.connection.cursor()  # for hotsql.Prepared, in this transaction
-                own = roundtrips.own_transaction(cur)  # PostgreSQL: BEGIN and COMMIT in the batches
-                try:
-                    with conn.begin():
-                        contact = identity.arrive(self, cur, inbound, now, begin=own)
-                        if contact is None:
-                            log.info("duplicate delivery %s/%s ignored", inbound.channel, inbound.event_key)
-                            return []
-                        work = Turn(self, conn, inbound, contact, now, cur)
-                        work.run()
-                        # COMMIT goes with the last batch unless the ORM still has to flush
-                        work.persist(commit=own and work.orm is None and not work.later)
-                        for row in work.later:  # a staff room on another channel: its dispatcher sends it
-                            if row.channel != inbound.channel:
-                                row.status, row.claimed_at = "pending", None
-                        if work.orm is not None:
-                            work.orm.flush()  # what the session holds is written before the commit
-                        if work.erased:
-                            self.erasures.update(row.id for row in work.outbox)
-                        # staff-room rows last: their failure never holds a reply
-                        return work.outbox + [r for r in work.later if r.channel == inbound.channel]
-                finally:
-                    if own:
-                        roundtrips.end_own_transaction(cur, conn.invalidate)
+            # PostgreSQL: BEGIN and COMMIT go in the turn's batches (bot/storage/roundtrips.py)
+            with self.engine.connect() as conn, roundtrips.transaction(conn) as (cur, own):
+                contact = identity.arrive(self, cur, inbound, now, begin=own)
+                if contact is None:
+                    log.info("duplicate delivery %s/%s ignored", inbound.channel, inbound.event_key)
+                    return []
+                work = Turn(self, conn, inbound, contact, now, cur)
+                work.run()
+                # COMMIT goes with the last batch unless the ORM still has to flush
+                work.persist(commit=own and work.orm is None and not work.later)
+                for row in work.later:  # a staff room on another channel: its dispatcher sends it
+                    if row.channel != inbound.channel:
+                        row.status, row.claimed_at = "pending", None
+                if work.orm is not None:
+                    work.orm.flush()  # what the session holds is written before the commit
+                if work.erased:
+                    self.erasures.update(row.id for row in work.outbox)
+                # staff-room rows last: their failure never holds a reply
+                return work.outbox + [r for r in work.later if r.channel == inbound.channel]
         finally:
             if work is not None and work.orm is not None:
                 work.orm.close()

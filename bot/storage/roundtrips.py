@@ -13,7 +13,7 @@ changes: it has no round trips to save.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -44,7 +44,7 @@ logging.getLogger("psycopg").addFilter(_PipelineExitNoise())
 def own_transaction(cur: Any) -> bool:
     """PostgreSQL: let the caller send BEGIN with its first :func:`batch` and COMMIT with its
     last, instead of psycopg's own. Returns whether it may (False on SQLite, or on a connection
-    that is not idle); :func:`end_own_transaction` must follow.
+    that is not idle); :func:`end_own_transaction` must follow (:func:`transaction` pairs them).
 
     Why: psycopg sends BEGIN before a transaction's first statement and waits for it even in
     pipeline mode, and COMMIT is one more wait: two of a turn's four or five round trips, each
@@ -52,8 +52,7 @@ def own_transaction(cur: Any) -> bool:
     caller's explicit BEGIN and COMMIT make the same transaction and travel in its batches.
     """
     connection = cur.connection
-    if (not isinstance(connection, psycopg.Connection) or not psycopg.Pipeline.is_supported()
-            or connection.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE
+    if (not _idle_psycopg(connection) or not psycopg.Pipeline.is_supported()
             # a plain BEGIN would drop an isolation level or read-only mode psycopg would apply
             or connection.isolation_level is not None or connection.read_only is not None
             or connection.deferrable is not None):
@@ -62,20 +61,42 @@ def own_transaction(cur: Any) -> bool:
     return True
 
 
-def end_own_transaction(cur: Any, invalidate: Any) -> None:
+def end_own_transaction(cur: Any, invalidate: Callable[[], None]) -> None:
     """Give psycopg its transactions back before the connection returns to the pool.
 
     A transaction still open here (its COMMIT failed or never went) is rolled back first;
     a connection that cannot be brought back is invalidated (``invalidate()``, the pool then
     replaces it) rather than handed on in autocommit mode.
     """
-    connection = cur.connection
+    _restore(cur.connection, invalidate)
+
+
+def _idle_psycopg(connection: Any) -> bool:
+    return (isinstance(connection, psycopg.Connection)
+            and connection.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE)
+
+
+def _restore(connection: psycopg.Connection[Any], invalidate: Callable[[], None]) -> None:
     try:
         if connection.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             connection.rollback()
         connection.autocommit = False
     except Exception:  # a broken link: closed by the pool rather than reused
         invalidate()
+
+
+@contextmanager
+def transaction(conn: Connection) -> Iterator[tuple[Any, bool]]:
+    """``conn.begin()`` with :func:`own_transaction` taken and given back around it: yields the
+    driver cursor and whether the caller sends BEGIN and COMMIT itself (PostgreSQL)."""
+    cur = conn.connection.cursor()
+    own = own_transaction(cur)
+    try:
+        with conn.begin():
+            yield cur, own
+    finally:
+        if own:
+            end_own_transaction(cur, conn.invalidate)
 
 
 def begin(cur: Any) -> None:
@@ -97,18 +118,14 @@ def single_read(raw: Any) -> Iterator[None]:
     cannot be switched back is invalidated, never pooled in autocommit mode.
     """
     driver = raw.driver_connection
-    single = (isinstance(driver, psycopg.Connection)
-              and driver.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE)
+    single = _idle_psycopg(driver)
     if single:
         driver.autocommit = True
     try:
         yield
     finally:
         if single:
-            try:
-                driver.autocommit = False
-            except Exception:  # a broken link: closed by the pool rather than reused
-                raw.invalidate()
+            _restore(driver, raw.invalidate)
 
 
 @contextmanager
@@ -123,20 +140,14 @@ def pipelined(conn: Connection) -> Iterator[None]:
     the end of the block, as psycopg's own exception. (:class:`bot.storage.hotsql.Prepared`
     reads its rows from the driver after the block, as a turn's batches do.)
     """
-    cur = conn.connection.cursor()
-    own = own_transaction(cur)
-    try:
-        with conn.begin():
-            if not own:
-                yield
-                return
-            with batch(cur):
-                begin(cur)
-                yield
-                commit(cur)
-    finally:
-        if own:
-            end_own_transaction(cur, conn.invalidate)
+    with transaction(conn) as (cur, own):
+        if not own:
+            yield
+            return
+        with batch(cur):
+            begin(cur)
+            yield
+            commit(cur)
 
 
 @contextmanager
