@@ -9,9 +9,10 @@ flavour per dialect) and compiled once per dialect (``Prepared``), keeping SQLAl
 text and its bind and result processors, and dropping the rest.
 
 What it may touch: only the tables of one turn (inbound events, sessions, survey responses
-and answers, outbox rows, contacts), and only from ``bot.runtime`` inside the Session's own
-transaction, on the cursor of ``db.connection()``, so it commits or rolls back with the ORM
-work. Nothing else in Prima should use it: the ORM is the default everywhere else.
+and answers, outbox rows, contacts), from ``bot.runtime`` inside the turn's own transaction, on
+the cursor of ``db.connection()``, so it commits or rolls back with the ORM work; and the
+channels' per-message bookkeeping (sent rows, WhatsApp's stored bodies), each inside its own
+Core transaction. Nothing else in Prima should use it: the ORM is the default everywhere else.
 
 What it relies on: the compiled statement's documented attributes (``string``,
 ``positional``, ``positiontup``, ``bind_names``, ``binds``) and the statement's public
