@@ -11,7 +11,8 @@ from sqlalchemy import select
 from bot.app import App
 from bot.channels.whatsapp.store import HeldConnection, Settle, settle, store_webhooks
 from bot.storage.models import OutboxMessage, WhatsAppWebhook
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, make_app
+from tests.roundtrip_proxy import RoundTrips
 
 
 def body(n: int) -> dict[str, Any]:
@@ -99,3 +100,29 @@ def test_settle_is_all_or_nothing(app: App, clock: FakeClock) -> None:
     with app.factory() as db:
         assert db.get(OutboxMessage, row).status == "sent"  # type: ignore[union-attr]
     assert bodies_by_id(app) == {}
+
+
+def test_storing_bodies_and_the_bookkeeping_are_one_round_trip_each_on_postgres(
+        pg_url: str, clock: FakeClock) -> None:
+    """BEGIN, the statements and COMMIT travel together (bot/storage/roundtrips.py), counted on
+    the wire: storing a batch was three round trips (BEGIN, INSERT, COMMIT)."""
+    make_app(pg_url, clock).engine.dispose()  # the tables
+    proxy = RoundTrips(pg_url)
+    app = make_app(proxy.url, clock)
+    keeper = HeldConnection(app.factory)
+    try:
+        store_webhooks(app.factory, [body(0)], clock(), keeper.get())  # connected
+        row = outbox_row(app, "62811", "claimed", clock)
+        proxy.count = 0
+        ids = store_webhooks(app.factory, [body(1), body(2), body(3)], clock(), keeper.get())
+        assert proxy.count == 1
+        proxy.count = 0
+        settle(app.factory, Settle(sent=[(row, "wamid.A")], released={"62822": None}, done=ids), clock())
+        assert proxy.count == 1
+    finally:
+        keeper.close()
+        app.engine.dispose()
+        proxy.close()
+    check = make_app(pg_url, clock)
+    assert [b["n"] for b in bodies_by_id(check).values()] == [0]  # the bookkeeping deleted the rest
+    check.engine.dispose()

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-import psycopg
 from sqlalchemy import Connection, Table, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -61,8 +60,7 @@ def store_webhooks(factory: sessionmaker[Session], bodies: list[dict[str, Any]],
     ``conn``: a connection the caller holds (no checkout, and on PostgreSQL no liveness ping,
     per batch); else one from the pool. Every body answered 200 goes through here, so it runs
     on the driver (:class:`bot.storage.hotsql.Prepared`): on PostgreSQL the bodies, BEGIN and
-    COMMIT are one round trip (it was three), on SQLite one INSERT per body (no round trips to
-    save, and its driver returns no rows from an executemany).
+    COMMIT are one round trip (it was three).
     """
     if conn is None:
         with factory.kw["bind"].connect() as fresh:
@@ -72,29 +70,17 @@ def store_webhooks(factory: sessionmaker[Session], bodies: list[dict[str, Any]],
 
 def _store(conn: Connection, bodies: list[dict[str, Any]], now: datetime) -> list[int]:
     prep = _store_sql(conn.dialect)
-    rows = [prep.params({"body": b, "received_at": now, "attempts": 0}) for b in bodies]
     with roundtrips.transaction(conn) as (cur, own):
-        if not isinstance(cur, psycopg.Cursor):
-            ids = []
-            for row in rows:
-                cur.execute(prep.sql, row)
-                ids.append(int(cur.fetchone()[0]))
-            return ids
-        ins = cur.connection.cursor()  # its own: the COMMIT's status would replace its results
-        with batch(cur):
+        with batch(cur):  # PostgreSQL: BEGIN, every body and COMMIT in one round trip
             if own:
                 roundtrips.begin(cur)
-            ins.executemany(prep.sql, rows, returning=True)
+            sent = [prep.send(cur, {"body": b, "received_at": now, "attempts": 0}) for b in bodies]
             if own:
                 roundtrips.commit(cur)
-        ids = [_id(ins)]  # one result set per body, in order
-        while ins.nextset():
-            ids.append(_id(ins))
-        return ids
+        return [_id(prep.fetch(c)) for c in sent]  # each body's id, in the order given
 
 
-def _id(cur: psycopg.Cursor[Any]) -> int:
-    row = cur.fetchone()
+def _id(row: tuple[Any, ...] | None) -> int:
     if row is None:
         raise RuntimeError("INSERT ... RETURNING returned no row")
     return int(row[0])
