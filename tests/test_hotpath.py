@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.pool import QueuePool
 
 from bot.app import App
@@ -220,4 +220,44 @@ def test_a_short_transaction_is_all_or_nothing_and_a_single_read_leaves_no_trace
         assert contact_language(app.factory, "6281") == "id"
         assert not any(_pool_autocommit(app))
     finally:
+        app.engine.dispose()
+
+
+def test_a_new_residents_first_message_racing_another_process_for_the_contact_row(
+        pg_url: str, clock: FakeClock) -> None:
+    """Two processes take a new resident's first messages at once (WhatsApp may deliver two
+    bodies side by side): both find no contact and insert one. The later insert waits for the
+    first on the unique index, does nothing, and its turn goes on with the row the other made,
+    under its lock: one contact, both messages stored and answered, nothing failed."""
+    from bot.storage.models import InboundEvent
+
+    app = make_app(pg_url, clock)
+    other = app.engine.connect()  # the other process's turn, holding its new contact uncommitted
+    try:
+        other.execute(text("INSERT INTO contacts (channel, external_id, language, created_at) "
+                           "VALUES ('console', 'w9', 'id', :now)"), {"now": clock()})
+        result: list[object] = []
+        turn = threading.Thread(target=lambda: result.append(say(app, 0, "/start", user="w9")))
+        turn.start()
+        with app.engine.connect() as watch:  # until our turn waits for the other's row
+            for _ in range(500):
+                waiting = watch.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()")).scalar()
+                if waiting:
+                    break
+                watch.rollback()
+                threading.Event().wait(0.01)
+            assert waiting, "the turn never waited for the other process's contact row"
+        other.commit()
+        turn.join(30)
+        assert not turn.is_alive() and result and isinstance(result[0], list) and result[0]
+        assert say(app, 1, "1", user="w9")  # the next message finds everything in place
+        with app.factory() as db:
+            assert db.scalar(select(func.count()).select_from(Contact)
+                             .where(Contact.external_id == "w9")) == 1
+            assert db.scalar(select(func.count()).select_from(InboundEvent)
+                             .where(InboundEvent.event_key.in_(["kw90", "kw91"]))) == 2
+    finally:
+        other.close()
         app.engine.dispose()
