@@ -10,8 +10,10 @@ sent three ways:
   COMMIT waited for (5 round trips);
 - ``pipeline``: the statements in one pipeline, psycopg's BEGIN and COMMIT on their own
   (3 round trips, what turns did before ``bot.storage.roundtrips``);
-- ``own BEGIN/COMMIT``: BEGIN, the statements and COMMIT in one pipeline
-  (``roundtrips.short_transaction``: 1 round trip).
+- ``own BEGIN/COMMIT``: BEGIN, the statements and COMMIT in one pipeline (1 round trip);
+- ``one message``: BEGIN, the statements and COMMIT as one simple query, values bound on the
+  client (what ``bot.storage.hotsql.batch`` sends: 1 round trip, and no per-statement
+  pipeline bookkeeping).
 
     python bench/bench_roundtrips.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
 """
@@ -88,11 +90,19 @@ def main() -> int:
                 cur.execute(b"COMMIT", prepare=False)
             conn.autocommit = False
 
+        ccur = psycopg.ClientCursor(conn)
+
+        def message(i: int) -> None:
+            conn.autocommit = True
+            ccur.execute(";".join(["BEGIN", *(ccur.mogrify(WRITE, (i + k,)) for k in range(3)), "COMMIT"]))
+            conn.autocommit = False
+
         print(f"{args.transactions} transactions of three INSERTs each, one connection, "
               "CPU of this thread only (the server's is not counted)")
         measure("psycopg default", 5, args.transactions, default)
         measure("pipeline", 3, args.transactions, pipelined)
         measure("own BEGIN/COMMIT", 1, args.transactions, own)
+        measure("one message", 1, args.transactions, message)
         conn.close()
     finally:
         drop()

@@ -7,6 +7,7 @@ only the wire shows how many there were, whatever the driver did.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 
 
@@ -42,8 +43,9 @@ class RoundTrips:
                 await dst.drain()
             dst.close()
 
-        await asyncio.gather(pump(client_r, server_w, True), pump(server_r, client_w, False),
-                             return_exceptions=True)
+        with contextlib.suppress(asyncio.CancelledError):  # closed: ends quietly (see close)
+            await asyncio.gather(pump(client_r, server_w, True), pump(server_r, client_w, False),
+                                 return_exceptions=True)
 
     def close(self) -> None:
         async def shutdown() -> None:
