@@ -16,7 +16,10 @@ from tests.roundtrip_proxy import RoundTrips
 
 
 def body(n: int) -> dict[str, Any]:
-    return {"object": "whatsapp_business_account", "n": n, "text": f"pesan {n} — é 😀"}
+    # quotes, a backslash, a percent sign, a semicolon and a NUL-free escape: values are bound
+    # on the client on PostgreSQL (hotsql.batch), so they must come back exactly
+    return {"object": "whatsapp_business_account", "n": n, "text": f"pesan {n} — é 😀",
+            "tricky": "it's 100% \\ \"quoted\"; DROP TABLE contacts; -- %(n)s %s $1 E'\\x00'"}
 
 
 def bodies_by_id(app: App) -> dict[int, dict[str, Any]]:
@@ -39,6 +42,7 @@ def test_stored_bodies_come_back_under_their_ids_in_arrival_order(
     stored = bodies_by_id(app)
     assert [stored[i]["n"] for i in first + ids] == list(range(8))
     assert stored[ids[2]]["text"] == "pesan 3 — é 😀"
+    assert all(stored[i] == body(n) for n, i in enumerate(first + ids))  # every value exactly
     with app.factory() as db:
         row = db.get(WhatsAppWebhook, ids[0])
         assert row is not None and row.attempts == 0 and row.received_at == clock()
