@@ -12,8 +12,10 @@ sent three ways:
   (3 round trips, what turns did before ``bot.storage.roundtrips``);
 - ``own BEGIN/COMMIT``: BEGIN, the statements and COMMIT in one pipeline (1 round trip);
 - ``one message``: BEGIN, the statements and COMMIT as one simple query, values bound on the
-  client (what ``bot.storage.hotsql.batch`` sends: 1 round trip, and no per-statement
-  pipeline bookkeeping).
+  client (1 round trip, and none of the pipeline's per-statement bookkeeping). The bot does not
+  send turns this way: the values become part of the SQL text, and PostgreSQL writes the text
+  of a failing statement to its log by default (``log_min_error_statement``), so a failed
+  turn would put a resident's words there; bound parameters are not logged on error.
 
     python bench/bench_roundtrips.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
 """

@@ -158,7 +158,7 @@ def test_a_turn_that_fails_with_its_commit_in_flight_is_rolled_back_whole(
     A statement failing in the COMMIT's batch, or the connection dying there, loses the whole
     turn (the delivery is not marked seen: Telegram's redelivery is answered), and no
     connection goes back to the pool still in autocommit mode."""
-    from bot.storage import hotsql, roundtrips
+    from bot.storage import roundtrips
     from bot.storage.models import InboundEvent
 
     app = make_app(pg_url, clock)
@@ -168,7 +168,7 @@ def test_a_turn_that_fails_with_its_commit_in_flight_is_rolled_back_whole(
         sql = "SELECT 1/0" if failure == "statement" else "SELECT pg_terminate_backend(pg_backend_pid())"
 
         def fail_then_commit(cur: object) -> None:
-            hotsql.plain(cur, sql.encode())  # queued with the COMMIT, in the same message
+            cur.execute(sql)  # type: ignore[attr-defined]
             real(cur)
 
         monkeypatch.setattr(roundtrips, "commit", fail_then_commit)
@@ -260,34 +260,4 @@ def test_a_new_residents_first_message_racing_another_process_for_the_contact_ro
                              .where(InboundEvent.event_key.in_(["kw90", "kw91"]))) == 2
     finally:
         other.close()
-        app.engine.dispose()
-
-
-def test_a_batch_on_postgres_keeps_its_order_with_early_reads_and_sqlalchemy_statements(
-        pg_url: str, clock: FakeClock) -> None:
-    """hotsql.batch queues statements for one message: a result read inside the block sends
-    what is queued (as a pipeline's sync did), and a statement through SQLAlchemy inside it
-    runs after what was queued before it, in the same transaction."""
-    from bot.storage import hotsql, roundtrips
-
-    app = make_app(pg_url, clock)
-    try:
-        rows = say(app, 0, "/start")
-        mark = app.runtime.raw.mark_sent
-        with app.engine.connect() as conn, roundtrips.pipelined(conn):
-            cur = conn.connection.cursor()
-            mark.many(cur, [{"row_id": rows[0].id, "provider_id": "m1", "now": clock()}])
-            # SQLAlchemy inside the block sees the queued UPDATE: it was sent first
-            assert conn.execute(select(OutboxMessage.status).where(
-                OutboxMessage.id == rows[0].id)).scalar() == "sent"
-            with hotsql.batch(cur):  # nested: readable after it, as with a pipeline
-                found = app.runtime.raw.contact_profile.send(cur, {"cid": rows[0].contact_id})
-                count = mark.send(cur, {"row_id": rows[0].id, "provider_id": "m2", "now": clock()})
-            assert found.fetchone() is not None and count.fetchall() == []
-        with app.factory() as db:
-            row = db.get(OutboxMessage, rows[0].id)
-            assert row is not None
-            assert (row.status, row.provider_message_id, row.attempts) == ("sent", "m2", 2)  # marked twice
-        assert not any(_pool_autocommit(app))
-    finally:
         app.engine.dispose()

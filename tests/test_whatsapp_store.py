@@ -16,8 +16,7 @@ from tests.roundtrip_proxy import RoundTrips
 
 
 def body(n: int) -> dict[str, Any]:
-    # quotes, a backslash, a percent sign, a semicolon and a NUL-free escape: values are bound
-    # on the client on PostgreSQL (hotsql.batch), so they must come back exactly
+    # quotes, a backslash, percent signs, placeholders and a semicolon: stored as given
     return {"object": "whatsapp_business_account", "n": n, "text": f"pesan {n} — é 😀",
             "tricky": "it's 100% \\ \"quoted\"; DROP TABLE contacts; -- %(n)s %s $1 E'\\x00'"}
 

@@ -23,7 +23,6 @@ the tests ran (``tests/test_hotsql.py``, run on SQLite and PostgreSQL, fails if 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,18 +30,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import (
-    Engine,
-    Table,
-    bindparam,
-    delete,
-    event,
-    func,
-    literal_column,
-    null,
-    select,
-    update,
-)
+from sqlalchemy import Table, bindparam, delete, func, literal_column, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import Executable, UpdateBase
 
@@ -171,21 +159,13 @@ class Prepared:
         return tuple(out) if self.positional else dict(zip(self.names, out, strict=True))
 
     def run(self, cur: Any, values: dict[str, Any]) -> Any:
-        """Execute (inside :func:`batch` on PostgreSQL: queue); returns what to read rows from."""
         EXECUTED[0] += 1
-        script = _active.script
-        if script is not None and script.connection is cur.connection:
-            return script.add(self.sql, self.params(values))
         cur.execute(self.sql, self.params(values))
         return cur
 
     def send(self, cur: Any, values: dict[str, Any]) -> Any:
         """Run on a cursor of its own, to read later with :meth:`fetch` (inside :func:`batch`,
         several statements then share one round trip). Returns that cursor."""
-        script = _active.script
-        if script is not None and script.connection is cur.connection:
-            EXECUTED[0] += 1
-            return script.add(self.sql, self.params(values))
         return self.run(cur.connection.cursor(), values)
 
     def fetch(self, cur: Any) -> tuple[Any, ...] | None:
@@ -199,11 +179,6 @@ class Prepared:
 
     def many(self, cur: Any, rows: list[dict[str, Any]]) -> None:
         EXECUTED[0] += 1
-        script = _active.script
-        if script is not None and script.connection is cur.connection:
-            for r in rows:
-                script.add(self.sql, self.params(r))
-            return
         cur.executemany(self.sql, [self.params(r) for r in rows])
 
     def one(self, cur: Any, values: dict[str, Any]) -> tuple[Any, ...] | None:
@@ -391,123 +366,15 @@ class RawSQL:
 
 @contextmanager
 def batch(cur: Any) -> Iterator[None]:
-    """Statements run meanwhile (:meth:`Prepared.send`, ``run``, ``many``, :func:`plain`) go to
-    PostgreSQL together, as one message, when the block ends (one round trip); their results
-    are read after it (reading one earlier sends what is queued so far). SQLite runs each at
-    once: it has no round trips to save. A failed statement fails the block.
-
-    Why one message and not psycopg's pipeline mode: the pipeline flushes and polls the socket
-    after each statement it queues, and its per-statement bookkeeping cost the bot's process
-    three to four times the CPU of sending the same statements as one simple query
-    (``bench/bench_roundtrips.py``); on a host where the bot's CPU is the limit that was most
-    of a turn's database cost. The values are bound client-side by psycopg's own quoting
-    (:class:`psycopg.ClientCursor`), the same adapters as server-side binding.
-    """
+    """Statements sent meanwhile (:meth:`Prepared.send`, ``run``, ``many``) share one round trip
+    to PostgreSQL (psycopg's pipeline mode); their results are read after the block. SQLite
+    runs each at once: it has no round trips to save. A failed statement fails the block."""
     connection = cur.connection
-    if not isinstance(connection, psycopg.Connection):
+    if not isinstance(connection, psycopg.Connection) or not psycopg.Pipeline.is_supported():
         yield
         return
-    outer = _active.script
-    if outer is not None and outer.connection is connection:  # nested: the outer block sends
-        try:
-            yield
-        finally:
-            outer.send()  # what the inner block queued is readable after it, as in a pipeline
-        return
-    script = _Script(connection)
-    _active.script = script
-    try:
+    with connection.pipeline():
         yield
-    finally:
-        _active.script = outer
-    script.send()
-
-
-def plain(cur: Any, sql: bytes) -> None:
-    """A statement without values (BEGIN, COMMIT): queued with the block's on PostgreSQL."""
-    script = _active.script
-    if script is not None and script.connection is cur.connection:
-        script.add(sql.decode(), None)
-        return
-    cur.execute(sql, prepare=False)
-
-
-class _Active(threading.local):
-    script: _Script | None = None
-
-
-_active = _Active()
-
-
-@event.listens_for(Engine, "before_cursor_execute")
-def _queued_first(_conn: Any, cursor: Any, *_args: Any) -> None:
-    """A statement through SQLAlchemy inside a :func:`batch` (the ORM, say) goes after what
-    the block queued before it, as it would in a pipeline."""
-    script = _active.script
-    if script is not None and script.connection is cursor.connection:
-        script.send()
-
-
-class _Result:
-    """The rows of one queued statement, once its script was sent (reading sends it)."""
-
-    __slots__ = ("_at", "_script", "rows")
-
-    def __init__(self, script: _Script) -> None:
-        self._script = script
-        self.rows: list[tuple[Any, ...]] | None = None
-        self._at = 0
-
-    def _ready(self) -> list[tuple[Any, ...]]:
-        if self.rows is None:
-            self._script.send()
-        assert self.rows is not None
-        return self.rows
-
-    def fetchone(self) -> tuple[Any, ...] | None:
-        rows = self._ready()
-        if self._at >= len(rows):
-            return None
-        self._at += 1
-        return rows[self._at - 1]
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        rows = self._ready()
-        rest, self._at = rows[self._at:], len(rows)
-        return rest
-
-
-class _Script:
-    """Statements of one :func:`batch` on a psycopg connection, sent as one simple query."""
-
-    def __init__(self, connection: psycopg.Connection[Any]) -> None:
-        self.connection = connection
-        self.parts: list[tuple[str, Any]] = []
-        self.results: list[_Result] = []
-
-    def add(self, sql: str, params: Any) -> _Result:
-        result = _Result(self)
-        self.parts.append((sql, params))
-        self.results.append(result)
-        return result
-
-    def send(self) -> None:
-        if not self.parts:
-            return
-        parts, results = self.parts, self.results
-        self.parts, self.results = [], []
-        ccur = psycopg.ClientCursor(self.connection)
-        try:
-            query = ";".join(sql if params is None else ccur.mogrify(sql, params)
-                             for sql, params in parts)
-            ccur.execute(query.encode())  # no values: nothing more is substituted
-            for i, result in enumerate(results):
-                if i:
-                    ccur.nextset()
-                result.rows = ccur.fetchall() if ccur.pgresult is not None \
-                    and ccur.pgresult.status == psycopg.pq.ExecStatus.TUPLES_OK else []
-        finally:
-            ccur.close()
 
 
 # Read with the contact (after the session state): whether this turn must mark the contact seen,

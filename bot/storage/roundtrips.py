@@ -1,13 +1,13 @@
 """Fewer waits for PostgreSQL: transactions whose BEGIN and COMMIT travel with their statements.
 
 Why it exists: on PostgreSQL every round trip is a wake-up of both processes, and psycopg
-sends BEGIN before a transaction's first statement and waits for it, then COMMIT is one more
-wait. For the hot paths (a turn, marking sent rows, the WhatsApp bookkeeping, a language
-lookup) those waits were up to half the round trips. Here the connection is put in autocommit
-mode for the duration, the caller's own BEGIN and COMMIT make the same transaction inside
-:func:`bot.storage.hotsql.batch` messages, and the connection is always handed back to the
-pool in psycopg's ordinary mode (or invalidated). On SQLite nothing changes: it has no round
-trips to save.
+sends BEGIN before a transaction's first statement and waits for it (even in pipeline mode),
+then COMMIT is one more wait. For the hot paths (a turn, marking sent rows, the WhatsApp
+bookkeeping, a language lookup) those waits were up to half the round trips. Here the
+connection is put in autocommit mode for the duration, the caller's own BEGIN and COMMIT make
+the same transaction inside :func:`bot.storage.hotsql.batch` pipelines, and the connection is
+always handed back to the pool in psycopg's ordinary mode (or invalidated). On SQLite nothing
+changes: it has no round trips to save.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection, Engine
 
-from bot.storage.hotsql import batch, plain
+from bot.storage.hotsql import batch
 
 BEGIN = b"BEGIN"
 COMMIT = b"COMMIT"
@@ -52,7 +52,7 @@ def own_transaction(cur: Any) -> bool:
     caller's explicit BEGIN and COMMIT make the same transaction and travel in its batches.
     """
     connection = cur.connection
-    if (not _idle_psycopg(connection)
+    if (not _idle_psycopg(connection) or not psycopg.Pipeline.is_supported()
             # a plain BEGIN would drop an isolation level or read-only mode psycopg would apply
             or connection.isolation_level is not None or connection.read_only is not None
             or connection.deferrable is not None):
@@ -101,12 +101,12 @@ def transaction(conn: Connection) -> Iterator[tuple[Any, bool]]:
 
 def begin(cur: Any) -> None:
     """Queue the BEGIN of a transaction taken with :func:`own_transaction` (in a :func:`batch`)."""
-    plain(cur, BEGIN)
+    cur.execute(BEGIN, prepare=False)
 
 
 def commit(cur: Any) -> None:
     """Queue its COMMIT (in the last :func:`batch`: it travels with those statements)."""
-    plain(cur, COMMIT)
+    cur.execute(COMMIT, prepare=False)
 
 
 @contextmanager
@@ -133,10 +133,12 @@ def pipelined(conn: Connection) -> Iterator[None]:
     """A transaction on ``conn`` (which is in none) whose statements, BEGIN and COMMIT travel
     together on PostgreSQL: one round trip. On SQLite, ``conn.begin()`` as usual.
 
-    For :class:`bot.storage.hotsql.Prepared` statements (queued, read after the block); a
-    statement through SQLAlchemy inside sends what was queued before it and then runs on its
-    own round trip. A queued statement's error surfaces at the end of the block, as psycopg's
-    own exception.
+    Only for statements that return no rows when run through SQLAlchemy: it reads the cursor's
+    description and rowcount as soon as it executes, before the pipeline has delivered them,
+    so a SELECT or RETURNING would look empty and ``result.rowcount`` is meaningless here (and
+    the ORM, which checks rowcounts, must not flush inside). A statement's error surfaces at
+    the end of the block, as psycopg's own exception. (:class:`bot.storage.hotsql.Prepared`
+    reads its rows from the driver after the block, as a turn's batches do.)
     """
     with transaction(conn) as (cur, own):
         if not own:
@@ -153,7 +155,7 @@ def short_transaction(engine: Engine) -> Iterator[Connection]:
     """A write transaction for statements that read nothing back (:func:`pipelined` on a
     pooled connection): yields its connection.
 
-    On PostgreSQL its statements, BEGIN and COMMIT go out as one message: one round trip
+    On PostgreSQL its statements, BEGIN and COMMIT go out as one pipeline: one round trip
     instead of one each. On SQLite, an ordinary transaction (BEGIN IMMEDIATE, see storage/db.py).
     """
     with engine.connect() as conn, pipelined(conn):
