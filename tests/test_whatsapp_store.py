@@ -72,7 +72,7 @@ def test_settle_records_sends_releases_parked_rows_and_deletes_bodies(app: App, 
     other = outbox_row(app, "62844", "waiting", clock)  # nobody wrote: stays parked
     kept, *done = store_webhooks(app.factory, [body(n) for n in range(4)], clock())
     clock.advance(seconds=5)
-    settle(app.factory, Settle(sent=[(sent[0], "wamid.A"), (sent[1], None), (sent[2], "wamid.C")],
+    settle(app.runtime, Settle(sent=[(sent[0], "wamid.A"), (sent[1], None), (sent[2], "wamid.C")],
                                released={"62822": late, "62833": None}, done=done), clock())
     with app.factory() as db:
         rows = {r.id: r for r in db.scalars(select(OutboxMessage))}
@@ -93,13 +93,13 @@ def test_settle_is_all_or_nothing(app: App, clock: FakeClock) -> None:
     # the last statement fails (an id the database refuses): the ones before it are undone
     bad: Any = "not an id" if app.engine.dialect.name == "postgresql" else object()
     with pytest.raises(Exception):  # noqa: B017 - the driver's own error, whichever database
-        settle(app.factory, Settle(sent=[(row, "wamid.A")], released={"62822": None},
+        settle(app.runtime, Settle(sent=[(row, "wamid.A")], released={"62822": None},
                                    done=[*ids, bad]), clock())
     with app.factory() as db:
         assert db.get(OutboxMessage, row).status == "claimed"  # type: ignore[union-attr]
         assert db.get(OutboxMessage, parked).status == "waiting"  # type: ignore[union-attr]
     assert list(bodies_by_id(app)) == ids
-    settle(app.factory, Settle(sent=[(row, "wamid.A")], released={"62822": None}, done=ids), clock())
+    settle(app.runtime, Settle(sent=[(row, "wamid.A")], released={"62822": None}, done=ids), clock())
     with app.factory() as db:
         assert db.get(OutboxMessage, row).status == "sent"  # type: ignore[union-attr]
     assert bodies_by_id(app) == {}
@@ -120,7 +120,7 @@ def test_storing_bodies_and_the_bookkeeping_are_one_round_trip_each_on_postgres(
         ids = store_webhooks(app.factory, [body(1), body(2), body(3)], clock(), keeper.get())
         assert proxy.count == 1
         proxy.count = 0
-        settle(app.factory, Settle(sent=[(row, "wamid.A")], released={"62822": None}, done=ids), clock())
+        settle(app.runtime, Settle(sent=[(row, "wamid.A")], released={"62822": None}, done=ids), clock())
         assert proxy.count == 1
     finally:
         keeper.close()

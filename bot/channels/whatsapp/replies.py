@@ -110,7 +110,7 @@ class Replies:
             done.set_result(error)
 
     def _settle(self, work: Settle) -> None:
-        settle(self.runtime.factory, work, self.runtime.clock())
+        settle(self.runtime, work, self.runtime.clock())
         self.runtime.settle_erasures(r for r, _ in work.sent)  # erasure confirmations: deleted once sent
 
     async def deliver(self, rows: list[OutboxMessage]) -> None:

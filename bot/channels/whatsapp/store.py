@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,6 +32,9 @@ from bot.storage.models import (
     WhatsAppWebhook,
 )
 
+if TYPE_CHECKING:
+    from bot.runtime.facade import Runtime
+
 MAX_WEBHOOK_ATTEMPTS = 10
 PHOTO_STEPS = {("complaint", "photos_done")}  # the questions that ask for a photo (flows/steps.py)
 STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3}
@@ -40,9 +43,6 @@ OUTBOX = cast(Table, OutboxMessage.__table__)
 CONTACTS = cast(Table, Contact.__table__)
 _STORE = (insert(WEBHOOKS).values(body=bindparam("body"), received_at=bindparam("received_at"),
                                   attempts=bindparam("attempts")).returning(WEBHOOKS.c.id))
-_SENT = (update(OUTBOX).where(OUTBOX.c.id == bindparam("row_id"))
-         .values(status="sent", sent_at=bindparam("now"), provider_message_id=bindparam("provider"),
-                 attempts=OUTBOX.c.attempts + 1))  # as bot.outbox.store.mark_sent, many rows at once
 _RELEASE_ALL = (update(OUTBOX)
                 .where(OUTBOX.c.channel == CHANNEL, OUTBOX.c.status == "waiting",
                        OUTBOX.c.chat_id == bindparam("chat"))
@@ -69,7 +69,7 @@ def store_webhooks(factory: sessionmaker[Session], bodies: list[dict[str, Any]],
 
 
 def _store(conn: Connection, bodies: list[dict[str, Any]], now: datetime) -> list[int]:
-    prep = _store_sql(conn.dialect)
+    prep = _prepared(_STORE, conn.dialect)
     with roundtrips.transaction(conn) as (cur, own):
         with batch(cur):  # PostgreSQL: BEGIN, every body and COMMIT in one round trip
             if own:
@@ -86,13 +86,15 @@ def _id(row: tuple[Any, ...] | None) -> int:
     return int(row[0])
 
 
-_STORE_SQL: dict[str, Prepared] = {}
+_PREPARED: dict[tuple[int, str], Prepared] = {}
 
 
-def _store_sql(dialect: Any) -> Prepared:
-    if dialect.name not in _STORE_SQL:
-        _STORE_SQL[dialect.name] = Prepared(_STORE, dialect)
-    return _STORE_SQL[dialect.name]
+def _prepared(stmt: Any, dialect: Any) -> Prepared:
+    """A module-level statement of this file, compiled once per dialect."""
+    key = (id(stmt), dialect.name)
+    if key not in _PREPARED:
+        _PREPARED[key] = Prepared(stmt, dialect)
+    return _PREPARED[key]
 
 
 class HeldConnection:
@@ -172,49 +174,30 @@ class Settle:
         return bool(self.sent or self.released or self.done)
 
 
-def settle(factory: sessionmaker[Session], work: Settle, now: datetime) -> None:
+def settle(runtime: Runtime, work: Settle, now: datetime) -> None:
     """Rows sent, parked rows of residents who wrote made due, processed bodies deleted.
 
     One transaction: a body is deleted only together with the release its messages asked
     for (a crash before it: the body is processed again, its messages are duplicates then,
     and the release happens with that). It runs about once per message under load, so its
-    statements are executemany calls on the driver (:class:`bot.storage.hotsql.Prepared`):
-    through SQLAlchemy's execute the four cost about a millisecond of CPU, more than the
-    turn's own writes.
+    statements are executemany calls on the driver (:class:`bot.storage.hotsql.Prepared`, the
+    sent rows with the turn's own ``mark_sent``): through SQLAlchemy's execute the four cost
+    about a millisecond of CPU, more than the turn's own writes.
     """
-    sql = _settle_sql(factory.kw["bind"].dialect)
-    with roundtrips.short_transaction(factory.kw["bind"]) as conn:  # one round trip on PostgreSQL
+    dialect = runtime.engine.dialect
+    with roundtrips.short_transaction(runtime.engine) as conn:  # one round trip on PostgreSQL
         cur = conn.connection.cursor()
         if work.sent:
-            sql.sent.many(cur, [{"row_id": i, "provider": p, "now": now} for i, p in work.sent])
+            runtime.raw.mark_sent.many(
+                cur, [{"row_id": i, "provider_id": p, "now": now} for i, p in work.sent])
         below = [{"chat": c, "below": b, "now": now} for c, b in work.released.items() if b is not None]
         every = [{"chat": c, "now": now} for c, b in work.released.items() if b is None]
         if below:
-            sql.release_below.many(cur, below)
+            _prepared(_RELEASE_BELOW, dialect).many(cur, below)
         if every:
-            sql.release_all.many(cur, every)
+            _prepared(_RELEASE_ALL, dialect).many(cur, every)
         if work.done:
-            sql.done.many(cur, [{"row_id": i} for i in work.done])
-
-
-@dataclass(frozen=True)
-class _SettleSQL:
-    sent: Prepared
-    release_below: Prepared
-    release_all: Prepared
-    done: Prepared
-
-
-_SETTLE_SQL: dict[str, _SettleSQL] = {}
-
-
-def _settle_sql(dialect: Any) -> _SettleSQL:
-    if dialect.name not in _SETTLE_SQL:
-        shared: dict[Any, Any] = {}
-        _SETTLE_SQL[dialect.name] = _SettleSQL(*(
-            Prepared(stmt, dialect, shared)
-            for stmt in (_SENT, _RELEASE_BELOW, _RELEASE_ALL, _DONE)))
-    return _SETTLE_SQL[dialect.name]
+            _prepared(_DONE, dialect).many(cur, [{"row_id": i} for i in work.done])
 
 
 def load_webhook(factory: sessionmaker[Session], row_id: int) -> tuple[dict[str, Any], int] | None:
