@@ -158,7 +158,7 @@ def test_a_turn_that_fails_with_its_commit_in_flight_is_rolled_back_whole(
     A statement failing in the COMMIT's batch, or the connection dying there, loses the whole
     turn (the delivery is not marked seen: Telegram's redelivery is answered), and no
     connection goes back to the pool still in autocommit mode."""
-    from bot.storage import roundtrips
+    from bot.storage import hotsql, roundtrips
     from bot.storage.models import InboundEvent
 
     app = make_app(pg_url, clock)
@@ -168,7 +168,7 @@ def test_a_turn_that_fails_with_its_commit_in_flight_is_rolled_back_whole(
         sql = "SELECT 1/0" if failure == "statement" else "SELECT pg_terminate_backend(pg_backend_pid())"
 
         def fail_then_commit(cur: object) -> None:
-            cur.execute(sql)  # type: ignore[attr-defined]
+            hotsql.plain(cur, sql.encode())  # queued with the COMMIT, in the same pipeline
             real(cur)
 
         monkeypatch.setattr(roundtrips, "commit", fail_then_commit)

@@ -74,7 +74,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
     else:
         ping = kwargs.pop("pool_pre_ping", None)
-        engine = create_engine(url, pool_pre_ping=bool(ping), **kwargs)
+        # psycopg prepares nothing itself: the hot statements are prepared by
+        # bot.storage.pgpipe, which psycopg's DEALLOCATE ALL after a rollback would undo.
+        connect_args = {"prepare_threshold": None, **kwargs.pop("connect_args", {})}
+        engine = create_engine(url, pool_pre_ping=bool(ping), connect_args=connect_args, **kwargs)
         if ping is None:
             _ping_when_idle(engine)
     return engine

@@ -23,16 +23,12 @@ the tests ran (``tests/test_hotsql.py``, run on SQLite and PostgreSQL, fails if 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, cast
 
-import psycopg
 from sqlalchemy import Table, bindparam, delete, func, literal_column, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.expression import Executable, UpdateBase
+from sqlalchemy.sql.expression import Executable
 
 from bot.storage.models import (
     Contact,
@@ -42,6 +38,10 @@ from bot.storage.models import (
     SurveyAnswer,
     SurveyResponse,
 )
+from bot.storage.pgpipe import batch as batch
+from bot.storage.pgpipe import plain as plain
+from bot.storage.prepared import EXECUTED as EXECUTED
+from bot.storage.prepared import Prepared as Prepared
 
 EVENTS = cast(Table, InboundEvent.__table__)
 SESSIONS = cast(Table, ConversationSession.__table__)
@@ -115,114 +115,6 @@ POSTGRES = _build(postgresql.insert)
 
 def for_dialect(name: str) -> HotSQL:
     return POSTGRES if name == "postgresql" else SQLITE
-
-
-# ---------------------------------------------------------------------- straight to the driver
-
-EXECUTED = [0]  # statements run by Prepared (they bypass SQLAlchemy's events): for benchmarks
-
-
-class Prepared:
-    """A hot statement compiled once for one dialect and run on the driver's own cursor.
-
-    Even with a cached compilation, SQLAlchemy's execute (execution context, events,
-    result wrapping) cost about 60 us per statement, more than SQLite took to run it; a turn
-    runs ten of them. This keeps SQLAlchemy's SQL and type conversions (its bind and result
-    processors) and drops the rest. Run it only inside the Session's transaction, on the
-    cursor of ``db.connection()``, so it commits or rolls back with everything else.
-    """
-
-    def __init__(self, stmt: Any, dialect: Any, shared: dict[Any, Any] | None = None) -> None:
-        compiled = stmt.compile(dialect=dialect)
-        self.sql: str = compiled.string
-        self.positional: bool = bool(compiled.positional)
-        names = list(compiled.positiontup or ()) if self.positional else \
-            list(dict.fromkeys(compiled.bind_names.values()))
-        self.names = names
-        binds = [compiled.binds[name] for name in names]
-        self.params_spec: list[tuple[str, bool, Any, Any]] = [
-            (b.key, bool(b.required), None if b.required else b.effective_value,
-             _processor(b.type, dialect, {} if shared is None else shared))
-            for b in binds
-        ]
-        if isinstance(stmt, UpdateBase):  # INSERT/UPDATE/DELETE: its RETURNING columns, if any
-            columns = list(stmt.exported_columns)
-        else:
-            columns = list(getattr(stmt, "selected_columns", ()) or ())
-        self.results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
-
-    def params(self, values: dict[str, Any]) -> Any:
-        out = []
-        for key, required, const, proc in self.params_spec:
-            value = values[key] if required else values.get(key, const)
-            out.append(proc(value) if proc is not None else value)
-        return tuple(out) if self.positional else dict(zip(self.names, out, strict=True))
-
-    def run(self, cur: Any, values: dict[str, Any]) -> Any:
-        EXECUTED[0] += 1
-        cur.execute(self.sql, self.params(values))
-        return cur
-
-    def send(self, cur: Any, values: dict[str, Any]) -> Any:
-        """Run on a cursor of its own, to read later with :meth:`fetch` (inside :func:`batch`,
-        several statements then share one round trip). Returns that cursor."""
-        return self.run(cur.connection.cursor(), values)
-
-    def fetch(self, cur: Any) -> tuple[Any, ...] | None:
-        """The one row a cursor of :meth:`send` holds, converted (None without one)."""
-        row = cur.fetchone()
-        if row is not None and cur.fetchone() is not None:
-            raise ValueError(f"more than one row from {self.sql!r}")
-        if row is None:
-            return None
-        return tuple(p(v) if p is not None else v for p, v in zip(self.results, row, strict=True))
-
-    def many(self, cur: Any, rows: list[dict[str, Any]]) -> None:
-        EXECUTED[0] += 1
-        cur.executemany(self.sql, [self.params(r) for r in rows])
-
-    def one(self, cur: Any, values: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The first row, converted (None without one); the cursor is left drained."""
-        return self.fetch(self.run(cur, values))
-
-    def scalar(self, cur: Any, values: dict[str, Any]) -> Any:
-        row = self.one(cur, values)
-        return None if row is None else row[0]
-
-
-def _processor(type_: Any, dialect: Any, shared: dict[Any, Any]) -> Any:
-    """One processor per column type, shared by every statement, so ``now`` is converted
-    once per turn rather than once per statement."""
-    key = (type(type_), repr(type_))
-    if key not in shared:
-        shared[key] = _last_value(type_.dialect_impl(dialect).bind_processor(dialect))
-    return shared[key]
-
-
-def _last_value(proc: Any) -> Any:
-    """Remember a processor's last two inputs: a turn binds the same ``now`` a dozen times,
-    and a survey's answers alternate it with the time they count at.
-
-    The pairs are replaced in one assignment, so threads sharing the statement never mix up
-    an input with another's output; holding the input keeps its ``id`` from being reused.
-    """
-    if proc is None:
-        return None
-    none = (object(), None)
-    last: list[tuple[tuple[Any, Any], tuple[Any, Any]]] = [(none, none)]
-
-    def process(value: Any) -> Any:
-        newest, older = last[0]
-        if newest[0] is value:
-            return newest[1]
-        if older[0] is value:
-            return older[1]
-        out = proc(value)
-        if isinstance(value, datetime):  # immutable: safe to reuse the converted value
-            last[0] = ((value, out), newest)
-        return out
-
-    return process
 
 
 def _values(table: Table, *names: str) -> dict[str, Any]:
@@ -362,19 +254,6 @@ class RawSQL:
             self._replies[n] = self._prep(
                 self._insert(OUTBOX).values(rows).returning(OUTBOX.c.id))
         return self._replies[n]
-
-
-@contextmanager
-def batch(cur: Any) -> Iterator[None]:
-    """Statements sent meanwhile (:meth:`Prepared.send`, ``run``, ``many``) share one round trip
-    to PostgreSQL (psycopg's pipeline mode); their results are read after the block. SQLite
-    runs each at once: it has no round trips to save. A failed statement fails the block."""
-    connection = cur.connection
-    if not isinstance(connection, psycopg.Connection) or not psycopg.Pipeline.is_supported():
-        yield
-        return
-    with connection.pipeline():
-        yield
 
 
 # Read with the contact (after the session state): whether this turn must mark the contact seen,

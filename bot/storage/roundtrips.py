@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection, Engine
 
-from bot.storage.hotsql import batch
+from bot.storage.hotsql import batch, plain
 
 BEGIN = b"BEGIN"
 COMMIT = b"COMMIT"
@@ -101,12 +101,12 @@ def transaction(conn: Connection) -> Iterator[tuple[Any, bool]]:
 
 def begin(cur: Any) -> None:
     """Queue the BEGIN of a transaction taken with :func:`own_transaction` (in a :func:`batch`)."""
-    cur.execute(BEGIN, prepare=False)
+    plain(cur, BEGIN)
 
 
 def commit(cur: Any) -> None:
     """Queue its COMMIT (in the last :func:`batch`: it travels with those statements)."""
-    cur.execute(COMMIT, prepare=False)
+    plain(cur, COMMIT)
 
 
 @contextmanager
@@ -133,12 +133,10 @@ def pipelined(conn: Connection) -> Iterator[None]:
     """A transaction on ``conn`` (which is in none) whose statements, BEGIN and COMMIT travel
     together on PostgreSQL: one round trip. On SQLite, ``conn.begin()`` as usual.
 
-    Only for statements that return no rows when run through SQLAlchemy: it reads the cursor's
-    description and rowcount as soon as it executes, before the pipeline has delivered them,
-    so a SELECT or RETURNING would look empty and ``result.rowcount`` is meaningless here (and
-    the ORM, which checks rowcounts, must not flush inside). A statement's error surfaces at
-    the end of the block, as psycopg's own exception. (:class:`bot.storage.hotsql.Prepared`
-    reads its rows from the driver after the block, as a turn's batches do.)
+    For :class:`bot.storage.hotsql.Prepared` statements (queued, read after the block); a
+    statement through SQLAlchemy inside sends what was queued before it and then takes a round
+    trip of its own. A queued statement's error surfaces at the end of the block, as
+    psycopg's own exception.
     """
     with transaction(conn) as (cur, own):
         if not own:
