@@ -160,3 +160,46 @@ def test_where_psycopg_prepares_the_statements_go_unnamed(pg_url: str, clock: Fa
     finally:
         engine.dispose()
         app.engine.dispose()
+
+
+def test_a_failed_inner_batch_forgets_only_its_own_statements(pg_url: str, clock: FakeClock) -> None:
+    """An inner block that raises drops what it queued; the outer block's statements before and
+    after it are sent, and a COMMIT through SQLAlchemy inside a block goes after them."""
+    app = make_app(pg_url, clock)
+    raw = app.runtime.raw
+    try:
+        with app.engine.connect() as conn:
+            conn.begin()
+            cur = conn.connection.cursor()
+            with hotsql.batch(cur):
+                event(raw, cur, "k1", clock)
+                with pytest.raises(ValueError), hotsql.batch(cur):
+                    event(raw, cur, "k2", clock)
+                    raise ValueError("a check in the inner block failed")
+                event(raw, cur, "k3", clock)
+                conn.commit()  # sends k1 and k3 first, then commits them
+        with app.factory() as db:
+            assert sorted(db.scalars(select(InboundEvent.event_key))) == ["k1", "k3"]
+    finally:
+        app.engine.dispose()
+
+
+def test_statements_deallocated_behind_its_back_are_prepared_again(pg_url: str, clock: FakeClock) -> None:
+    """A DEALLOCATE ALL (a pooler, an operator) fails the next use once, as the server says;
+    the connection's names are then forgotten and the use after it prepares them again."""
+    app = make_app(pg_url, clock)
+    echo = hotsql.Prepared(ECHO, app.engine.dialect)
+    try:
+        with app.engine.connect() as conn:
+            cur = conn.connection.cursor()
+            with conn.begin():
+                assert echo.one(cur, {"x": 5}) == (0, 5)
+            conn.exec_driver_sql("DEALLOCATE ALL")
+            conn.commit()
+            with pytest.raises(psycopg.errors.InvalidSqlStatementName), conn.begin():
+                echo.one(cur, {"x": 6})
+            with conn.begin():
+                assert echo.one(cur, {"x": 7}) == (0, 7)
+                assert len(prima_statements(conn)) == 1
+    finally:
+        app.engine.dispose()

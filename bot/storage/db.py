@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import ConfigError
+from bot.storage import pgpipe
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -78,6 +79,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # bot.storage.pgpipe, which psycopg's DEALLOCATE ALL after a rollback would undo.
         connect_args = {"prepare_threshold": None, **kwargs.pop("connect_args", {})}
         engine = create_engine(url, pool_pre_ping=bool(ping), connect_args=connect_args, **kwargs)
+        pgpipe.watch(engine)
         if ping is None:
             _ping_when_idle(engine)
     return engine

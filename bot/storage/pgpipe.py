@@ -47,6 +47,9 @@ FATAL = pq.ExecStatus.FATAL_ERROR
 ABORTED = pq.ExecStatus.PIPELINE_ABORTED
 PIPELINE_OFF = pq.PipelineStatus.OFF
 
+# Prepared statements gone from the server (a DEALLOCATE, a pooler), or outdated by a schema
+# change: the connection's names are forgotten, so the next use prepares them again.
+STALE = ("26000", "0A000")
 PREPARED_MAX = 200  # statements prepared per connection; beyond that, sent unnamed
 _AUTO: dict[int, list[PyFormat]] = {}
 _PLACEHOLDER = re.compile(r"%\(([^)]+)\)s|%%|%")
@@ -162,11 +165,11 @@ class Pipe:
         self.queue.append((sql, params, result))
         return result
 
-    def drop(self) -> None:
-        """Forget what is queued (its block failed; the transaction is rolled back)."""
-        for _, _, result in self.queue:
+    def drop(self, mark: int = 0) -> None:
+        """Forget what was queued after the first ``mark`` statements (its block failed)."""
+        for _, _, result in self.queue[mark:]:
             result._pipe = None
-        self.queue = []
+        del self.queue[mark:]
 
     def send(self) -> None:
         """Send what is queued and read every result; the first failed statement's error is
@@ -231,24 +234,26 @@ def _run(connection: psycopg.Connection[Any], queue: list[tuple[bytes, list[Any]
     pg.exit_pipeline_mode()
     if len(groups) != len(plan):  # never seen: libpq answers every command of a pipeline
         raise psycopg.InternalError(f"{len(plan)} statements sent, {len(groups)} answered")
-    error: Exception | None = None
-    for (result, prepared), results in zip(plan, groups, strict=True):
+    error: psycopg.Error | None = None
+    for (_, prepared), results in zip(plan, groups, strict=True):
         res = results[-1] if results else None
         status = res.status if res is not None else COMMAND_OK
         if res is not None and status == FATAL and error is None:
             error = error_from_result(res, encoding=connection.info.encoding)
-        if status not in (TUPLES_OK, COMMAND_OK):
-            continue
-        if prepared is not None and names is not None:
+        if prepared is not None and names is not None and status == COMMAND_OK:
             names.names[prepared[0]] = prepared[1]
+    if error is not None:
+        if names is not None and error.sqlstate in STALE:  # deallocated behind our back
+            names.names.clear()
+        raise error  # (rows of a failed pipeline are never read: its transaction is lost)
+    for (result, _), results in zip(plan, groups, strict=True):
         if result is not None:
-            if status == TUPLES_OK and res is not None and res.ntuples:
+            res = results[-1] if results else None
+            if res is not None and res.status == TUPLES_OK and res.ntuples:
                 tx.set_pgresult(res)
                 result.rows = tx.load_rows(0, res.ntuples, tuple)
             else:
                 result.rows = []
-    if error is not None:
-        raise error
 
 
 def _communicate(pg: Any) -> list[list[Any]]:
@@ -310,10 +315,11 @@ def batch(cur: Any) -> Iterator[None]:
         return
     outer = _active.pipe
     if outer is not None and outer.connection is connection:  # nested: the outer block sends
+        mark = len(outer.queue)
         try:
             yield
         except BaseException:
-            outer.drop()
+            outer.drop(mark)  # what the inner block queued; the outer block's stays
             raise
         outer.send()  # what the inner block queued is readable after it, as in a pipeline
         return
@@ -364,10 +370,30 @@ class _Active(threading.local):
 _active = _Active()
 
 
-@event.listens_for(Engine, "before_cursor_execute")
+def watch(engine: Engine) -> None:
+    """Keep a PostgreSQL engine's own statements in order with a :func:`batch` on the same
+    connection: a statement through SQLAlchemy inside the block (the ORM, say) goes after
+    what the block queued before it, as it would in a pipeline, and so does a COMMIT; a
+    ROLLBACK forgets what was queued. (Only on PostgreSQL engines: any listener makes
+    SQLAlchemy run its event machinery for every statement of that engine.)"""
+    event.listen(engine, "before_cursor_execute", _queued_first)
+    event.listen(engine, "commit", _send_queued)
+    event.listen(engine, "rollback", _drop_queued)
+
+
 def _queued_first(_conn: Any, cursor: Any, *_args: Any) -> None:
-    """A statement through SQLAlchemy inside a :func:`batch` (the ORM, say) goes after what
-    the block queued before it, as it would in a pipeline."""
     pipe = _active.pipe
     if pipe is not None and pipe.connection is cursor.connection:
         pipe.send()
+
+
+def _send_queued(conn: Any) -> None:
+    pipe = _active.pipe
+    if pipe is not None and pipe.connection is conn.connection.dbapi_connection:
+        pipe.send()
+
+
+def _drop_queued(conn: Any) -> None:
+    pipe = _active.pipe
+    if pipe is not None and pipe.connection is conn.connection.dbapi_connection:
+        pipe.drop()
