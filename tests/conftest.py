@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +17,7 @@ import pytest_asyncio
 
 from bot.app import App, build_app
 from bot.config import Settings
-from bot.storage.db import scratch_schema
+from bot.storage.db import make_engine, migrate, scratch_schema
 
 PG_URL = os.environ.get("PRIMA_TEST_POSTGRES_URL", "")
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +79,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_MIGRATED: list[Path] = []
+
+
+def _migrated_sqlite(url: str) -> None:
+    """A new SQLite file starts as a copy of one migrated once per test run: the app's own
+    migration then finds it at the newest revision (0.03 s instead of 0.4-0.7 s per app, and
+    most tests build one). Files that already exist are left as they are."""
+    if not url.startswith("sqlite:///"):
+        return
+    target = Path(url.removeprefix("sqlite:///"))
+    if target.exists() or not target.parent.is_dir():
+        return
+    if not _MIGRATED:
+        folder = tempfile.mkdtemp(prefix="prima-template-")
+        atexit.register(shutil.rmtree, folder, True)
+        template = Path(folder) / "migrated.db"
+        engine = make_engine(f"sqlite:///{template}")
+        migrate(engine)
+        engine.dispose()  # the last connection checkpoints the WAL into the file
+        _MIGRATED.append(template)
+    shutil.copyfile(_MIGRATED[0], target)
+
+
 def make_app(url: str, clock: FakeClock, **overrides: object) -> App:
+    _migrated_sqlite(url)
     settings = Settings(database_url=url, catalog_path=ROOT / "catalog.yaml", **overrides)  # type: ignore[arg-type]
     return build_app(settings, clock=clock)
 
