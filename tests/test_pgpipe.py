@@ -22,6 +22,11 @@ def event(raw: Any, cur: Any, key: str, clock: FakeClock) -> Any:
     return raw.first_delivery.send(cur, {"channel": "telegram", "event_key": key, "received_at": clock()})
 
 
+def driver(conn: Any) -> Any:
+    """The psycopg connection under a SQLAlchemy one."""
+    return conn.connection.dbapi_connection
+
+
 def prima_statements(conn: Any) -> list[str]:
     return list(conn.execute(text(
         "SELECT name FROM pg_prepared_statements WHERE name LIKE 'prima_%' ORDER BY name")).scalars())
@@ -77,8 +82,8 @@ def test_a_failing_statement_raises_psycopgs_error_and_the_transaction_keeps_not
                 later = event(raw, cur, "k2", clock)
             with pytest.raises(psycopg.InterfaceError):
                 later.fetchone()
-            assert conn.connection.dbapi_connection.pgconn.pipeline_status == pgpipe.PIPELINE_OFF
-            assert conn.connection.dbapi_connection.autocommit is False
+            assert driver(conn).pgconn.pipeline_status == pgpipe.PIPELINE_OFF
+            assert driver(conn).autocommit is False
             with roundtrips.pipelined(conn):
                 kept = event(raw, conn.connection.cursor(), "k3", clock)
             assert raw.first_delivery.fetch(kept) is not None
@@ -99,7 +104,7 @@ def test_outside_a_batch_a_statement_joins_psycopgs_transaction(pg_url: str, clo
             cur = conn.connection.cursor()
             assert raw.first_delivery.fetch(raw.first_delivery.run(
                 cur, {"channel": "telegram", "event_key": "k1", "received_at": clock()})) is not None
-            assert conn.connection.dbapi_connection.pgconn.transaction_status == pgpipe.INTRANS
+            assert driver(conn).pgconn.transaction_status == pgpipe.INTRANS
             trans.rollback()
         with app.factory() as db:
             assert db.scalar(select(func.count()).select_from(InboundEvent)) == 0
@@ -118,7 +123,7 @@ def test_statements_are_prepared_once_per_connection_and_survive_rollbacks(
     try:
         with app.engine.connect() as conn:
             cur = conn.connection.cursor()
-            assert conn.connection.dbapi_connection.prepare_threshold is None
+            assert driver(conn).prepare_threshold is None
             for _ in range(5):
                 with roundtrips.pipelined(conn):
                     rows = [echo.send(cur, {"x": x}) for x in (7, 2**40, None, 8)]
