@@ -14,11 +14,8 @@ the cursor of ``db.connection()``, so it commits or rolls back with the ORM work
 channels' per-message bookkeeping (sent rows, WhatsApp's stored bodies), each inside its own
 Core transaction. Nothing else in Prima should use it: the ORM is the default everywhere else.
 
-What it relies on: the compiled statement's documented attributes (``string``,
-``positional``, ``positiontup``, ``bind_names``, ``binds``) and the statement's public
-``selected_columns`` / ``exported_columns`` (the RETURNING columns of a DML statement).
-These are stable within a SQLAlchemy minor version; ``pyproject.toml`` admits only the minors
-the tests ran (``tests/test_hotsql.py``, run on SQLite and PostgreSQL, fails if one changed).
+What it relies on: SQLAlchemy's compiler, through ``bot.storage.prepared`` (which says what
+exactly); ``pyproject.toml`` admits only the SQLAlchemy minors the tests ran.
 """
 
 from __future__ import annotations

@@ -44,7 +44,6 @@ SYNC = pq.ExecStatus.PIPELINE_SYNC
 TUPLES_OK = pq.ExecStatus.TUPLES_OK
 COMMAND_OK = pq.ExecStatus.COMMAND_OK
 FATAL = pq.ExecStatus.FATAL_ERROR
-ABORTED = pq.ExecStatus.PIPELINE_ABORTED
 PIPELINE_OFF = pq.PipelineStatus.OFF
 
 # Prepared statements gone from the server (a DEALLOCATE, a pooler), or outdated by a schema

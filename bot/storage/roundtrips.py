@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection, Engine
 
-from bot.storage.hotsql import batch, plain
+from bot.storage.pgpipe import batch, plain
 
 BEGIN = b"BEGIN"
 COMMIT = b"COMMIT"
