@@ -17,7 +17,9 @@ Reported per run: updates/s, p50/p99 time to the 200 and to the reply (at the fa
 CPU per update of the bot processes (from /proc), of their PostgreSQL backends, and of this
 benchmark's own process (driver, balancer, fake API). Checked after each run: one inbound
 row per update (copies not stored twice), nine answers per resident, every reply row sent and
-received once, each resident's replies received in the order they were committed.
+received once, each resident's replies received in the order they were committed, every press
+answered once (the bot puts that answer in the webhook's 200, and the driver makes the call as
+Telegram would).
 
 Sends are not paced (TELEGRAM_RATE_TOTAL=0, TELEGRAM_RATE_CHAT=0): the figure is the bot's
 capacity, not Telegram's 30 messages/s.
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import random
 import signal
@@ -144,6 +147,7 @@ class Run:
     processes: int
     updates: int = 0
     copies: int = 0
+    presses: int = 0  # callback queries posted (copies too): each must be answered
     failures: list[str] = field(default_factory=list)
     to_200: list[float] = field(default_factory=list)
     to_reply: list[float] = field(default_factory=list)
@@ -202,7 +206,9 @@ class Driver:
         async with self.gate:
             sent = time.perf_counter()
             async with self.http.post(self.url, json=update, headers={SECRET_HEADER: SECRET}) as resp:
-                await resp.read()
+                body = await resp.read()
+                if resp.status == 200 and resp.content_type == "application/json":
+                    await self.tg.webhook_call(json.loads(body))  # a call the 200 carries
                 return resp.status, sent
 
     async def resident(self, uid: int, run: Run, timeout: float = 60.0) -> None:
@@ -222,6 +228,7 @@ class Driver:
             status, t0 = await self.post(update)
             run.to_200.append(time.perf_counter() - t0)
             run.updates += 1
+            run.presses += "callback_query" in update
             if status != 200:
                 run.failures.append(f"resident {uid}: HTTP {status} at step {i}")
                 return
@@ -236,6 +243,7 @@ class Driver:
             run.to_reply.append(mine[before][0] - t0)
             if self.random.random() < self.duplicates:  # Telegram redelivers: must change nothing
                 run.copies += 1
+                run.presses += "callback_query" in update
                 if (await self.post(update))[0] != 200:
                     run.failures.append(f"resident {uid}: a redelivered update was refused")
 
@@ -286,7 +294,7 @@ def db_backends(url: str, app_name: str) -> list[int]:
         engine.dispose()
 
 
-def check(url: str, run: Run, replies: dict[int, list[Any]], residents: int) -> None:
+def check(url: str, run: Run, replies: dict[int, list[Any]], residents: int, answered: int) -> None:
     """Exactly-once storage and per-resident order, from the database and the fake Bot API."""
     from bot.storage.db import make_engine
 
@@ -318,6 +326,9 @@ def check(url: str, run: Run, replies: dict[int, list[Any]], residents: int) -> 
             if os.environ.get("BENCH_SCALE_DEBUG"):
                 print(uid, want, seen, sep="\n")
     run.checks["replies received once, in commit order"] = bad == 0
+    run.checks["every press answered once"] = answered == run.presses
+    if answered != run.presses:
+        run.failures.append(f"checks: {answered} callback answers for {run.presses} presses")
     if bad or inbound != run.updates or answers != 9 * residents or unsent:
         run.failures.append(f"checks: inbound {inbound} for {run.updates} updates, {answers} answers for "
                             f"{residents} residents, {unsent} rows not sent, {bad} residents out of order")
@@ -371,9 +382,9 @@ async def one_run(base_url: str, processes: int, residents: int, concurrency: in
         run.cpu_bench = time.process_time() - cpu0[2]
         run.failures += warm.failures
         await asyncio.sleep(0.5)  # replies of the last turns are recorded as sent
-        total = Run(processes, updates=run.updates + warm.updates)
+        total = Run(processes, updates=run.updates + warm.updates, presses=run.presses + warm.presses)
         check(url, total, {uid: tg.by_chat[uid] for uid in uids + [base + i for i in range(2 * processes)]},
-              residents + 2 * processes)
+              residents + 2 * processes, len(tg.callback_answers))
         run.checks, run.failures = total.checks, run.failures + total.failures
     finally:
         for p in procs:

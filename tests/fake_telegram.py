@@ -136,6 +136,7 @@ class FakeTelegram:
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.sent: list[Sent] = []
         self.callback_answers: list[dict[str, Any]] = []
+        self.webhook_calls: list[str] = []  # Bot API calls made from a webhook's answer
         self.commands: dict[str, list[dict[str, Any]]] = {}  # language_code ("" default) -> list
         self.webhook: dict[str, Any] | None = None
         self.faults: list[Fault] = []
@@ -294,7 +295,23 @@ class FakeTelegram:
             headers["X-Telegram-Bot-Api-Secret-Token"] = token
         async with ClientSession() as http, \
                 http.post(self.webhook["url"], json=update, headers=headers) as resp:
+            if resp.status == 200 and resp.content_type == "application/json":
+                await self.webhook_call(await resp.json())
             return resp.status
+
+    async def webhook_call(self, body: Any) -> None:
+        """Make the Bot API call a webhook's 200 carries, as Telegram does (its outcome is never
+        reported back to the bot); ``webhook_calls`` keeps the methods made that way."""
+        if not isinstance(body, dict) or not isinstance(body.get("method"), str):
+            return
+        params = {k: v for k, v in body.items() if k != "method"}
+        method = body["method"]
+        self.webhook_calls.append(method)
+        self.requests.append((method, params))
+        handler = getattr(self, f"_m_{method.lower()}", None)
+        if handler is not None:
+            await handler(params)
+        self._notify()
 
     # ------------------------------------------------------------------ HTTP
 

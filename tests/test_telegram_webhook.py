@@ -56,9 +56,26 @@ async def test_webhook_with_and_without_the_secret(app: App, clock: FakeClock) -
             assert await h.server.deliver_webhook(start) == 200
             assert [m.labels() for m in h.server.chat(WARGA.id)][-1][0] == "1. Setuju"
             assert len(h.server.chat(WARGA.id)) == 2
+            pressed = []
             for label in ("Setuju", "Nilai layanan", "Disdukcapil", "KTP Elektronik", "Sesuai"):
-                press = h.server.press_update(WARGA, h.last_question(WARGA), label)
+                question = h.last_question(WARGA)
+                press = h.server.press_update(WARGA, question, label)
+                pressed.append((question, press["callback_query"]["data"]))
                 assert await h.server.deliver_webhook(press) == 200
+            assert _count(app, SurveyAnswer) == 1
+            # each press was answered (its spinner stops) by the call its 200 carried, not by
+            # a request of its own; the pressed question shows the choice, its keyboard gone
+            assert h.server.webhook_calls == ["answerCallbackQuery"] * 5
+            assert [m for m, _ in h.server.requests].count("answerCallbackQuery") == 5
+            assert [a["callback_query_id"] for a in h.server.callback_answers] == \
+                [f"cb{n}" for n in range(1, 6)]
+            assert all(q.reply_markup is None and q.edits for q, _ in pressed)
+            # the menu's keyboard pressed again (a slow phone still shows it): nothing stored,
+            # and the notice the resident sees rides on the 200 as well
+            question, data = pressed[1]
+            assert await h.server.deliver_webhook(h.server.press_update(WARGA, question, data=data)) == 200
+            assert h.server.webhook_calls == ["answerCallbackQuery"] * 6
+            assert h.server.callback_answers[-1].get("text")
             assert _count(app, SurveyAnswer) == 1
             # a forged press without the secret changes nothing
             forged = h.server.press_update(WARGA, h.last_question(WARGA), "Mudah")

@@ -40,6 +40,7 @@ from bot.channels.telegram.turns import (
     release,
     set_reachable,
 )
+from bot.channels.telegram.webhook import WebhookReply
 from bot.i18n import LANGUAGES
 from bot.outbox.ratelimit import SendBudget
 from bot.outbox.store import SendError, record_failure, send_within
@@ -188,14 +189,20 @@ class TelegramChannel:
 
         await self._locks.run(inbound.user_id, work)
 
-    async def on_callback(self, query: CallbackQuery, event_update: Update) -> None:
-        """Every callback query is answered, whatever happens; only valid presses edit the question."""
+    async def on_callback(self, query: CallbackQuery, event_update: Update,
+                          webhook_reply: WebhookReply | None = None) -> None:
+        """Every callback query is answered, whatever happens; only valid presses edit the question.
+
+        In webhook mode the answer rides on the webhook's 200 (``webhook_reply``) when the turn
+        went through; the question's edit, made before the next question is sent, removes the
+        pressed keyboard (and its spinner) first.
+        """
         user = query.from_user
         parsed = parse_callback(query.data)
         lang = (user.language_code or "id")[:2] if user else "id"
         if parsed is None:
             log.info("malformed callback_data %r from %s", query.data, user.id if user else "?")
-            await self._answer(query, self.texts(lang, "tg.button_invalid"))
+            await self._answer(query, self.texts(lang, "tg.button_invalid"), webhook_reply)
             return
         q, choice = parsed
         chat_id = query.message.chat.id if query.message is not None else user.id
@@ -213,12 +220,12 @@ class TelegramChannel:
                                    if r.payload.get("text") in self._stale), None)
                 stale = stale_text is not None
                 answered = True
-                await self._answer(query, stale_text)
+                await self._answer(query, stale_text, webhook_reply)
                 if rows:
                     await self._show_choice(query, None if stale else query.data)
                 await self.deliver(rows)
             finally:
-                if not answered:
+                if not answered:  # the turn failed: the webhook answers 500, so call directly
                     await self._answer(query, None)
 
         await self._locks.run(inbound.user_id, work)
@@ -231,7 +238,11 @@ class TelegramChannel:
         when = self.runtime.clock() if status == "kicked" else None
         await self._db(set_reachable, self.factory, str(event.chat.id), when)
 
-    async def _answer(self, query: CallbackQuery, text: str | None) -> None:
+    async def _answer(self, query: CallbackQuery, text: str | None,
+                      webhook_reply: WebhookReply | None = None) -> None:
+        if webhook_reply is not None and webhook_reply.take(
+                "answerCallbackQuery", callback_query_id=query.id, text=text):
+            return
         try:
             await self.bot.answer_callback_query(query.id, text=text)
         except TelegramAPIError as exc:  # too old to answer: nothing the resident can see
