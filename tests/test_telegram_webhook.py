@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import socket
 from contextlib import suppress
+from typing import Any
 
+import pytest
 from aiohttp import ClientSession
 from sqlalchemy import func, select
 
+import bot.runtime.turn as runtime_module
 from bot.app import App
 from bot.channels.telegram.run import serve
 from bot.storage.models import InboundEvent, SurveyAnswer
@@ -89,6 +92,50 @@ async def test_webhook_with_and_without_the_secret(app: App, clock: FakeClock) -
                 async with http.post(f"http://127.0.0.1:{port}/telegram/webhook",
                                      data="not json", headers=headers) as resp:
                     assert resp.status == 400
+        finally:
+            stop.set()
+            with suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, 10)
+
+
+async def test_a_press_whose_turn_fails_is_still_answered(
+    app: App, clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The 500 carries nothing Telegram would act on, so the answer is a request of its own;
+    the redelivery is handled once, its answer back on the 200."""
+    port = free_port()
+    app.settings.telegram_webhook_url = "https://prima.example.go.id/telegram/webhook"
+    app.settings.http_port = port
+    async with harness(app, clock) as h:
+        stop = asyncio.Event()
+        task = asyncio.create_task(serve(app, h.bot, channel=h.channel, dp=h.dp, stop=stop,
+                                         background=False))
+        await h.server.wait_for(lambda: h.server.webhook is not None)
+        assert h.server.webhook is not None
+        h.server.webhook = {**h.server.webhook, "url": f"http://127.0.0.1:{port}/telegram/webhook"}
+        try:
+            assert await h.server.deliver_webhook(h.server.message_update(WARGA, "/start")) == 200
+            press = h.server.press_update(WARGA, h.last_question(WARGA), "Setuju")
+            persist = runtime_module.Turn.persist
+
+            def disk_full(self: Any, commit: bool = False) -> None:
+                raise RuntimeError("disk full")
+
+            monkeypatch.setattr(runtime_module.Turn, "persist", disk_full)
+            assert await h.server.deliver_webhook(press) == 500
+            assert [a["callback_query_id"] for a in h.server.callback_answers] == [
+                press["callback_query"]["id"]]
+            assert h.server.webhook_calls == []  # a request of its own
+            assert len(h.server.chat(WARGA.id)) == 2  # nothing new said, the question kept
+            assert h.last_question(WARGA).labels()[0] == "1. Setuju"
+
+            monkeypatch.setattr(runtime_module.Turn, "persist", persist)
+            assert await h.server.deliver_webhook(press) == 200  # Telegram redelivers
+            assert h.server.webhook_calls == ["answerCallbackQuery"]
+            assert h.last_question(WARGA).labels()[0] == "1. Nilai layanan"
+            assert await h.server.deliver_webhook(press) == 200  # and again: nothing new
+            assert h.server.webhook_calls == ["answerCallbackQuery"] * 2
+            assert h.last_question(WARGA).labels()[0] == "1. Nilai layanan"
         finally:
             stop.set()
             with suppress(asyncio.CancelledError):
